@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/keybridge/sts/internal/config"
+	"github.com/keybridge/sts/internal/setup"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// openData opens the data of an operator command (client, key, token
+// inspect, migrate). It resolves the configuration over the full set of
+// storage and serve settings rather than over the command's own flags, so
+// that the YAML file `sts serve` reads (with addr, issuer, ... in it) is
+// accepted by every command too; only settings the operator passed as
+// flags of the parents (--data-dir, --database-url, --config, --log-*, and
+// the key settings of `sts key`) are copied in. Command-local flags such as
+// `client create --access-token-ttl` are client settings, not server ones,
+// and are deliberately not copied.
+func openData(cmd *cobra.Command) (*setup.Env, error) {
+	fs := pflag.NewFlagSet(cmd.CommandPath(), pflag.ContinueOnError)
+	config.RegisterStorage(fs)
+	config.RegisterServe(fs)
+	var errs []string
+	copyFlag := func(f *pflag.Flag) {
+		if fs.Lookup(f.Name) == nil {
+			return
+		}
+		if err := fs.Set(f.Name, f.Value.String()); err != nil {
+			errs = append(errs, fmt.Sprintf("--%s: %v", f.Name, err))
+		}
+	}
+	cmd.InheritedFlags().Visit(copyFlag)
+	if cmd.HasParent() && cmd.Parent().Name() == "key" {
+		// `sts key rotate` flags registered on the command itself.
+		cmd.LocalNonPersistentFlags().Visit(copyFlag)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	c, err := config.Load(fs, os.Getenv)
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	env, err := setup.Open(cmd.Context(), c, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	return env, nil
+}
+
+// oneLine joins a multi-line error (errors.Join of several problems) into
+// one line, since main prints `sts: <err>` once.
+func oneLine(err error) error {
+	s := err.Error()
+	if !strings.Contains(s, "\n") {
+		return err
+	}
+	return fmt.Errorf("%s", strings.ReplaceAll(s, "\n", "; "))
+}
+
+// readArg returns s, or, when s is "-", the first line of in (for tokens
+// piped in so they stay out of the shell history and the process list).
+func readArg(in io.Reader, s, what string) (string, error) {
+	if s != "-" {
+		return strings.TrimSpace(s), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(in, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("read %s from stdin: %w", what, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("no %s on stdin", what)
+	}
+	return v, nil
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/keybridge/sts/internal/config"
+	"github.com/keybridge/sts/internal/endpoint/discovery"
+	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/internal/server"
+	"github.com/spf13/cobra"
+)
+
+func newServe() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the token service",
+		Long: `Run the token service. With no configuration it listens on 127.0.0.1:8080,
+keeps its data in SQLite under ./sts-data/ and creates its signing keys on
+first start. Settings come from flags, STS_* environment variables (e.g.
+STS_ADDR) or a YAML file (--config), flags winning.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			env, err := openEnv(cmd)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			ctx := cmd.Context()
+			c := env.Config
+			km, err := env.Keys(ctx)
+			if err != nil {
+				return err
+			}
+			srv := server.New(server.Options{
+				Issuer: c.Issuer,
+				Store:  env.Store,
+				Keys:   km,
+				Hasher: env.Hasher,
+				Limits: policy.Limits{
+					AccessTokenTTL:  c.AccessTokenTTL,
+					RefreshTokenTTL: c.RefreshTokenTTL,
+					MaxTokenTTL:     c.MaxTokenTTL,
+				},
+				Leeway: c.Leeway,
+				Logger: env.Logger,
+			})
+			ln, err := net.Listen("tcp", c.Addr)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Key Bridge STS listening on %s\n", ln.Addr())
+			fmt.Fprintf(out, "  issuer:   %s\n", c.Issuer)
+			fmt.Fprintf(out, "  metadata: %s%s\n", c.Issuer, discovery.MetadataPath)
+			fmt.Fprintf(out, "  token:    %s%s\n", c.Issuer, server.TokenPath)
+			if c.DatabaseURL == "" {
+				fmt.Fprintf(out, "  data:     %s\n", c.SQLitePath())
+			}
+			fmt.Fprintf(out, "Next: register a client in another terminal with\n  go run ./cmd/sts client create --name my-service --audience https://backend.example.com/api\n")
+			env.Logger.Info("serving", "addr", ln.Addr().String(), "issuer", c.Issuer, "signing_key", km.Snapshot().Current.ID)
+			return srv.Run(ctx, ln, c.TLSCert, c.TLSKey)
+		},
+	}
+	config.RegisterServe(cmd.Flags())
+	return cmd
+}

@@ -1,0 +1,143 @@
+// Package clientauth authenticates OAuth clients at the token, introspection
+// and revocation endpoints with client_secret_basic and client_secret_post
+// (RFC 6749 §2.3.1), and owns how client secrets are generated and hashed.
+package clientauth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
+)
+
+// SecretBytes is the entropy of a generated secret: 256 bits.
+const SecretBytes = 32
+
+// NewSecret returns a fresh client secret (256 random bits, base64url).
+func NewSecret() string {
+	var b [SecretBytes]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Hasher hashes client secrets with HMAC-SHA256 under a server key. Secrets
+// are high-entropy random strings, so a fast keyed hash is as strong as a
+// slow one and keeps authentication off the CPU budget; the key means a
+// stolen database alone cannot be used to test guesses.
+type Hasher struct{ key []byte }
+
+// NewHasher returns a Hasher with the given key.
+func NewHasher(key []byte) *Hasher { return &Hasher{key: append([]byte(nil), key...)} }
+
+// Hash returns the stored form of secret.
+func (h *Hasher) Hash(secret string) []byte {
+	m := hmac.New(sha256.New, h.key)
+	m.Write([]byte(secret))
+	return m.Sum(nil)
+}
+
+// Credentials are what a client presented.
+type Credentials struct {
+	ID     string
+	Secret string
+	Method string // oauth.AuthMethodClientSecretBasic or _Post
+}
+
+// Extract reads the client credentials of r and its parsed form. Using both
+// methods at once is invalid_request (RFC 6749 §2.3: "MUST NOT use more than
+// one authentication method in each request"). Basic credentials are
+// form-url-decoded after base64 decoding (RFC 6749 §2.3.1), so ids and
+// secrets containing '%', '+' or ':' work.
+func Extract(r *http.Request, form url.Values) (Credentials, *oauth.Error) {
+	auth := r.Header.Get("Authorization")
+	postID, postSecret := form.Get("client_id"), form.Get("client_secret")
+	if auth != "" {
+		if postSecret != "" {
+			return Credentials{}, oauth.NewError(oauth.ErrInvalidRequest, "use one client authentication method, not several")
+		}
+		scheme, rest, _ := strings.Cut(auth, " ")
+		if !strings.EqualFold(scheme, "Basic") {
+			return Credentials{}, failed(errors.New("unsupported Authorization scheme"))
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+		if err != nil {
+			return Credentials{}, failed(err)
+		}
+		encID, encSecret, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return Credentials{}, failed(errors.New("basic credentials without ':'"))
+		}
+		id, err1 := url.QueryUnescape(encID)
+		secret, err2 := url.QueryUnescape(encSecret)
+		if err1 != nil || err2 != nil {
+			return Credentials{}, failed(errors.Join(err1, err2))
+		}
+		// A client_id in the body must name the same client (RFC 6749 §3.2.1).
+		if postID != "" && postID != id {
+			return Credentials{}, oauth.NewError(oauth.ErrInvalidRequest, "client_id does not match the Authorization header")
+		}
+		return Credentials{ID: id, Secret: secret, Method: oauth.AuthMethodClientSecretBasic}, nil
+	}
+	if postID == "" || postSecret == "" {
+		return Credentials{}, failed(errors.New("no client credentials"))
+	}
+	return Credentials{ID: postID, Secret: postSecret, Method: oauth.AuthMethodClientSecretPost}, nil
+}
+
+// ErrAuthFailed is the answer to every failed client authentication: it
+// never says which part of the credentials was wrong.
+func failed(cause error) *oauth.Error {
+	return oauth.NewError(oauth.ErrInvalidClient, "client authentication failed").WithCause(cause)
+}
+
+// Authenticator checks credentials against the stored clients.
+type Authenticator struct {
+	Clients store.Clients
+	Hasher  *Hasher
+	Now     func() time.Time
+}
+
+// dummyHash is compared against when the client is unknown, so that an
+// unknown id costs the same as a wrong secret.
+var dummyHash = make([]byte, sha256.Size)
+
+// Authenticate extracts and verifies the credentials of r and returns the
+// active client. Failures are invalid_client (401); a malformed request is
+// invalid_request. The returned Credentials are set even on failure when
+// the client id could be read, for the audit record.
+func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form url.Values) (*store.Client, Credentials, error) {
+	cred, oe := Extract(r, form)
+	if oe != nil {
+		return nil, cred, oe
+	}
+	got := a.Hasher.Hash(cred.Secret)
+	c, err := a.Clients.GetClient(ctx, cred.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		subtle.ConstantTimeCompare(got, dummyHash)
+		return nil, cred, failed(errors.New("unknown client"))
+	case err != nil:
+		return nil, cred, err
+	}
+	ok := subtle.ConstantTimeCompare(got, c.SecretHash) == 1
+	if !ok && len(c.PrevSecretHash) > 0 && a.Now().Before(c.PrevSecretExpiresAt) {
+		ok = subtle.ConstantTimeCompare(got, c.PrevSecretHash) == 1
+	}
+	if !ok {
+		return nil, cred, failed(errors.New("wrong secret"))
+	}
+	if c.Status != store.ClientActive {
+		return nil, cred, failed(errors.New("client is " + string(c.Status)))
+	}
+	return c, cred, nil
+}

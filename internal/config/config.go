@@ -1,0 +1,234 @@
+// Package config reads the server's settings from, in rising precedence,
+// built-in defaults, an optional YAML file (--config / STS_CONFIG), STS_*
+// environment variables and command-line flags. The file's keys are the
+// flag names; unknown keys are errors, and Validate reports every problem
+// at once. It also opens what the settings name: the store and the
+// key-encryption key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the validated configuration.
+type Config struct {
+	Addr              string
+	Issuer            string
+	DataDir           string
+	DatabaseURL       string
+	LogLevel          string
+	LogFormat         string
+	KeyAlgorithm      string
+	KeyRotationPeriod time.Duration
+	AccessTokenTTL    time.Duration
+	RefreshTokenTTL   time.Duration
+	MaxTokenTTL       time.Duration
+	Leeway            time.Duration
+	TLSCert           string
+	TLSKey            string
+	// KeyEncryptionKey is the base64 KEK from STS_KEY_ENCRYPTION_KEY
+	// (never a flag: argv is visible to every user of the machine).
+	KeyEncryptionKey string
+}
+
+// Flag names, which are also the YAML keys and, upper-cased with '-' as
+// '_' and prefixed STS_, the environment variables.
+const (
+	FlagAddr              = "addr"
+	FlagIssuer            = "issuer"
+	FlagDataDir           = "data-dir"
+	FlagDatabaseURL       = "database-url"
+	FlagConfig            = "config"
+	FlagLogLevel          = "log-level"
+	FlagLogFormat         = "log-format"
+	FlagKeyAlgorithm      = "key-algorithm"
+	FlagKeyRotationPeriod = "key-rotation-period"
+	FlagAccessTokenTTL    = "access-token-ttl"
+	FlagRefreshTokenTTL   = "refresh-token-ttl"
+	FlagMaxTokenTTL       = "max-token-ttl"
+	FlagLeeway            = "leeway"
+	FlagTLSCert           = "tls-cert"
+	FlagTLSKey            = "tls-key"
+)
+
+// DefaultAddr is where `sts serve` listens with no configuration.
+const DefaultAddr = "127.0.0.1:8080"
+
+// RegisterStorage adds the flags every command needs to find the data:
+// --data-dir, --database-url and --config.
+func RegisterStorage(fs *pflag.FlagSet) {
+	fs.String(FlagDataDir, "./sts-data", "directory of the embedded SQLite database and generated key-encryption key")
+	fs.String(FlagDatabaseURL, "", "database URL (postgres://...); empty for SQLite in --data-dir")
+	fs.String(FlagConfig, "", "YAML configuration file whose keys are these flag names")
+	fs.String(FlagLogLevel, "info", "log level: debug, info, warn, error")
+	fs.String(FlagLogFormat, "text", "log format: text or json")
+}
+
+// RegisterServe adds the flags of `sts serve` and of commands that need the
+// token settings.
+func RegisterServe(fs *pflag.FlagSet) {
+	fs.String(FlagAddr, DefaultAddr, "listen address")
+	fs.String(FlagIssuer, "", "issuer URL (default http://ADDR)")
+	fs.String(FlagKeyAlgorithm, "ES256", "signing algorithm of new keys: ES256, EdDSA or RS256")
+	fs.Duration(FlagKeyRotationPeriod, 30*24*time.Hour, "how long a key signs before it is rotated (0 disables)")
+	fs.Duration(FlagAccessTokenTTL, time.Hour, "default access token lifetime")
+	fs.Duration(FlagRefreshTokenTTL, 24*time.Hour, "default refresh token lifetime")
+	fs.Duration(FlagMaxTokenTTL, 24*time.Hour, "longest lifetime of any signed token")
+	fs.Duration(FlagLeeway, 30*time.Second, "clock-skew leeway on exp and nbf of presented tokens")
+	fs.String(FlagTLSCert, "", "TLS certificate file (PEM); serve HTTPS when set")
+	fs.String(FlagTLSKey, "", "TLS private key file (PEM)")
+}
+
+// EnvName is the environment variable of a flag.
+func EnvName(flag string) string {
+	return "STS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Load resolves every flag registered on fs: flag if set, else environment,
+// else file, else default; then validates.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	vals := map[string]string{}
+	fs.VisitAll(func(f *pflag.Flag) { vals[f.Name] = f.DefValue })
+	path := getenv(EnvName(FlagConfig))
+	if f := fs.Lookup(FlagConfig); f != nil && f.Changed {
+		path = f.Value.String()
+	}
+	if path != "" {
+		file, err := readFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var unknown []string
+		for k, v := range file {
+			if _, ok := vals[k]; !ok || k == FlagConfig {
+				unknown = append(unknown, k)
+				continue
+			}
+			vals[k] = v
+		}
+		if len(unknown) > 0 {
+			return nil, fmt.Errorf("%s: unknown settings: %s", path, strings.Join(unknown, ", "))
+		}
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			vals[f.Name] = f.Value.String()
+		} else if v := getenv(EnvName(f.Name)); v != "" {
+			vals[f.Name] = v
+		}
+	})
+	c := &Config{KeyEncryptionKey: getenv("STS_KEY_ENCRYPTION_KEY")}
+	return c, c.fill(vals)
+}
+
+func readFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		switch v.(type) {
+		case map[string]any, []any:
+			return nil, fmt.Errorf("%s: %s must be a single value", path, k)
+		}
+		out[k] = fmt.Sprint(v)
+	}
+	return out, nil
+}
+
+// fill parses the resolved strings and validates them, collecting every
+// problem.
+func (c *Config) fill(v map[string]string) error {
+	var errs []error
+	dur := func(name string) time.Duration {
+		s, ok := v[name]
+		if !ok {
+			return 0
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration like 90s or 1h", name, s))
+		}
+		return d
+	}
+	c.Addr = v[FlagAddr]
+	c.Issuer = strings.TrimRight(v[FlagIssuer], "/")
+	c.DataDir = v[FlagDataDir]
+	c.DatabaseURL = v[FlagDatabaseURL]
+	c.LogLevel = v[FlagLogLevel]
+	c.LogFormat = v[FlagLogFormat]
+	c.KeyAlgorithm = v[FlagKeyAlgorithm]
+	c.KeyRotationPeriod = dur(FlagKeyRotationPeriod)
+	c.AccessTokenTTL = dur(FlagAccessTokenTTL)
+	c.RefreshTokenTTL = dur(FlagRefreshTokenTTL)
+	c.MaxTokenTTL = dur(FlagMaxTokenTTL)
+	c.Leeway = dur(FlagLeeway)
+	c.TLSCert, c.TLSKey = v[FlagTLSCert], v[FlagTLSKey]
+
+	if _, ok := v[FlagAddr]; ok {
+		if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("addr: %q is not host:port", c.Addr))
+		} else if _, err := strconv.Atoi(port); err != nil {
+			errs = append(errs, fmt.Errorf("addr: port %q is not a number", port))
+		}
+		if c.Issuer == "" {
+			scheme := "http"
+			if c.TLSCert != "" {
+				scheme = "https"
+			}
+			c.Issuer = scheme + "://" + c.Addr
+		}
+		if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			// RFC 8414 §2: an https URL with no query or fragment; http is
+			// tolerated for local use.
+			errs = append(errs, fmt.Errorf("issuer: %q must be an http(s) URL without query or fragment", c.Issuer))
+		}
+		switch c.KeyAlgorithm {
+		case "ES256", "EdDSA", "RS256":
+		default:
+			errs = append(errs, fmt.Errorf("key-algorithm: %q is not ES256, EdDSA or RS256", c.KeyAlgorithm))
+		}
+		if (c.TLSCert == "") != (c.TLSKey == "") {
+			errs = append(errs, errors.New("tls-cert and tls-key go together"))
+		}
+		if c.AccessTokenTTL <= 0 || c.MaxTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
+			errs = append(errs, errors.New("token lifetimes must be positive"))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format: %q is not text or json", c.LogFormat))
+	}
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: empty (and no database-url)"))
+	}
+	return errors.Join(errs...)
+}
+
+// KEKPath is where a generated key-encryption key is kept.
+func (c *Config) KEKPath() string { return filepath.Join(c.DataDir, "kek") }
+
+// SQLitePath is the embedded database file.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "sts.db") }

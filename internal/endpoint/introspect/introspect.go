@@ -1,0 +1,96 @@
+// Package introspect is the token introspection endpoint (RFC 7662): an
+// authenticated client asks whether a token is active and learns its claims,
+// including act, scope and client_id.
+package introspect
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/keybridge/sts/internal/audit"
+	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/oauthhttp"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/token"
+	"github.com/keybridge/sts/oauth"
+)
+
+// Endpoint answers introspection requests.
+type Endpoint struct {
+	Auth   *clientauth.Authenticator
+	Tokens *token.Service
+	Log    *slog.Logger
+	Audit  *audit.Writer
+}
+
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	form, oe := oauthhttp.ParseForm(w, r)
+	if oe != nil {
+		oauthhttp.WriteError(w, e.Log, oe)
+		return
+	}
+	c, cred, err := e.Auth.Authenticate(r.Context(), r, form)
+	if err != nil {
+		_ = e.Audit.Record(r.Context(), store.AuditRecord{
+			Time: e.Tokens.Now(), Action: "token.introspect", Decision: store.DecisionRefused,
+			ClientID: cred.ID, Error: string(oauth.ErrInvalidClient), RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr,
+		})
+		oauthhttp.WriteError(w, e.Log, err)
+		return
+	}
+	raw := form.Get("token")
+	if raw == "" {
+		oauthhttp.WriteError(w, e.Log, oauth.NewError(oauth.ErrInvalidRequest, "token is required"))
+		return
+	}
+	// The hint (token_type_hint) is only an optimisation (RFC 7662 §2.1);
+	// every token is looked up the same way here, so it is not needed.
+	v, err := e.Tokens.Validate(r.Context(), raw)
+	if err != nil {
+		if !token.IsInvalid(err) {
+			oauthhttp.WriteError(w, e.Log, err)
+			return
+		}
+		// RFC 7662 §2.2: an invalid, expired or revoked token is inactive,
+		// with no other member.
+		oauthhttp.WriteJSON(w, http.StatusOK, oauth.IntrospectionResponse{Active: false})
+		return
+	}
+	if v.Kind == store.TokenRefresh && v.ClientID != c.ID {
+		// A refresh token is the business of its own client only.
+		oauthhttp.WriteJSON(w, http.StatusOK, oauth.IntrospectionResponse{Active: false})
+		return
+	}
+	oauthhttp.WriteJSON(w, http.StatusOK, Response(v))
+}
+
+// Response is the introspection answer for a valid token.
+func Response(v *token.Validated) oauth.IntrospectionResponse {
+	resp := oauth.IntrospectionResponse{
+		Active:    true,
+		Scope:     v.Scope,
+		ClientID:  v.ClientID,
+		TokenType: oauth.TokenTypeBearer,
+		Exp:       v.Expiry,
+		Iat:       v.IssuedAt,
+		Nbf:       v.NotBefore,
+		Sub:       v.Subject,
+		Aud:       v.Audience,
+		Iss:       v.Issuer,
+		Jti:       v.ID,
+		Act:       v.Act,
+		MayAct:    v.MayAct,
+	}
+	switch {
+	case v.Kind == store.TokenRefresh:
+		resp.TokenType = oauth.TokenTypeNA
+		resp.IssuedTokenType = oauth.TokenTypeRefreshToken
+	case v.Format == token.FormatJWT:
+		resp.IssuedTokenType = oauth.TokenTypeJWT
+	default:
+		resp.IssuedTokenType = oauth.TokenTypeAccessToken
+	}
+	resp.Scope = strings.TrimSpace(resp.Scope)
+	return resp
+}

@@ -1,0 +1,219 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keybridge/sts/internal/audit"
+	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/oauthhttp"
+	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/token"
+	"github.com/keybridge/sts/oauth"
+)
+
+// Endpoint is the token endpoint.
+type Endpoint struct {
+	auth   *clientauth.Authenticator
+	tokens *token.Service
+	audit  *audit.Writer
+	limits policy.Limits
+	grants map[string]Grant
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// Options are the endpoint's dependencies.
+type Options struct {
+	Auth   *clientauth.Authenticator
+	Tokens *token.Service
+	Audit  *audit.Writer
+	Limits policy.Limits
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// New returns the token endpoint.
+func New(o Options) *Endpoint {
+	return &Endpoint{
+		auth: o.Auth, tokens: o.Tokens, audit: o.Audit, limits: o.Limits, log: o.Logger, now: o.Now,
+		grants: map[string]Grant{
+			oauth.GrantTypeTokenExchange:     tokenExchange{o.Tokens},
+			oauth.GrantTypeClientCredentials: clientCredentials{},
+			oauth.GrantTypeRefreshToken:      refreshGrant{o.Tokens},
+		},
+	}
+}
+
+// GrantTypes lists the supported grant types, for metadata.
+func GrantTypes() []string {
+	return []string{oauth.GrantTypeTokenExchange, oauth.GrantTypeClientCredentials, oauth.GrantTypeRefreshToken}
+}
+
+// ServeHTTP runs the pipeline and writes the answer.
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ev := store.AuditRecord{Action: "token", RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr}
+	resp, err := e.handle(w, r, &ev)
+	ev.Time = e.now()
+	if err != nil {
+		oe := oauth.AsError(err)
+		ev.Decision, ev.Error, ev.Detail = store.DecisionRefused, string(oe.Code), oe.Error()
+	} else {
+		ev.Decision = store.DecisionGranted
+	}
+	// Nothing is answered before its audit record is committed.
+	if aerr := e.audit.Record(r.Context(), ev); aerr != nil && err == nil {
+		err = oauth.NewError(oauth.ErrServerError, "internal error").WithCause(aerr)
+	}
+	if err != nil {
+		oauthhttp.WriteError(w, e.log, err)
+		return
+	}
+	e.log.Debug("token issued", "client_id", ev.ClientID, "jti", ev.JTI, "grant", ev.Action)
+	oauthhttp.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
+	// 1. Parse.
+	form, oe := oauthhttp.ParseForm(w, r, MultiValued...)
+	if oe != nil {
+		return nil, oe
+	}
+	if gt := form.Get("grant_type"); gt != "" {
+		ev.Action = "token." + shortGrant(gt)
+	}
+	// 2. Authenticate.
+	ctx := r.Context()
+	c, cred, err := e.auth.Authenticate(ctx, r, form)
+	ev.ClientID = cred.ID
+	if err != nil {
+		return nil, err
+	}
+	req, oe := ParseRequest(form)
+	if oe != nil {
+		return nil, oe
+	}
+	// 3. Grant.
+	g, ok := e.grants[req.GrantType]
+	if !ok {
+		return nil, oauth.NewError(oauth.ErrUnsupportedGrantType, "grant_type %q is not supported", req.GrantType)
+	}
+	if !slices.Contains(c.GrantTypes, req.GrantType) {
+		return nil, oauth.NewError(oauth.ErrUnauthorizedClient, "this client may not use grant_type %s", req.GrantType)
+	}
+	// 4. The grant's own part.
+	b, err := g.Resolve(ctx, c, req)
+	if err != nil {
+		return nil, err
+	}
+	ev.Subject = b.ID
+	if b.Act != nil {
+		ev.Actor = b.Act.Subject
+	}
+	// 5. Policy.
+	now := e.now()
+	preq := policy.Request{GrantType: req.GrantType, Scope: req.Scope, Targets: req.Targets()}
+	if req.GrantType == oauth.GrantTypeTokenExchange {
+		preq.RequestedTokenType = req.RequestedTokenType
+	}
+	d, oe := policy.Decide(c, b.Subject, preq, e.limits, now)
+	if oe != nil {
+		return nil, oe
+	}
+	ev.Audience = d.Audience
+	// 6. Mint.
+	return e.issue(ctx, c, req, b, &d, ev)
+}
+
+func (e *Endpoint) issue(ctx context.Context, c *store.Client, req *Request, b *Basis, d *policy.Decision, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
+	rec := store.TokenRecord{
+		ClientID: c.ID,
+		Subject:  b.ID,
+		Scope:    strings.Join(d.Scope, " "),
+		Audience: d.Audience,
+		Actor:    actorJSON(b.Act),
+		FamilyID: b.FamilyID,
+		IssuedAt: d.IssuedAt,
+	}
+	resp := &oauth.TokenResponse{TokenType: oauth.TokenTypeBearer}
+	if req.GrantType == oauth.GrantTypeTokenExchange {
+		resp.IssuedTokenType = d.IssuedTokenType
+	}
+	if d.ScopeChanged {
+		resp.Scope = rec.Scope
+	}
+	// The refresh token first: a refresh grant must consume its token
+	// before anything is issued, so a replay issues nothing.
+	if d.Refresh || d.IssuedTokenType == oauth.TokenTypeRefreshToken {
+		if rec.FamilyID == "" {
+			rec.FamilyID = token.NewID()
+		}
+		rt := rec
+		rt.Kind, rt.JTI = store.TokenRefresh, token.NewID()
+		rt.ExpiresAt = d.RefreshExpiry
+		if d.IssuedTokenType == oauth.TokenTypeRefreshToken {
+			rt.ExpiresAt = d.Expiry
+		}
+		tok, err := e.tokens.IssueRefresh(ctx, &rt, b.RotateFrom)
+		if errors.Is(err, store.ErrTokenReplayed) || errors.Is(err, store.ErrTokenInactive) || errors.Is(err, store.ErrNotFound) {
+			return nil, oauth.NewError(oauth.ErrInvalidGrant, "the refresh token is invalid, expired or revoked").WithCause(err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if d.IssuedTokenType == oauth.TokenTypeRefreshToken {
+			// RFC 8693 §2.2.1: not an access token, so token_type N_A.
+			resp.AccessToken, resp.TokenType = tok, oauth.TokenTypeNA
+			resp.ExpiresIn = int64(d.Expiry.Sub(d.IssuedAt) / time.Second)
+			ev.JTI = rt.JTI
+			return resp, nil
+		}
+		resp.RefreshToken = tok
+	}
+	rec.JTI = token.NewID()
+	rec.ExpiresAt = d.Expiry
+	ev.JTI = rec.JTI
+	resp.ExpiresIn = int64(d.Expiry.Sub(d.IssuedAt) / time.Second)
+	if d.Format == store.TokenFormatOpaque {
+		rec.Kind = store.TokenAccess
+		tok, err := e.tokens.IssueOpaque(ctx, &rec)
+		if err != nil {
+			return nil, err
+		}
+		resp.AccessToken = tok
+		return resp, nil
+	}
+	tok, err := e.tokens.SignJWT(&token.Claims{
+		Issuer:    e.limits.Issuer,
+		Subject:   rec.Subject,
+		Audience:  rec.Audience,
+		Expiry:    rec.ExpiresAt.Unix(),
+		IssuedAt:  rec.IssuedAt.Unix(),
+		NotBefore: rec.IssuedAt.Unix(),
+		ID:        rec.JTI,
+		ClientID:  c.ID,
+		Scope:     rec.Scope,
+		Act:       b.Act,
+	}, oauth.JWTTypeAccessToken)
+	if err != nil {
+		return nil, err
+	}
+	resp.AccessToken = tok
+	return resp, nil
+}
+
+func shortGrant(gt string) string {
+	switch gt {
+	case oauth.GrantTypeTokenExchange:
+		return "exchange"
+	case oauth.GrantTypeClientCredentials, oauth.GrantTypeRefreshToken:
+		return gt
+	}
+	return "unsupported"
+}

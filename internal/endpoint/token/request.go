@@ -1,0 +1,99 @@
+package token
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/oauth"
+)
+
+// Request is a parsed token request. Nothing past ParseRequest reads the
+// form.
+type Request struct {
+	GrantType string
+	// Scope is nil when the scope parameter is absent.
+	Scope              []string
+	Resource           []string
+	Audience           []string
+	SubjectToken       string
+	SubjectTokenType   string
+	ActorToken         string
+	ActorTokenType     string
+	RequestedTokenType string
+	RefreshToken       string
+}
+
+// MultiValued are the parameters that may repeat (RFC 8693 §2.1).
+var MultiValued = []string{"resource", "audience"}
+
+// ParseRequest builds a Request from a form already checked for repeats
+// and validates what every grant shares.
+func ParseRequest(form url.Values) (*Request, *oauth.Error) {
+	r := &Request{
+		GrantType:          form.Get("grant_type"),
+		Resource:           form["resource"],
+		Audience:           form["audience"],
+		SubjectToken:       form.Get("subject_token"),
+		SubjectTokenType:   oauth.NormalizeTokenType(form.Get("subject_token_type")),
+		ActorToken:         form.Get("actor_token"),
+		ActorTokenType:     oauth.NormalizeTokenType(form.Get("actor_token_type")),
+		RequestedTokenType: oauth.NormalizeTokenType(form.Get("requested_token_type")),
+		RefreshToken:       form.Get("refresh_token"),
+	}
+	if s, ok := form["scope"]; ok {
+		r.Scope = strings.Fields(s[0])
+		if r.Scope == nil {
+			r.Scope = []string{}
+		}
+	}
+	return r, r.Validate()
+}
+
+// Validate checks the parameters shared by all grants.
+func (r *Request) Validate() *oauth.Error {
+	if r.GrantType == "" {
+		return oauth.NewError(oauth.ErrInvalidRequest, "grant_type is required")
+	}
+	for _, s := range r.Scope {
+		if !validScopeToken(s) {
+			return oauth.NewError(oauth.ErrInvalidScope, "scope contains an invalid character")
+		}
+	}
+	for _, res := range r.Resource {
+		if !policy.ValidTarget(res) {
+			// RFC 8693 §2.1 / RFC 8707 §2: an absolute URI without fragment.
+			return oauth.NewError(oauth.ErrInvalidTarget, "resource must be an absolute URI without a fragment")
+		}
+	}
+	return nil
+}
+
+// Targets returns the requested audience and resource values, each once.
+func (r *Request) Targets() []string {
+	if len(r.Resource)+len(r.Audience) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(r.Resource)+len(r.Audience))
+	for _, t := range append(append([]string(nil), r.Resource...), r.Audience...) {
+		dup := false
+		for _, o := range out {
+			dup = dup || o == t
+		}
+		if !dup {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) (RFC 6749 §3.3).
+func validScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+			return false
+		}
+	}
+	return s != ""
+}

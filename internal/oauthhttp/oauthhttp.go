@@ -1,0 +1,118 @@
+// Package oauthhttp reads OAuth form requests and writes OAuth JSON answers:
+// the one place where request bodies are size-limited and parsed, where
+// repeated parameters are refused, and where errors become HTTP responses
+// (RFC 6749 §5.2) with the no-store headers every token-bearing answer needs.
+package oauthhttp
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/keybridge/sts/oauth"
+)
+
+// MaxBodyBytes bounds a form request body.
+const MaxBodyBytes = 64 << 10
+
+// Realm is the realm of WWW-Authenticate challenges.
+const Realm = "Key Bridge STS"
+
+// ParseForm checks that r is a POST of application/x-www-form-urlencoded no
+// larger than MaxBodyBytes and parses its body. Parameters listed in multi
+// may repeat; any other repeated parameter is invalid_request
+// (RFC 6749 §3.2: "Request and response parameters MUST NOT be included more
+// than once"). Parameters sent without a value are removed, as if omitted
+// (RFC 6749 §3.1). Query-string parameters are never read.
+func ParseForm(w http.ResponseWriter, r *http.Request, multi ...string) (url.Values, *oauth.Error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the method must be POST").WithStatus(http.StatusMethodNotAllowed)
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the body must be application/x-www-form-urlencoded")
+	}
+	if r.ContentLength > MaxBodyBytes {
+		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the request body is too large").WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, oauth.NewError(oauth.ErrInvalidRequest, "the request body is too large").WithStatus(http.StatusRequestEntityTooLarge)
+		}
+		return nil, oauth.NewError(oauth.ErrInvalidRequest, "cannot read the request body").WithCause(err)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the body is not valid form encoding").WithCause(err)
+	}
+	for k, vs := range form {
+		kept := vs[:0]
+		for _, v := range vs {
+			if v != "" {
+				kept = append(kept, v)
+			}
+		}
+		switch {
+		case len(kept) == 0:
+			delete(form, k)
+		case len(kept) > 1 && !contains(multi, k):
+			return nil, oauth.NewError(oauth.ErrInvalidRequest, "parameter %s is repeated", k)
+		default:
+			form[k] = kept
+		}
+	}
+	return form, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// NoStore sets the headers that keep a response out of every cache
+// (RFC 6749 §5.1, RFC 8693 §2.2.1).
+func NoStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// WriteJSON writes v as a JSON response with the no-store headers.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	NoStore(h)
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// WriteError renders err as an OAuth error response: an *oauth.Error as it
+// is, anything else as server_error with its cause logged, never sent.
+// invalid_client carries a Basic challenge (RFC 6749 §5.2).
+func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
+	oe := oauth.AsError(err)
+	status := oe.HTTPStatus()
+	if status >= 500 && log != nil {
+		log.Error("request failed", "err", err)
+	}
+	if oe.Code == oauth.ErrInvalidClient {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	}
+	WriteJSON(w, status, oe)
+}

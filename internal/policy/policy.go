@@ -1,0 +1,258 @@
+package policy
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
+)
+
+// Subject is what the grant established about whose token is issued.
+type Subject struct {
+	// ID is the sub of the issued token.
+	ID string
+	// Act is the act claim of the issued token (nil for none).
+	Act *oauth.Actor
+	// Scopes bounds the issued scope; nil means no bound beyond the
+	// client's allowed scopes (client_credentials).
+	Scopes []string
+	// ExpiresAt caps the issued token's expiry; zero for no cap.
+	ExpiresAt time.Time
+	// Audience, when non-nil, fixes the audiences the token may have
+	// (a refresh token keeps the audience it was issued for).
+	Audience []string
+}
+
+// Request is the part of a token request the policy reads.
+type Request struct {
+	GrantType string
+	// Scope is the requested scope; nil when the parameter was absent.
+	Scope []string
+	// Targets are the requested audience and resource values.
+	Targets []string
+	// RequestedTokenType is the trimmed requested_token_type, or "".
+	RequestedTokenType string
+}
+
+// Limits are the server-wide settings the policy applies.
+type Limits struct {
+	Issuer          string
+	AccessTokenTTL  time.Duration // default lifetime of access tokens
+	RefreshTokenTTL time.Duration // default lifetime of refresh tokens
+	MaxTokenTTL     time.Duration // no signed token lives longer
+}
+
+// Decision is what will be issued.
+type Decision struct {
+	// IssuedTokenType is the RFC 8693 token type URN of the issued token.
+	IssuedTokenType string
+	// Format is store.TokenFormatJWT or store.TokenFormatOpaque.
+	Format   string
+	Scope    []string
+	Audience []string
+	IssuedAt time.Time
+	Expiry   time.Time
+	// ScopeChanged reports that the issued scope differs from the
+	// requested one, so the response must name it (RFC 6749 §5.1).
+	ScopeChanged bool
+	// Refresh asks for a refresh token alongside the access token, expiring
+	// at RefreshExpiry.
+	Refresh       bool
+	RefreshExpiry time.Time
+}
+
+// Supported requested_token_type values, as listed in error messages and
+// metadata.
+var RequestedTokenTypes = []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken}
+
+// Decide applies the rules to one request.
+func Decide(c *store.Client, s Subject, r Request, l Limits, now time.Time) (Decision, *oauth.Error) {
+	d := Decision{IssuedAt: now.Truncate(time.Second)}
+	if err := decideType(c, r, &d); err != nil {
+		return d, err
+	}
+	if err := decideScope(c, s, r, &d); err != nil {
+		return d, err
+	}
+	if err := decideAudience(c, s, r, l, &d); err != nil {
+		return d, err
+	}
+	return d, decideExpiry(c, s, l, &d)
+}
+
+func decideType(c *store.Client, r Request, d *Decision) *oauth.Error {
+	switch r.RequestedTokenType {
+	case "", oauth.TokenTypeAccessToken:
+		d.IssuedTokenType = oauth.TokenTypeAccessToken
+		d.Format = c.TokenFormat
+		if d.Format == "" {
+			d.Format = store.TokenFormatJWT
+		}
+		if d.Format == store.TokenFormatJWT && r.RequestedTokenType == "" {
+			// The seed's answer: an access token that is a JWT.
+			d.IssuedTokenType = oauth.TokenTypeJWT
+		}
+	case oauth.TokenTypeJWT:
+		d.IssuedTokenType, d.Format = oauth.TokenTypeJWT, store.TokenFormatJWT
+	case oauth.TokenTypeRefreshToken:
+		if !slices.Contains(c.GrantTypes, oauth.GrantTypeRefreshToken) {
+			return oauth.NewError(oauth.ErrInvalidRequest, "this client may not receive refresh tokens")
+		}
+		d.IssuedTokenType, d.Format = oauth.TokenTypeRefreshToken, store.TokenFormatOpaque
+	default:
+		return oauth.NewError(oauth.ErrInvalidRequest, "unsupported requested_token_type %q; supported: %s",
+			r.RequestedTokenType, strings.Join(RequestedTokenTypes, ", "))
+	}
+	// RFC 8693 §2.2.1 allows a refresh token beside the issued token; this
+	// server gives one on exchange to clients allowed the refresh grant.
+	// The refresh grant always rotates its refresh token (RFC 9700 §4.14.2).
+	d.Refresh = r.GrantType == oauth.GrantTypeRefreshToken ||
+		(r.GrantType == oauth.GrantTypeTokenExchange &&
+			d.IssuedTokenType != oauth.TokenTypeRefreshToken &&
+			slices.Contains(c.GrantTypes, oauth.GrantTypeRefreshToken))
+	return nil
+}
+
+func decideScope(c *store.Client, s Subject, r Request, d *Decision) *oauth.Error {
+	available := c.Scopes
+	if s.Scopes != nil {
+		available = intersect(s.Scopes, c.Scopes)
+	}
+	if r.Scope == nil {
+		d.Scope = available
+		d.ScopeChanged = len(available) > 0
+		return nil
+	}
+	for _, sc := range r.Scope {
+		if !slices.Contains(available, sc) {
+			return oauth.NewError(oauth.ErrInvalidScope, "scope %q is not available to this client for this subject", sc)
+		}
+	}
+	d.Scope = r.Scope
+	return nil
+}
+
+func decideAudience(c *store.Client, s Subject, r Request, l Limits, d *Decision) *oauth.Error {
+	for _, t := range r.Targets {
+		if !slices.Contains(c.Audiences, t) || (s.Audience != nil && !slices.Contains(s.Audience, t)) {
+			return oauth.NewError(oauth.ErrInvalidTarget, "this client may not obtain a token for %q", t)
+		}
+	}
+	switch {
+	case len(r.Targets) > 0:
+		d.Audience = r.Targets
+	case s.Audience != nil:
+		d.Audience = s.Audience
+	case len(c.Audiences) == 1:
+		d.Audience = c.Audiences
+	case len(c.Audiences) == 0:
+		// A client with no targets gets tokens for this server only, e.g.
+		// to present later as subject tokens.
+		d.Audience = []string{l.Issuer}
+	default:
+		return oauth.NewError(oauth.ErrInvalidTarget, "name an audience or resource: this client may obtain tokens for several")
+	}
+	return nil
+}
+
+func decideExpiry(c *store.Client, s Subject, l Limits, d *Decision) *oauth.Error {
+	ttl := c.AccessTokenTTL
+	if ttl <= 0 {
+		ttl = l.AccessTokenTTL
+	}
+	if l.MaxTokenTTL > 0 && ttl > l.MaxTokenTTL {
+		ttl = l.MaxTokenTTL
+	}
+	rttl := c.RefreshTokenTTL
+	if rttl <= 0 {
+		rttl = l.RefreshTokenTTL
+	}
+	if d.IssuedTokenType == oauth.TokenTypeRefreshToken {
+		ttl = rttl
+	}
+	d.Expiry = d.IssuedAt.Add(ttl)
+	d.RefreshExpiry = d.IssuedAt.Add(rttl)
+	if !s.ExpiresAt.IsZero() {
+		// No issued token outlives the one it came from.
+		if d.Expiry.After(s.ExpiresAt) {
+			d.Expiry = s.ExpiresAt
+		}
+		if d.RefreshExpiry.After(s.ExpiresAt) {
+			d.RefreshExpiry = s.ExpiresAt
+		}
+	}
+	if !d.Expiry.After(d.IssuedAt) {
+		return oauth.NewError(oauth.ErrInvalidRequest, "the subject token expires too soon to be exchanged")
+	}
+	return nil
+}
+
+func intersect(a, b []string) []string {
+	out := []string{}
+	for _, x := range a {
+		if slices.Contains(b, x) && !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Party is a subject or actor as the delegation rules see it.
+type Party struct {
+	Subject  string
+	ClientID string       // the client a token was issued to
+	Act      *oauth.Actor // the token's existing act chain
+	MayAct   *oauth.Actor // the token's may_act claim
+}
+
+// MaxActDepth bounds delegation chains so that a token cannot grow without
+// limit through repeated exchanges.
+const MaxActDepth = 8
+
+// Delegation decides the act claim of an exchanged token (RFC 8693 §1.1,
+// §4.1, §4.4):
+//   - with an actor token, the actor acts for the subject: act is the
+//     actor, with the subject token's own act chain nested inside it;
+//   - without one, a client exchanging its own token keeps the chain as is;
+//     a client allowed to impersonate gets a token without itself in act;
+//     any other client becomes the actor.
+//
+// When the subject token carries may_act, the acting party (the actor, or
+// the client when there is no actor token) must be the one it names.
+func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oauth.Error) {
+	var act *oauth.Actor
+	acting := &oauth.Actor{Subject: c.ID, ClientID: c.ID}
+	switch {
+	case actor != nil:
+		acting = &oauth.Actor{Subject: actor.Subject}
+		if actor.ClientID != "" && actor.ClientID != actor.Subject {
+			acting.ClientID = actor.ClientID
+		}
+		act = &oauth.Actor{Subject: acting.Subject, ClientID: acting.ClientID, Actor: subject.Act}
+	case subject.Subject == c.ID:
+		act = subject.Act
+	case c.AllowImpersonation:
+		act = subject.Act
+	default:
+		act = &oauth.Actor{Subject: c.ID, ClientID: c.ID, Actor: subject.Act}
+	}
+	if m := subject.MayAct; m != nil && subject.Subject != acting.Subject {
+		if m.Subject != acting.Subject || (m.ClientID != "" && m.ClientID != acting.ClientID) {
+			return nil, oauth.NewError(oauth.ErrInvalidRequest, "the subject token does not allow this party to act for it (may_act)")
+		}
+	}
+	if act.Depth() > MaxActDepth {
+		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the delegation chain is too long")
+	}
+	return act, nil
+}
+
+// ValidTarget reports whether a resource value is an absolute URI without a
+// fragment (RFC 8693 §2.1, RFC 8707 §2).
+func ValidTarget(resource string) bool {
+	u, err := url.Parse(resource)
+	return err == nil && u.IsAbs() && u.Fragment == "" && !strings.Contains(resource, "#")
+}

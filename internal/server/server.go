@@ -1,0 +1,246 @@
+// Package server assembles the STS: it builds the endpoints from live
+// dependencies, routes requests to them, wraps them in the shared
+// middleware (request id, panic recovery, access log) and runs the HTTP
+// server and the background maintenance until its context ends.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keybridge/sts/internal/audit"
+	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/endpoint/discovery"
+	"github.com/keybridge/sts/internal/endpoint/introspect"
+	"github.com/keybridge/sts/internal/endpoint/revoke"
+	tokenep "github.com/keybridge/sts/internal/endpoint/token"
+	"github.com/keybridge/sts/internal/keys"
+	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/token"
+	"github.com/keybridge/sts/oauth"
+)
+
+// Endpoint paths, relative to the issuer.
+const (
+	TokenPath      = "/token/oauth2"
+	IntrospectPath = "/token/oauth2/introspect"
+	RevokePath     = "/token/oauth2/revoke"
+	HealthPath     = "/healthz"
+	ReadyPath      = "/readyz"
+)
+
+// Options are the live dependencies of a server.
+type Options struct {
+	Issuer string
+	Store  store.Store
+	Keys   *keys.Manager
+	Hasher *clientauth.Hasher
+	Limits policy.Limits
+	// Leeway tolerated on exp/nbf of presented tokens.
+	Leeway time.Duration
+	// CleanupInterval is how often expired tokens and revocations are
+	// deleted; zero means hourly.
+	CleanupInterval time.Duration
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Server is an assembled STS.
+type Server struct {
+	opts    Options
+	handler http.Handler
+	audit   *audit.Writer
+	// Tokens mints and validates tokens (exposed for tests and benchmarks).
+	Tokens *token.Service
+	// Token is the token endpoint.
+	Token *tokenep.Endpoint
+}
+
+// New builds the server.
+func New(o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CleanupInterval == 0 {
+		o.CleanupInterval = time.Hour
+	}
+	o.Limits.Issuer = o.Issuer
+	s := &Server{opts: o, audit: audit.NewWriter(o.Store, o.Logger)}
+	auth := &clientauth.Authenticator{Clients: o.Store, Hasher: o.Hasher, Now: o.Now}
+	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Leeway: o.Leeway, Now: o.Now}
+	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})
+	disc := discovery.New(Metadata(o.Issuer), o.Keys, o.Now)
+
+	mux := http.NewServeMux()
+	mux.Handle(TokenPath, s.Token)
+	mux.Handle(IntrospectPath, &introspect.Endpoint{Auth: auth, Tokens: s.Tokens, Log: o.Logger, Audit: s.audit})
+	mux.Handle(RevokePath, &revoke.Endpoint{Auth: auth, Tokens: s.Tokens, Store: o.Store, Revocations: o.Store, Audit: s.audit, Log: o.Logger})
+	mux.HandleFunc("GET "+discovery.MetadataPath, disc.ServeMetadata)
+	mux.HandleFunc("GET "+discovery.OpenIDConfigPath, disc.ServeMetadata)
+	mux.HandleFunc("GET "+discovery.JWKSPath, disc.ServeJWKS)
+	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET "+ReadyPath, s.ready)
+	s.handler = s.middleware(mux)
+	return s
+}
+
+// Metadata is the RFC 8414 document of a server with this issuer.
+func Metadata(issuer string) oauth.Metadata {
+	auth := []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost}
+	accepted := []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken}
+	return oauth.Metadata{
+		Issuer:                                    issuer,
+		TokenEndpoint:                             issuer + TokenPath,
+		JWKSURI:                                   issuer + discovery.JWKSPath,
+		ResponseTypesSupported:                    []string{},
+		GrantTypesSupported:                       tokenep.GrantTypes(),
+		TokenEndpointAuthMethodsSupported:         auth,
+		RevocationEndpoint:                        issuer + RevokePath,
+		RevocationEndpointAuthMethodsSupported:    auth,
+		IntrospectionEndpoint:                     issuer + IntrospectPath,
+		IntrospectionEndpointAuthMethodsSupported: auth,
+		SubjectTokenTypesSupported:                accepted,
+		ActorTokenTypesSupported:                  []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT},
+		RequestedTokenTypesSupported:              policy.RequestedTokenTypes,
+		TokenSigningAlgValuesSupported:            []string{keys.ES256, keys.EdDSA, keys.RS256},
+	}
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.opts.Store.IsRevoked(ctx, "readiness-probe"); err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if s.opts.Keys.Snapshot().Current == nil {
+		http.Error(w, "no signing key", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			var b [8]byte
+			rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+			r.Header.Set("X-Request-Id", id)
+		}
+		w.Header().Set("X-Request-Id", id)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.opts.Logger.Error("panic", "request_id", id, "panic", p)
+				http.Error(sw, `{"error":"server_error"}`, http.StatusInternalServerError)
+			}
+			if s.opts.Logger.Enabled(r.Context(), slog.LevelDebug) || sw.status >= 500 {
+				s.opts.Logger.Log(r.Context(), slog.LevelDebug, "request",
+					"request_id", id, "method", r.Method, "path", r.URL.Path,
+					"status", sw.status, "duration", time.Since(start), "remote", r.RemoteAddr)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// Run serves on ln and runs background maintenance until ctx ends, then
+// shuts down gracefully: in-flight requests finish (up to 15 s) and queued
+// audit records are written.
+func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey string) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go s.opts.Keys.Run(bg)
+	go s.cleanup(bg)
+
+	errc := make(chan error, 1)
+	go func() {
+		if tlsCert != "" {
+			errc <- srv.ServeTLS(ln, tlsCert, tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		s.opts.Logger.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	stopBG()
+	s.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close flushes the audit writer. The store is the caller's to close.
+func (s *Server) Close() { s.audit.Close() }
+
+func (s *Server) cleanup(ctx context.Context) {
+	t := time.NewTicker(s.opts.CleanupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.opts.Now()
+		// Keep records a while past expiry so introspection and audits
+		// of recent tokens still find them.
+		cutoff := now.Add(-24 * time.Hour)
+		if _, err := s.opts.Store.DeleteExpiredTokens(ctx, cutoff); err != nil {
+			s.opts.Logger.Warn("cleanup tokens", "err", err)
+		}
+		if _, err := s.opts.Store.DeleteExpiredRevocations(ctx, now.Add(-s.opts.Leeway-time.Minute)); err != nil {
+			s.opts.Logger.Warn("cleanup revocations", "err", err)
+		}
+	}
+}

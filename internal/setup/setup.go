@@ -1,0 +1,119 @@
+// Package setup turns a validated configuration into live objects: the
+// logger, the store, the key-encryption key and what derives from it (the
+// sealer of private keys and the client-secret hasher), and the signing-key
+// manager. The CLI and the server share it so that both open the same data
+// the same way.
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/config"
+	"github.com/keybridge/sts/internal/keys"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlite"
+)
+
+// Env is what a command works with.
+type Env struct {
+	Config *config.Config
+	Logger *slog.Logger
+	Store  store.Store
+	Sealer *keys.Sealer
+	Hasher *clientauth.Hasher
+}
+
+// Logger builds the logger the configuration asks for.
+func Logger(c *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Open opens the store and the key-encryption key.
+func Open(ctx context.Context, c *config.Config, logw io.Writer) (*Env, error) {
+	e := &Env{Config: c, Logger: Logger(c, logw)}
+	var err error
+	switch {
+	case c.DatabaseURL == "":
+		e.Store, err = sqlite.Open(ctx, c.SQLitePath())
+	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
+		return nil, errors.New("database-url: the PostgreSQL backend is not available in this build yet")
+	default:
+		return nil, fmt.Errorf("database-url: unsupported scheme in %q (use postgres://, or leave empty for SQLite)", redact(c.DatabaseURL))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	var kek []byte
+	if c.KeyEncryptionKey != "" {
+		kek, err = keys.ParseKEK(c.KeyEncryptionKey)
+		if err != nil {
+			e.Store.Close()
+			return nil, fmt.Errorf("STS_KEY_ENCRYPTION_KEY: %w", err)
+		}
+	} else {
+		var created bool
+		kek, created, err = keys.LoadOrCreateKEKFile(c.KEKPath())
+		if err != nil {
+			e.Store.Close()
+			return nil, fmt.Errorf("key-encryption key: %w", err)
+		}
+		if created {
+			e.Logger.Warn("generated a key-encryption key in the data directory; set STS_KEY_ENCRYPTION_KEY to keep it apart from the data", "path", c.KEKPath())
+		}
+	}
+	if e.Sealer, err = keys.NewSealer(kek); err != nil {
+		e.Store.Close()
+		return nil, err
+	}
+	e.Hasher = clientauth.NewHasher(e.Sealer.Derive("client-secret-hash"))
+	return e, nil
+}
+
+// Keys returns the signing-key manager, creating the first keys if needed.
+func (e *Env) Keys(ctx context.Context) (*keys.Manager, error) {
+	c := e.Config
+	alg := c.KeyAlgorithm
+	if alg == "" {
+		alg = keys.ES256
+	}
+	maxTTL := c.MaxTokenTTL
+	if maxTTL == 0 {
+		maxTTL = 24 * time.Hour
+	}
+	return keys.NewManager(ctx, keys.Options{
+		Store:          e.Store,
+		Sealer:         e.Sealer,
+		Algorithm:      alg,
+		RotationPeriod: c.KeyRotationPeriod,
+		// A retired key stays published while any token it signed may
+		// still be presented.
+		RetainRetired: maxTTL + c.Leeway + time.Minute,
+		Logger:        e.Logger,
+		Now:           time.Now,
+	})
+}
+
+// Close closes the store.
+func (e *Env) Close() error { return e.Store.Close() }
+
+func redact(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "…" + u[i:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,111 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/keybridge/sts/internal/store"
+)
+
+const auditCols = `id, time, action, decision, client_id, subject, actor, audience,
+	jti, error, detail, request_id, remote`
+
+// defaultAuditLimit is the number of records ListAudit returns when the
+// filter sets no limit.
+const defaultAuditLimit = 100
+
+// AppendAudit implements [store.Audit]. The records' ID fields are ignored:
+// the database numbers records in the order they are appended.
+func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO audit (time, action, decision,
+			client_id, subject, actor, audience, jti, error, detail, request_id, remote)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for i := range recs {
+			r := &recs[i]
+			_, err := st.ExecContext(ctx, encTime(r.Time), r.Action, r.Decision,
+				r.ClientID, r.Subject, r.Actor, encList(r.Audience), r.JTI, r.Error,
+				r.Detail, r.RequestID, r.Remote)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: append audit: %w", err)
+	}
+	return nil
+}
+
+// ListAudit implements [store.Audit]. Since is inclusive and Until
+// exclusive; records of the same time are listed last appended first.
+func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.ClientID != "" {
+		where = append(where, "client_id = ?")
+		args = append(args, f.ClientID)
+	}
+	if f.Action != "" {
+		where = append(where, "action = ?")
+		args = append(args, f.Action)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, encTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, encTime(f.Until))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	q := `SELECT ` + auditCols + ` FROM audit`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY time DESC, id DESC LIMIT ?`
+	args = append(args, limit)
+
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditRecord
+	for rows.Next() {
+		var (
+			r   store.AuditRecord
+			t   int64
+			aud string
+		)
+		err := rows.Scan(&r.ID, &t, &r.Action, &r.Decision, &r.ClientID, &r.Subject,
+			&r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list audit: %w", err)
+		}
+		r.Time = decTime(t)
+		if r.Audience, err = decList(aud); err != nil {
+			return nil, fmt.Errorf("sqlite: list audit: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list audit: %w", err)
+	}
+	return out, nil
+}

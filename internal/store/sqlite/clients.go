@@ -1,0 +1,151 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+)
+
+const clientCols = `id, name, secret_hash, prev_secret_hash, prev_secret_expires_at,
+	status, grant_types, audiences, scopes, token_format, allow_impersonation,
+	access_token_ttl, refresh_token_ttl, created_at, updated_at`
+
+const (
+	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE id = ?`
+	qInsertClient = `INSERT INTO clients (` + clientCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qUpdateClient = `UPDATE clients SET name = ?, secret_hash = ?, prev_secret_hash = ?,
+		prev_secret_expires_at = ?, status = ?, grant_types = ?, audiences = ?,
+		scopes = ?, token_format = ?, allow_impersonation = ?, access_token_ttl = ?,
+		refresh_token_ttl = ?, created_at = ?, updated_at = ?
+		WHERE id = ?`
+)
+
+// clientValues returns c's columns after the id, in clientCols order.
+func clientValues(c *store.Client) []any {
+	return []any{
+		c.Name, encBytes(c.SecretHash), encBytes(c.PrevSecretHash),
+		encTime(c.PrevSecretExpiresAt), string(c.Status), encList(c.GrantTypes),
+		encList(c.Audiences), encList(c.Scopes), c.TokenFormat,
+		encBool(c.AllowImpersonation), encDuration(c.AccessTokenTTL),
+		encDuration(c.RefreshTokenTTL), encTime(c.CreatedAt), encTime(c.UpdatedAt),
+	}
+}
+
+func scanClient(row scanner) (*store.Client, error) {
+	var (
+		c                                store.Client
+		status, grants, auds, scopes     string
+		prevExp, created, updated        int64
+		impersonation, accessTTL, refTTL int64
+	)
+	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.PrevSecretHash, &prevExp,
+		&status, &grants, &auds, &scopes, &c.TokenFormat, &impersonation,
+		&accessTTL, &refTTL, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	c.Status = store.ClientStatus(status)
+	if c.GrantTypes, err = decList(grants); err != nil {
+		return nil, err
+	}
+	if c.Audiences, err = decList(auds); err != nil {
+		return nil, err
+	}
+	if c.Scopes, err = decList(scopes); err != nil {
+		return nil, err
+	}
+	c.PrevSecretExpiresAt = decTime(prevExp)
+	c.AllowImpersonation = decBool(impersonation)
+	c.AccessTokenTTL = decDuration(accessTTL)
+	c.RefreshTokenTTL = decDuration(refTTL)
+	c.CreatedAt = decTime(created)
+	c.UpdatedAt = decTime(updated)
+	return &c, nil
+}
+
+// CreateClient implements [store.Clients].
+func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
+	args := append([]any{c.ID}, clientValues(c)...)
+	if _, err := s.w.ExecContext(ctx, qInsertClient, args...); err != nil {
+		return fmt.Errorf("sqlite: create client %q: %w", c.ID, mapErr(err))
+	}
+	return nil
+}
+
+// GetClient implements [store.Clients].
+func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	c, err := scanClient(s.getClient.QueryRowContext(ctx, id))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get client %q: %w", id, mapErr(err))
+	}
+	return c, nil
+}
+
+// ListClients implements [store.Clients].
+func (s *Store) ListClients(ctx context.Context) ([]*store.Client, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT `+clientCols+` FROM clients ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list clients: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Client
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list clients: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list clients: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateClient implements [store.Clients]. It reads and writes the client in
+// one immediate transaction, so concurrent updates never lose each other's
+// changes. update must not change the ID, nor call the Store: writes are
+// serialised and the transaction holds the write lock while update runs.
+// UpdatedAt is set to s.Now() after update returns.
+func (s *Store) UpdateClient(ctx context.Context, id string, update func(*store.Client) error) (*store.Client, error) {
+	var c *store.Client
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		c, err = scanClient(tx.QueryRowContext(ctx, qGetClient, id))
+		if err != nil {
+			return mapErr(err)
+		}
+		if err := update(c); err != nil {
+			return err
+		}
+		if c.ID != id {
+			return fmt.Errorf("update changed the client ID to %q", c.ID)
+		}
+		// Stored to the microsecond; truncate so the result equals what a
+		// later GetClient returns.
+		c.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
+		_, err = tx.ExecContext(ctx, qUpdateClient, append(clientValues(c), id)...)
+		return mapErr(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: update client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// DeleteClient implements [store.Clients].
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	n, err := rowsAffected(s.w.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id))
+	if err != nil {
+		return fmt.Errorf("sqlite: delete client %q: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: delete client %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}

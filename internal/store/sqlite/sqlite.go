@@ -1,0 +1,219 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keybridge/sts/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// busyTimeout is how long a statement waits for a lock held by another
+// connection, e.g. another process writing to the same file.
+const busyTimeout = 10 * time.Second
+
+// Store is a [store.Store] backed by one SQLite database file. It is safe for
+// concurrent use.
+type Store struct {
+	// Now is the clock UpdateClient stamps UpdatedAt with. Open sets it to
+	// time.Now; replace it before the Store is first used.
+	Now func() time.Time
+
+	w *sql.DB // one connection: every write and write transaction
+	r *sql.DB // read-only connections for single-statement reads
+
+	// Statements of the token endpoint's hot path, prepared once per
+	// connection of r.
+	getClient *sql.Stmt
+	getToken  *sql.Stmt
+	isRevoked *sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the SQLite database at path, creating the file and its parent
+// directories (mode 0700) if needed, and applies pending migrations. path is a
+// file name; in-memory databases are not supported because the Store uses
+// several connections.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: open: %q is not a database file path", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+
+	s := &Store{Now: time.Now}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	// The writer is opened, and migrated, first: it switches the file to
+	// WAL, which is persistent and which the read-only pool cannot do.
+	s.w, err = sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxIdleTime(0)
+	s.w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, s.w); err != nil {
+		return nil, err
+	}
+
+	s.r, err = sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	s.r.SetConnMaxIdleTime(0)
+	s.r.SetConnMaxLifetime(0)
+	if err := s.r.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&s.getClient, qGetClient},
+		{&s.getToken, qGetToken},
+		{&s.isRevoked, qIsRevoked},
+	} {
+		if *p.stmt, err = s.r.PrepareContext(ctx, p.query); err != nil {
+			return nil, fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+// dsn builds the modernc.org/sqlite data source name for the file at the
+// absolute path abs. The path is escaped because SQLite decodes file: URIs.
+func dsn(abs string, writer bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	// NORMAL is durable against application crashes under WAL; a power
+	// loss may lose the last transactions but never corrupts the file.
+	q.Add("_pragma", "synchronous(NORMAL)")
+	if writer {
+		q.Add("_pragma", "journal_mode(WAL)")
+		// BEGIN IMMEDIATE takes the write lock at once, so a transaction
+		// that reads then writes cannot fail to upgrade its lock.
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	u := url.URL{Path: filepath.ToSlash(abs)}
+	return "file:" + u.EscapedPath() + "?" + q.Encode()
+}
+
+// migrate applies the embedded migrations, each in its own transaction.
+func migrate(ctx context.Context, db *sql.DB) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
+		goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	// p.Close would close db, which the Store still needs.
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// DB returns the write pool, for tests and maintenance. It holds a single
+// connection: do not keep a transaction or rows open on it while calling
+// the Store's methods.
+func (s *Store) DB() *sql.DB { return s.w }
+
+// Close closes the statements and both pools.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.getClient, s.getToken, s.isRevoked} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	for _, db := range []*sql.DB{s.r, s.w} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// inTx runs fn in a write transaction and commits if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	// Rolls back if fn fails or panics; a no-op after Commit.
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// mapErr turns a unique-constraint violation into store.ErrConflict and
+// sql.ErrNoRows into store.ErrNotFound, keeping the cause in the message.
+func mapErr(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var se *sqlitedriver.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return fmt.Errorf("%w (%v)", store.ErrConflict, err)
+		}
+	}
+	return err
+}
+
+// rowsAffected returns the count of rows changed by a statement.
+func rowsAffected(res sql.Result, err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}

@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+)
+
+const tokenCols = `hash, kind, jti, client_id, subject, scope, audience, actor,
+	family_id, issued_at, expires_at, revoked_at, consumed_at`
+
+const (
+	qGetToken    = `SELECT ` + tokenCols + ` FROM tokens WHERE hash = ?`
+	qInsertToken = `INSERT INTO tokens (` + tokenCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// A revoked token keeps the time of its first revocation.
+	qRevokeFamily = `UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at = 0`
+)
+
+func tokenValues(t *store.TokenRecord) []any {
+	return []any{
+		t.Hash, string(t.Kind), t.JTI, t.ClientID, t.Subject, t.Scope,
+		encList(t.Audience), encBytes(t.Actor), t.FamilyID, encTime(t.IssuedAt),
+		encTime(t.ExpiresAt), encTime(t.RevokedAt), encTime(t.ConsumedAt),
+	}
+}
+
+func scanToken(row scanner) (*store.TokenRecord, error) {
+	var (
+		t                                  store.TokenRecord
+		kind, aud                          string
+		issued, expires, revoked, consumed int64
+	)
+	err := row.Scan(&t.Hash, &kind, &t.JTI, &t.ClientID, &t.Subject, &t.Scope,
+		&aud, &t.Actor, &t.FamilyID, &issued, &expires, &revoked, &consumed)
+	if err != nil {
+		return nil, err
+	}
+	t.Kind = store.TokenKind(kind)
+	if t.Audience, err = decList(aud); err != nil {
+		return nil, err
+	}
+	t.IssuedAt = decTime(issued)
+	t.ExpiresAt = decTime(expires)
+	t.RevokedAt = decTime(revoked)
+	t.ConsumedAt = decTime(consumed)
+	return &t, nil
+}
+
+// CreateToken implements [store.Tokens].
+func (s *Store) CreateToken(ctx context.Context, t *store.TokenRecord) error {
+	if _, err := s.w.ExecContext(ctx, qInsertToken, tokenValues(t)...); err != nil {
+		return fmt.Errorf("sqlite: create token: %w", mapErr(err))
+	}
+	return nil
+}
+
+// GetToken implements [store.Tokens].
+func (s *Store) GetToken(ctx context.Context, hash []byte) (*store.TokenRecord, error) {
+	t, err := scanToken(s.getToken.QueryRowContext(ctx, hash))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get token: %w", mapErr(err))
+	}
+	return t, nil
+}
+
+// RotateRefreshToken implements [store.Tokens] in one immediate transaction,
+// so of two concurrent rotations of the same token one wins and the other
+// is a replay. A token that is not a refresh token is reported ErrNotFound.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, next *store.TokenRecord) error {
+	if next == nil {
+		return errors.New("sqlite: rotate refresh token: nil successor")
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
+	}
+	defer tx.Rollback()
+
+	var (
+		kind, family               string
+		expires, revoked, consumed int64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT kind, family_id, expires_at, revoked_at, consumed_at
+		FROM tokens WHERE hash = ?`, oldHash).Scan(&kind, &family, &expires, &revoked, &consumed)
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate refresh token: %w", mapErr(err))
+	}
+	if store.TokenKind(kind) != store.TokenRefresh {
+		return fmt.Errorf("sqlite: rotate refresh token: %w: a %s token", store.ErrNotFound, kind)
+	}
+	if consumed != 0 {
+		// RFC 9700 §4.14.2: reuse of a rotated refresh token means it
+		// leaked; revoke the whole family. The revocation is committed
+		// although the caller gets an error.
+		if family != "" {
+			_, err = tx.ExecContext(ctx, qRevokeFamily, encTime(now), family)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ?
+				WHERE hash = ? AND revoked_at = 0`, encTime(now), oldHash)
+		}
+		if err == nil {
+			err = tx.Commit()
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: rotate refresh token: revoke family: %w", err)
+		}
+		return fmt.Errorf("sqlite: rotate refresh token: %w", store.ErrTokenReplayed)
+	}
+	if revoked != 0 || expires <= encTime(now) {
+		return fmt.Errorf("sqlite: rotate refresh token: %w", store.ErrTokenInactive)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE tokens SET consumed_at = ? WHERE hash = ?`,
+		encTime(now), oldHash)
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, qInsertToken, tokenValues(next)...); err != nil {
+		return fmt.Errorf("sqlite: rotate refresh token: insert successor: %w", mapErr(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
+	}
+	return nil
+}
+
+// RevokeToken implements [store.Tokens]. Revoking a revoked token succeeds
+// and keeps the first revocation time.
+func (s *Store) RevokeToken(ctx context.Context, hash []byte, now time.Time) error {
+	n, err := rowsAffected(s.w.ExecContext(ctx, `UPDATE tokens
+		SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END
+		WHERE hash = ?`, encTime(now), hash))
+	if err != nil {
+		return fmt.Errorf("sqlite: revoke token: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: revoke token: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeFamily implements [store.Tokens]. Tokens without a family belong to
+// none: an empty familyID revokes nothing.
+func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
+	if familyID == "" {
+		return nil
+	}
+	if _, err := s.w.ExecContext(ctx, qRevokeFamily, encTime(now), familyID); err != nil {
+		return fmt.Errorf("sqlite: revoke family %q: %w", familyID, err)
+	}
+	return nil
+}
+
+// DeleteExpiredTokens implements [store.Tokens].
+func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
+	n, err := rowsAffected(s.w.ExecContext(ctx,
+		`DELETE FROM tokens WHERE expires_at < ?`, encTime(now)))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete expired tokens: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,244 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors returned by every backend.
+var (
+	// ErrNotFound: no record has the given key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a record with the same key exists, or a compare-and-swap
+	// found a state other than the one expected.
+	ErrConflict = errors.New("store: conflict")
+	// ErrTokenReplayed: a refresh token that was already used was presented
+	// again; its whole family has been revoked.
+	ErrTokenReplayed = errors.New("store: refresh token replayed")
+	// ErrTokenInactive: the token is expired or revoked.
+	ErrTokenInactive = errors.New("store: token inactive")
+)
+
+// Store is everything a backend provides.
+type Store interface {
+	Clients
+	Keys
+	Tokens
+	Revocations
+	Audit
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// ClientStatus is the lifecycle state of a client.
+type ClientStatus string
+
+// Client states. Only active clients may authenticate.
+const (
+	ClientActive   ClientStatus = "active"
+	ClientPending  ClientStatus = "pending"
+	ClientDisabled ClientStatus = "disabled"
+)
+
+// Token formats a client may receive access tokens in.
+const (
+	TokenFormatJWT    = "jwt"
+	TokenFormatOpaque = "opaque"
+)
+
+// Client is a registered OAuth client and what it may obtain.
+type Client struct {
+	ID   string
+	Name string
+	// SecretHash is the keyed hash of the current secret.
+	SecretHash []byte
+	// PrevSecretHash is the hash of the secret before the last rotation,
+	// accepted until PrevSecretExpiresAt.
+	PrevSecretHash      []byte
+	PrevSecretExpiresAt time.Time
+	Status              ClientStatus
+	// GrantTypes the client may use at the token endpoint.
+	GrantTypes []string
+	// Audiences are the audience and resource values the client may obtain
+	// tokens for.
+	Audiences []string
+	// Scopes the client may obtain.
+	Scopes []string
+	// TokenFormat is TokenFormatJWT or TokenFormatOpaque for access tokens.
+	TokenFormat string
+	// AllowImpersonation lets the client exchange a subject token without an
+	// actor token for a token that carries no act claim (RFC 8693 §1.1).
+	AllowImpersonation bool
+	// AccessTokenTTL and RefreshTokenTTL are lifetimes; zero means the
+	// server default.
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// Clients stores registered clients.
+type Clients interface {
+	// CreateClient inserts c; ErrConflict if its ID exists.
+	CreateClient(ctx context.Context, c *Client) error
+	// GetClient returns the client or ErrNotFound.
+	GetClient(ctx context.Context, id string) (*Client, error)
+	// ListClients returns all clients ordered by creation time.
+	ListClients(ctx context.Context) ([]*Client, error)
+	// UpdateClient applies update to the stored client inside a transaction
+	// and stores the result; an error from update aborts and is returned.
+	// ErrNotFound if there is no such client.
+	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
+	// DeleteClient removes the client; ErrNotFound if absent.
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// KeyState is the lifecycle state of a signing key.
+type KeyState string
+
+// Key states: a next key is published but does not sign yet; the current
+// key signs; a retired key is published until ExpiresAt so that tokens it
+// signed can still be verified.
+const (
+	KeyNext    KeyState = "next"
+	KeyCurrent KeyState = "current"
+	KeyRetired KeyState = "retired"
+)
+
+// SigningKey is a token-signing key pair.
+type SigningKey struct {
+	ID        string // the JWS "kid"
+	Algorithm string // ES256, EdDSA or RS256
+	State     KeyState
+	// PrivateKey is the encrypted private key; the store never sees it in
+	// the clear.
+	PrivateKey []byte
+	// PublicKey is the public JWK in JSON.
+	PublicKey   []byte
+	CreatedAt   time.Time
+	ActivatedAt time.Time // when it became current; zero while next
+	RetiredAt   time.Time // when it stopped signing; zero until retired
+	// ExpiresAt is when a retired key is removed from the JWKS.
+	ExpiresAt time.Time
+}
+
+// Keys stores signing keys.
+type Keys interface {
+	// ListKeys returns the keys that are next, current, or retired and not
+	// yet expired at now, newest first.
+	ListKeys(ctx context.Context, now time.Time) ([]*SigningKey, error)
+	// RotateKeys atomically: retires the current key (if any) with
+	// ExpiresAt retiredUntil, makes the next key (if any) current, and
+	// inserts each of add as given. It fails with ErrConflict unless the
+	// current key's ID is expectCurrent ("" meaning there is none), so that
+	// two concurrent rotations cannot both succeed.
+	RotateKeys(ctx context.Context, expectCurrent string, now, retiredUntil time.Time, add ...*SigningKey) error
+	// DeleteExpiredKeys removes retired keys whose ExpiresAt is before now.
+	DeleteExpiredKeys(ctx context.Context, now time.Time) (int, error)
+}
+
+// TokenKind tells opaque access tokens from refresh tokens.
+type TokenKind string
+
+// Kinds of stored tokens.
+const (
+	TokenAccess  TokenKind = "access"
+	TokenRefresh TokenKind = "refresh"
+)
+
+// TokenRecord is an opaque token the server issued, keyed by the SHA-256
+// hash of the token; the token itself is never stored.
+type TokenRecord struct {
+	Hash     []byte
+	Kind     TokenKind
+	JTI      string
+	ClientID string
+	Subject  string
+	Scope    string
+	Audience []string
+	// Actor is the JSON "act" claim of the grant, or nil.
+	Actor []byte
+	// FamilyID groups a refresh token with the tokens issued from it.
+	FamilyID  string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// RevokedAt is set once the token is revoked.
+	RevokedAt time.Time
+	// ConsumedAt is set once a refresh token has been exchanged for its
+	// successor.
+	ConsumedAt time.Time
+}
+
+// Tokens stores opaque access tokens and refresh tokens.
+type Tokens interface {
+	// CreateToken inserts t; ErrConflict if its hash exists.
+	CreateToken(ctx context.Context, t *TokenRecord) error
+	// GetToken returns the record with this hash, whatever its state, or
+	// ErrNotFound.
+	GetToken(ctx context.Context, hash []byte) (*TokenRecord, error)
+	// RotateRefreshToken atomically consumes the refresh token oldHash and
+	// inserts next. If the old token was already consumed, it revokes its
+	// whole family and returns ErrTokenReplayed; if it is revoked or expired
+	// at now, ErrTokenInactive; if absent, ErrNotFound.
+	RotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, next *TokenRecord) error
+	// RevokeToken marks one token revoked; ErrNotFound if absent.
+	RevokeToken(ctx context.Context, hash []byte, now time.Time) error
+	// RevokeFamily marks every token of the family revoked.
+	RevokeFamily(ctx context.Context, familyID string, now time.Time) error
+	// DeleteExpiredTokens removes tokens that expired before now.
+	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
+}
+
+// Revocations stores the identifiers (jti) of revoked JWTs until the JWTs
+// expire.
+type Revocations interface {
+	// RevokeJTI records jti as revoked until expiresAt; revoking twice is
+	// not an error.
+	RevokeJTI(ctx context.Context, jti string, expiresAt time.Time) error
+	// IsRevoked reports whether jti was revoked.
+	IsRevoked(ctx context.Context, jti string) (bool, error)
+	// DeleteExpiredRevocations removes entries whose JWT expired before now.
+	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error)
+}
+
+// AuditRecord is one audited decision: every issuance and every refusal.
+type AuditRecord struct {
+	ID        int64
+	Time      time.Time
+	Action    string // e.g. "token.exchange", "token.revoke", "client.create"
+	Decision  string // "granted" or "refused"
+	ClientID  string
+	Subject   string
+	Actor     string
+	Audience  []string
+	JTI       string
+	Error     string // the OAuth error code of a refusal
+	Detail    string // human-readable reason; never a secret or token
+	RequestID string
+	Remote    string
+}
+
+// Audit decisions.
+const (
+	DecisionGranted = "granted"
+	DecisionRefused = "refused"
+)
+
+// AuditFilter selects audit records; zero fields match everything.
+type AuditFilter struct {
+	ClientID string
+	Action   string
+	Since    time.Time
+	Until    time.Time
+	// Limit caps the number of records (newest first); zero means 100.
+	Limit int
+}
+
+// Audit is an append-only log of decisions.
+type Audit interface {
+	// AppendAudit stores the records in one transaction.
+	AppendAudit(ctx context.Context, recs []AuditRecord) error
+	// ListAudit returns matching records, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+}

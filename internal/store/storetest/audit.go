@@ -1,0 +1,214 @@
+package storetest
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+)
+
+var auditTests = []test{
+	{"AppendList", testAuditAppendList},
+	{"Empty", testAuditEmpty},
+	{"Filters", testAuditFilters},
+	{"Limit", testAuditLimit},
+	{"AppendConcurrent", testAuditAppendConcurrent},
+}
+
+func sampleAudit(i int, t time.Time) store.AuditRecord {
+	return store.AuditRecord{
+		Time:      t,
+		Action:    "token.exchange",
+		Decision:  store.DecisionGranted,
+		ClientID:  "client-1",
+		Subject:   "alice",
+		Actor:     "svc-a",
+		Audience:  []string{"https://api.example.com", "urn:example:billing"},
+		JTI:       fmt.Sprintf("jti-%03d", i),
+		Error:     "",
+		Detail:    "granted by rule 3",
+		RequestID: fmt.Sprintf("req-%03d", i),
+		Remote:    "192.0.2.1:4711",
+	}
+}
+
+// normAudit also clears the ID, which the store assigns.
+func normAudit(rs []store.AuditRecord) []store.AuditRecord {
+	var out []store.AuditRecord
+	for _, r := range rs {
+		r.ID = 0
+		r.Time = normTime(r.Time)
+		r.Audience = normList(r.Audience)
+		out = append(out, r)
+	}
+	return out
+}
+
+// jtis lists the records' JTIs in order, which identify them in this suite.
+func jtis(rs []store.AuditRecord) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.JTI)
+	}
+	return out
+}
+
+func listAudit(t *testing.T, s store.Store, f store.AuditFilter) []store.AuditRecord {
+	t.Helper()
+	rs, err := s.ListAudit(t.Context(), f)
+	must(t, err)
+	return rs
+}
+
+func testAuditAppendList(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r0, r1, r2 := sampleAudit(0, at(0)), sampleAudit(1, at(time.Second)), sampleAudit(2, at(2*time.Second))
+	r1.Decision, r1.Error, r1.Detail = store.DecisionRefused, "invalid_target", "audience not allowed"
+	r2.Audience, r2.Actor = nil, ""
+	// Appended out of time order, listed newest first.
+	must(t, s.AppendAudit(ctx, []store.AuditRecord{r1, r0}))
+	must(t, s.AppendAudit(ctx, []store.AuditRecord{r2}))
+	got := listAudit(t, s, store.AuditFilter{})
+	equal(t, "ListAudit", got, []store.AuditRecord{r2, r1, r0}, normAudit)
+
+	ids := map[int64]bool{}
+	for _, r := range got {
+		if r.ID == 0 || ids[r.ID] {
+			t.Errorf("record %s has ID %d, want a distinct non-zero ID", r.JTI, r.ID)
+		}
+		ids[r.ID] = true
+	}
+	// Later appends get greater IDs.
+	if len(got) == 3 && (got[0].ID <= got[1].ID || got[1].ID >= got[2].ID) {
+		t.Errorf("IDs in append order r1, r0, r2 = %d, %d, %d, want increasing", got[1].ID, got[2].ID, got[0].ID)
+	}
+}
+
+func testAuditEmpty(t *testing.T, s store.Store) {
+	must(t, s.AppendAudit(t.Context(), nil))
+	if got := listAudit(t, s, store.AuditFilter{}); len(got) != 0 {
+		t.Fatalf("ListAudit on an empty store = %d records", len(got))
+	}
+}
+
+// testAuditFilters checks each filter, alone and combined, against a
+// reference: Since is inclusive and Until exclusive.
+func testAuditFilters(t *testing.T, s store.Store) {
+	var recs []store.AuditRecord
+	for i := range 12 {
+		r := sampleAudit(i, at(time.Duration(i)*time.Minute))
+		r.ClientID = []string{"client-a", "client-b", "client-c"}[i%3]
+		r.Action = []string{"token.exchange", "token.revoke"}[i%2]
+		recs = append(recs, r)
+	}
+	// Appended shuffled, in two batches.
+	shuffled := slices.Clone(recs)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) {
+		shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+	})
+	must(t, s.AppendAudit(t.Context(), shuffled[:5]))
+	must(t, s.AppendAudit(t.Context(), shuffled[5:]))
+
+	reference := func(f store.AuditFilter) []string {
+		var out []store.AuditRecord
+		for _, r := range recs {
+			if (f.ClientID == "" || r.ClientID == f.ClientID) &&
+				(f.Action == "" || r.Action == f.Action) &&
+				(f.Since.IsZero() || !r.Time.Before(f.Since)) &&
+				(f.Until.IsZero() || r.Time.Before(f.Until)) {
+				out = append(out, r)
+			}
+		}
+		slices.SortFunc(out, func(a, b store.AuditRecord) int { return b.Time.Compare(a.Time) })
+		limit := cmp.Or(f.Limit, 100)
+		return jtis(out[:min(limit, len(out))])
+	}
+	for _, f := range []store.AuditFilter{
+		{},
+		{ClientID: "client-a"},
+		{ClientID: "absent"},
+		{Action: "token.revoke"},
+		{Since: at(4 * time.Minute)},
+		{Until: at(4 * time.Minute)},
+		{Since: at(3 * time.Minute), Until: at(7 * time.Minute)},
+		{Since: at(3*time.Minute + time.Second), Until: at(7*time.Minute + time.Second)},
+		{ClientID: "client-b", Action: "token.exchange"},
+		{ClientID: "client-c", Action: "token.exchange", Since: at(2 * time.Minute), Until: at(9 * time.Minute)},
+		{Limit: 3},
+		{ClientID: "client-a", Limit: 2},
+		{Action: "token.exchange", Since: at(time.Minute), Limit: 4},
+	} {
+		got, want := jtis(listAudit(t, s, f)), reference(f)
+		if !slices.Equal(got, want) {
+			t.Errorf("ListAudit(%+v) = %v, want %v", f, got, want)
+		}
+	}
+}
+
+func testAuditLimit(t *testing.T, s store.Store) {
+	var recs []store.AuditRecord
+	for i := range 150 {
+		recs = append(recs, sampleAudit(i, at(time.Duration(i)*time.Second)))
+	}
+	must(t, s.AppendAudit(t.Context(), recs))
+	for _, tc := range []struct {
+		limit, want int
+	}{
+		{0, 100}, // the default
+		{1, 1},
+		{120, 120},
+		{500, 150},
+	} {
+		got := listAudit(t, s, store.AuditFilter{Limit: tc.limit})
+		if len(got) != tc.want {
+			t.Errorf("ListAudit with Limit %d = %d records, want %d", tc.limit, len(got), tc.want)
+			continue
+		}
+		// The newest ones.
+		if len(got) > 0 && (got[0].JTI != "jti-149" || got[len(got)-1].JTI != fmt.Sprintf("jti-%03d", 150-tc.want)) {
+			t.Errorf("ListAudit with Limit %d returned %s..%s, want the newest", tc.limit, got[0].JTI, got[len(got)-1].JTI)
+		}
+	}
+}
+
+// testAuditAppendConcurrent appends batches from several goroutines, as
+// more than one group-commit writer might.
+func testAuditAppendConcurrent(t *testing.T, s store.Store) {
+	const batch = 10
+	errs := make([]error, concurrency)
+	var wg sync.WaitGroup
+	for g := range concurrency {
+		wg.Go(func() {
+			var recs []store.AuditRecord
+			for i := range batch {
+				recs = append(recs, sampleAudit(g*batch+i, at(time.Duration(g*batch+i)*time.Millisecond)))
+			}
+			errs[g] = s.AppendAudit(t.Context(), recs)
+		})
+	}
+	wg.Wait()
+	for g, err := range errs {
+		if err != nil {
+			t.Fatalf("AppendAudit in goroutine %d: %v", g, err)
+		}
+	}
+	got := listAudit(t, s, store.AuditFilter{Limit: concurrency * batch})
+	if len(got) != concurrency*batch {
+		t.Fatalf("ListAudit = %d records, want %d", len(got), concurrency*batch)
+	}
+	ids := map[int64]bool{}
+	for i, r := range got {
+		if want := fmt.Sprintf("jti-%03d", concurrency*batch-1-i); r.JTI != want {
+			t.Fatalf("record %d is %s, want %s", i, r.JTI, want)
+		}
+		if ids[r.ID] {
+			t.Fatalf("ID %d assigned twice", r.ID)
+		}
+		ids[r.ID] = true
+	}
+}

@@ -1,0 +1,76 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+)
+
+var revocationTests = []test{
+	{"RevokeAndCheck", testRevokeAndCheck},
+	{"RevokeTwice", testRevokeTwice},
+	{"DeleteExpired", testRevocationsDeleteExpired},
+}
+
+func isRevoked(t *testing.T, s store.Store, jti string) bool {
+	t.Helper()
+	r, err := s.IsRevoked(t.Context(), jti)
+	must(t, err)
+	return r
+}
+
+func testRevokeAndCheck(t *testing.T, s store.Store) {
+	if isRevoked(t, s, "jti-1") {
+		t.Fatal("IsRevoked on an empty store = true")
+	}
+	must(t, s.RevokeJTI(t.Context(), "jti-1", at(time.Hour)))
+	if !isRevoked(t, s, "jti-1") {
+		t.Error("IsRevoked after RevokeJTI = false")
+	}
+	if isRevoked(t, s, "jti-2") {
+		t.Error("IsRevoked of another jti = true")
+	}
+}
+
+func testRevokeTwice(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Hour)))
+	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Hour)))
+	// A second revocation with another expiry never shortens the first:
+	// the entry lasts until the later one.
+	must(t, s.RevokeJTI(ctx, "jti-1", at(2*time.Hour)))
+	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Minute)))
+	if !isRevoked(t, s, "jti-1") {
+		t.Fatal("IsRevoked after revoking repeatedly = false")
+	}
+	n, err := s.DeleteExpiredRevocations(ctx, at(90*time.Minute))
+	must(t, err)
+	if n != 0 || !isRevoked(t, s, "jti-1") {
+		t.Errorf("DeleteExpiredRevocations before the later expiry removed %d entries, want 0", n)
+	}
+}
+
+func testRevocationsDeleteExpired(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := at(time.Hour)
+	must(t, s.RevokeJTI(ctx, "past", now.Add(-time.Microsecond)))
+	must(t, s.RevokeJTI(ctx, "now", now))
+	must(t, s.RevokeJTI(ctx, "future", now.Add(time.Microsecond)))
+	// Removes entries whose JWT expired before now, not at now.
+	n, err := s.DeleteExpiredRevocations(ctx, now)
+	must(t, err)
+	if n != 1 {
+		t.Errorf("DeleteExpiredRevocations = %d, want 1", n)
+	}
+	for jti, want := range map[string]bool{"past": false, "now": true, "future": true} {
+		if got := isRevoked(t, s, jti); got != want {
+			t.Errorf("IsRevoked(%s) = %v, want %v", jti, got, want)
+		}
+	}
+	n, err = s.DeleteExpiredRevocations(ctx, at(48*time.Hour))
+	must(t, err)
+	if n != 2 {
+		t.Errorf("DeleteExpiredRevocations later = %d, want 2", n)
+	}
+}

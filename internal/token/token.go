@@ -1,0 +1,289 @@
+package token
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/keybridge/sts/internal/keys"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
+)
+
+// Claims are the JWT claims this server writes and reads (RFC 7519 §4.1,
+// RFC 9068 §2.2, RFC 8693 §4).
+type Claims struct {
+	Issuer    string         `json:"iss"`
+	Subject   string         `json:"sub"`
+	Audience  oauth.Audience `json:"aud,omitempty"`
+	Expiry    int64          `json:"exp"`
+	IssuedAt  int64          `json:"iat"`
+	NotBefore int64          `json:"nbf"`
+	ID        string         `json:"jti"`
+	ClientID  string         `json:"client_id,omitempty"`
+	Scope     string         `json:"scope,omitempty"`
+	Act       *oauth.Actor   `json:"act,omitempty"`
+	MayAct    *oauth.Actor   `json:"may_act,omitempty"`
+	// Cnf is a confirmation (sender-constraint) claim, RFC 7800; this
+	// server issues none, and refuses to exchange tokens that carry one
+	// rather than drop the binding.
+	Cnf json.RawMessage `json:"cnf,omitempty"`
+}
+
+// Prefixes of opaque tokens; they make a leaked token recognisable to
+// secret scanners and let the validator skip JWT parsing.
+const (
+	PrefixAccess  = "sts_at_"
+	PrefixRefresh = "sts_rt_"
+)
+
+// Format of a validated token.
+const (
+	FormatJWT    = "jwt"
+	FormatOpaque = "opaque"
+)
+
+// Validation failures. They are causes for logs; the client is told only
+// that the token is invalid.
+var (
+	ErrMalformed  = errors.New("token is malformed")
+	ErrSignature  = errors.New("token signature is invalid")
+	ErrUnknownKey = errors.New("token signed by an unknown key")
+	ErrIssuer     = errors.New("token has a wrong issuer")
+	ErrExpired    = errors.New("token is expired")
+	ErrNotYet     = errors.New("token is not yet valid")
+	ErrRevoked    = errors.New("token is revoked")
+	ErrUnknown    = errors.New("token is unknown")
+	ErrClaims     = errors.New("token lacks required claims")
+)
+
+// IsInvalid reports whether err says the token is invalid (as opposed to a
+// failure of the store, which is a server error).
+func IsInvalid(err error) bool {
+	for _, e := range []error{ErrMalformed, ErrSignature, ErrUnknownKey, ErrIssuer, ErrExpired, ErrNotYet, ErrRevoked, ErrUnknown, ErrClaims} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Validated is a token that passed validation.
+type Validated struct {
+	Claims
+	// Format is FormatJWT or FormatOpaque.
+	Format string
+	// Kind is store.TokenAccess or store.TokenRefresh.
+	Kind store.TokenKind
+	// Type is the JWT "typ" header; empty for opaque tokens.
+	Type string
+	// Record is the stored record of an opaque token.
+	Record *store.TokenRecord
+}
+
+// Service mints and validates tokens.
+type Service struct {
+	Issuer      string
+	Keys        *keys.Manager
+	Tokens      store.Tokens
+	Revocations store.Revocations
+	// Leeway tolerated on exp and nbf for clock skew.
+	Leeway time.Duration
+	Now    func() time.Time
+}
+
+// NewID returns a random identifier for jti and family ids (128 bits).
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// HashOpaque returns the storage key of an opaque token.
+func HashOpaque(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}
+
+// SignJWT signs c with the current key, writing typ in the header.
+func (s *Service) SignJWT(c *Claims, typ string) (string, error) {
+	signer, err := s.Keys.Snapshot().Signer(typ)
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
+}
+
+// IssueOpaque creates an opaque token of the record's kind, stores the
+// record under the token's hash, and returns the token.
+func (s *Service) IssueOpaque(ctx context.Context, rec *store.TokenRecord) (string, error) {
+	prefix := PrefixAccess
+	if rec.Kind == store.TokenRefresh {
+		prefix = PrefixRefresh
+	}
+	tok := newOpaque(prefix)
+	rec.Hash = HashOpaque(tok)
+	if err := s.Tokens.CreateToken(ctx, rec); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// IssueRefresh creates a refresh token for rec. When rotateFrom is the hash
+// of the refresh token being used, that token is consumed in the same
+// transaction (store.Tokens.RotateRefreshToken).
+func (s *Service) IssueRefresh(ctx context.Context, rec *store.TokenRecord, rotateFrom []byte) (string, error) {
+	if rotateFrom == nil {
+		return s.IssueOpaque(ctx, rec)
+	}
+	tok := newOpaque(PrefixRefresh)
+	rec.Hash = HashOpaque(tok)
+	if err := s.Tokens.RotateRefreshToken(ctx, rotateFrom, s.Now(), rec); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+func newOpaque(prefix string) string {
+	var b [32]byte
+	rand.Read(b[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Validate checks a token this server issued and returns its claims. Every
+// failure wraps one of the Err* values.
+func (s *Service) Validate(ctx context.Context, raw string) (*Validated, error) {
+	if strings.HasPrefix(raw, PrefixAccess) || strings.HasPrefix(raw, PrefixRefresh) {
+		return s.validateOpaque(ctx, raw)
+	}
+	return s.validateJWT(ctx, raw)
+}
+
+// ParseUnverified decodes a compact JWT's header typ and claims without
+// checking anything; for `sts token inspect` and diagnostics only.
+func ParseUnverified(raw string) (header map[string]any, claims map[string]any, err error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil, nil, ErrMalformed
+	}
+	for i, dst := range []*map[string]any{&header, &claims} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		if err := json.Unmarshal(b, dst); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+	}
+	return header, claims, nil
+}
+
+func (s *Service) validateJWT(ctx context.Context, raw string) (*Validated, error) {
+	obj, err := jose.ParseSignedCompact(raw, keys.Algorithms)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(obj.Signatures) != 1 {
+		return nil, ErrMalformed
+	}
+	h := obj.Signatures[0].Protected
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	if typ != oauth.JWTTypeAccessToken {
+		return nil, fmt.Errorf("%w: typ %q", ErrMalformed, typ)
+	}
+	key, ok := s.Keys.LookupOrReload(ctx, h.KeyID)
+	if !ok {
+		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, h.KeyID)
+	}
+	// The key fixes the algorithm: a token cannot choose another one
+	// (e.g. HS256 keyed with the public key).
+	if h.Algorithm != string(key.Algorithm) {
+		return nil, fmt.Errorf("%w: alg %q for key of %s", ErrSignature, h.Algorithm, key.Algorithm)
+	}
+	payload, err := obj.Verify(key.Public.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	v := &Validated{Format: FormatJWT, Kind: store.TokenAccess, Type: typ}
+	if err := json.Unmarshal(payload, &v.Claims); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	c := &v.Claims
+	if c.Issuer != s.Issuer {
+		return nil, fmt.Errorf("%w: %q", ErrIssuer, c.Issuer)
+	}
+	if c.Subject == "" || c.ID == "" || c.Expiry == 0 {
+		return nil, ErrClaims
+	}
+	now := s.Now()
+	if now.Add(-s.Leeway).Unix() >= c.Expiry {
+		return nil, ErrExpired
+	}
+	if c.NotBefore != 0 && now.Add(s.Leeway).Unix() < c.NotBefore {
+		return nil, ErrNotYet
+	}
+	revoked, err := s.Revocations.IsRevoked(ctx, c.ID)
+	if err != nil {
+		return nil, err // a store failure is a server error, not a bad token
+	}
+	if revoked {
+		return nil, ErrRevoked
+	}
+	return v, nil
+}
+
+func (s *Service) validateOpaque(ctx context.Context, raw string) (*Validated, error) {
+	rec, err := s.Tokens.GetToken(ctx, HashOpaque(raw))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnknown
+	}
+	if err != nil {
+		return nil, err
+	}
+	wantPrefix := PrefixAccess
+	if rec.Kind == store.TokenRefresh {
+		wantPrefix = PrefixRefresh
+	}
+	if !strings.HasPrefix(raw, wantPrefix) {
+		return nil, ErrUnknown
+	}
+	if !rec.RevokedAt.IsZero() || !rec.ConsumedAt.IsZero() {
+		return nil, ErrRevoked // a used refresh token is spent
+	}
+	if !s.Now().Before(rec.ExpiresAt) {
+		return nil, ErrExpired
+	}
+	v := &Validated{Format: FormatOpaque, Kind: rec.Kind, Record: rec}
+	v.Claims = Claims{
+		Issuer:   s.Issuer,
+		Subject:  rec.Subject,
+		Audience: rec.Audience,
+		Expiry:   rec.ExpiresAt.Unix(),
+		IssuedAt: rec.IssuedAt.Unix(),
+		ID:       rec.JTI,
+		ClientID: rec.ClientID,
+		Scope:    rec.Scope,
+	}
+	if len(rec.Actor) > 0 {
+		v.Act = new(oauth.Actor)
+		if err := json.Unmarshal(rec.Actor, v.Act); err != nil {
+			return nil, fmt.Errorf("stored actor: %w", err)
+		}
+	}
+	return v, nil
+}

@@ -1,0 +1,48 @@
+package oauth
+
+import "strings"
+
+// Grant types understood by the token endpoint (RFC 6749 §4.4, §6; RFC 8693 §2.1).
+const (
+	GrantTypeTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantTypeClientCredentials = "client_credentials"
+	GrantTypeRefreshToken      = "refresh_token"
+)
+
+// Token type identifiers (RFC 8693 §3).
+const (
+	TokenTypeAccessToken  = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeRefreshToken = "urn:ietf:params:oauth:token-type:refresh_token"
+	TokenTypeIDToken      = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeJWT          = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeSAML1        = "urn:ietf:params:oauth:token-type:saml1"
+	TokenTypeSAML2        = "urn:ietf:params:oauth:token-type:saml2"
+)
+
+// Values of the token_type response parameter (RFC 6749 §7.1, RFC 8693 §2.2.1).
+const (
+	// TokenTypeBearer is the token_type of a bearer access token (RFC 6750).
+	TokenTypeBearer = "Bearer"
+	// TokenTypeNA is the token_type when the issued token is not an access
+	// token and so has no usage semantics (RFC 8693 §2.2.1).
+	TokenTypeNA = "N_A"
+)
+
+// Client authentication methods (RFC 6749 §2.3.1, RFC 7591 §2).
+const (
+	AuthMethodClientSecretBasic = "client_secret_basic"
+	AuthMethodClientSecretPost  = "client_secret_post"
+)
+
+// JWT header "typ" values.
+const (
+	// JWTTypeAccessToken is the typ of a JWT access token (RFC 9068 §2.1).
+	JWTTypeAccessToken = "at+jwt"
+	// JWTTypeJWT is the typ of a JWT issued for requested_token_type jwt.
+	JWTTypeJWT = "JWT"
+)
+
+// NormalizeTokenType trims surrounding white space from a token-type URN.
+// Some clients (Key Bridge's Java library among them) send a trailing space;
+// the comparison is otherwise exact, as RFC 8693 §3 URIs are case-sensitive.
+func NormalizeTokenType(s string) string { return strings.TrimSpace(s) }
