@@ -26,19 +26,16 @@ func openData(cmd *cobra.Command) (*setup.Env, error) {
 	config.RegisterStorage(fs)
 	config.RegisterServe(fs)
 	var errs []string
-	copyFlag := func(f *pflag.Flag) {
-		if fs.Lookup(f.Name) == nil {
+	// VisitAll and Changed, not Visit: Visit sees only flags set on that
+	// very FlagSet, and InheritedFlags returns a new one.
+	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+		if !f.Changed || fs.Lookup(f.Name) == nil {
 			return
 		}
 		if err := fs.Set(f.Name, f.Value.String()); err != nil {
 			errs = append(errs, fmt.Sprintf("--%s: %v", f.Name, err))
 		}
-	}
-	cmd.InheritedFlags().Visit(copyFlag)
-	if cmd.HasParent() && cmd.Parent().Name() == "key" {
-		// `sts key rotate` flags registered on the command itself.
-		cmd.LocalNonPersistentFlags().Visit(copyFlag)
-	}
+	})
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}

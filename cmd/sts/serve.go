@@ -32,7 +32,7 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			if err != nil {
 				return err
 			}
-			srv := server.New(server.Options{
+			srv, err := server.New(ctx, server.Options{
 				Issuer: c.Issuer,
 				Store:  env.Store,
 				Keys:   km,
@@ -45,6 +45,9 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				Leeway: c.Leeway,
 				Logger: env.Logger,
 			})
+			if err != nil {
+				return err
+			}
 			ln, err := net.Listen("tcp", c.Addr)
 			if err != nil {
 				return err

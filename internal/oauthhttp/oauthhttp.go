@@ -23,13 +23,25 @@ const MaxBodyBytes = 64 << 10
 // Realm is the realm of WWW-Authenticate challenges.
 const Realm = "Key Bridge STS"
 
+// singleValued are the parameters this server reads that must not repeat
+// (RFC 6749 §3.2: "Request and response parameters MUST NOT be included
+// more than once"). resource and audience may repeat (RFC 8693 §2.1);
+// unknown parameters are ignored, repeated or not (RFC 6749 §3.1).
+var singleValued = map[string]bool{
+	"grant_type": true, "scope": true, "client_id": true, "client_secret": true,
+	"subject_token": true, "subject_token_type": true, "actor_token": true,
+	"actor_token_type": true, "requested_token_type": true, "refresh_token": true,
+	"token": true, "token_type_hint": true, "token_type": true,
+}
+
+// SingleValued reports whether parameter name may appear only once.
+func SingleValued(name string) bool { return singleValued[name] }
+
 // ParseForm checks that r is a POST of application/x-www-form-urlencoded no
-// larger than MaxBodyBytes and parses its body. Parameters listed in multi
-// may repeat; any other repeated parameter is invalid_request
-// (RFC 6749 §3.2: "Request and response parameters MUST NOT be included more
-// than once"). Parameters sent without a value are removed, as if omitted
-// (RFC 6749 §3.1). Query-string parameters are never read.
-func ParseForm(w http.ResponseWriter, r *http.Request, multi ...string) (url.Values, *oauth.Error) {
+// larger than MaxBodyBytes and parses its body. A repeated OAuth parameter
+// is invalid_request. Parameters sent without a value are removed, as if
+// omitted (RFC 6749 §3.1). Query-string parameters are never read.
+func ParseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the method must be POST").WithStatus(http.StatusMethodNotAllowed)
@@ -63,22 +75,13 @@ func ParseForm(w http.ResponseWriter, r *http.Request, multi ...string) (url.Val
 		switch {
 		case len(kept) == 0:
 			delete(form, k)
-		case len(kept) > 1 && !contains(multi, k):
+		case len(kept) > 1 && singleValued[k]:
 			return nil, oauth.NewError(oauth.ErrInvalidRequest, "parameter %s is repeated", k)
 		default:
 			form[k] = kept
 		}
 	}
 	return form, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // NoStore sets the headers that keep a response out of every cache

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/cached"
 	"github.com/keybridge/sts/internal/token"
 	"github.com/keybridge/sts/oauth"
 )
@@ -57,14 +59,15 @@ type Server struct {
 	opts    Options
 	handler http.Handler
 	audit   *audit.Writer
+	cache   *cached.Store
 	// Tokens mints and validates tokens (exposed for tests and benchmarks).
 	Tokens *token.Service
 	// Token is the token endpoint.
 	Token *tokenep.Endpoint
 }
 
-// New builds the server.
-func New(o Options) *Server {
+// New builds the server; it loads the revocation set.
+func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -75,7 +78,13 @@ func New(o Options) *Server {
 		o.CleanupInterval = time.Hour
 	}
 	o.Limits.Issuer = o.Issuer
-	s := &Server{opts: o, audit: audit.NewWriter(o.Store, o.Logger)}
+	// The hot path reads clients and revocations from memory.
+	cache, err := cached.New(ctx, o.Store, cached.Options{Now: o.Now, Logger: o.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("load revocations: %w", err)
+	}
+	o.Store = cache
+	s := &Server{opts: o, audit: audit.NewWriter(o.Store, o.Logger), cache: cache}
 	auth := &clientauth.Authenticator{Clients: o.Store, Hasher: o.Hasher, Now: o.Now}
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Leeway: o.Leeway, Now: o.Now}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})
@@ -94,7 +103,7 @@ func New(o Options) *Server {
 	})
 	mux.HandleFunc("GET "+ReadyPath, s.ready)
 	s.handler = s.middleware(mux)
-	return s
+	return s, nil
 }
 
 // Metadata is the RFC 8414 document of a server with this issuer.
@@ -193,6 +202,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go s.opts.Keys.Run(bg)
+	go s.cache.Run(bg)
 	go s.cleanup(bg)
 
 	errc := make(chan error, 1)

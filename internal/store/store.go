@@ -190,12 +190,23 @@ type Tokens interface {
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 }
 
+// Revocation is a revoked JWT identifier.
+type Revocation struct {
+	JTI       string
+	ExpiresAt time.Time // when the JWT expires and the entry may go
+	RevokedAt time.Time
+}
+
 // Revocations stores the identifiers (jti) of revoked JWTs until the JWTs
 // expire.
 type Revocations interface {
-	// RevokeJTI records jti as revoked until expiresAt; revoking twice is
-	// not an error.
-	RevokeJTI(ctx context.Context, jti string, expiresAt time.Time) error
+	// RevokeJTI records jti as revoked at now until expiresAt; revoking
+	// twice is not an error (the later expiry is kept).
+	RevokeJTI(ctx context.Context, jti string, expiresAt, now time.Time) error
+	// ListRevocations returns the entries revoked at or after since that
+	// have not expired before now, so that an in-memory copy can be loaded
+	// (since zero) and kept in sync.
+	ListRevocations(ctx context.Context, since, now time.Time) ([]Revocation, error)
 	// IsRevoked reports whether jti was revoked.
 	IsRevoked(ctx context.Context, jti string) (bool, error)
 	// DeleteExpiredRevocations removes entries whose JWT expired before now.

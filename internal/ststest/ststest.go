@@ -94,10 +94,13 @@ func Start(t testing.TB, o Options) *STS {
 	// before the issuer: listen first, then attach the handler.
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
-	s.Server = server.New(server.Options{
+	s.Server, err = server.New(ctx, server.Options{
 		Issuer: s.URL, Store: st, Keys: km, Hasher: s.Hasher,
 		Limits: o.Limits, Leeway: 5 * time.Second, Now: clock.Now,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.HTTP.Config.Handler = s.Server.Handler()
 	s.HTTP.Start()
 	t.Cleanup(func() {

@@ -60,6 +60,7 @@ var (
 	ErrExpired    = errors.New("token is expired")
 	ErrNotYet     = errors.New("token is not yet valid")
 	ErrRevoked    = errors.New("token is revoked")
+	ErrReplayed   = errors.New("refresh token used twice; its family is revoked")
 	ErrUnknown    = errors.New("token is unknown")
 	ErrClaims     = errors.New("token lacks required claims")
 )
@@ -67,7 +68,7 @@ var (
 // IsInvalid reports whether err says the token is invalid (as opposed to a
 // failure of the store, which is a server error).
 func IsInvalid(err error) bool {
-	for _, e := range []error{ErrMalformed, ErrSignature, ErrUnknownKey, ErrIssuer, ErrExpired, ErrNotYet, ErrRevoked, ErrUnknown, ErrClaims} {
+	for _, e := range []error{ErrMalformed, ErrSignature, ErrUnknownKey, ErrIssuer, ErrExpired, ErrNotYet, ErrRevoked, ErrReplayed, ErrUnknown, ErrClaims} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -262,8 +263,16 @@ func (s *Service) validateOpaque(ctx context.Context, raw string) (*Validated, e
 	if !strings.HasPrefix(raw, wantPrefix) {
 		return nil, ErrUnknown
 	}
-	if !rec.RevokedAt.IsZero() || !rec.ConsumedAt.IsZero() {
-		return nil, ErrRevoked // a used refresh token is spent
+	if !rec.ConsumedAt.IsZero() {
+		// A refresh token used a second time was stolen or leaked: revoke
+		// the whole family, wherever it is presented (RFC 9700 §4.14.2).
+		if err := s.Tokens.RevokeFamily(ctx, rec.FamilyID, s.Now()); err != nil {
+			return nil, err
+		}
+		return nil, ErrReplayed
+	}
+	if !rec.RevokedAt.IsZero() {
+		return nil, ErrRevoked
 	}
 	if !s.Now().Before(rec.ExpiresAt) {
 		return nil, ErrExpired

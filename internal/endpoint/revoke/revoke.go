@@ -91,7 +91,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 	now := e.Tokens.Now()
 	switch {
 	case v.Format == token.FormatJWT:
-		return e.Revocations.RevokeJTI(ctx, v.ID, time.Unix(v.Expiry, 0))
+		return e.Revocations.RevokeJTI(ctx, v.ID, time.Unix(v.Expiry, 0), now)
 	case v.Kind == store.TokenRefresh && v.Record.FamilyID != "":
 		return e.Store.RevokeFamily(ctx, v.Record.FamilyID, now)
 	default:

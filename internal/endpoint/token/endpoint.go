@@ -81,7 +81,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
 	// 1. Parse.
-	form, oe := oauthhttp.ParseForm(w, r, MultiValued...)
+	form, oe := oauthhttp.ParseForm(w, r)
 	if oe != nil {
 		return nil, oe
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -76,17 +77,17 @@ func (g tokenExchange) validate(ctx context.Context, c *store.Client, param, raw
 	switch typ {
 	case oauth.TokenTypeJWT:
 		if v.Format != token.FormatJWT {
-			return nil, invalidToken(param, errors.New("declared jwt, is opaque"))
+			return nil, invalidToken(param, fmt.Errorf("%w: declared jwt, is opaque", token.ErrMalformed))
 		}
 	case oauth.TokenTypeAccessToken:
 		if v.Kind != store.TokenAccess {
-			return nil, invalidToken(param, errors.New("declared access_token, is a refresh token"))
+			return nil, invalidToken(param, fmt.Errorf("%w: declared access_token, is a refresh token", token.ErrMalformed))
 		}
 	case oauth.TokenTypeRefreshToken:
 		// A refresh token is bound to the client it was issued to
 		// (RFC 6749 §10.4).
 		if v.Kind != store.TokenRefresh || v.ClientID != c.ID {
-			return nil, invalidToken(param, errors.New("not a refresh token of this client"))
+			return nil, invalidToken(param, fmt.Errorf("%w: not a refresh token of this client", token.ErrUnknown))
 		}
 	}
 	if len(v.Cnf) > 0 {
@@ -149,6 +150,14 @@ func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) 
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "refresh_token is required")
 	}
 	v, err := g.tokens.Validate(ctx, r.RefreshToken)
+	if errors.Is(err, token.ErrRevoked) {
+		// Validate reports a used refresh token as revoked, so the store's
+		// replay detection in RotateRefreshToken is not reached: revoke the
+		// family here (RFC 9700 §4.14.2).
+		if rerr := g.revokeReplayed(ctx, c, r.RefreshToken); rerr != nil {
+			return nil, rerr
+		}
+	}
 	if err == nil && (v.Kind != store.TokenRefresh || v.ClientID != c.ID) {
 		err = token.ErrUnknown
 	}
@@ -174,6 +183,23 @@ func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) 
 		b.Audience = []string{}
 	}
 	return b, nil
+}
+
+// revokeReplayed revokes the family of raw when raw is a refresh token of
+// client c that was already used: its reuse means it leaked
+// (RFC 9700 §4.14.2).
+func (g refreshGrant) revokeReplayed(ctx context.Context, c *store.Client, raw string) error {
+	rec, err := g.tokens.Tokens.GetToken(ctx, token.HashOpaque(raw))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Kind != store.TokenRefresh || rec.ClientID != c.ID || rec.ConsumedAt.IsZero() || rec.FamilyID == "" {
+		return nil
+	}
+	return g.tokens.Tokens.RevokeFamily(ctx, rec.FamilyID, g.tokens.Now())
 }
 
 func actorJSON(a *oauth.Actor) []byte {

@@ -24,9 +24,6 @@ type Request struct {
 	RefreshToken       string
 }
 
-// MultiValued are the parameters that may repeat (RFC 8693 §2.1).
-var MultiValued = []string{"resource", "audience"}
-
 // ParseRequest builds a Request from a form already checked for repeats
 // and validates what every grant shares.
 func ParseRequest(form url.Values) (*Request, *oauth.Error) {

@@ -4,17 +4,19 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/keybridge/sts/internal/store"
 )
 
 const qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ?)`
 
 // RevokeJTI implements [store.Revocations]. Revoking again extends the
 // entry to the later expiry, never shortens it.
-func (s *Store) RevokeJTI(ctx context.Context, jti string, expiresAt time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO revoked_jtis (jti, expires_at) VALUES (?, ?)
+func (s *Store) RevokeJTI(ctx context.Context, jti string, expiresAt, now time.Time) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES (?, ?, ?)
 		ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
 		WHERE excluded.expires_at > revoked_jtis.expires_at`,
-		jti, encTime(expiresAt))
+		jti, encTime(expiresAt), encTime(now))
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke jti: %w", err)
 	}
@@ -38,4 +40,28 @@ func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (in
 		return 0, fmt.Errorf("sqlite: delete expired revocations: %w", err)
 	}
 	return n, nil
+}
+
+// ListRevocations implements [store.Revocations].
+func (s *Store) ListRevocations(ctx context.Context, since, now time.Time) ([]store.Revocation, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT jti, expires_at, revoked_at FROM revoked_jtis
+		WHERE revoked_at >= ? AND expires_at >= ? ORDER BY revoked_at`, encTime(since), encTime(now))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Revocation
+	for rows.Next() {
+		var r store.Revocation
+		var exp, at int64
+		if err := rows.Scan(&r.JTI, &exp, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: list revocations: %w", err)
+		}
+		r.ExpiresAt, r.RevokedAt = decTime(exp), decTime(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list revocations: %w", err)
+	}
+	return out, nil
 }

@@ -40,7 +40,7 @@ func TestReopen(t *testing.T) {
 		s.CreateClient(ctx, &store.Client{ID: "c1", Status: store.ClientActive, Scopes: []string{"read"}, CreatedAt: now}),
 		s.RotateKeys(ctx, "", now, time.Time{}, &store.SigningKey{ID: "k1", Algorithm: "EdDSA", State: store.KeyCurrent, CreatedAt: now}),
 		s.CreateToken(ctx, &store.TokenRecord{Hash: hash, Kind: store.TokenRefresh, FamilyID: "f", ExpiresAt: now.Add(time.Hour)}),
-		s.RevokeJTI(ctx, "j1", now.Add(time.Hour)),
+		s.RevokeJTI(ctx, "j1", now.Add(time.Hour), now),
 		s.AppendAudit(ctx, []store.AuditRecord{{Time: now, Action: "client.create", ClientID: "c1"}}),
 	} {
 		if err != nil {
@@ -95,7 +95,7 @@ func TestOpenEscapesPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.RevokeJTI(t.Context(), "j", time.Now()); err != nil {
+	if err := s.RevokeJTI(t.Context(), "j", time.Now(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sts.db")); err != nil {

@@ -11,6 +11,7 @@ var revocationTests = []test{
 	{"RevokeAndCheck", testRevokeAndCheck},
 	{"RevokeTwice", testRevokeTwice},
 	{"DeleteExpired", testRevocationsDeleteExpired},
+	{"List", testListRevocations},
 }
 
 func isRevoked(t *testing.T, s store.Store, jti string) bool {
@@ -24,7 +25,7 @@ func testRevokeAndCheck(t *testing.T, s store.Store) {
 	if isRevoked(t, s, "jti-1") {
 		t.Fatal("IsRevoked on an empty store = true")
 	}
-	must(t, s.RevokeJTI(t.Context(), "jti-1", at(time.Hour)))
+	must(t, s.RevokeJTI(t.Context(), "jti-1", at(time.Hour), at(0)))
 	if !isRevoked(t, s, "jti-1") {
 		t.Error("IsRevoked after RevokeJTI = false")
 	}
@@ -35,12 +36,12 @@ func testRevokeAndCheck(t *testing.T, s store.Store) {
 
 func testRevokeTwice(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Hour)))
-	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Hour)))
+	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Hour), at(0)))
+	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Hour), at(0)))
 	// A second revocation with another expiry never shortens the first:
 	// the entry lasts until the later one.
-	must(t, s.RevokeJTI(ctx, "jti-1", at(2*time.Hour)))
-	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Minute)))
+	must(t, s.RevokeJTI(ctx, "jti-1", at(2*time.Hour), at(0)))
+	must(t, s.RevokeJTI(ctx, "jti-1", at(time.Minute), at(0)))
 	if !isRevoked(t, s, "jti-1") {
 		t.Fatal("IsRevoked after revoking repeatedly = false")
 	}
@@ -54,9 +55,9 @@ func testRevokeTwice(t *testing.T, s store.Store) {
 func testRevocationsDeleteExpired(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	now := at(time.Hour)
-	must(t, s.RevokeJTI(ctx, "past", now.Add(-time.Microsecond)))
-	must(t, s.RevokeJTI(ctx, "now", now))
-	must(t, s.RevokeJTI(ctx, "future", now.Add(time.Microsecond)))
+	must(t, s.RevokeJTI(ctx, "past", now.Add(-time.Microsecond), at(0)))
+	must(t, s.RevokeJTI(ctx, "now", now, at(0)))
+	must(t, s.RevokeJTI(ctx, "future", now.Add(time.Microsecond), at(0)))
 	// Removes entries whose JWT expired before now, not at now.
 	n, err := s.DeleteExpiredRevocations(ctx, now)
 	must(t, err)
@@ -72,5 +73,25 @@ func testRevocationsDeleteExpired(t *testing.T, s store.Store) {
 	must(t, err)
 	if n != 2 {
 		t.Errorf("DeleteExpiredRevocations later = %d, want 2", n)
+	}
+}
+
+func testListRevocations(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.RevokeJTI(ctx, "early", at(time.Hour), at(0)))
+	must(t, s.RevokeJTI(ctx, "late", at(time.Hour), at(time.Minute)))
+	must(t, s.RevokeJTI(ctx, "gone", at(time.Second), at(time.Minute)))
+	all, err := s.ListRevocations(ctx, time.Time{}, at(2*time.Second))
+	must(t, err)
+	if len(all) != 2 || all[0].JTI != "early" || all[1].JTI != "late" {
+		t.Fatalf("ListRevocations(all) = %+v, want early, late (gone has expired)", all)
+	}
+	if !all[1].RevokedAt.Equal(at(time.Minute).Truncate(time.Microsecond)) || !all[1].ExpiresAt.Equal(at(time.Hour).Truncate(time.Microsecond)) {
+		t.Errorf("times not kept: %+v", all[1])
+	}
+	recent, err := s.ListRevocations(ctx, at(time.Minute), at(0))
+	must(t, err)
+	if len(recent) != 2 || recent[0].JTI == "early" || recent[1].JTI == "early" {
+		t.Fatalf("ListRevocations(since 1m) = %+v, want late and gone", recent)
 	}
 }

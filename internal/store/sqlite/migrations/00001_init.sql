@@ -59,8 +59,10 @@ CREATE INDEX tokens_expires_at ON tokens (expires_at);
 
 CREATE TABLE revoked_jtis (
     jti        TEXT   NOT NULL PRIMARY KEY,
-    expires_at BIGINT NOT NULL
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT NOT NULL
 );
+CREATE INDEX revoked_jtis_revoked_at ON revoked_jtis (revoked_at);
 CREATE INDEX revoked_jtis_expires_at ON revoked_jtis (expires_at);
 
 CREATE TABLE audit (

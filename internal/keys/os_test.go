@@ -1,0 +1,5 @@
+package keys_test
+
+import "os"
+
+var osStat = os.Stat

@@ -1,0 +1,214 @@
+package policy
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+var limits = Limits{Issuer: "https://sts.example.com", AccessTokenTTL: time.Hour, RefreshTokenTTL: 24 * time.Hour, MaxTokenTTL: 2 * time.Hour}
+
+func client() *store.Client {
+	return &store.Client{
+		ID:          "rs08",
+		GrantTypes:  []string{oauth.GrantTypeTokenExchange, oauth.GrantTypeClientCredentials},
+		Audiences:   []string{"https://a.example.com", "https://b.example.com"},
+		Scopes:      []string{"read", "write"},
+		TokenFormat: store.TokenFormatJWT,
+	}
+}
+
+func TestDecide(t *testing.T) {
+	exchange := func(r Request) Request { r.GrantType = oauth.GrantTypeTokenExchange; return r }
+	tests := []struct {
+		name    string
+		client  func(*store.Client)
+		subject Subject
+		req     Request
+		wantErr oauth.ErrorCode
+		check   func(t *testing.T, d Decision)
+	}{
+		{name: "scope defaults to subject ∩ client", subject: Subject{Scopes: []string{"read", "admin"}},
+			req: exchange(Request{Targets: []string{"https://a.example.com"}}),
+			check: func(t *testing.T, d Decision) {
+				if !slices.Equal(d.Scope, []string{"read"}) || !d.ScopeChanged {
+					t.Errorf("scope %v changed=%v", d.Scope, d.ScopeChanged)
+				}
+			}},
+		{name: "scope beyond subject refused", subject: Subject{Scopes: []string{"read"}},
+			req: exchange(Request{Scope: []string{"write"}, Targets: []string{"https://a.example.com"}}), wantErr: oauth.ErrInvalidScope},
+		{name: "scope beyond client refused", subject: Subject{Scopes: []string{"read", "admin"}},
+			req: exchange(Request{Scope: []string{"admin"}, Targets: []string{"https://a.example.com"}}), wantErr: oauth.ErrInvalidScope},
+		{name: "requested scope kept, unchanged", subject: Subject{Scopes: []string{"read", "write"}},
+			req: exchange(Request{Scope: []string{"write"}, Targets: []string{"https://a.example.com"}}),
+			check: func(t *testing.T, d Decision) {
+				if !slices.Equal(d.Scope, []string{"write"}) || d.ScopeChanged {
+					t.Errorf("scope %v changed=%v", d.Scope, d.ScopeChanged)
+				}
+			}},
+		{name: "client_credentials scope bounded by client only", req: Request{GrantType: oauth.GrantTypeClientCredentials, Targets: []string{"https://b.example.com"}},
+			check: func(t *testing.T, d Decision) {
+				if !slices.Equal(d.Scope, []string{"read", "write"}) {
+					t.Errorf("scope %v", d.Scope)
+				}
+			}},
+		{name: "audience not allowed", req: exchange(Request{Targets: []string{"https://evil.example.com"}}), wantErr: oauth.ErrInvalidTarget},
+		{name: "several allowed, none named", req: exchange(Request{}), wantErr: oauth.ErrInvalidTarget},
+		{name: "one allowed, none named: that one", client: func(c *store.Client) { c.Audiences = c.Audiences[:1] }, req: exchange(Request{}),
+			check: func(t *testing.T, d Decision) {
+				if !slices.Equal(d.Audience, []string{"https://a.example.com"}) {
+					t.Errorf("aud %v", d.Audience)
+				}
+			}},
+		{name: "none allowed: the issuer", client: func(c *store.Client) { c.Audiences = nil }, req: exchange(Request{}),
+			check: func(t *testing.T, d Decision) {
+				if !slices.Equal(d.Audience, []string{limits.Issuer}) {
+					t.Errorf("aud %v", d.Audience)
+				}
+			}},
+		{name: "fixed audience narrows", subject: Subject{Audience: []string{"https://a.example.com"}},
+			req: exchange(Request{Targets: []string{"https://b.example.com"}}), wantErr: oauth.ErrInvalidTarget},
+		{name: "expiry capped by subject", subject: Subject{ExpiresAt: now.Add(10 * time.Minute)},
+			req: exchange(Request{Targets: []string{"https://a.example.com"}}),
+			check: func(t *testing.T, d Decision) {
+				if !d.Expiry.Equal(now.Add(10 * time.Minute)) {
+					t.Errorf("exp %v", d.Expiry)
+				}
+			}},
+		{name: "client ttl capped by max", client: func(c *store.Client) { c.AccessTokenTTL = 48 * time.Hour },
+			req: exchange(Request{Targets: []string{"https://a.example.com"}}),
+			check: func(t *testing.T, d Decision) {
+				if !d.Expiry.Equal(now.Add(limits.MaxTokenTTL)) {
+					t.Errorf("exp %v", d.Expiry)
+				}
+			}},
+		{name: "subject already expired", subject: Subject{ExpiresAt: now.Add(-time.Second)},
+			req: exchange(Request{Targets: []string{"https://a.example.com"}}), wantErr: oauth.ErrInvalidRequest},
+		{name: "unsupported requested type", req: exchange(Request{RequestedTokenType: oauth.TokenTypeSAML2, Targets: []string{"https://a.example.com"}}), wantErr: oauth.ErrInvalidRequest},
+		{name: "refresh type needs the refresh grant", req: exchange(Request{RequestedTokenType: oauth.TokenTypeRefreshToken, Targets: []string{"https://a.example.com"}}), wantErr: oauth.ErrInvalidRequest},
+		{name: "default type of a JWT client is jwt", req: exchange(Request{Targets: []string{"https://a.example.com"}}),
+			check: func(t *testing.T, d Decision) {
+				if d.IssuedTokenType != oauth.TokenTypeJWT || d.Format != store.TokenFormatJWT || d.Refresh {
+					t.Errorf("%+v", d)
+				}
+			}},
+		{name: "opaque client gets access_token", client: func(c *store.Client) { c.TokenFormat = store.TokenFormatOpaque },
+			req: exchange(Request{Targets: []string{"https://a.example.com"}}),
+			check: func(t *testing.T, d Decision) {
+				if d.IssuedTokenType != oauth.TokenTypeAccessToken || d.Format != store.TokenFormatOpaque {
+					t.Errorf("%+v", d)
+				}
+			}},
+		{name: "refresh beside the token when allowed", client: func(c *store.Client) { c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken) },
+			subject: Subject{ExpiresAt: now.Add(30 * time.Minute)},
+			req:     exchange(Request{Targets: []string{"https://a.example.com"}}),
+			check: func(t *testing.T, d Decision) {
+				if !d.Refresh || !d.RefreshExpiry.Equal(now.Add(30*time.Minute)) {
+					t.Errorf("refresh %v until %v", d.Refresh, d.RefreshExpiry)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := client()
+			if tt.client != nil {
+				tt.client(c)
+			}
+			d, err := Decide(c, tt.subject, tt.req, limits, now)
+			if tt.wantErr != "" {
+				if err == nil || err.Code != tt.wantErr || err.Description == "" {
+					t.Fatalf("got %v, want %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.check != nil {
+				tt.check(t, d)
+			}
+		})
+	}
+}
+
+func TestDelegation(t *testing.T) {
+	prior := &oauth.Actor{Subject: "gateway"}
+	tests := []struct {
+		name        string
+		impersonate bool
+		subject     Party
+		actor       *Party
+		want        *oauth.Actor
+		wantErr     bool
+	}{
+		{name: "client becomes actor", subject: Party{Subject: "alice"}, want: &oauth.Actor{Subject: "rs08", ClientID: "rs08"}},
+		{name: "client chains after prior actor", subject: Party{Subject: "alice", Act: prior}, want: &oauth.Actor{Subject: "rs08", ClientID: "rs08", Actor: prior}},
+		{name: "own token keeps its chain", subject: Party{Subject: "rs08", Act: prior}, want: prior},
+		{name: "impersonation drops the client", impersonate: true, subject: Party{Subject: "alice"}, want: nil},
+		{name: "impersonation keeps prior chain", impersonate: true, subject: Party{Subject: "alice", Act: prior}, want: prior},
+		{name: "actor token", subject: Party{Subject: "alice", Act: prior}, actor: &Party{Subject: "bob", ClientID: "svc"},
+			want: &oauth.Actor{Subject: "bob", ClientID: "svc", Actor: prior}},
+		{name: "may_act names the actor", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "bob"}}, actor: &Party{Subject: "bob"},
+			want: &oauth.Actor{Subject: "bob"}},
+		{name: "may_act names someone else", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "carol"}}, actor: &Party{Subject: "bob"}, wantErr: true},
+		{name: "may_act checked without actor token", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "carol"}}, wantErr: true},
+		{name: "may_act checked under impersonation", impersonate: true, subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "carol"}}, wantErr: true},
+		{name: "may_act client_id must match", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "bob", ClientID: "other"}}, actor: &Party{Subject: "bob", ClientID: "svc"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := client()
+			c.AllowImpersonation = tt.impersonate
+			got, err := Delegation(c, tt.subject, tt.actor)
+			if tt.wantErr {
+				if err == nil || err.Code != oauth.ErrInvalidRequest {
+					t.Fatalf("got %v, want invalid_request", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalActor(got, tt.want) {
+				t.Errorf("act %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDelegationDepthBounded(t *testing.T) {
+	var chain *oauth.Actor
+	for i := 0; i < MaxActDepth; i++ {
+		chain = &oauth.Actor{Subject: "hop", Actor: chain}
+	}
+	if _, err := Delegation(client(), Party{Subject: "alice", Act: chain}, nil); err == nil {
+		t.Fatal("a chain beyond MaxActDepth was accepted")
+	}
+}
+
+func equalActor(a, b *oauth.Actor) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Subject == b.Subject && a.ClientID == b.ClientID && a.Issuer == b.Issuer && equalActor(a.Actor, b.Actor)
+}
+
+func TestValidTarget(t *testing.T) {
+	for s, want := range map[string]bool{
+		"https://backend.example.com/api": true,
+		"urn:example:cooperation-context": true,
+		"/relative":                       false,
+		"https://a.example.com/#frag":     false,
+		"https://a.example.com/#":         false,
+		"backend":                         false,
+	} {
+		if got := ValidTarget(s); got != want {
+			t.Errorf("ValidTarget(%q) = %v", s, got)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package server_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/keybridge/sts/internal/server"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/ststest"
+	"github.com/keybridge/sts/oauth"
+)
+
+// BenchmarkES256SignVerify is the crypto ceiling of one exchange: one
+// signature verification (the subject token) and one signature (the new
+// token), through the same JOSE library the server uses.
+func BenchmarkES256SignVerify(b *testing.B) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(`{"iss":"http://127.0.0.1:8080","sub":"alice","aud":"https://backend.example.com/api","exp":1900000000,"iat":1800000000,"jti":"abcdefghijklmnopqrstuv","scope":"api"}`)
+	obj, _ := signer.Sign(payload)
+	tok, _ := obj.CompactSerialize()
+	algs := []jose.SignatureAlgorithm{jose.ES256}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			o, err := jose.ParseSignedCompact(tok, algs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := o.Verify(&k.PublicKey); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := signer.Sign(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// benchParallelism is the number of concurrent callers per CPU: a token
+// service serves many clients at once, and group commit of audit records
+// depends on it.
+const benchParallelism = 8
+
+// benchSetup registers the seed's two clients and returns the exchange
+// form body for rs08.
+func benchSetup(b *testing.B) (*ststest.STS, *ststest.Client, string) {
+	s := ststest.Start(b, ststest.Options{})
+	user := s.CreateClient(func(c *store.Client) { c.Scopes = []string{"api"} })
+	rs08 := s.CreateClient(func(c *store.Client) {
+		c.Audiences = []string{backend}
+		c.Scopes = []string{"api"}
+	})
+	subject := s.ClientCredentials(user, nil)
+	body := url.Values{
+		"grant_type":         {oauth.GrantTypeTokenExchange},
+		"resource":           {backend},
+		"subject_token":      {subject},
+		"subject_token_type": {oauth.TokenTypeAccessToken},
+	}.Encode()
+	return s, rs08, body
+}
+
+// BenchmarkExchangeInProcess runs the whole token endpoint (parsing, client
+// authentication, validation, policy, signing, audit) without the network.
+func BenchmarkExchangeInProcess(b *testing.B) {
+	s, rs08, body := benchSetup(b)
+	h := s.Server.Handler()
+	auth := ststest.BasicAuth(rs08.ID, rs08.Secret)
+	b.ReportAllocs()
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, server.TokenPath, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", auth)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("%d %s", w.Code, w.Body)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchanges/s")
+}
+
+// BenchmarkExchangeHTTP is the full round trip over loopback HTTP with
+// keep-alive connections, as a client in the same machine sees it.
+func BenchmarkExchangeHTTP(b *testing.B) {
+	s, rs08, body := benchSetup(b)
+	auth := ststest.BasicAuth(rs08.ID, rs08.Secret)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, s.URL+server.TokenPath, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", auth)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchanges/s")
+}

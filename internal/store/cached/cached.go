@@ -1,0 +1,198 @@
+// Package cached wraps a store.Store with the in-memory reads of the token
+// endpoint's hot path, so that validating a self-issued JWT and
+// authenticating a known client need no database query:
+//
+//   - clients read within ClientTTL are served from memory; changes made
+//     through this wrapper take effect at once, changes made by another
+//     process (the CLI, another instance) within ClientTTL;
+//   - the set of revoked JWT identifiers is held in memory, loaded at start,
+//     updated at once by revocations through this wrapper and, for those
+//     made elsewhere, every PollInterval.
+//
+// Everything else passes through to the wrapped store.
+package cached
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+)
+
+// Options tune the caches; zero values take the defaults.
+type Options struct {
+	// ClientTTL bounds how stale a cached client may be (default 2 s).
+	ClientTTL time.Duration
+	// MaxClients bounds the client cache (default 100,000 entries).
+	MaxClients int
+	// PollInterval is how often revocations made elsewhere are read
+	// (default 1 s).
+	PollInterval time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// syncMargin is subtracted from the last sync time when polling, so that a
+// revocation whose transaction committed a little after its timestamp (or
+// written by a host whose clock lags) is still seen.
+const syncMargin = 30 * time.Second
+
+type clientEntry struct {
+	c       store.Client
+	fetched time.Time
+}
+
+// Store is the caching wrapper.
+type Store struct {
+	store.Store
+	o Options
+
+	cmu     sync.RWMutex
+	clients map[string]clientEntry
+
+	rmu      sync.RWMutex
+	revoked  map[string]time.Time // jti → expiry of the JWT
+	lastSync time.Time
+}
+
+// New wraps inner and loads the revocation set.
+func New(ctx context.Context, inner store.Store, o Options) (*Store, error) {
+	if o.ClientTTL == 0 {
+		o.ClientTTL = 2 * time.Second
+	}
+	if o.MaxClients == 0 {
+		o.MaxClients = 100_000
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{Store: inner, o: o, clients: map[string]clientEntry{}, revoked: map[string]time.Time{}}
+	return s, s.Sync(ctx)
+}
+
+// GetClient serves a fresh cached copy or reads through. Unknown ids are
+// not cached, so probing with random ids cannot fill memory.
+func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	now := s.o.Now()
+	s.cmu.RLock()
+	e, ok := s.clients[id]
+	s.cmu.RUnlock()
+	if ok && now.Sub(e.fetched) < s.o.ClientTTL {
+		c := e.c
+		return &c, nil
+	}
+	c, err := s.Store.GetClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.cmu.Lock()
+	if len(s.clients) >= s.o.MaxClients {
+		for k := range s.clients { // evict an arbitrary entry
+			delete(s.clients, k)
+			break
+		}
+	}
+	s.clients[id] = clientEntry{c: *c, fetched: now}
+	s.cmu.Unlock()
+	return c, nil
+}
+
+func (s *Store) forget(id string) {
+	s.cmu.Lock()
+	delete(s.clients, id)
+	s.cmu.Unlock()
+}
+
+// CreateClient writes through.
+func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
+	defer s.forget(c.ID)
+	return s.Store.CreateClient(ctx, c)
+}
+
+// UpdateClient writes through and drops the cached copy.
+func (s *Store) UpdateClient(ctx context.Context, id string, update func(*store.Client) error) (*store.Client, error) {
+	defer s.forget(id)
+	return s.Store.UpdateClient(ctx, id, update)
+}
+
+// DeleteClient writes through and drops the cached copy.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	defer s.forget(id)
+	return s.Store.DeleteClient(ctx, id)
+}
+
+// IsRevoked answers from memory.
+func (s *Store) IsRevoked(_ context.Context, jti string) (bool, error) {
+	s.rmu.RLock()
+	_, ok := s.revoked[jti]
+	s.rmu.RUnlock()
+	return ok, nil
+}
+
+// RevokeJTI writes through, then adds the entry: once it returns, this
+// instance refuses the token.
+func (s *Store) RevokeJTI(ctx context.Context, jti string, expiresAt, now time.Time) error {
+	if err := s.Store.RevokeJTI(ctx, jti, expiresAt, now); err != nil {
+		return err
+	}
+	s.rmu.Lock()
+	if expiresAt.After(s.revoked[jti]) {
+		s.revoked[jti] = expiresAt
+	}
+	s.rmu.Unlock()
+	return nil
+}
+
+// Sync reads the revocations made since the last sync (all of them the
+// first time) and drops expired entries.
+func (s *Store) Sync(ctx context.Context) error {
+	now := s.o.Now()
+	s.rmu.RLock()
+	since := s.lastSync
+	s.rmu.RUnlock()
+	if !since.IsZero() {
+		since = since.Add(-syncMargin)
+	}
+	revs, err := s.Store.ListRevocations(ctx, since, now)
+	if err != nil {
+		return err
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	for _, r := range revs {
+		if r.ExpiresAt.After(s.revoked[r.JTI]) {
+			s.revoked[r.JTI] = r.ExpiresAt
+		}
+	}
+	for jti, exp := range s.revoked {
+		if exp.Before(now.Add(-syncMargin)) {
+			delete(s.revoked, jti)
+		}
+	}
+	s.lastSync = now
+	return nil
+}
+
+// Run keeps the revocation set in sync until ctx ends.
+func (s *Store) Run(ctx context.Context) {
+	t := time.NewTicker(s.o.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+			s.o.Logger.Warn("revocation sync", "err", err)
+		}
+	}
+}
