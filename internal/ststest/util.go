@@ -9,7 +9,7 @@ import (
 
 type atomicDuration struct{ v atomic.Int64 }
 
-func (a *atomicDuration) Load() time.Duration  { return time.Duration(a.v.Load()) }
+func (a *atomicDuration) Load() time.Duration { return time.Duration(a.v.Load()) }
 func (a *atomicDuration) Add(d time.Duration) { a.v.Add(int64(d)) }
 
 func randomID() string {
