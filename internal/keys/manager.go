@@ -273,7 +273,11 @@ func (m *Manager) rotate(ctx context.Context, bootstrap bool) error {
 	if err != nil {
 		return fmt.Errorf("rotate signing keys: %w", err)
 	}
-	m.opts.Logger.Info("signing keys rotated", "retired", expect, "next", next.ID)
+	if expect == "" {
+		m.opts.Logger.Info("created signing keys", "algorithm", m.opts.Algorithm, "next", next.ID)
+	} else {
+		m.opts.Logger.Info("signing keys rotated", "retired", expect, "next", next.ID)
+	}
 	return m.reloadLocked(ctx)
 }
 

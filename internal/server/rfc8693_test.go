@@ -45,6 +45,16 @@ func mint(t *testing.T, s *ststest.STS, edit func(*token.Claims)) string {
 	return tok
 }
 
+// mustJSON marshals v.
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // newRequest builds a request with a raw body and content type.
 func newRequest(t *testing.T, method, u, body, contentType string) *http.Request {
 	t.Helper()

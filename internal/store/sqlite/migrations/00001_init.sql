@@ -66,7 +66,7 @@ CREATE INDEX revoked_jtis_revoked_at ON revoked_jtis (revoked_at);
 CREATE INDEX revoked_jtis_expires_at ON revoked_jtis (expires_at);
 
 CREATE TABLE audit (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         INTEGER PRIMARY KEY, -- rowid: monotonic, as audit rows are never deleted
     time       BIGINT  NOT NULL,
     action     TEXT    NOT NULL,
     decision   TEXT    NOT NULL,
