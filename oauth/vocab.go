@@ -46,3 +46,15 @@ const (
 // Some clients (Key Bridge's Java library among them) send a trailing space;
 // the comparison is otherwise exact, as RFC 8693 §3 URIs are case-sensitive.
 func NormalizeTokenType(s string) string { return strings.TrimSpace(s) }
+
+// ValidScopeToken reports whether s is a scope token:
+// scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) (RFC 6749 §3.3).
+func ValidScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+			return false
+		}
+	}
+	return s != ""
+}

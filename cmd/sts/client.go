@@ -152,7 +152,7 @@ func (s *clientSpec) build(now time.Time) (*store.Client, error) {
 			bad("--scope: empty")
 		}
 		for _, sc := range fields {
-			if !validScopeToken(sc) {
+			if !oauth.ValidScopeToken(sc) {
 				bad("--scope %q: not a scope token (RFC 6749 §3.3: printable ASCII except space, '\"' and '\\')", sc)
 			} else if !slices.Contains(scopes, sc) {
 				scopes = append(scopes, sc)
@@ -235,17 +235,6 @@ func checkAudience(a string) error {
 		return errors.New("a URI must be absolute, well-formed and without fragment")
 	}
 	return nil
-}
-
-// validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) (RFC 6749 §3.3).
-func validScopeToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // grantAliases maps what an operator may type to grant type values.

@@ -46,10 +46,8 @@ type Options struct {
 	// RetainRetired is how long a retired key stays published: at least
 	// the longest lifetime of a token it signed, plus clock leeway.
 	RetainRetired time.Duration
-	// ReloadInterval is how often the key set is reread from the store.
-	ReloadInterval time.Duration
-	Now            func() time.Time
-	Logger         *slog.Logger
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // Key is a usable key of the snapshot.
@@ -126,9 +124,6 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.ReloadInterval == 0 {
-		opts.ReloadInterval = 10 * time.Second
 	}
 	if _, err := generate(opts.Algorithm); err != nil {
 		return nil, err
@@ -327,25 +322,10 @@ func generate(alg string) (crypto.Signer, error) {
 	return nil, fmt.Errorf("unsupported signing algorithm %q (use ES256, EdDSA or RS256)", alg)
 }
 
-// Run keeps the keys fresh until ctx ends: it rereads them every
-// ReloadInterval, rotates the current key once it has signed for
-// RotationPeriod, and deletes retired keys past their publication time.
-func (m *Manager) Run(ctx context.Context) {
-	t := time.NewTicker(m.opts.ReloadInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := m.Tick(ctx); err != nil && ctx.Err() == nil {
-			m.opts.Logger.Warn("signing key maintenance", "err", err)
-		}
-	}
-}
-
-// Tick performs one round of Run's maintenance.
+// Tick is one round of maintenance, to be run every few seconds: it
+// deletes retired keys past their publication time, rereads the keys (to
+// see rotations made elsewhere), and rotates the current key once it has
+// signed for RotationPeriod.
 func (m *Manager) Tick(ctx context.Context) error {
 	now := m.opts.Now()
 	if _, err := m.opts.Store.DeleteExpiredKeys(ctx, now); err != nil {

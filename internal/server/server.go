@@ -201,9 +201,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	go s.opts.Keys.Run(bg)
-	go s.cache.Run(bg)
-	go s.cleanup(bg)
+	go s.every(bg, KeyMaintenanceInterval, "signing key maintenance", s.opts.Keys.Tick)
+	go s.every(bg, RevocationSyncInterval, "revocation sync", s.cache.Sync)
+	go s.every(bg, s.opts.CleanupInterval, "cleanup", s.cleanup)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -233,8 +233,18 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 // Close flushes the audit writer. The store is the caller's to close.
 func (s *Server) Close() { s.audit.Close() }
 
-func (s *Server) cleanup(ctx context.Context) {
-	t := time.NewTicker(s.opts.CleanupInterval)
+// Intervals of the background work.
+const (
+	// KeyMaintenanceInterval: how often keys are reread and rotated when due.
+	KeyMaintenanceInterval = 10 * time.Second
+	// RevocationSyncInterval bounds how long a revocation made on another
+	// instance takes to be honoured here.
+	RevocationSyncInterval = time.Second
+)
+
+// every runs fn every interval until ctx ends, logging its failures.
+func (s *Server) every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -242,15 +252,20 @@ func (s *Server) cleanup(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := s.opts.Now()
-		// Keep records a while past expiry so introspection and audits
-		// of recent tokens still find them.
-		cutoff := now.Add(-24 * time.Hour)
-		if _, err := s.opts.Store.DeleteExpiredTokens(ctx, cutoff); err != nil {
-			s.opts.Logger.Warn("cleanup tokens", "err", err)
-		}
-		if _, err := s.opts.Store.DeleteExpiredRevocations(ctx, now.Add(-s.opts.Leeway-time.Minute)); err != nil {
-			s.opts.Logger.Warn("cleanup revocations", "err", err)
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			s.opts.Logger.Warn(what, "err", err)
 		}
 	}
+}
+
+// cleanup deletes expired tokens and revocations.
+func (s *Server) cleanup(ctx context.Context) error {
+	now := s.opts.Now()
+	// Keep token records a day past expiry so introspection and audits of
+	// recent tokens still find them.
+	if _, err := s.opts.Store.DeleteExpiredTokens(ctx, now.Add(-24*time.Hour)); err != nil {
+		return err
+	}
+	_, err := s.opts.Store.DeleteExpiredRevocations(ctx, now.Add(-s.opts.Leeway-time.Minute))
+	return err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keybridge/sts/internal/clientauth"
 	"github.com/keybridge/sts/internal/oauthhttp"
+	"github.com/keybridge/sts/oauth"
 )
 
 // FuzzParseRequest feeds arbitrary bodies and Authorization headers to the
@@ -69,7 +70,7 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatal("accepted a request without grant_type")
 		}
 		for _, s := range r.Scope {
-			if !validScopeToken(s) {
+			if !oauth.ValidScopeToken(s) {
 				t.Fatalf("accepted scope token %q", s)
 			}
 		}

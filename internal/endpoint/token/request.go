@@ -53,7 +53,7 @@ func (r *Request) Validate() *oauth.Error {
 		return oauth.NewError(oauth.ErrInvalidRequest, "grant_type is required")
 	}
 	for _, s := range r.Scope {
-		if !validScopeToken(s) {
+		if !oauth.ValidScopeToken(s) {
 			return oauth.NewError(oauth.ErrInvalidScope, "scope contains an invalid character")
 		}
 	}
@@ -82,15 +82,4 @@ func (r *Request) Targets() []string {
 		}
 	}
 	return out
-}
-
-// validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) (RFC 6749 §3.3).
-func validScopeToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
-			return false
-		}
-	}
-	return s != ""
 }

@@ -7,7 +7,7 @@
 //     process (the CLI, another instance) within ClientTTL;
 //   - the set of revoked JWT identifiers is held in memory, loaded at start,
 //     updated at once by revocations through this wrapper and, for those
-//     made elsewhere, every PollInterval.
+//     made elsewhere, at each Sync (the server calls it every second).
 //
 // Everything else passes through to the wrapped store.
 package cached
@@ -15,6 +15,7 @@ package cached
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,11 +28,8 @@ type Options struct {
 	ClientTTL time.Duration
 	// MaxClients bounds the client cache (default 100,000 entries).
 	MaxClients int
-	// PollInterval is how often revocations made elsewhere are read
-	// (default 1 s).
-	PollInterval time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // syncMargin is subtracted from the last sync time when polling, so that a
@@ -65,9 +63,6 @@ func New(ctx context.Context, inner store.Store, o Options) (*Store, error) {
 	if o.MaxClients == 0 {
 		o.MaxClients = 100_000
 	}
-	if o.PollInterval == 0 {
-		o.PollInterval = time.Second
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -86,8 +81,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	e, ok := s.clients[id]
 	s.cmu.RUnlock()
 	if ok && now.Sub(e.fetched) < s.o.ClientTTL {
-		c := e.c
-		return &c, nil
+		return clone(&e.c), nil
 	}
 	c, err := s.Store.GetClient(ctx, id)
 	if err != nil {
@@ -100,9 +94,20 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 			break
 		}
 	}
-	s.clients[id] = clientEntry{c: *c, fetched: now}
+	s.clients[id] = clientEntry{c: *clone(c), fetched: now}
 	s.cmu.Unlock()
 	return c, nil
+}
+
+// clone copies a client deeply, so that no caller can change the cache.
+func clone(c *store.Client) *store.Client {
+	d := *c
+	d.SecretHash = slices.Clone(c.SecretHash)
+	d.PrevSecretHash = slices.Clone(c.PrevSecretHash)
+	d.GrantTypes = slices.Clone(c.GrantTypes)
+	d.Audiences = slices.Clone(c.Audiences)
+	d.Scopes = slices.Clone(c.Scopes)
+	return &d
 }
 
 func (s *Store) forget(id string) {
@@ -151,8 +156,27 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, expiresAt, now time.T
 	return nil
 }
 
+// DeleteExpiredRevocations deletes through and prunes the in-memory set
+// alike.
+func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error) {
+	n, err := s.Store.DeleteExpiredRevocations(ctx, now)
+	if err != nil {
+		return n, err
+	}
+	s.rmu.Lock()
+	for jti, exp := range s.revoked {
+		if exp.Before(now) {
+			delete(s.revoked, jti)
+		}
+	}
+	s.rmu.Unlock()
+	return n, nil
+}
+
 // Sync reads the revocations made since the last sync (all of them the
-// first time) and drops expired entries.
+// first time). Entries leave the set through DeleteExpiredRevocations, whose
+// caller knows the leeway past expiry during which a token is still
+// accepted.
 func (s *Store) Sync(ctx context.Context) error {
 	now := s.o.Now()
 	s.rmu.RLock()
@@ -172,27 +196,6 @@ func (s *Store) Sync(ctx context.Context) error {
 			s.revoked[r.JTI] = r.ExpiresAt
 		}
 	}
-	for jti, exp := range s.revoked {
-		if exp.Before(now.Add(-syncMargin)) {
-			delete(s.revoked, jti)
-		}
-	}
 	s.lastSync = now
 	return nil
-}
-
-// Run keeps the revocation set in sync until ctx ends.
-func (s *Store) Run(ctx context.Context) {
-	t := time.NewTicker(s.o.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
-			s.o.Logger.Warn("revocation sync", "err", err)
-		}
-	}
 }

@@ -1,0 +1,108 @@
+package cached_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/cached"
+	"github.com/keybridge/sts/internal/store/sqlite"
+	"github.com/keybridge/sts/internal/store/storetest"
+)
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func open(t *testing.T) (*sqlite.Store, *cached.Store, *clock) {
+	t.Helper()
+	inner, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inner.Close() })
+	c := &clock{}
+	c.ns.Store(time.Now().UnixNano())
+	s, err := cached.New(context.Background(), inner, cached.Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inner, s, c
+}
+
+// The wrapper is a store like any other: it passes the conformance suite.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		_, s, _ := open(t)
+		return s
+	})
+}
+
+func TestClientCacheBoundedStaleness(t *testing.T) {
+	inner, s, c := open(t)
+	ctx := context.Background()
+	if err := s.CreateClient(ctx, &store.Client{ID: "a", Status: store.ClientActive}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetClient(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	// Changed by another process: the cache may serve the old copy, but
+	// only for ClientTTL.
+	if _, err := inner.UpdateClient(ctx, "a", func(cl *store.Client) error { cl.Status = store.ClientDisabled; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(2 * time.Second)
+	got, err := s.GetClient(ctx, "a")
+	if err != nil || got.Status != store.ClientDisabled {
+		t.Fatalf("after the TTL: %+v %v", got, err)
+	}
+	// Changed through the wrapper: at once.
+	if _, err := s.UpdateClient(ctx, "a", func(cl *store.Client) error { cl.Status = store.ClientActive; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetClient(ctx, "a"); got.Status != store.ClientActive {
+		t.Fatal("update through the wrapper not seen at once")
+	}
+	if err := s.DeleteClient(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetClient(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted client still served: %v", err)
+	}
+}
+
+func TestRevocationsFromElsewhereAfterSync(t *testing.T) {
+	inner, s, c := open(t)
+	ctx := context.Background()
+	if err := s.RevokeJTI(ctx, "here", c.now().Add(time.Hour), c.now()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.IsRevoked(ctx, "here"); !ok {
+		t.Fatal("own revocation not seen at once")
+	}
+	if err := inner.RevokeJTI(ctx, "there", c.now().Add(time.Hour), c.now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.IsRevoked(ctx, "there"); !ok {
+		t.Fatal("revocation made elsewhere not seen after Sync")
+	}
+	// A new wrapper loads everything at start.
+	s2, err := cached.New(ctx, inner, cached.Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []string{"here", "there"} {
+		if ok, _ := s2.IsRevoked(ctx, j); !ok {
+			t.Fatalf("%s not loaded at start", j)
+		}
+	}
+}
