@@ -24,6 +24,9 @@ type Subject struct {
 	// Audience, when non-nil, fixes the audiences the token may have
 	// (a refresh token keeps the audience it was issued for).
 	Audience []string
+	// FromRefresh: the subject token is a refresh token, so the client
+	// holds one already and gets no second one beside the issued token.
+	FromRefresh bool
 }
 
 // Request is the part of a token request the policy reads.
@@ -71,7 +74,7 @@ var RequestedTokenTypes = []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJW
 // Decide applies the rules to one request.
 func Decide(c *store.Client, s Subject, r Request, l Limits, now time.Time) (Decision, *oauth.Error) {
 	d := Decision{IssuedAt: now.Truncate(time.Second)}
-	if err := decideType(c, r, &d); err != nil {
+	if err := decideType(c, s, r, &d); err != nil {
 		return d, err
 	}
 	if err := decideScope(c, s, r, &d); err != nil {
@@ -83,7 +86,7 @@ func Decide(c *store.Client, s Subject, r Request, l Limits, now time.Time) (Dec
 	return d, decideExpiry(c, s, l, &d)
 }
 
-func decideType(c *store.Client, r Request, d *Decision) *oauth.Error {
+func decideType(c *store.Client, s Subject, r Request, d *Decision) *oauth.Error {
 	switch r.RequestedTokenType {
 	case "", oauth.TokenTypeAccessToken:
 		d.IssuedTokenType = oauth.TokenTypeAccessToken
@@ -110,7 +113,7 @@ func decideType(c *store.Client, r Request, d *Decision) *oauth.Error {
 	// server gives one on exchange to clients allowed the refresh grant.
 	// The refresh grant always rotates its refresh token (RFC 9700 §4.14.2).
 	d.Refresh = r.GrantType == oauth.GrantTypeRefreshToken ||
-		(r.GrantType == oauth.GrantTypeTokenExchange &&
+		(r.GrantType == oauth.GrantTypeTokenExchange && !s.FromRefresh &&
 			d.IssuedTokenType != oauth.TokenTypeRefreshToken &&
 			slices.Contains(c.GrantTypes, oauth.GrantTypeRefreshToken))
 	return nil
@@ -232,12 +235,15 @@ func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oa
 			acting.ClientID = actor.ClientID
 		}
 		act = &oauth.Actor{Subject: acting.Subject, ClientID: acting.ClientID, Actor: subject.Act}
-	case subject.Subject == c.ID:
-		act = subject.Act
-	case c.AllowImpersonation:
+	case subject.Subject == c.ID, c.AllowImpersonation:
 		act = subject.Act
 	default:
 		act = &oauth.Actor{Subject: c.ID, ClientID: c.ID, Actor: subject.Act}
+	}
+	// The party that acted last acting again is not a new hop: a client
+	// exchanging a token it already acts in keeps the chain as it is.
+	if prev := subject.Act; prev != nil && act != prev && prev.Subject == act.Subject && prev.ClientID == act.ClientID {
+		act = prev
 	}
 	if m := subject.MayAct; m != nil && subject.Subject != acting.Subject {
 		if m.Subject != acting.Subject || (m.ClientID != "" && m.ClientID != acting.ClientID) {

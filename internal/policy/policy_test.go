@@ -212,3 +212,17 @@ func TestValidTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestDelegationNoRepeatedHop(t *testing.T) {
+	c := client()
+	act := &oauth.Actor{Subject: c.ID, ClientID: c.ID}
+	got, err := Delegation(c, Party{Subject: "alice", Act: act}, nil)
+	if err != nil || !equalActor(got, act) {
+		t.Fatalf("act %+v %v: the client already acting must not be nested again", got, err)
+	}
+	// A different party acting after it is a new hop.
+	got, err = Delegation(c, Party{Subject: "alice", Act: act}, &Party{Subject: "bob"})
+	if err != nil || got.Depth() != 2 {
+		t.Fatalf("act %+v %v", got, err)
+	}
+}

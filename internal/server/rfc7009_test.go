@@ -73,7 +73,7 @@ func TestRFC7009_2_2_1_UnsupportedTokenType(t *testing.T) {
 	w := newExchangeWorld(t, nil)
 	tok := w.s.ClientCredentials(w.rs, nil)
 	for _, name := range []string{"token_type_hint", "token_type"} {
-		for _, hint := range []string{"id_token", "saml2", "foo"} {
+		for _, hint := range []string{"id_token", "saml2", oauth.TokenTypeSAML1} {
 			t.Run(name+"="+hint, func(t *testing.T) {
 				r := revoke(w.s, w.rs, url.Values{"token": {tok}, name: {hint}})
 				wantError(t, r, http.StatusBadRequest, oauth.ErrUnsupportedTokenType)
@@ -88,6 +88,9 @@ func TestRFC7009_2_2_1_UnsupportedTokenType(t *testing.T) {
 		{"token_type_hint": {"access_token"}},
 		{"token_type": {"access_token"}},
 		{"token_type": {" refresh_token "}},
+		{"token_type": {oauth.TokenTypeAccessToken}},
+		// An unknown hint only orders the search (RFC 7009 §2.1).
+		{"token_type_hint": {"foo"}},
 	} {
 		tok := w.s.ClientCredentials(w.rs, nil)
 		form.Set("token", tok)

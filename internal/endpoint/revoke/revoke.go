@@ -28,9 +28,14 @@ type Endpoint struct {
 	Log         *slog.Logger
 }
 
-// hints understood in token_type_hint (RFC 7009 §2.1). Key Bridge's Java
-// client sends the hint as token_type; both names are read.
-var hints = map[string]bool{"": true, "access_token": true, "refresh_token": true}
+// unsupported are the token types this server never issues and so cannot
+// revoke (RFC 7009 §2.2.1), in their short and URN forms. Any other hint,
+// known or not, only orders the search, which covers every type anyway
+// (RFC 7009 §2.1), so it is not refused.
+var unsupported = map[string]bool{
+	"id_token": true, "saml1": true, "saml2": true,
+	oauth.TokenTypeIDToken: true, oauth.TokenTypeSAML1: true, oauth.TokenTypeSAML2: true,
+}
 
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev := store.AuditRecord{Action: "token.revoke", RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr}
@@ -68,13 +73,14 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 	if raw == "" {
 		return oauth.NewError(oauth.ErrInvalidRequest, "token is required")
 	}
+	// Key Bridge's Java client sends the hint as token_type; both names
+	// are read.
 	hint := form.Get("token_type_hint")
 	if hint == "" {
 		hint = form.Get("token_type")
 	}
-	if !hints[oauth.NormalizeTokenType(hint)] {
-		// RFC 7009 §2.2.1.
-		return oauth.NewError(oauth.ErrUnsupportedTokenType, "token_type_hint %q is not supported", hint)
+	if unsupported[oauth.NormalizeTokenType(hint)] {
+		return oauth.NewError(oauth.ErrUnsupportedTokenType, "this server issues no %s and cannot revoke one", hint)
 	}
 	v, err := e.Tokens.Validate(ctx, raw)
 	if err != nil {

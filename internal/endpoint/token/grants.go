@@ -3,7 +3,6 @@ package token
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -135,8 +134,12 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		ExpiresAt: time.Unix(sub.Expiry, 0),
 	}}
 	if sub.Kind == store.TokenRefresh {
-		// A token made from a refresh token keeps its audience (SPEC §7).
+		// A token made from a refresh token keeps its audience (SPEC §7)
+		// and joins its family, so that revoking the family (or replaying
+		// one of its tokens) revokes what was derived from it.
 		b.Audience = sub.Record.Audience
+		b.FamilyID = sub.Record.FamilyID
+		b.FromRefresh = true
 	}
 	return b, nil
 }
@@ -149,15 +152,9 @@ func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) 
 	if r.RefreshToken == "" {
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "refresh_token is required")
 	}
+	// A used refresh token presented again is refused, and Validate
+	// revokes its family (RFC 9700 §4.14.2).
 	v, err := g.tokens.Validate(ctx, r.RefreshToken)
-	if errors.Is(err, token.ErrRevoked) {
-		// Validate reports a used refresh token as revoked, so the store's
-		// replay detection in RotateRefreshToken is not reached: revoke the
-		// family here (RFC 9700 §4.14.2).
-		if rerr := g.revokeReplayed(ctx, c, r.RefreshToken); rerr != nil {
-			return nil, rerr
-		}
-	}
 	if err == nil && (v.Kind != store.TokenRefresh || v.ClientID != c.ID) {
 		err = token.ErrUnknown
 	}
@@ -183,23 +180,6 @@ func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) 
 		b.Audience = []string{}
 	}
 	return b, nil
-}
-
-// revokeReplayed revokes the family of raw when raw is a refresh token of
-// client c that was already used: its reuse means it leaked
-// (RFC 9700 §4.14.2).
-func (g refreshGrant) revokeReplayed(ctx context.Context, c *store.Client, raw string) error {
-	rec, err := g.tokens.Tokens.GetToken(ctx, token.HashOpaque(raw))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if rec.Kind != store.TokenRefresh || rec.ClientID != c.ID || rec.ConsumedAt.IsZero() || rec.FamilyID == "" {
-		return nil
-	}
-	return g.tokens.Tokens.RevokeFamily(ctx, rec.FamilyID, g.tokens.Now())
 }
 
 func actorJSON(a *oauth.Actor) []byte {
