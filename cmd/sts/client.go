@@ -403,41 +403,19 @@ func newClientList() *cobra.Command {
 		Use:   "list",
 		Short: "List the registered clients",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := out.json()
-			if err != nil {
-				return err
-			}
-			env, err := openData(cmd)
-			if err != nil {
-				return err
-			}
-			defer env.Close()
+		RunE: withData(&out, func(cmd *cobra.Command, _ []string, env *setup.Env, asJSON bool) error {
 			cs, err := env.Store.ListClients(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("list clients: %w", err)
 			}
 			now := time.Now()
-			w := cmd.OutOrStdout()
-			if asJSON {
-				vs := make([]clientView, 0, len(cs))
-				for _, c := range cs {
-					vs = append(vs, viewClient(c, now))
-				}
-				return writeJSON(w, vs)
-			}
-			if len(cs) == 0 {
-				fmt.Fprintln(w, "No clients. Register one with `sts client create --name NAME`.")
-				return nil
-			}
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLIENT ID\tNAME\tSTATUS\tGRANTS\tAUDIENCES\tCREATED")
-			for _, c := range cs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.Status, shortGrants(c.GrantTypes),
-					listOrNone(c.Audiences), rfc3339(c.CreatedAt))
-			}
-			return tw.Flush()
-		},
+			return writeList(cmd.OutOrStdout(), asJSON, cs, func(c *store.Client) clientView { return viewClient(c, now) },
+				"No clients. Register one with `sts client create --name NAME`.",
+				[]string{"CLIENT ID", "NAME", "STATUS", "GRANTS", "AUDIENCES", "CREATED"},
+				func(v clientView) []string {
+					return []string{v.ClientID, v.Name, v.Status, shortGrants(v.GrantTypes), listOrNone(v.Audiences), v.CreatedAt}
+				})
+		}),
 	}
 	out.register(cmd)
 	return cmd
@@ -449,16 +427,7 @@ func newClientShow() *cobra.Command {
 		Use:   "show CLIENT_ID",
 		Short: "Show one client (never its secret)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := out.json()
-			if err != nil {
-				return err
-			}
-			env, err := openData(cmd)
-			if err != nil {
-				return err
-			}
-			defer env.Close()
+		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
 			c, err := getClient(cmd.Context(), env, args[0])
 			if err != nil {
 				return err
@@ -469,7 +438,7 @@ func newClientShow() *cobra.Command {
 			}
 			writeClientText(cmd.OutOrStdout(), v)
 			return nil
-		},
+		}),
 	}
 	out.register(cmd)
 	return cmd
@@ -543,16 +512,7 @@ func newClientSetStatus(verb string, status store.ClientStatus) *cobra.Command {
 		Use:   verb + " CLIENT_ID",
 		Short: map[string]string{"disable": "Stop a client from authenticating", "enable": "Let a disabled or pending client authenticate again"}[verb],
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := out.json()
-			if err != nil {
-				return err
-			}
-			env, err := openData(cmd)
-			if err != nil {
-				return err
-			}
-			defer env.Close()
+		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
 			var was store.ClientStatus
 			c, err := env.Store.UpdateClient(cmd.Context(), args[0], func(c *store.Client) error {
 				was, c.Status = c.Status, status
@@ -574,7 +534,7 @@ func newClientSetStatus(verb string, status store.ClientStatus) *cobra.Command {
 				fmt.Fprintln(w, "It can no longer authenticate; tokens already issued stay valid until they expire or are revoked.")
 			}
 			return nil
-		},
+		}),
 	}
 	if verb == "enable" {
 		// SPEC §4 names the step that activates a pending client "approve".
@@ -590,16 +550,7 @@ func newClientDelete() *cobra.Command {
 		Use:   "delete CLIENT_ID",
 		Short: "Delete a client",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := out.json()
-			if err != nil {
-				return err
-			}
-			env, err := openData(cmd)
-			if err != nil {
-				return err
-			}
-			defer env.Close()
+		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
 			if err := env.Store.DeleteClient(cmd.Context(), args[0]); err != nil {
 				return clientErr(args[0], err)
 			}
@@ -609,7 +560,7 @@ func newClientDelete() *cobra.Command {
 			}
 			fmt.Fprintf(w, "Deleted client %q; tokens already issued to it stay valid until they expire or are revoked.\n", args[0])
 			return nil
-		},
+		}),
 	}
 	out.register(cmd)
 	return cmd

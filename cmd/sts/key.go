@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/keybridge/sts/internal/config"
+	"github.com/keybridge/sts/internal/setup"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -62,43 +62,20 @@ func newKeyList() *cobra.Command {
 		Use:   "list",
 		Short: "List the published signing keys",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := out.json()
-			if err != nil {
-				return err
-			}
-			env, err := openData(cmd)
-			if err != nil {
-				return err
-			}
-			defer env.Close()
+		RunE: withData(&out, func(cmd *cobra.Command, _ []string, env *setup.Env, asJSON bool) error {
 			// Read the store rather than build a key manager: listing must
 			// not create keys, nor need to decrypt them.
 			ks, err := env.Store.ListKeys(cmd.Context(), time.Now())
 			if err != nil {
 				return fmt.Errorf("list keys: %w", err)
 			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				vs := make([]keyView, 0, len(ks))
-				for _, k := range ks {
-					vs = append(vs, viewKey(k))
-				}
-				return writeJSON(w, vs)
-			}
-			if len(ks) == 0 {
-				fmt.Fprintln(w, "No signing keys yet: `sts serve` or `sts key rotate` creates them.")
-				return nil
-			}
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tEXPIRES")
-			for _, k := range ks {
-				v := viewKey(k)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.KID, v.Algorithm, v.State,
-					dash(v.CreatedAt), dash(v.ActivatedAt), dash(v.RetiredAt), dash(v.ExpiresAt))
-			}
-			return tw.Flush()
-		},
+			return writeList(cmd.OutOrStdout(), asJSON, ks, viewKey,
+				"No signing keys yet: `sts serve` or `sts key rotate` creates them.",
+				[]string{"KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED", "EXPIRES"},
+				func(v keyView) []string {
+					return []string{v.KID, v.Algorithm, v.State, dash(v.CreatedAt), dash(v.ActivatedAt), dash(v.RetiredAt), dash(v.ExpiresAt)}
+				})
+		}),
 	}
 	out.register(cmd)
 	return cmd
@@ -116,16 +93,7 @@ expired, max-token-ttl + leeway); a new next key is created. New keys use
 created. Running servers pick the change up when they next reload their
 keys (within seconds).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := out.json()
-			if err != nil {
-				return err
-			}
-			env, err := openData(cmd)
-			if err != nil {
-				return err
-			}
-			defer env.Close()
+		RunE: withData(&out, func(cmd *cobra.Command, _ []string, env *setup.Env, asJSON bool) error {
 			ctx := cmd.Context()
 			before, err := env.Store.ListKeys(ctx, time.Now())
 			if err != nil {
@@ -174,7 +142,7 @@ keys (within seconds).`,
 			fmt.Fprintf(w, "  current: %s\n", current)
 			fmt.Fprintf(w, "  next:    %s\n", next)
 			return nil
-		},
+		}),
 	}
 	out.register(cmd)
 	return cmd

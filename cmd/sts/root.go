@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/keybridge/sts/internal/config"
 	"github.com/keybridge/sts/internal/setup"
@@ -54,6 +56,46 @@ func (o *output) json() (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("--output must be text or json, not %q", o.format)
+}
+
+// withData returns the RunE of a command with --output that works on the
+// data: it checks --output, opens the data (openData), runs run and closes
+// the data again.
+func withData(out *output, run func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		asJSON, err := out.json()
+		if err != nil {
+			return err
+		}
+		env, err := openData(cmd)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		return run(cmd, args, env, asJSON)
+	}
+}
+
+// writeList writes the views of items: as a JSON array, or as a table of
+// one row a view under header, or, when there are none, the line none.
+func writeList[T, V any](w io.Writer, asJSON bool, items []T, view func(T) V, none string, header []string, row func(V) []string) error {
+	vs := make([]V, 0, len(items))
+	for _, it := range items {
+		vs = append(vs, view(it))
+	}
+	if asJSON {
+		return writeJSON(w, vs)
+	}
+	if len(vs) == 0 {
+		fmt.Fprintln(w, none)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, v := range vs {
+		fmt.Fprintln(tw, strings.Join(row(v), "\t"))
+	}
+	return tw.Flush()
 }
 
 func writeJSON(w io.Writer, v any) error {
