@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/keybridge/sts/internal/clientauth"
-	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/setup"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
@@ -69,20 +64,21 @@ for; a URI must be absolute and without fragment (RFC 8693 §2.1).`,
 			if err != nil {
 				return err
 			}
-			c, err := spec.build(time.Now())
+			s, err := spec.toSpec()
 			if err != nil {
 				return err
 			}
-			secret := clientauth.NewSecret()
+			if _, err := s.Build(time.Now()); err != nil {
+				return flagProblems(err)
+			}
 			env, err := openData(cmd)
 			if err != nil {
 				return err
 			}
 			defer env.Close()
-			c.SecretHash = env.Hasher.Hash(secret)
-			err = env.Store.CreateClient(cmd.Context(), c)
+			c, secret, err := env.Clients().Create(cmd.Context(), "cli", s, store.ClientActive)
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("client %q already exists", c.ID)
+				return fmt.Errorf("client %q already exists", spec.id)
 			}
 			if err != nil {
 				return fmt.Errorf("create client: %w", err)
@@ -114,158 +110,38 @@ for; a URI must be absolute and without fragment (RFC 8693 §2.1).`,
 	return cmd
 }
 
-// build checks every field and returns the client record to store, or one
-// error naming every problem found.
-func (s *clientSpec) build(now time.Time) (*store.Client, error) {
-	var errs []string
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-
-	id := s.id
-	if id == "" {
-		id = newClientID()
-	} else if err := checkClientID(id); err != nil {
-		bad("--client-id: %v", err)
-	}
-	name := strings.TrimSpace(s.name)
-	switch {
-	case name == "":
-		bad("--name is required")
-	case strings.ContainsFunc(name, isControl):
-		bad("--name must not contain control characters")
-	}
-	grants, err := parseGrantTypes(s.grantTypes)
-	if err != nil {
-		bad("%v", err)
-	}
-	var auds []string
-	for _, a := range s.audiences {
-		if err := checkAudience(a); err != nil {
-			bad("--audience %q: %v", a, err)
-		} else if !slices.Contains(auds, a) {
-			auds = append(auds, a)
-		}
-	}
-	var scopes []string
-	for _, group := range s.scopes {
-		fields := strings.Fields(group)
-		if len(fields) == 0 {
-			bad("--scope: empty")
-		}
-		for _, sc := range fields {
-			if !oauth.ValidScopeToken(sc) {
-				bad("--scope %q: not a scope token (RFC 6749 §3.3: printable ASCII except space, '\"' and '\\')", sc)
-			} else if !slices.Contains(scopes, sc) {
-				scopes = append(scopes, sc)
-			}
-		}
-	}
-	format := s.tokenFormat
-	if format != store.TokenFormatJWT && format != store.TokenFormatOpaque {
-		bad("--token-format must be jwt or opaque, not %q", format)
-	}
-	if s.accessTTL < 0 || s.refreshTTL < 0 {
-		bad("token lifetimes must not be negative")
-	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
-	}
-	now = now.UTC()
-	return &store.Client{
-		ID:                 id,
-		Name:               name,
-		Status:             store.ClientActive,
-		GrantTypes:         grants,
-		Audiences:          orEmpty(auds),
-		Scopes:             orEmpty(scopes),
-		TokenFormat:        format,
+// toSpec turns the flags into a clients.Spec; the registry checks it.
+func (s *clientSpec) toSpec() (clients.Spec, error) {
+	return clients.Spec{
+		ID: s.id, Name: s.name, Audiences: s.audiences, Scopes: s.scopes,
+		GrantTypes: s.grantTypes, TokenFormat: s.tokenFormat,
 		AllowImpersonation: s.allowImpersonation,
-		AccessTokenTTL:     s.accessTTL,
-		RefreshTokenTTL:    s.refreshTTL,
-		CreatedAt:          now,
-		UpdatedAt:          now,
+		AccessTTL:          s.accessTTL, RefreshTTL: s.refreshTTL,
 	}, nil
 }
 
-// clientIDEncoding writes ids in lower-case base32 without padding: no
-// characters that need escaping anywhere and none that look alike in
-// mixed case.
-var clientIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// newClientID returns a random client id of 128 bits.
-func newClientID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return clientIDEncoding.EncodeToString(b[:])
+// flagNames maps the fields of clients.Problems to this command's flags.
+var flagNames = map[string]string{
+	"client_id": "--client-id", "name": "--name", "grant_types": "--grant-type",
+	"audience": "--audience", "scope": "--scope", "token_format": "--token-format",
+	"token_lifetime": "token lifetimes",
 }
 
-// checkClientID accepts a chosen id of visible ASCII (RFC 6749 appendix
-// A.1: client-id = *VSCHAR), without space so that it can be written on a
-// command line and in logs unambiguously. ':' '%' and '+' are fine: Basic
-// credentials are form-encoded (RFC 6749 §2.3.1).
-func checkClientID(id string) error {
-	if len(id) > 255 {
-		return errors.New("longer than 255 characters")
+// flagProblems words a registry's problems in terms of flags, on one line.
+func flagProblems(err error) error {
+	var probs clients.Problems
+	if !errors.As(err, &probs) {
+		return err
 	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x21 || id[i] > 0x7E {
-			return errors.New("must be visible ASCII characters without spaces")
-		}
-	}
-	return nil
-}
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7F }
-
-// checkAudience accepts a logical name or a URI; a value that looks like a
-// URI (it has a scheme) must be one a token request may name: absolute and
-// without fragment (RFC 8693 §2.1, RFC 8707 §2).
-func checkAudience(a string) error {
-	if a == "" {
-		return errors.New("empty")
-	}
-	if strings.ContainsFunc(a, func(r rune) bool { return r <= 0x20 || r == 0x7F }) {
-		return errors.New("must not contain white space or control characters")
-	}
-	if strings.Contains(a, "#") {
-		return errors.New("must not contain a fragment ('#')")
-	}
-	// A value that looks like a URI but does not parse as one is refused
-	// too: a token request could never name it as a resource.
-	if u, err := url.Parse(a); (err == nil && u.Scheme != "" || strings.Contains(a, "://")) && !policy.ValidTarget(a) {
-		return errors.New("a URI must be absolute, well-formed and without fragment")
-	}
-	return nil
-}
-
-// grantAliases maps what an operator may type to grant type values.
-var grantAliases = map[string]string{
-	oauth.GrantTypeTokenExchange:     oauth.GrantTypeTokenExchange,
-	"token-exchange":                 oauth.GrantTypeTokenExchange,
-	"token_exchange":                 oauth.GrantTypeTokenExchange,
-	"exchange":                       oauth.GrantTypeTokenExchange,
-	oauth.GrantTypeClientCredentials: oauth.GrantTypeClientCredentials,
-	"client-credentials":             oauth.GrantTypeClientCredentials,
-	oauth.GrantTypeRefreshToken:      oauth.GrantTypeRefreshToken,
-	"refresh-token":                  oauth.GrantTypeRefreshToken,
-}
-
-// parseGrantTypes resolves aliases; none given means client_credentials
-// and token exchange.
-func parseGrantTypes(in []string) ([]string, error) {
-	if len(in) == 0 {
-		return []string{oauth.GrantTypeClientCredentials, oauth.GrantTypeTokenExchange}, nil
-	}
-	var out []string
-	for _, g := range in {
-		v, ok := grantAliases[strings.TrimSpace(g)]
+	msgs := make([]string, len(probs))
+	for i, p := range probs {
+		name, ok := flagNames[p.Field]
 		if !ok {
-			return nil, fmt.Errorf("--grant-type %q is not one of token-exchange, client-credentials, refresh-token", g)
+			name = p.Field
 		}
-		if !slices.Contains(out, v) {
-			out = append(out, v)
-		}
+		msgs[i] = name + " " + p.Msg
 	}
-	return out, nil
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 func orEmpty(s []string) []string {
@@ -469,18 +345,8 @@ redeployed without downtime; by default it is refused at once.`,
 				return err
 			}
 			defer env.Close()
-			secret := clientauth.NewSecret()
-			hash := env.Hasher.Hash(secret)
 			now := time.Now()
-			c, err := env.Store.UpdateClient(cmd.Context(), args[0], func(c *store.Client) error {
-				if grace > 0 {
-					c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace).UTC()
-				} else {
-					c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
-				}
-				c.SecretHash = hash
-				return nil
-			})
+			c, secret, err := env.Clients().RotateSecret(cmd.Context(), "cli", args[0], grace)
 			if err != nil {
 				return clientErr(args[0], err)
 			}
@@ -513,11 +379,7 @@ func newClientSetStatus(verb string, status store.ClientStatus) *cobra.Command {
 		Short: map[string]string{"disable": "Stop a client from authenticating", "enable": "Let a disabled or pending client authenticate again"}[verb],
 		Args:  cobra.ExactArgs(1),
 		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
-			var was store.ClientStatus
-			c, err := env.Store.UpdateClient(cmd.Context(), args[0], func(c *store.Client) error {
-				was, c.Status = c.Status, status
-				return nil
-			})
+			c, was, err := env.Clients().SetStatus(cmd.Context(), "cli", args[0], status)
 			if err != nil {
 				return clientErr(args[0], err)
 			}
@@ -551,7 +413,7 @@ func newClientDelete() *cobra.Command {
 		Short: "Delete a client",
 		Args:  cobra.ExactArgs(1),
 		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
-			if err := env.Store.DeleteClient(cmd.Context(), args[0]); err != nil {
+			if err := env.Clients().Delete(cmd.Context(), "cli", args[0]); err != nil {
 				return clientErr(args[0], err)
 			}
 			w := cmd.OutOrStdout()

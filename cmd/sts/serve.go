@@ -32,6 +32,10 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			if err != nil {
 				return err
 			}
+			publishers, err := env.Publishers()
+			if err != nil {
+				return err
+			}
 			srv, err := server.New(ctx, server.Options{
 				Issuer: c.Issuer,
 				Store:  env.Store,
@@ -42,8 +46,14 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 					RefreshTokenTTL: c.RefreshTokenTTL,
 					MaxTokenTTL:     c.MaxTokenTTL,
 				},
-				Leeway: c.Leeway,
-				Logger: env.Logger,
+				Leeway:              c.Leeway,
+				Accounts:            env.Accounts(),
+				RequireApproval:     c.RequireApproval,
+				Publishers:          publishers,
+				PerAccountPerMinute: c.RegistrationRatePerAccount,
+				PerAddressPerMinute: c.RegistrationRatePerAddress,
+				Secure:              c.TLSCert != "",
+				Logger:              env.Logger,
 			})
 			if err != nil {
 				return err

@@ -37,6 +37,21 @@ type Config struct {
 	Leeway            time.Duration
 	TLSCert           string
 	TLSKey            string
+	// RequireApproval puts dynamically registered clients in the pending
+	// state until an operator approves them.
+	RequireApproval bool
+	// IATMaxLifetime bounds the lifetime of initial access tokens.
+	IATMaxLifetime time.Duration
+	// IATRequiredClaims lists, per scope, the claims an IAT must carry to
+	// register a client asking for that scope.
+	IATRequiredClaims map[string][]string
+	// SoftwareStatementPublishers maps trusted software-statement issuers
+	// to JWK set files.
+	SoftwareStatementPublishers map[string]string
+	// RegistrationRate bounds registrations per account and per source
+	// address, per minute.
+	RegistrationRatePerAccount int
+	RegistrationRatePerAddress int
 	// KeyEncryptionKey is the base64 KEK from STS_KEY_ENCRYPTION_KEY
 	// (never a flag: argv is visible to every user of the machine).
 	KeyEncryptionKey string
@@ -60,6 +75,12 @@ const (
 	FlagLeeway            = "leeway"
 	FlagTLSCert           = "tls-cert"
 	FlagTLSKey            = "tls-key"
+	FlagRequireApproval   = "require-approval"
+	FlagIATMaxLifetime    = "iat-max-lifetime"
+	FlagIATRequiredClaims = "iat-required-claims"
+	FlagPublishers        = "software-statement-publishers"
+	FlagRateAccount       = "registration-rate-per-account"
+	FlagRateAddress       = "registration-rate-per-address"
 )
 
 // DefaultAddr is where `sts serve` listens with no configuration.
@@ -88,6 +109,12 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.Duration(FlagLeeway, 30*time.Second, "clock-skew leeway on exp and nbf of presented tokens")
 	fs.String(FlagTLSCert, "", "TLS certificate file (PEM); serve HTTPS when set")
 	fs.String(FlagTLSKey, "", "TLS private key file (PEM)")
+	fs.Bool(FlagRequireApproval, false, "new dynamic registrations wait, pending, for an operator's approval")
+	fs.Duration(FlagIATMaxLifetime, time.Hour, "longest lifetime of an initial access token")
+	fs.String(FlagIATRequiredClaims, "", `claims an initial access token needs per requested scope: "scope=claim1,claim2 scope2=claim3"`)
+	fs.String(FlagPublishers, "", `trusted software-statement issuers and their JWK set files: "issuer=path/to/jwks.json ..."`)
+	fs.Int(FlagRateAccount, 30, "registrations per account per minute")
+	fs.Int(FlagRateAddress, 60, "registrations per source address per minute")
 }
 
 // EnvName is the environment variable of a flag.
@@ -180,6 +207,47 @@ func (c *Config) fill(v map[string]string) error {
 	c.MaxTokenTTL = dur(FlagMaxTokenTTL)
 	c.Leeway = dur(FlagLeeway)
 	c.TLSCert, c.TLSKey = v[FlagTLSCert], v[FlagTLSKey]
+	if b, ok := v[FlagRequireApproval]; ok {
+		var err error
+		if c.RequireApproval, err = strconv.ParseBool(b); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", FlagRequireApproval, b))
+		}
+	}
+	c.IATMaxLifetime = dur(FlagIATMaxLifetime)
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{FlagRateAccount, &c.RegistrationRatePerAccount}, {FlagRateAddress, &c.RegistrationRatePerAddress}} {
+		if s, ok := v[f.name]; ok {
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a positive number", f.name, s))
+			}
+			*f.dst = n
+		}
+	}
+	if s := v[FlagIATRequiredClaims]; s != "" {
+		c.IATRequiredClaims = map[string][]string{}
+		for _, kv := range strings.Fields(s) {
+			scope, claims, ok := strings.Cut(kv, "=")
+			if !ok || scope == "" || claims == "" {
+				errs = append(errs, fmt.Errorf("%s: %q is not scope=claim1,claim2", FlagIATRequiredClaims, kv))
+				continue
+			}
+			c.IATRequiredClaims[scope] = strings.Split(claims, ",")
+		}
+	}
+	if s := v[FlagPublishers]; s != "" {
+		c.SoftwareStatementPublishers = map[string]string{}
+		for _, kv := range strings.Fields(s) {
+			iss, file, ok := strings.Cut(kv, "=")
+			if !ok || iss == "" || file == "" {
+				errs = append(errs, fmt.Errorf("%s: %q is not issuer=jwks-file", FlagPublishers, kv))
+				continue
+			}
+			c.SoftwareStatementPublishers[iss] = file
+		}
+	}
 
 	if _, ok := v[FlagAddr]; ok {
 		if _, port, err := net.SplitHostPort(c.Addr); err != nil {

@@ -15,14 +15,19 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/endpoint/discovery"
 	"github.com/keybridge/sts/internal/endpoint/introspect"
+	"github.com/keybridge/sts/internal/endpoint/register"
 	"github.com/keybridge/sts/internal/endpoint/revoke"
 	tokenep "github.com/keybridge/sts/internal/endpoint/token"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/internal/portal"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/cached"
 	"github.com/keybridge/sts/internal/token"
@@ -50,8 +55,18 @@ type Options struct {
 	// CleanupInterval is how often expired tokens and revocations are
 	// deleted; zero means hourly.
 	CleanupInterval time.Duration
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// Accounts verifies initial access tokens for registration and backs
+	// the portal's account pages.
+	Accounts *account.Service
+	// Registration settings (see register.Options).
+	RequireApproval     bool
+	Publishers          map[string]*jose.JSONWebKeySet
+	PerAccountPerMinute int
+	PerAddressPerMinute int
+	// Secure: the server is reached over TLS (portal cookies are Secure).
+	Secure bool
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server is an assembled STS.
@@ -89,11 +104,29 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Leeway: o.Leeway, Now: o.Now}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})
 	disc := discovery.New(Metadata(o.Issuer), o.Keys, o.Now)
+	registry := &clients.Registry{Store: o.Store, Hasher: o.Hasher, Now: o.Now}
+	reg := register.New(register.Options{
+		Issuer: o.Issuer, Store: o.Store, Accounts: o.Accounts, Clients: registry, Audit: s.audit,
+		RequireApproval: o.RequireApproval, Publishers: o.Publishers,
+		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
+		Logger: o.Logger, Now: o.Now,
+	})
+	portalHandler, err := portal.New(portal.Options{
+		Issuer: o.Issuer, Store: o.Store, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
+		Secure: o.Secure, Logger: o.Logger, Now: o.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle(TokenPath, s.Token)
 	mux.Handle(IntrospectPath, &introspect.Endpoint{Auth: auth, Tokens: s.Tokens, Log: o.Logger, Audit: s.audit})
 	mux.Handle(RevokePath, &revoke.Endpoint{Auth: auth, Tokens: s.Tokens, Store: o.Store, Revocations: o.Store, Audit: s.audit, Log: o.Logger})
+	mux.Handle(register.Path, reg)
+	mux.Handle(register.Path+"/", reg)
+	mux.Handle(portal.Path, portalHandler)
+	mux.Handle(portal.Path+"/", portalHandler)
 	mux.HandleFunc("GET "+discovery.MetadataPath, disc.ServeMetadata)
 	mux.HandleFunc("GET "+discovery.OpenIDConfigPath, disc.ServeMetadata)
 	mux.HandleFunc("GET "+discovery.JWKSPath, disc.ServeJWKS)
@@ -113,6 +146,7 @@ func Metadata(issuer string) oauth.Metadata {
 	return oauth.Metadata{
 		Issuer:                                    issuer,
 		TokenEndpoint:                             issuer + TokenPath,
+		RegistrationEndpoint:                      issuer + register.Path,
 		JWKSURI:                                   issuer + discovery.JWKSPath,
 		ResponseTypesSupported:                    []string{},
 		GrantTypesSupported:                       tokenep.GrantTypes(),
@@ -258,7 +292,8 @@ func (s *Server) every(ctx context.Context, interval time.Duration, what string,
 	}
 }
 
-// cleanup deletes expired tokens and revocations.
+// cleanup deletes expired tokens, revocations, used IAT ids and portal
+// sessions.
 func (s *Server) cleanup(ctx context.Context) error {
 	now := s.opts.Now()
 	// Keep token records a day past expiry so introspection and audits of
@@ -266,6 +301,12 @@ func (s *Server) cleanup(ctx context.Context) error {
 	if _, err := s.opts.Store.DeleteExpiredTokens(ctx, now.Add(-24*time.Hour)); err != nil {
 		return err
 	}
-	_, err := s.opts.Store.DeleteExpiredRevocations(ctx, now.Add(-s.opts.Leeway-time.Minute))
+	if _, err := s.opts.Store.DeleteExpiredRevocations(ctx, now.Add(-s.opts.Leeway-time.Minute)); err != nil {
+		return err
+	}
+	if _, err := s.opts.Store.DeleteExpiredJTIs(ctx, now); err != nil {
+		return err
+	}
+	_, err := s.opts.Store.DeleteExpiredSessions(ctx, now)
 	return err
 }

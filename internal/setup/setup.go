@@ -7,6 +7,9 @@ package setup
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +17,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/keybridge/sts/internal/account"
+	"github.com/keybridge/sts/internal/endpoint/register"
+
 	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/config"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/store"
@@ -104,6 +112,44 @@ func (e *Env) Keys(ctx context.Context) (*keys.Manager, error) {
 		Logger:        e.Logger,
 		Now:           time.Now,
 	})
+}
+
+// Accounts is the account service (IATs, certificates) of a server with
+// this configuration's issuer.
+func (e *Env) Accounts() *account.Service {
+	c := e.Config
+	return &account.Service{
+		Store:          e.Store,
+		Sealer:         e.Sealer,
+		Audiences:      []string{c.Issuer, c.Issuer + register.Path},
+		MaxIATLifetime: c.IATMaxLifetime,
+		RequiredClaims: c.IATRequiredClaims,
+		Leeway:         c.Leeway,
+		Now:            time.Now,
+	}
+}
+
+// Publishers reads the JWK sets of the trusted software-statement
+// publishers.
+func (e *Env) Publishers() (map[string]*jose.JSONWebKeySet, error) {
+	out := map[string]*jose.JSONWebKeySet{}
+	for iss, file := range e.Config.SoftwareStatementPublishers {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("software statement publisher %s: %w", iss, err)
+		}
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(b, &set); err != nil {
+			return nil, fmt.Errorf("software statement publisher %s: %s: %w", iss, file, err)
+		}
+		out[iss] = &set
+	}
+	return out, nil
+}
+
+// Clients is the client registry over this environment's store.
+func (e *Env) Clients() *clients.Registry {
+	return &clients.Registry{Store: e.Store, Hasher: e.Hasher, Now: time.Now}
 }
 
 // Close closes the store.

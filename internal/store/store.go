@@ -27,6 +27,11 @@ type Store interface {
 	Tokens
 	Revocations
 	Audit
+	Accounts
+	Certificates
+	UsedJTIs
+	Operators
+	Sessions
 	// Close releases the backend's resources.
 	Close() error
 }
@@ -76,6 +81,26 @@ type Client struct {
 	RefreshTokenTTL time.Duration
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+
+	// AccountID is the account the client belongs to; empty for clients an
+	// operator created outside any account.
+	AccountID string
+	// AuthMethod is the registered token_endpoint_auth_method
+	// (client_secret_basic or client_secret_post); empty accepts both.
+	AuthMethod string
+	// SoftwareID, SoftwareVersion and HardwareAddress identify the client
+	// software and device (RFC 7591 §2 and Key Bridge's extension);
+	// re-registration of the same identity updates the same client.
+	SoftwareID      string
+	SoftwareVersion string
+	HardwareAddress string
+	// RegistrationTokenHash is the SHA-256 hash of the RFC 7592
+	// registration access token.
+	RegistrationTokenHash []byte
+	// Metadata is the JSON of the other registered client metadata
+	// (client_name, contacts, jwks, jwks_uri, extended_parameters, ...),
+	// echoed by the registration endpoints.
+	Metadata []byte
 }
 
 // Clients stores registered clients.
@@ -86,6 +111,9 @@ type Clients interface {
 	GetClient(ctx context.Context, id string) (*Client, error)
 	// ListClients returns all clients ordered by creation time.
 	ListClients(ctx context.Context) ([]*Client, error)
+	// ListAccountClients returns the clients of one account, ordered by
+	// creation time.
+	ListAccountClients(ctx context.Context, accountID string) ([]*Client, error)
 	// UpdateClient applies update to the stored client inside a transaction
 	// and stores the result; an error from update aborts and is returned.
 	// ErrNotFound if there is no such client.
@@ -220,6 +248,7 @@ type AuditRecord struct {
 	Action    string // e.g. "token.exchange", "token.revoke", "client.create"
 	Decision  string // "granted" or "refused"
 	ClientID  string
+	AccountID string
 	Subject   string
 	Actor     string
 	Audience  []string
@@ -238,10 +267,13 @@ const (
 
 // AuditFilter selects audit records; zero fields match everything.
 type AuditFilter struct {
-	ClientID string
-	Action   string
-	Since    time.Time
-	Until    time.Time
+	ClientID  string
+	AccountID string
+	// Action matches records whose action equals it or starts with it
+	// followed by a dot ("client" matches "client.create").
+	Action string
+	Since  time.Time
+	Until  time.Time
 	// Limit caps the number of records (newest first); zero means 100.
 	Limit int
 }
@@ -252,4 +284,144 @@ type Audit interface {
 	AppendAudit(ctx context.Context, recs []AuditRecord) error
 	// ListAudit returns matching records, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+}
+
+// AccountKind tells individual accounts from organizations.
+type AccountKind string
+
+// Account kinds.
+const (
+	AccountIndividual   AccountKind = "individual"
+	AccountOrganization AccountKind = "organization"
+)
+
+// AccountStatus is the lifecycle state of an account. Only active accounts
+// may register clients.
+type AccountStatus string
+
+// Account states.
+const (
+	AccountActive    AccountStatus = "active"
+	AccountSuspended AccountStatus = "suspended"
+	AccountClosed    AccountStatus = "closed"
+)
+
+// Account owns clients. An individual account signs its initial access
+// tokens with a shared secret (HS256); an organization with the private key
+// of one of its X.509 certificates.
+type Account struct {
+	ID     string
+	Kind   AccountKind
+	Name   string
+	Status AccountStatus
+	// SharedSecret is the individual account's HS256 key, encrypted under
+	// the key-encryption key (it must be usable, so it is not hashed).
+	SharedSecret []byte
+	// Audiences and Scopes bound what the account's clients may be
+	// registered for; empty means no bound beyond the server's.
+	Audiences []string
+	Scopes    []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Accounts stores accounts.
+type Accounts interface {
+	// CreateAccount inserts a; ErrConflict if its ID exists.
+	CreateAccount(ctx context.Context, a *Account) error
+	// GetAccount returns the account or ErrNotFound.
+	GetAccount(ctx context.Context, id string) (*Account, error)
+	// ListAccounts returns all accounts ordered by creation time.
+	ListAccounts(ctx context.Context) ([]*Account, error)
+	// UpdateAccount applies update inside a transaction, like UpdateClient.
+	UpdateAccount(ctx context.Context, id string, update func(*Account) error) (*Account, error)
+}
+
+// Certificate is an X.509 certificate of an organization account whose key
+// signs the organization's initial access tokens.
+type Certificate struct {
+	// ID is the certificate's SHA-256 thumbprint, base64url (the JWS
+	// x5t#S256 value), also accepted as kid.
+	ID        string
+	AccountID string
+	// DER is the certificate.
+	DER []byte
+	// PrivateKey is the encrypted PKCS #8 key of a certificate this server
+	// issued (so that it can sign IATs for the organization); nil for an
+	// uploaded certificate.
+	PrivateKey []byte
+	NotBefore  time.Time
+	NotAfter   time.Time
+	CreatedAt  time.Time
+}
+
+// Certificates stores organization certificates.
+type Certificates interface {
+	// AddCertificate inserts c; ErrConflict if the same certificate exists.
+	AddCertificate(ctx context.Context, c *Certificate) error
+	// ListCertificates returns an account's certificates, newest first.
+	ListCertificates(ctx context.Context, accountID string) ([]*Certificate, error)
+	// DeleteCertificate removes one; ErrNotFound if absent.
+	DeleteCertificate(ctx context.Context, accountID, id string) error
+}
+
+// UsedJTIs records the identifiers of single-use tokens (initial access
+// tokens, software statements if required) so that each is accepted once.
+type UsedJTIs interface {
+	// ConsumeJTI records (issuer, jti) as used until expiresAt; ErrConflict
+	// if it was used already. Atomic: of concurrent calls, one succeeds.
+	ConsumeJTI(ctx context.Context, issuer, jti string, expiresAt time.Time) error
+	// DeleteExpiredJTIs removes entries that expired before now.
+	DeleteExpiredJTIs(ctx context.Context, now time.Time) (int, error)
+}
+
+// Operator is a person who administers the server through the portal.
+type Operator struct {
+	Username string
+	// PasswordHash is an argon2id hash in PHC string format.
+	PasswordHash string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Operators stores portal operators.
+type Operators interface {
+	// CreateOperator inserts o; ErrConflict if the username exists.
+	CreateOperator(ctx context.Context, o *Operator) error
+	// GetOperator returns the operator or ErrNotFound.
+	GetOperator(ctx context.Context, username string) (*Operator, error)
+	// ListOperators returns all operators ordered by username.
+	ListOperators(ctx context.Context) ([]*Operator, error)
+	// UpdateOperator applies update inside a transaction.
+	UpdateOperator(ctx context.Context, username string, update func(*Operator) error) (*Operator, error)
+}
+
+// Session is a signed-in portal session, keyed by the SHA-256 hash of the
+// session cookie's value.
+type Session struct {
+	Hash []byte
+	// Subject is who signed in: "operator:NAME" or "account:ID".
+	Subject string
+	// CSRF is the token every form of the session must carry.
+	CSRF      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Sessions stores portal sessions, so that they survive restarts and are
+// shared by instances.
+type Sessions interface {
+	// CreateSession inserts s; ErrConflict if its hash exists, so that no
+	// session ever replaces another.
+	CreateSession(ctx context.Context, s *Session) error
+	// GetSession returns the session with this hash, or ErrNotFound (also
+	// when it expired before now).
+	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+	// DeleteSession removes one session (sign-out); no error if absent.
+	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteSubjectSessions removes every session of a subject (after a
+	// password reset or an account suspension).
+	DeleteSubjectSessions(ctx context.Context, subject string) error
+	// DeleteExpiredSessions removes sessions that expired before now.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 }

@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/endpoint/register"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/server"
@@ -36,6 +39,8 @@ type STS struct {
 	Store  *sqlite.Store
 	Keys   *keys.Manager
 	Hasher *clientauth.Hasher
+	// Accounts is the server's account service (IATs, certificates).
+	Accounts *account.Service
 	// Clock is the server's clock; tests may move it.
 	Clock *Clock
 }
@@ -54,6 +59,13 @@ type Options struct {
 	Algorithm string
 	Limits    policy.Limits
 	Dir       string // data directory; a temporary one when empty
+	// Registration settings (see server.Options); zero rates mean the
+	// register package's defaults.
+	RequireApproval     bool
+	Publishers          map[string]*jose.JSONWebKeySet
+	PerAccountPerMinute int
+	PerAddressPerMinute int
+	IATRequiredClaims   map[string][]string
 }
 
 // Start runs an STS until the test ends.
@@ -94,9 +106,15 @@ func Start(t testing.TB, o Options) *STS {
 	// before the issuer: listen first, then attach the handler.
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
+	s.Accounts = &account.Service{
+		Store: st, Sealer: sealer, Audiences: []string{s.URL, s.URL + register.Path},
+		RequiredClaims: o.IATRequiredClaims, Leeway: 5 * time.Second, Now: clock.Now,
+	}
 	s.Server, err = server.New(ctx, server.Options{
 		Issuer: s.URL, Store: st, Keys: km, Hasher: s.Hasher,
 		Limits: o.Limits, Leeway: 5 * time.Second, Now: clock.Now,
+		Accounts: s.Accounts, RequireApproval: o.RequireApproval, Publishers: o.Publishers,
+		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -107,6 +107,8 @@ func clone(c *store.Client) *store.Client {
 	d.GrantTypes = slices.Clone(c.GrantTypes)
 	d.Audiences = slices.Clone(c.Audiences)
 	d.Scopes = slices.Clone(c.Scopes)
+	d.RegistrationTokenHash = slices.Clone(c.RegistrationTokenHash)
+	d.Metadata = slices.Clone(c.Metadata)
 	return &d
 }
 

@@ -5,12 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keybridge/sts/internal/store"
 )
 
-const auditCols = `id, time, action, decision, client_id, subject, actor, audience,
-	jti, error, detail, request_id, remote`
+const auditCols = `id, time, action, decision, client_id, account_id, subject, actor,
+	audience, jti, error, detail, request_id, remote`
 
 // defaultAuditLimit is the number of records ListAudit returns when the
 // filter sets no limit.
@@ -24,8 +25,9 @@ func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO audit (time, action, decision,
-			client_id, subject, actor, audience, jti, error, detail, request_id, remote)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			client_id, account_id, subject, actor, audience, jti, error, detail,
+			request_id, remote)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -33,8 +35,8 @@ func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error
 		for i := range recs {
 			r := &recs[i]
 			_, err := st.ExecContext(ctx, encTime(r.Time), r.Action, r.Decision,
-				r.ClientID, r.Subject, r.Actor, encList(r.Audience), r.JTI, r.Error,
-				r.Detail, r.RequestID, r.Remote)
+				r.ClientID, r.AccountID, r.Subject, r.Actor, encList(r.Audience), r.JTI,
+				r.Error, r.Detail, r.RequestID, r.Remote)
 			if err != nil {
 				return err
 			}
@@ -58,9 +60,18 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		where = append(where, "client_id = ?")
 		args = append(args, f.ClientID)
 	}
+	if f.AccountID != "" {
+		where = append(where, "account_id = ?")
+		args = append(args, f.AccountID)
+	}
 	if f.Action != "" {
-		where = append(where, "action = ?")
-		args = append(args, f.Action)
+		// The action itself, or a prefix of it ending at a dot. Compared
+		// with substr rather than LIKE, which would take "_" and "%" in
+		// the filter as wildcards and is case-insensitive in SQLite but
+		// not in PostgreSQL; both count substr's length in characters.
+		where = append(where, "(action = ? OR substr(action, 1, ?) = ?)")
+		prefix := f.Action + "."
+		args = append(args, f.Action, utf8.RuneCountInString(prefix), prefix)
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "time >= ?")
@@ -93,8 +104,8 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 			t   int64
 			aud string
 		)
-		err := rows.Scan(&r.ID, &t, &r.Action, &r.Decision, &r.ClientID, &r.Subject,
-			&r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote)
+		err := rows.Scan(&r.ID, &t, &r.Action, &r.Decision, &r.ClientID, &r.AccountID,
+			&r.Subject, &r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list audit: %w", err)
 		}

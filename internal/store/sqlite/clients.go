@@ -11,16 +11,20 @@ import (
 
 const clientCols = `id, name, secret_hash, prev_secret_hash, prev_secret_expires_at,
 	status, grant_types, audiences, scopes, token_format, allow_impersonation,
-	access_token_ttl, refresh_token_ttl, created_at, updated_at`
+	access_token_ttl, refresh_token_ttl, created_at, updated_at, account_id,
+	auth_method, software_id, software_version, hardware_address,
+	registration_token_hash, metadata`
 
 const (
 	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE id = ?`
 	qInsertClient = `INSERT INTO clients (` + clientCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateClient = `UPDATE clients SET name = ?, secret_hash = ?, prev_secret_hash = ?,
 		prev_secret_expires_at = ?, status = ?, grant_types = ?, audiences = ?,
 		scopes = ?, token_format = ?, allow_impersonation = ?, access_token_ttl = ?,
-		refresh_token_ttl = ?, created_at = ?, updated_at = ?
+		refresh_token_ttl = ?, created_at = ?, updated_at = ?, account_id = ?,
+		auth_method = ?, software_id = ?, software_version = ?, hardware_address = ?,
+		registration_token_hash = ?, metadata = ?
 		WHERE id = ?`
 )
 
@@ -32,6 +36,8 @@ func clientValues(c *store.Client) []any {
 		encList(c.Audiences), encList(c.Scopes), c.TokenFormat,
 		encBool(c.AllowImpersonation), encDuration(c.AccessTokenTTL),
 		encDuration(c.RefreshTokenTTL), encTime(c.CreatedAt), encTime(c.UpdatedAt),
+		c.AccountID, c.AuthMethod, c.SoftwareID, c.SoftwareVersion, c.HardwareAddress,
+		encBytes(c.RegistrationTokenHash), encBytes(c.Metadata),
 	}
 }
 
@@ -44,7 +50,9 @@ func scanClient(row scanner) (*store.Client, error) {
 	)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.PrevSecretHash, &prevExp,
 		&status, &grants, &auds, &scopes, &c.TokenFormat, &impersonation,
-		&accessTTL, &refTTL, &created, &updated)
+		&accessTTL, &refTTL, &created, &updated, &c.AccountID, &c.AuthMethod,
+		&c.SoftwareID, &c.SoftwareVersion, &c.HardwareAddress,
+		&c.RegistrationTokenHash, &c.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -87,24 +95,40 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 
 // ListClients implements [store.Clients].
 func (s *Store) ListClients(ctx context.Context) ([]*store.Client, error) {
-	rows, err := s.r.QueryContext(ctx,
-		`SELECT `+clientCols+` FROM clients ORDER BY created_at, id`)
+	out, err := s.listClients(ctx, `SELECT `+clientCols+` FROM clients ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list clients: %w", err)
+	}
+	return out, nil
+}
+
+// ListAccountClients implements [store.Clients]. An empty accountID lists
+// the clients outside any account.
+func (s *Store) ListAccountClients(ctx context.Context, accountID string) ([]*store.Client, error) {
+	out, err := s.listClients(ctx, `SELECT `+clientCols+` FROM clients
+		WHERE account_id = ? ORDER BY created_at, id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list clients of account %q: %w", accountID, err)
+	}
+	return out, nil
+}
+
+// listClients runs a query of clientCols on the read pool.
+func (s *Store) listClients(ctx context.Context, query string, args ...any) ([]*store.Client, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []*store.Client
 	for rows.Next() {
 		c, err := scanClient(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list clients: %w", err)
+			return nil, err
 		}
 		out = append(out, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list clients: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // UpdateClient implements [store.Clients]. It reads and writes the client in

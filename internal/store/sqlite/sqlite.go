@@ -31,8 +31,9 @@ const busyTimeout = 10 * time.Second
 // Store is a [store.Store] backed by one SQLite database file. It is safe for
 // concurrent use.
 type Store struct {
-	// Now is the clock UpdateClient stamps UpdatedAt with. Open sets it to
-	// time.Now; replace it before the Store is first used.
+	// Now is the clock UpdateClient, UpdateAccount and UpdateOperator stamp
+	// UpdatedAt with. Open sets it to time.Now; replace it before the Store
+	// is first used.
 	Now func() time.Time
 
 	w *sql.DB // one connection: every write and write transaction

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ var auditTests = []test{
 	{"Filters", testAuditFilters},
 	{"Limit", testAuditLimit},
 	{"AppendConcurrent", testAuditAppendConcurrent},
+	{"ActionPrefix", testAuditActionPrefix},
 }
 
 func sampleAudit(i int, t time.Time) store.AuditRecord {
@@ -26,6 +28,7 @@ func sampleAudit(i int, t time.Time) store.AuditRecord {
 		Action:    "token.exchange",
 		Decision:  store.DecisionGranted,
 		ClientID:  "client-1",
+		AccountID: "acct-1",
 		Subject:   "alice",
 		Actor:     "svc-a",
 		Audience:  []string{"https://api.example.com", "urn:example:billing"},
@@ -69,7 +72,7 @@ func testAuditAppendList(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	r0, r1, r2 := sampleAudit(0, at(0)), sampleAudit(1, at(time.Second)), sampleAudit(2, at(2*time.Second))
 	r1.Decision, r1.Error, r1.Detail = store.DecisionRefused, "invalid_target", "audience not allowed"
-	r2.Audience, r2.Actor = nil, ""
+	r2.Audience, r2.Actor, r2.AccountID = nil, "", ""
 	// Appended out of time order, listed newest first.
 	must(t, s.AppendAudit(ctx, []store.AuditRecord{r1, r0}))
 	must(t, s.AppendAudit(ctx, []store.AuditRecord{r2}))
@@ -104,6 +107,7 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		r := sampleAudit(i, at(time.Duration(i)*time.Minute))
 		r.ClientID = []string{"client-a", "client-b", "client-c"}[i%3]
 		r.Action = []string{"token.exchange", "token.revoke"}[i%2]
+		r.AccountID = []string{"acct-a", "acct-b", "", "acct-a"}[i%4]
 		recs = append(recs, r)
 	}
 	// Appended shuffled, in two batches.
@@ -118,7 +122,8 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		var out []store.AuditRecord
 		for _, r := range recs {
 			if (f.ClientID == "" || r.ClientID == f.ClientID) &&
-				(f.Action == "" || r.Action == f.Action) &&
+				(f.AccountID == "" || r.AccountID == f.AccountID) &&
+				actionMatches(f.Action, r.Action) &&
 				(f.Since.IsZero() || !r.Time.Before(f.Since)) &&
 				(f.Until.IsZero() || r.Time.Before(f.Until)) {
 				out = append(out, r)
@@ -142,6 +147,13 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		{Limit: 3},
 		{ClientID: "client-a", Limit: 2},
 		{Action: "token.exchange", Since: at(time.Minute), Limit: 4},
+		{Action: "token"},
+		{Action: "token", Since: at(5 * time.Minute), Limit: 3},
+		{Action: "tok"},
+		{AccountID: "acct-a"},
+		{AccountID: "acct-b", Action: "token.revoke"},
+		{AccountID: "acct-a", ClientID: "client-b", Since: at(time.Minute), Until: at(10 * time.Minute)},
+		{AccountID: "absent"},
 	} {
 		got, want := jtis(listAudit(t, s, f)), reference(f)
 		if !slices.Equal(got, want) {
@@ -210,5 +222,48 @@ func testAuditAppendConcurrent(t *testing.T, s store.Store) {
 			t.Fatalf("ID %d assigned twice", r.ID)
 		}
 		ids[r.ID] = true
+	}
+}
+
+// actionMatches is the reference rule of AuditFilter.Action: the action
+// itself, or a prefix followed by a dot.
+func actionMatches(filter, action string) bool {
+	return filter == "" || action == filter || strings.HasPrefix(action, filter+".")
+}
+
+// testAuditActionPrefix checks that Action matches whole dot-separated
+// segments only, case-sensitively, with no character taken as a wildcard.
+func testAuditActionPrefix(t *testing.T, s store.Store) {
+	actions := []string{
+		"client", "client.create", "client.secret.rotate", "clients",
+		"clients.list", "client-x.create", "clientX.create", "CLIENT.create",
+		"client_.create", "client%.create", "token.exchange", "registration.client.create",
+		"client.", "x.client.y",
+	}
+	var recs []store.AuditRecord
+	for i, a := range actions {
+		r := sampleAudit(i, at(time.Duration(i)*time.Second))
+		r.Action = a
+		recs = append(recs, r)
+	}
+	must(t, s.AppendAudit(t.Context(), recs))
+	for _, filter := range []string{
+		"client", "client.secret", "client.create", "clients", "CLIENT", "Client",
+		"client_", "client%", "client.", "clie", "registration", "token.exchange",
+		"token.exchange.more", "c", "x", "%", "_",
+	} {
+		var want []string
+		for i := len(recs) - 1; i >= 0; i-- {
+			if actionMatches(filter, recs[i].Action) {
+				want = append(want, recs[i].Action)
+			}
+		}
+		var got []string
+		for _, r := range listAudit(t, s, store.AuditFilter{Action: filter}) {
+			got = append(got, r.Action)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("ListAudit(Action %q) = %q, want %q", filter, got, want)
+		}
 	}
 }

@@ -21,6 +21,8 @@ var clientTests = []test{
 	{"UpdateAborts", testClientUpdateAborts},
 	{"UpdateConcurrent", testClientUpdateConcurrent},
 	{"Delete", testClientDelete},
+	{"RegistrationFields", testClientRegistrationFields},
+	{"ListAccount", testClientListAccount},
 }
 
 func sampleClient(id string, created time.Time) *store.Client {
@@ -40,6 +42,14 @@ func sampleClient(id string, created time.Time) *store.Client {
 		RefreshTokenTTL:     24 * time.Hour,
 		CreatedAt:           created,
 		UpdatedAt:           created,
+
+		AccountID:             "acct-1",
+		AuthMethod:            "client_secret_basic",
+		SoftwareID:            "4NRB1-0XZABZI9E6-5SM3R",
+		SoftwareVersion:       "2.1.0",
+		HardwareAddress:       "00:1b:63:84:45:e6",
+		RegistrationTokenHash: []byte("registration-hash-" + id),
+		Metadata:              []byte(`{"client_name":"Client ` + id + `","contacts":["ops@example.com"]}`),
 	}
 }
 
@@ -56,7 +66,17 @@ func normClient(c *store.Client) *store.Client {
 	n.Scopes = normList(n.Scopes)
 	n.CreatedAt = normTime(n.CreatedAt)
 	n.UpdatedAt = normTime(n.UpdatedAt)
+	n.RegistrationTokenHash = normBytes(n.RegistrationTokenHash)
+	n.Metadata = normBytes(n.Metadata)
 	return &n
+}
+
+func normClients(cs []*store.Client) []*store.Client {
+	var out []*store.Client
+	for _, c := range cs {
+		out = append(out, normClient(c))
+	}
+	return out
 }
 
 func testClientCreateGet(t *testing.T, s store.Store) {
@@ -75,6 +95,8 @@ func testClientCreateGet(t *testing.T, s store.Store) {
 	must(t, err)
 	got.Scopes[0] = "changed"
 	got.SecretHash[0] = 'X'
+	got.RegistrationTokenHash[0] = 'X'
+	got.Metadata[0] = 'X'
 	again, err := s.GetClient(ctx, "full")
 	must(t, err)
 	equal(t, "GetClient after changing an earlier result", again, full, normClient)
@@ -134,6 +156,11 @@ func testClientUpdate(t *testing.T, s store.Store) {
 		c.PrevSecretHash = c.SecretHash
 		c.SecretHash = []byte("new-hash")
 		c.AllowImpersonation = false
+		c.AccountID = "acct-2"
+		c.AuthMethod = "client_secret_post"
+		c.SoftwareVersion = "2.2.0"
+		c.RegistrationTokenHash = []byte("rotated-registration-hash")
+		c.Metadata = []byte(`{"client_name":"renamed"}`)
 		return nil
 	})
 	after := time.Now()
@@ -149,6 +176,11 @@ func testClientUpdate(t *testing.T, s store.Store) {
 	want.PrevSecretHash = want.SecretHash
 	want.SecretHash = []byte("new-hash")
 	want.AllowImpersonation = false
+	want.AccountID = "acct-2"
+	want.AuthMethod = "client_secret_post"
+	want.SoftwareVersion = "2.2.0"
+	want.RegistrationTokenHash = []byte("rotated-registration-hash")
+	want.Metadata = []byte(`{"client_name":"renamed"}`)
 	want.UpdatedAt = got.UpdatedAt
 	equal(t, "UpdateClient result", got, want, normClient)
 
@@ -230,4 +262,96 @@ func testClientDelete(t *testing.T, s store.Store) {
 	}
 	// The ID is free again.
 	must(t, s.CreateClient(ctx, sampleClient("gone", at(time.Hour))))
+}
+
+// testClientRegistrationFields checks the registration fields: set, left
+// unset (nil and empty slices alike read back empty), cleared and set again
+// by updates.
+func testClientRegistrationFields(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	full := sampleClient("full", at(0))
+	unset := sampleClient("unset", at(0))
+	unset.AccountID, unset.AuthMethod = "", ""
+	unset.SoftwareID, unset.SoftwareVersion, unset.HardwareAddress = "", "", ""
+	unset.RegistrationTokenHash, unset.Metadata = nil, nil
+	empty := sampleClient("empty", at(0))
+	empty.RegistrationTokenHash, empty.Metadata = []byte{}, []byte{}
+	for _, c := range []*store.Client{full, unset, empty} {
+		must(t, s.CreateClient(ctx, c))
+		got, err := s.GetClient(ctx, c.ID)
+		must(t, err)
+		equal(t, "GetClient "+c.ID, got, c, normClient)
+		if len(c.Metadata) == 0 && (len(got.RegistrationTokenHash) != 0 || len(got.Metadata) != 0) {
+			t.Errorf("GetClient %s: RegistrationTokenHash %q, Metadata %q, want both empty",
+				c.ID, got.RegistrationTokenHash, got.Metadata)
+		}
+	}
+
+	// Cleared by an update (to nil, then to empty), then set again.
+	for _, v := range [][]byte{nil, {}, []byte("{}")} {
+		got, err := s.UpdateClient(ctx, "full", func(c *store.Client) error {
+			c.RegistrationTokenHash, c.Metadata = v, v
+			return nil
+		})
+		must(t, err)
+		want := sampleClient("full", at(0))
+		want.RegistrationTokenHash, want.Metadata = v, v
+		want.UpdatedAt = got.UpdatedAt
+		equal(t, fmt.Sprintf("UpdateClient to %q", v), got, want, normClient)
+		stored, err := s.GetClient(ctx, "full")
+		must(t, err)
+		equal(t, fmt.Sprintf("GetClient after UpdateClient to %q", v), stored, want, normClient)
+	}
+}
+
+// testClientListAccount checks that ListAccountClients lists exactly one
+// account's clients, in creation order, whatever the insertion order.
+func testClientListAccount(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	got, err := s.ListAccountClients(ctx, "acct-a")
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("ListAccountClients on an empty store = %d clients", len(got))
+	}
+	var wantA []*store.Client
+	for i, o := range []time.Duration{3, 1, 4, 0, 2, 5} {
+		c := sampleClient(fmt.Sprintf("c%d", o), at(o*time.Minute))
+		c.AccountID = []string{"acct-a", "acct-b", ""}[i%3]
+		must(t, s.CreateClient(ctx, c))
+	}
+	for _, id := range []string{"c0", "c3"} {
+		c, err := s.GetClient(ctx, id)
+		must(t, err)
+		wantA = append(wantA, c)
+	}
+	got, err = s.ListAccountClients(ctx, "acct-a")
+	must(t, err)
+	equal(t, "ListAccountClients(acct-a)", got, wantA, normClients)
+
+	got, err = s.ListAccountClients(ctx, "acct-b")
+	must(t, err)
+	if ids := clientIDs(got); !slices.Equal(ids, []string{"c1", "c2"}) {
+		t.Errorf("ListAccountClients(acct-b) IDs = %v, want [c1 c2]", ids)
+	}
+	got, err = s.ListAccountClients(ctx, "absent")
+	must(t, err)
+	if len(got) != 0 {
+		t.Errorf("ListAccountClients of an account without clients = %v", clientIDs(got))
+	}
+	// Moving a client moves it between the lists.
+	_, err = s.UpdateClient(ctx, "c1", func(c *store.Client) error { c.AccountID = "acct-a"; return nil })
+	must(t, err)
+	got, err = s.ListAccountClients(ctx, "acct-a")
+	must(t, err)
+	if ids := clientIDs(got); !slices.Equal(ids, []string{"c0", "c1", "c3"}) {
+		t.Errorf("ListAccountClients(acct-a) after moving c1 = %v, want [c0 c1 c3]", ids)
+	}
+}
+
+func clientIDs(cs []*store.Client) []string {
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.ID)
+	}
+	return ids
 }

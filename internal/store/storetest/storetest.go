@@ -24,6 +24,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tokens", tokenTests},
 		{"Revocations", revocationTests},
 		{"Audit", auditTests},
+		{"Accounts", accountTests},
+		{"Certificates", certificateTests},
+		{"UsedJTIs", usedJTITests},
+		{"Operators", operatorTests},
+		{"Sessions", sessionTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,143 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keybridge/sts/internal/keys"
+	"github.com/keybridge/sts/internal/store"
+)
+
+// Store is what the account service keeps.
+type Store interface {
+	store.Accounts
+	store.Certificates
+	store.UsedJTIs
+}
+
+// DefaultMaxIATLifetime is the longest lifetime an IAT may claim.
+const DefaultMaxIATLifetime = time.Hour
+
+// Service manages accounts and their IATs.
+type Service struct {
+	Store  Store
+	Sealer *keys.Sealer
+	// Audiences are the values an IAT's aud may carry: this server's
+	// issuer and its registration endpoint.
+	Audiences []string
+	// MaxIATLifetime bounds exp - now (and exp - iat); DefaultMaxIATLifetime
+	// when zero.
+	MaxIATLifetime time.Duration
+	// RequiredClaims lists, per scope, the IAT claims a registration asking
+	// for that scope must carry.
+	RequiredClaims map[string][]string
+	// Leeway tolerated on exp, nbf and iat.
+	Leeway time.Duration
+	Now    func() time.Time
+}
+
+// Validation failures of account input.
+var (
+	ErrInactive = errors.New("account is not active")
+	ErrKind     = errors.New("operation not valid for this kind of account")
+)
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// NewID returns a fresh account identifier.
+func NewID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "acct-" + strings.ToLower(idEncoding.EncodeToString(b[:]))
+}
+
+// ParseKind accepts "individual" and "organization" (and "org").
+func ParseKind(s string) (store.AccountKind, error) {
+	switch strings.ToLower(s) {
+	case "individual":
+		return store.AccountIndividual, nil
+	case "organization", "organisation", "org":
+		return store.AccountOrganization, nil
+	}
+	return "", fmt.Errorf("account kind must be individual or organization, not %q", s)
+}
+
+// Create registers an account. For an individual account it generates the
+// shared secret (256 bits), returned once in the clear and stored
+// encrypted.
+func (s *Service) Create(ctx context.Context, kind store.AccountKind, name string, audiences, scopes []string) (*store.Account, string, error) {
+	if strings.TrimSpace(name) == "" {
+		return nil, "", errors.New("account name is required")
+	}
+	now := s.Now()
+	a := &store.Account{
+		ID: NewID(), Kind: kind, Name: name, Status: store.AccountActive,
+		Audiences: audiences, Scopes: scopes, CreatedAt: now, UpdatedAt: now,
+	}
+	var secret string
+	switch kind {
+	case store.AccountIndividual:
+		var b [32]byte
+		rand.Read(b[:])
+		secret = base64.RawURLEncoding.EncodeToString(b[:])
+		a.SharedSecret = s.Sealer.Seal([]byte(secret), []byte("account:"+a.ID))
+	case store.AccountOrganization:
+	default:
+		return nil, "", fmt.Errorf("unknown account kind %q", kind)
+	}
+	if err := s.Store.CreateAccount(ctx, a); err != nil {
+		return nil, "", err
+	}
+	return a, secret, nil
+}
+
+// sharedSecret decrypts an individual account's secret.
+func (s *Service) sharedSecret(a *store.Account) ([]byte, error) {
+	if a.Kind != store.AccountIndividual || a.SharedSecret == nil {
+		return nil, ErrKind
+	}
+	return s.Sealer.Open(a.SharedSecret, []byte("account:"+a.ID))
+}
+
+// CheckSecret authenticates an individual account holder by account id and
+// shared secret (the portal's sign-in for account holders).
+func (s *Service) CheckSecret(ctx context.Context, id, secret string) (*store.Account, error) {
+	a, err := s.Store.GetAccount(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	want, err := s.sharedSecret(a)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(want, []byte(secret)) != 1 {
+		return nil, errors.New("wrong secret")
+	}
+	if a.Status != store.AccountActive {
+		return nil, ErrInactive
+	}
+	return a, nil
+}
+
+// SetStatus changes an account's status.
+func (s *Service) SetStatus(ctx context.Context, id string, st store.AccountStatus) (*store.Account, error) {
+	switch st {
+	case store.AccountActive, store.AccountSuspended, store.AccountClosed:
+	default:
+		return nil, fmt.Errorf("unknown account status %q", st)
+	}
+	return s.Store.UpdateAccount(ctx, id, func(a *store.Account) error {
+		if a.Status == store.AccountClosed && st != store.AccountClosed {
+			return errors.New("a closed account cannot be reopened")
+		}
+		a.Status, a.UpdatedAt = st, s.Now()
+		return nil
+	})
+}

@@ -1,0 +1,104 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlite"
+)
+
+// migrator returns a goose provider of the migrations directory for the
+// database file at path, and the database; the caller closes the latter.
+func migrator(t *testing.T, path string) (*goose.Provider, *sql.DB) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, os.DirFS("migrations"),
+		goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return p, db
+}
+
+// TestMigrateRegistration upgrades a database holding rows written under
+// the first schema, then migrates down and up again.
+func TestMigrateRegistration(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "sts.db")
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	p, db := migrator(t, path)
+	if _, err := p.UpTo(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO clients (id, name, status, token_format, scopes, created_at)
+			VALUES ('old', 'Old', 'active', 'jwt', '["read"]', ?)`,
+		`INSERT INTO audit (time, action, decision, client_id, subject, actor, jti,
+			error, detail, request_id, remote)
+			VALUES (?, 'client.create', 'granted', 'old', '', '', '', '', '', '', '')`,
+	} {
+		if _, err := db.ExecContext(ctx, q, now.UnixMicro()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.GetClient(ctx, "old")
+	if err != nil || c.Name != "Old" || !c.CreatedAt.Equal(now) || c.AccountID != "" ||
+		c.AuthMethod != "" || c.SoftwareID != "" || c.RegistrationTokenHash != nil || c.Metadata != nil {
+		t.Errorf("GetClient of a client of the first schema = %+v, %v", c, err)
+	}
+	if cs, err := s.ListAccountClients(ctx, ""); err != nil || len(cs) != 1 {
+		t.Errorf("ListAccountClients(\"\") = %v, %v; want the old client", cs, err)
+	}
+	if rs, err := s.ListAudit(ctx, store.AuditFilter{Action: "client"}); err != nil || len(rs) != 1 || rs[0].AccountID != "" {
+		t.Errorf("ListAudit of a record of the first schema = %+v, %v", rs, err)
+	}
+	if err := s.CreateAccount(ctx, &store.Account{ID: "a", Kind: store.AccountIndividual, Status: store.AccountActive}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateClient(ctx, "old", func(c *store.Client) error {
+		c.AccountID, c.Metadata = "a", []byte(`{}`)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Down to the first schema: the client stays, without its new columns.
+	p, db = migrator(t, path)
+	defer db.Close()
+	if _, err := p.DownTo(ctx, 1); err != nil {
+		t.Fatalf("migrating down: %v", err)
+	}
+	var name string
+	if err := db.QueryRowContext(ctx, `SELECT name FROM clients WHERE id = 'old'`).Scan(&name); err != nil || name != "Old" {
+		t.Errorf("the client after migrating down: %q, %v", name, err)
+	}
+	if _, err := db.ExecContext(ctx, `SELECT account_id FROM clients`); err == nil {
+		t.Error("clients.account_id survived migrating down")
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up again: %v", err)
+	}
+	if pending, err := p.HasPending(ctx); err != nil || pending {
+		t.Errorf("migrations pending after migrating up again: %v, %v", pending, err)
+	}
+}

@@ -1,0 +1,65 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+)
+
+// CreateSession implements [store.Sessions]. A session whose hash exists is
+// ErrConflict: it never replaces another.
+func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (hash, subject, csrf, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?)`,
+		ss.Hash, ss.Subject, ss.CSRF, encTime(ss.CreatedAt), encTime(ss.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("sqlite: create session: %w", mapErr(err))
+	}
+	return nil
+}
+
+// GetSession implements [store.Sessions]. A session expiring at now is still
+// returned, as DeleteExpiredSessions at now keeps it.
+func (s *Store) GetSession(ctx context.Context, hash []byte, now time.Time) (*store.Session, error) {
+	var (
+		ss               store.Session
+		created, expires int64
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT hash, subject, csrf, created_at, expires_at
+		FROM sessions WHERE hash = ? AND expires_at >= ?`, hash, encTime(now)).
+		Scan(&ss.Hash, &ss.Subject, &ss.CSRF, &created, &expires)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get session: %w", mapErr(err))
+	}
+	ss.CreatedAt = decTime(created)
+	ss.ExpiresAt = decTime(expires)
+	return &ss, nil
+}
+
+// DeleteSession implements [store.Sessions].
+func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hash); err != nil {
+		return fmt.Errorf("sqlite: delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSubjectSessions implements [store.Sessions].
+func (s *Store) DeleteSubjectSessions(ctx context.Context, subject string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE subject = ?`, subject); err != nil {
+		return fmt.Errorf("sqlite: delete sessions of %q: %w", subject, err)
+	}
+	return nil
+}
+
+// DeleteExpiredSessions implements [store.Sessions].
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
+	n, err := rowsAffected(s.w.ExecContext(ctx,
+		`DELETE FROM sessions WHERE expires_at < ?`, encTime(now)))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete expired sessions: %w", err)
+	}
+	return n, nil
+}
