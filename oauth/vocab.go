@@ -1,6 +1,10 @@
 package oauth
 
-import "strings"
+import (
+	"encoding/base64"
+	"net/url"
+	"strings"
+)
 
 // Grant types understood by the token endpoint (RFC 6749 §4.4, §6; RFC 8693 §2.1).
 const (
@@ -57,4 +61,12 @@ func ValidScopeToken(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// BasicAuth returns the Authorization header value of client_secret_basic:
+// the client id and secret each form-url-encoded, joined by ':', then
+// base64 (RFC 6749 §2.3.1) — so that ids and secrets containing '%', '+',
+// ':' or spaces survive the trip.
+func BasicAuth(clientID, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(clientID)+":"+url.QueryEscape(secret)))
 }

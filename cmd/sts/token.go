@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,11 +89,7 @@ func (tc *tokenClient) request(cmd *cobra.Command, form url.Values) error {
 	var header http.Header = make(http.Header)
 	switch tc.authMethod {
 	case "basic", oauth.AuthMethodClientSecretBasic:
-		// RFC 6749 §2.3.1: id and secret are form-url-encoded before
-		// being joined with ':' and base64-encoded, so that an id with
-		// ':', '%' or '+' survives.
-		cred := url.QueryEscape(id) + ":" + url.QueryEscape(secret)
-		header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
+		header.Set("Authorization", oauth.BasicAuth(id, secret))
 	case "post", oauth.AuthMethodClientSecretPost:
 		form.Set("client_id", id)
 		form.Set("client_secret", secret)

@@ -7,7 +7,6 @@ package ststest
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -224,9 +223,7 @@ func (s *STS) PostForm(path string, c *Client, form url.Values) *Response {
 
 // BasicAuth is the RFC 6749 §2.3.1 header value: id and secret
 // form-url-encoded, then base64.
-func BasicAuth(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-}
+func BasicAuth(id, secret string) string { return oauth.BasicAuth(id, secret) }
 
 // ClientCredentials obtains a token for c and fails the test otherwise.
 func (s *STS) ClientCredentials(c *Client, extra url.Values) string {

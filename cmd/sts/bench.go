@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/keybridge/sts/internal/bench"
+	"github.com/keybridge/sts/internal/clients"
+	"github.com/keybridge/sts/internal/server"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
+	"github.com/spf13/cobra"
+)
+
+func newBench() *cobra.Command {
+	var (
+		out          output
+		issuer       string
+		clientID     string
+		clientSecret string
+		subject      string
+		resource     string
+		concurrency  int
+		duration     time.Duration
+		requests     int
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure token exchanges per second and latency against a running server",
+		Long: `Send concurrent RFC 8693 token exchanges to a running server for a fixed
+time and report exchanges per second and latency percentiles.
+
+With no client flags, bench registers two temporary clients in this data
+directory (a caller and an exchanging service), obtains the caller's token
+from the server, runs, and deletes the clients again; the server must use
+the same data directory or database. With --client-id, --client-secret and
+--subject-token it uses yours and changes nothing.`,
+		Example: `  sts bench --duration 30s --concurrency 32
+  sts bench --url https://sts.example.com --client-id rs08 --client-secret "$S" --subject-token "$T" --resource https://backend.example.com/api`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := out.json()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if clientSecret == "" {
+				clientSecret = os.Getenv("STS_CLIENT_SECRET")
+			}
+			cfg := bench.Config{
+				ClientID: clientID, ClientSecret: clientSecret, SubjectToken: subject, Resource: resource,
+				Concurrency: concurrency, Duration: duration, Requests: requests,
+			}
+			var caller *benchCaller
+			if clientID == "" {
+				c, cleanup, err := benchClients(cmd, &cfg, &issuer)
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				caller = c
+			} else if subject == "" || clientSecret == "" {
+				return errors.New("with --client-id, give --client-secret (or STS_CLIENT_SECRET) and --subject-token too")
+			}
+			if issuer == "" {
+				issuer = "http://" + defaultAddr()
+			}
+			cfg.TokenEndpoint = strings.TrimRight(issuer, "/") + server.TokenPath
+			if caller != nil {
+				if cfg.SubjectToken, err = caller.token(ctx, cfg.TokenEndpoint); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "exchanging at %s with %d connections for %v...\n", cfg.TokenEndpoint, cfg.Concurrency, cfg.Duration)
+			r, err := bench.Run(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), r)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&issuer, "url", "", "the server's issuer URL (default: the configured issuer, http://127.0.0.1:8080)")
+	f.StringVar(&clientID, "client-id", "", "exchanging client (default: a temporary one)")
+	f.StringVar(&clientSecret, "client-secret", "", "its secret (or STS_CLIENT_SECRET)")
+	f.StringVar(&subject, "subject-token", "", "subject token to exchange")
+	f.StringVar(&resource, "resource", "", "resource to request")
+	f.IntVar(&concurrency, "concurrency", 16, "requests in flight")
+	f.DurationVar(&duration, "duration", 10*time.Second, "how long to run")
+	f.IntVar(&requests, "requests", 0, "stop after this many requests (0: no limit)")
+	out.register(cmd)
+	return cmd
+}
+
+func defaultAddr() string { return "127.0.0.1:8080" }
+
+// benchCaller is the temporary client whose token is exchanged.
+type benchCaller struct{ id, secret string }
+
+// benchClients registers a temporary caller and exchanging client in the
+// data directory and returns the caller and a function that deletes both.
+func benchClients(cmd *cobra.Command, cfg *bench.Config, issuer *string) (*benchCaller, func(), error) {
+	env, err := openData(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if *issuer == "" {
+		*issuer = env.Config.Issuer
+	}
+	ctx := cmd.Context()
+	reg := env.Clients()
+	const backend = "https://bench.invalid/api"
+	caller, callerSecret, err := reg.Create(ctx, "cli", clients.Spec{Name: "sts bench caller", Scopes: []string{"bench"}}, store.ClientActive)
+	if err != nil {
+		env.Close()
+		return nil, nil, err
+	}
+	svc, svcSecret, err := reg.Create(ctx, "cli", clients.Spec{Name: "sts bench service", Audiences: []string{backend}, Scopes: []string{"bench"}}, store.ClientActive)
+	if err != nil {
+		reg.Delete(ctx, "cli", caller.ID)
+		env.Close()
+		return nil, nil, err
+	}
+	cfg.ClientID, cfg.ClientSecret, cfg.Resource = svc.ID, svcSecret, backend
+	return &benchCaller{caller.ID, callerSecret}, func() {
+		bg := context.Background()
+		reg.Delete(bg, "cli", caller.ID)
+		reg.Delete(bg, "cli", svc.ID)
+		env.Close()
+	}, nil
+}
+
+// token obtains the caller's token by client_credentials.
+func (c *benchCaller) token(ctx context.Context, endpoint string) (string, error) {
+	h := http.Header{}
+	h.Set("Authorization", oauth.BasicAuth(c.id, c.secret))
+	tr, _, err := postToken(ctx, endpoint, h, url.Values{"grant_type": {oauth.GrantTypeClientCredentials}})
+	if err != nil {
+		return "", fmt.Errorf("obtain the subject token (is the server running on this data?): %w", err)
+	}
+	return tr.AccessToken, nil
+}

@@ -1,0 +1,176 @@
+// Package bench is the load generator behind `sts bench`: it drives a
+// running STS's token endpoint with concurrent RFC 8693 exchanges over
+// keep-alive HTTP connections for a fixed time and reports throughput and
+// latency percentiles. It sends traffic only to the URL it is given.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keybridge/sts/oauth"
+)
+
+// Config says what to send.
+type Config struct {
+	// TokenEndpoint is the URL of POST /token/oauth2.
+	TokenEndpoint string
+	// ClientID and ClientSecret authenticate the exchanging client
+	// (client_secret_basic).
+	ClientID, ClientSecret string
+	// SubjectToken is exchanged by every request.
+	SubjectToken string
+	// Resource is the requested resource, if any.
+	Resource string
+	// Concurrency is the number of requests in flight.
+	Concurrency int
+	// Duration bounds the run; Requests, when positive, too.
+	Duration time.Duration
+	Requests int
+	// HTTPClient sends the requests; a keep-alive client sized for
+	// Concurrency when nil.
+	HTTPClient *http.Client
+}
+
+// Result is what a run measured.
+type Result struct {
+	Requests  int           `json:"requests"`
+	Errors    int           `json:"errors"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	PerSecond float64       `json:"exchanges_per_second"`
+	P50       time.Duration `json:"p50_ns"`
+	P90       time.Duration `json:"p90_ns"`
+	P99       time.Duration `json:"p99_ns"`
+	Max       time.Duration `json:"max_ns"`
+	// FirstError describes the first failure, if any.
+	FirstError string `json:"first_error,omitempty"`
+}
+
+func (r Result) String() string {
+	s := fmt.Sprintf("%d exchanges in %v: %.0f/s; latency p50 %v, p90 %v, p99 %v, max %v; %d errors",
+		r.Requests, r.Elapsed.Round(time.Millisecond), r.PerSecond,
+		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors)
+	if r.FirstError != "" {
+		s += " (first: " + r.FirstError + ")"
+	}
+	return s
+}
+
+// Run sends exchanges until Duration passes (or Requests are sent) and
+// reports. A run in which every request failed is an error.
+func Run(ctx context.Context, c Config) (Result, error) {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = &http.Client{
+			Timeout:   30 * time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency, MaxConnsPerHost: c.Concurrency},
+		}
+	}
+	form := url.Values{
+		"grant_type":         {oauth.GrantTypeTokenExchange},
+		"subject_token":      {c.SubjectToken},
+		"subject_token_type": {oauth.TokenTypeAccessToken},
+	}
+	if c.Resource != "" {
+		form.Set("resource", c.Resource)
+	}
+	body := form.Encode()
+	auth := oauth.BasicAuth(c.ClientID, c.ClientSecret)
+
+	ctx, cancel := context.WithTimeout(ctx, c.Duration)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		errs     int
+		firstErr string
+		sent     int
+		wg       sync.WaitGroup
+	)
+	// take reserves one request of the budget.
+	take := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.Requests > 0 && sent >= c.Requests {
+			return false
+		}
+		sent++
+		return true
+	}
+	start := time.Now()
+	for range c.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1024)
+			lerrs, lfirst := 0, ""
+			for ctx.Err() == nil && take() {
+				t0 := time.Now()
+				err := exchange(ctx, hc, c.TokenEndpoint, auth, body)
+				if ctx.Err() != nil {
+					break // cut off by the end of the run: not a result
+				}
+				local = append(local, time.Since(t0))
+				if err != nil {
+					lerrs++
+					if lfirst == "" {
+						lfirst = err.Error()
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			errs += lerrs
+			if firstErr == "" {
+				firstErr = lfirst
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r := Result{Requests: len(lat), Errors: errs, Elapsed: time.Since(start), FirstError: firstErr}
+	if r.Requests == 0 {
+		return r, errors.New("no request completed")
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	r.P50, r.P90, r.P99, r.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
+	r.PerSecond = float64(r.Requests-r.Errors) / r.Elapsed.Seconds()
+	if r.Errors == r.Requests {
+		return r, fmt.Errorf("every request failed: %s", r.FirstError)
+	}
+	return r, nil
+}
+
+func exchange(ctx context.Context, hc *http.Client, endpoint, auth, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", auth)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
