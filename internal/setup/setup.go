@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"os"
 
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +25,7 @@ import (
 	"github.com/keybridge/sts/internal/config"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/postgres"
 	"github.com/keybridge/sts/internal/store/sqlite"
 )
 
@@ -57,7 +57,8 @@ func Open(ctx context.Context, c *config.Config, logw io.Writer) (*Env, error) {
 	case c.DatabaseURL == "":
 		e.Store, err = sqlite.Open(ctx, c.SQLitePath())
 	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
-		return nil, errors.New("database-url: the PostgreSQL backend is not available in this build yet")
+		// postgres.Open keeps the password out of its errors.
+		e.Store, err = postgres.Open(ctx, c.DatabaseURL)
 	default:
 		return nil, fmt.Errorf("database-url: unsupported scheme in %q (use postgres://, or leave empty for SQLite)", redact(c.DatabaseURL))
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 const accountCols = `id, kind, name, status, shared_secret, audiences, scopes, created_at, updated_at`
@@ -24,16 +25,16 @@ func scanAccount(row scanner) (*store.Account, error) {
 		return nil, err
 	}
 	var err error
-	if a.Audiences, err = decList(auds); err != nil {
+	if a.Audiences, err = sqlcodec.DecList(auds); err != nil {
 		return nil, err
 	}
-	if a.Scopes, err = decList(scopes); err != nil {
+	if a.Scopes, err = sqlcodec.DecList(scopes); err != nil {
 		return nil, err
 	}
 	a.Kind = store.AccountKind(kind)
 	a.Status = store.AccountStatus(status)
-	a.CreatedAt = decTime(created)
-	a.UpdatedAt = decTime(updated)
+	a.CreatedAt = sqlcodec.DecTime(created)
+	a.UpdatedAt = sqlcodec.DecTime(updated)
 	return &a, nil
 }
 
@@ -41,8 +42,8 @@ func scanAccount(row scanner) (*store.Account, error) {
 func (s *Store) CreateAccount(ctx context.Context, a *store.Account) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, string(a.Kind), a.Name, string(a.Status), encBytes(a.SharedSecret),
-		encList(a.Audiences), encList(a.Scopes), encTime(a.CreatedAt), encTime(a.UpdatedAt))
+		a.ID, string(a.Kind), a.Name, string(a.Status), sqlcodec.EncBytes(a.SharedSecret),
+		sqlcodec.EncList(a.Audiences), sqlcodec.EncList(a.Scopes), sqlcodec.EncTime(a.CreatedAt), sqlcodec.EncTime(a.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create account %q: %w", a.ID, mapErr(err))
 	}
@@ -100,8 +101,8 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*store
 		a.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET kind = ?, name = ?, status = ?,
 			shared_secret = ?, audiences = ?, scopes = ?, created_at = ?, updated_at = ? WHERE id = ?`,
-			string(a.Kind), a.Name, string(a.Status), encBytes(a.SharedSecret),
-			encList(a.Audiences), encList(a.Scopes), encTime(a.CreatedAt), encTime(a.UpdatedAt), id)
+			string(a.Kind), a.Name, string(a.Status), sqlcodec.EncBytes(a.SharedSecret),
+			sqlcodec.EncList(a.Audiences), sqlcodec.EncList(a.Scopes), sqlcodec.EncTime(a.CreatedAt), sqlcodec.EncTime(a.UpdatedAt), id)
 		return mapErr(err)
 	})
 	if err != nil {

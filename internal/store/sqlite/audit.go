@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 const auditCols = `id, time, action, decision, client_id, account_id, subject, actor,
@@ -34,8 +35,8 @@ func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error
 		defer st.Close()
 		for i := range recs {
 			r := &recs[i]
-			_, err := st.ExecContext(ctx, encTime(r.Time), r.Action, r.Decision,
-				r.ClientID, r.AccountID, r.Subject, r.Actor, encList(r.Audience), r.JTI,
+			_, err := st.ExecContext(ctx, sqlcodec.EncTime(r.Time), r.Action, r.Decision,
+				r.ClientID, r.AccountID, r.Subject, r.Actor, sqlcodec.EncList(r.Audience), r.JTI,
 				r.Error, r.Detail, r.RequestID, r.Remote)
 			if err != nil {
 				return err
@@ -75,11 +76,11 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "time >= ?")
-		args = append(args, encTime(f.Since))
+		args = append(args, sqlcodec.EncTime(f.Since))
 	}
 	if !f.Until.IsZero() {
 		where = append(where, "time < ?")
-		args = append(args, encTime(f.Until))
+		args = append(args, sqlcodec.EncTime(f.Until))
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -109,8 +110,8 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list audit: %w", err)
 		}
-		r.Time = decTime(t)
-		if r.Audience, err = decList(aud); err != nil {
+		r.Time = sqlcodec.DecTime(t)
+		if r.Audience, err = sqlcodec.DecList(aud); err != nil {
 			return nil, fmt.Errorf("sqlite: list audit: %w", err)
 		}
 		out = append(out, r)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 const certCols = `id, account_id, der, private_key, not_before, not_after, created_at`
@@ -15,8 +16,8 @@ const certCols = `id, account_id, der, private_key, not_before, not_after, creat
 func (s *Store) AddCertificate(ctx context.Context, c *store.Certificate) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO certificates (`+certCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.AccountID, encBytes(c.DER), encBytes(c.PrivateKey),
-		encTime(c.NotBefore), encTime(c.NotAfter), encTime(c.CreatedAt))
+		c.ID, c.AccountID, sqlcodec.EncBytes(c.DER), sqlcodec.EncBytes(c.PrivateKey),
+		sqlcodec.EncTime(c.NotBefore), sqlcodec.EncTime(c.NotAfter), sqlcodec.EncTime(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: add certificate %q: %w", c.ID, mapErr(err))
 	}
@@ -42,9 +43,9 @@ func (s *Store) ListCertificates(ctx context.Context, accountID string) ([]*stor
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list certificates of %q: %w", accountID, err)
 		}
-		c.NotBefore = decTime(notBefore)
-		c.NotAfter = decTime(notAfter)
-		c.CreatedAt = decTime(added)
+		c.NotBefore = sqlcodec.DecTime(notBefore)
+		c.NotAfter = sqlcodec.DecTime(notAfter)
+		c.CreatedAt = sqlcodec.DecTime(added)
 		out = append(out, &c)
 	}
 	if err := rows.Err(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 const clientCols = `id, name, secret_hash, prev_secret_hash, prev_secret_expires_at,
@@ -31,13 +32,13 @@ const (
 // clientValues returns c's columns after the id, in clientCols order.
 func clientValues(c *store.Client) []any {
 	return []any{
-		c.Name, encBytes(c.SecretHash), encBytes(c.PrevSecretHash),
-		encTime(c.PrevSecretExpiresAt), string(c.Status), encList(c.GrantTypes),
-		encList(c.Audiences), encList(c.Scopes), c.TokenFormat,
-		encBool(c.AllowImpersonation), encDuration(c.AccessTokenTTL),
-		encDuration(c.RefreshTokenTTL), encTime(c.CreatedAt), encTime(c.UpdatedAt),
+		c.Name, sqlcodec.EncBytes(c.SecretHash), sqlcodec.EncBytes(c.PrevSecretHash),
+		sqlcodec.EncTime(c.PrevSecretExpiresAt), string(c.Status), sqlcodec.EncList(c.GrantTypes),
+		sqlcodec.EncList(c.Audiences), sqlcodec.EncList(c.Scopes), c.TokenFormat,
+		sqlcodec.EncBool(c.AllowImpersonation), sqlcodec.EncDuration(c.AccessTokenTTL),
+		sqlcodec.EncDuration(c.RefreshTokenTTL), sqlcodec.EncTime(c.CreatedAt), sqlcodec.EncTime(c.UpdatedAt),
 		c.AccountID, c.AuthMethod, c.SoftwareID, c.SoftwareVersion, c.HardwareAddress,
-		encBytes(c.RegistrationTokenHash), encBytes(c.Metadata),
+		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata),
 	}
 }
 
@@ -57,21 +58,21 @@ func scanClient(row scanner) (*store.Client, error) {
 		return nil, err
 	}
 	c.Status = store.ClientStatus(status)
-	if c.GrantTypes, err = decList(grants); err != nil {
+	if c.GrantTypes, err = sqlcodec.DecList(grants); err != nil {
 		return nil, err
 	}
-	if c.Audiences, err = decList(auds); err != nil {
+	if c.Audiences, err = sqlcodec.DecList(auds); err != nil {
 		return nil, err
 	}
-	if c.Scopes, err = decList(scopes); err != nil {
+	if c.Scopes, err = sqlcodec.DecList(scopes); err != nil {
 		return nil, err
 	}
-	c.PrevSecretExpiresAt = decTime(prevExp)
-	c.AllowImpersonation = decBool(impersonation)
-	c.AccessTokenTTL = decDuration(accessTTL)
-	c.RefreshTokenTTL = decDuration(refTTL)
-	c.CreatedAt = decTime(created)
-	c.UpdatedAt = decTime(updated)
+	c.PrevSecretExpiresAt = sqlcodec.DecTime(prevExp)
+	c.AllowImpersonation = sqlcodec.DecBool(impersonation)
+	c.AccessTokenTTL = sqlcodec.DecDuration(accessTTL)
+	c.RefreshTokenTTL = sqlcodec.DecDuration(refTTL)
+	c.CreatedAt = sqlcodec.DecTime(created)
+	c.UpdatedAt = sqlcodec.DecTime(updated)
 	return &c, nil
 }
 

@@ -11,8 +11,8 @@
 // timeout still matters when another process (the CLI, say) writes to the
 // same file.
 //
-// Values are encoded as the PostgreSQL backend will encode them (see
-// codec.go): times as BIGINT unix microseconds UTC with 0 for the zero time,
+// Values are encoded as the PostgreSQL backend encodes them (see package
+// sqlcodec): times as BIGINT unix microseconds UTC with 0 for the zero time,
 // string lists as JSON text, booleans as INTEGER 0/1, durations as BIGINT
 // nanoseconds. A time is therefore stored to the microsecond, and the Unix
 // epoch itself reads back as the zero time.

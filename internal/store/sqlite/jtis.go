@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 // ConsumeJTI implements [store.UsedJTIs]. The primary key decides: of
@@ -17,7 +18,7 @@ import (
 func (s *Store) ConsumeJTI(ctx context.Context, issuer, jti string, expiresAt time.Time) error {
 	n, err := rowsAffected(s.w.ExecContext(ctx, `INSERT INTO used_jtis (issuer, jti, expires_at)
 		VALUES (?, ?, ?) ON CONFLICT (issuer, jti) DO NOTHING`,
-		issuer, jti, encTime(expiresAt)))
+		issuer, jti, sqlcodec.EncTime(expiresAt)))
 	if err != nil {
 		return fmt.Errorf("sqlite: consume jti %q of %q: %w", jti, issuer, err)
 	}
@@ -30,7 +31,7 @@ func (s *Store) ConsumeJTI(ctx context.Context, issuer, jti string, expiresAt ti
 // DeleteExpiredJTIs implements [store.UsedJTIs].
 func (s *Store) DeleteExpiredJTIs(ctx context.Context, now time.Time) (int, error) {
 	n, err := rowsAffected(s.w.ExecContext(ctx,
-		`DELETE FROM used_jtis WHERE expires_at < ?`, encTime(now)))
+		`DELETE FROM used_jtis WHERE expires_at < ?`, sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired jtis: %w", err)
 	}

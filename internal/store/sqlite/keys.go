@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 const keyCols = `id, algorithm, state, private_key, public_key, created_at,
@@ -25,10 +26,10 @@ func scanKey(row scanner) (*store.SigningKey, error) {
 		return nil, err
 	}
 	k.State = store.KeyState(state)
-	k.CreatedAt = decTime(created)
-	k.ActivatedAt = decTime(activated)
-	k.RetiredAt = decTime(retired)
-	k.ExpiresAt = decTime(expires)
+	k.CreatedAt = sqlcodec.DecTime(created)
+	k.ActivatedAt = sqlcodec.DecTime(activated)
+	k.RetiredAt = sqlcodec.DecTime(retired)
+	k.ExpiresAt = sqlcodec.DecTime(expires)
 	return &k, nil
 }
 
@@ -37,7 +38,7 @@ func (s *Store) ListKeys(ctx context.Context, now time.Time) ([]*store.SigningKe
 	rows, err := s.r.QueryContext(ctx, `SELECT `+keyCols+` FROM signing_keys
 		WHERE state <> ? OR expires_at > ?
 		ORDER BY created_at DESC, id DESC`,
-		string(store.KeyRetired), encTime(now))
+		string(store.KeyRetired), sqlcodec.EncTime(now))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list keys: %w", err)
 	}
@@ -74,23 +75,23 @@ func (s *Store) RotateKeys(ctx context.Context, expectCurrent string, now, retir
 		if current != "" {
 			_, err := tx.ExecContext(ctx, `UPDATE signing_keys
 				SET state = ?, retired_at = ?, expires_at = ? WHERE id = ?`,
-				string(store.KeyRetired), encTime(now), encTime(retiredUntil), current)
+				string(store.KeyRetired), sqlcodec.EncTime(now), sqlcodec.EncTime(retiredUntil), current)
 			if err != nil {
 				return err
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE signing_keys
 			SET state = ?, activated_at = ? WHERE state = ?`,
-			string(store.KeyCurrent), encTime(now), string(store.KeyNext))
+			string(store.KeyCurrent), sqlcodec.EncTime(now), string(store.KeyNext))
 		if err != nil {
 			return mapErr(err)
 		}
 		for _, k := range add {
 			_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (`+keyCols+`)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				k.ID, k.Algorithm, string(k.State), encBytes(k.PrivateKey),
-				encBytes(k.PublicKey), encTime(k.CreatedAt), encTime(k.ActivatedAt),
-				encTime(k.RetiredAt), encTime(k.ExpiresAt))
+				k.ID, k.Algorithm, string(k.State), sqlcodec.EncBytes(k.PrivateKey),
+				sqlcodec.EncBytes(k.PublicKey), sqlcodec.EncTime(k.CreatedAt), sqlcodec.EncTime(k.ActivatedAt),
+				sqlcodec.EncTime(k.RetiredAt), sqlcodec.EncTime(k.ExpiresAt))
 			if err != nil {
 				return fmt.Errorf("add key %q: %w", k.ID, mapErr(err))
 			}
@@ -107,7 +108,7 @@ func (s *Store) RotateKeys(ctx context.Context, expectCurrent string, now, retir
 func (s *Store) DeleteExpiredKeys(ctx context.Context, now time.Time) (int, error) {
 	n, err := rowsAffected(s.w.ExecContext(ctx,
 		`DELETE FROM signing_keys WHERE state = ? AND expires_at < ?`,
-		string(store.KeyRetired), encTime(now)))
+		string(store.KeyRetired), sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired keys: %w", err)
 	}

@@ -2,8 +2,10 @@ package sqlite_test
 
 import (
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +102,39 @@ func TestMigrateRegistration(t *testing.T) {
 	}
 	if pending, err := p.HasPending(ctx); err != nil || pending {
 		t.Errorf("migrations pending after migrating up again: %v, %v", pending, err)
+	}
+}
+
+// TestSchemaTooNew checks that a binary refuses a database that a newer
+// binary migrated past the newest migration this one knows, and that
+// Version reports the schema version.
+func TestSchemaTooNew(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "sts.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, err := s.Version(ctx)
+	if err != nil || known < 2 {
+		t.Fatalf("Version = %d, %v; want the newest migration", known, err)
+	}
+	newer := known + 1
+	if _, err := s.DB().ExecContext(ctx,
+		`INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, 1)`, newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = sqlite.Open(ctx, path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a database with a newer schema succeeded")
+	}
+	want := fmt.Sprintf("database schema version %d is newer than this binary knows (%d); upgrade sts", newer, known)
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open of a database with a newer schema: %v; want %q", err, want)
 	}
 }

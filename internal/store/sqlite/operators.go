@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 const operatorCols = `username, password_hash, created_at, updated_at`
@@ -21,15 +22,15 @@ func scanOperator(row scanner) (*store.Operator, error) {
 	if err := row.Scan(&o.Username, &o.PasswordHash, &created, &updated); err != nil {
 		return nil, err
 	}
-	o.CreatedAt = decTime(created)
-	o.UpdatedAt = decTime(updated)
+	o.CreatedAt = sqlcodec.DecTime(created)
+	o.UpdatedAt = sqlcodec.DecTime(updated)
 	return &o, nil
 }
 
 // CreateOperator implements [store.Operators].
 func (s *Store) CreateOperator(ctx context.Context, o *store.Operator) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO operators (`+operatorCols+`) VALUES (?, ?, ?, ?)`,
-		o.Username, o.PasswordHash, encTime(o.CreatedAt), encTime(o.UpdatedAt))
+		o.Username, o.PasswordHash, sqlcodec.EncTime(o.CreatedAt), sqlcodec.EncTime(o.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create operator %q: %w", o.Username, mapErr(err))
 	}
@@ -87,7 +88,7 @@ func (s *Store) UpdateOperator(ctx context.Context, username string, update func
 		o.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
 		_, err = tx.ExecContext(ctx, `UPDATE operators SET password_hash = ?, created_at = ?,
 			updated_at = ? WHERE username = ?`,
-			o.PasswordHash, encTime(o.CreatedAt), encTime(o.UpdatedAt), username)
+			o.PasswordHash, sqlcodec.EncTime(o.CreatedAt), sqlcodec.EncTime(o.UpdatedAt), username)
 		return mapErr(err)
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 const qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ?)`
@@ -16,7 +17,7 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, expiresAt, now time.T
 	_, err := s.w.ExecContext(ctx, `INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES (?, ?, ?)
 		ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
 		WHERE excluded.expires_at > revoked_jtis.expires_at`,
-		jti, encTime(expiresAt), encTime(now))
+		jti, sqlcodec.EncTime(expiresAt), sqlcodec.EncTime(now))
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke jti: %w", err)
 	}
@@ -35,7 +36,7 @@ func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
 // DeleteExpiredRevocations implements [store.Revocations].
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error) {
 	n, err := rowsAffected(s.w.ExecContext(ctx,
-		`DELETE FROM revoked_jtis WHERE expires_at < ?`, encTime(now)))
+		`DELETE FROM revoked_jtis WHERE expires_at < ?`, sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired revocations: %w", err)
 	}
@@ -45,7 +46,7 @@ func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (in
 // ListRevocations implements [store.Revocations].
 func (s *Store) ListRevocations(ctx context.Context, since, now time.Time) ([]store.Revocation, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT jti, expires_at, revoked_at FROM revoked_jtis
-		WHERE revoked_at >= ? AND expires_at >= ? ORDER BY revoked_at`, encTime(since), encTime(now))
+		WHERE revoked_at >= ? AND expires_at >= ? ORDER BY revoked_at`, sqlcodec.EncTime(since), sqlcodec.EncTime(now))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list revocations: %w", err)
 	}
@@ -57,7 +58,7 @@ func (s *Store) ListRevocations(ctx context.Context, since, now time.Time) ([]st
 		if err := rows.Scan(&r.JTI, &exp, &at); err != nil {
 			return nil, fmt.Errorf("sqlite: list revocations: %w", err)
 		}
-		r.ExpiresAt, r.RevokedAt = decTime(exp), decTime(at)
+		r.ExpiresAt, r.RevokedAt = sqlcodec.DecTime(exp), sqlcodec.DecTime(at)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

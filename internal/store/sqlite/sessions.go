@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 // CreateSession implements [store.Sessions]. A session whose hash exists is
@@ -13,7 +14,7 @@ import (
 func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (hash, subject, csrf, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?)`,
-		ss.Hash, ss.Subject, ss.CSRF, encTime(ss.CreatedAt), encTime(ss.ExpiresAt))
+		ss.Hash, ss.Subject, ss.CSRF, sqlcodec.EncTime(ss.CreatedAt), sqlcodec.EncTime(ss.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create session: %w", mapErr(err))
 	}
@@ -28,13 +29,13 @@ func (s *Store) GetSession(ctx context.Context, hash []byte, now time.Time) (*st
 		created, expires int64
 	)
 	err := s.r.QueryRowContext(ctx, `SELECT hash, subject, csrf, created_at, expires_at
-		FROM sessions WHERE hash = ? AND expires_at >= ?`, hash, encTime(now)).
+		FROM sessions WHERE hash = ? AND expires_at >= ?`, hash, sqlcodec.EncTime(now)).
 		Scan(&ss.Hash, &ss.Subject, &ss.CSRF, &created, &expires)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get session: %w", mapErr(err))
 	}
-	ss.CreatedAt = decTime(created)
-	ss.ExpiresAt = decTime(expires)
+	ss.CreatedAt = sqlcodec.DecTime(created)
+	ss.ExpiresAt = sqlcodec.DecTime(expires)
 	return &ss, nil
 }
 
@@ -57,7 +58,7 @@ func (s *Store) DeleteSubjectSessions(ctx context.Context, subject string) error
 // DeleteExpiredSessions implements [store.Sessions].
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
 	n, err := rowsAffected(s.w.ExecContext(ctx,
-		`DELETE FROM sessions WHERE expires_at < ?`, encTime(now)))
+		`DELETE FROM sessions WHERE expires_at < ?`, sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired sessions: %w", err)
 	}

@@ -39,6 +39,8 @@ type Store struct {
 	w *sql.DB // one connection: every write and write transaction
 	r *sql.DB // read-only connections for single-statement reads
 
+	migrator *goose.Provider // over w
+
 	// Statements of the token endpoint's hot path, prepared once per
 	// connection of r.
 	getClient *sql.Stmt
@@ -82,7 +84,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxIdleTime(0)
 	s.w.SetConnMaxLifetime(0)
-	if err := migrate(ctx, s.w); err != nil {
+	if s.migrator, err = migrate(ctx, s.w); err != nil {
 		return nil, err
 	}
 
@@ -141,22 +143,42 @@ func dsn(abs string, writer bool) string {
 	return "file:" + u.EscapedPath() + "?" + q.Encode()
 }
 
-// migrate applies the embedded migrations, each in its own transaction.
-func migrate(ctx context.Context, db *sql.DB) error {
+// migrate applies the embedded migrations, each in its own transaction,
+// and returns the provider, for Version. It refuses a database whose schema
+// is newer than the newest migration this binary embeds: a newer binary
+// migrated it, and this one would misread or corrupt what it does not know.
+func migrate(ctx context.Context, db *sql.DB) (*goose.Provider, error) {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
 		goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	// p.Close would close db, which the Store still needs.
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+	current, known, err := p.GetVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	return nil
+	if current > known {
+		return nil, fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d); upgrade sts", current, known)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return p, nil
+}
+
+// Version returns the schema version of the database: the newest migration
+// applied.
+func (s *Store) Version(ctx context.Context) (int64, error) {
+	v, _, err := s.migrator.GetVersions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: schema version: %w", err)
+	}
+	return v, nil
 }
 
 // DB returns the write pool, for tests and maintenance. It holds a single

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
 
 const tokenCols = `hash, kind, jti, client_id, subject, scope, audience, actor,
@@ -23,8 +24,8 @@ const (
 func tokenValues(t *store.TokenRecord) []any {
 	return []any{
 		t.Hash, string(t.Kind), t.JTI, t.ClientID, t.Subject, t.Scope,
-		encList(t.Audience), encBytes(t.Actor), t.FamilyID, encTime(t.IssuedAt),
-		encTime(t.ExpiresAt), encTime(t.RevokedAt), encTime(t.ConsumedAt),
+		sqlcodec.EncList(t.Audience), sqlcodec.EncBytes(t.Actor), t.FamilyID, sqlcodec.EncTime(t.IssuedAt),
+		sqlcodec.EncTime(t.ExpiresAt), sqlcodec.EncTime(t.RevokedAt), sqlcodec.EncTime(t.ConsumedAt),
 	}
 }
 
@@ -40,13 +41,13 @@ func scanToken(row scanner) (*store.TokenRecord, error) {
 		return nil, err
 	}
 	t.Kind = store.TokenKind(kind)
-	if t.Audience, err = decList(aud); err != nil {
+	if t.Audience, err = sqlcodec.DecList(aud); err != nil {
 		return nil, err
 	}
-	t.IssuedAt = decTime(issued)
-	t.ExpiresAt = decTime(expires)
-	t.RevokedAt = decTime(revoked)
-	t.ConsumedAt = decTime(consumed)
+	t.IssuedAt = sqlcodec.DecTime(issued)
+	t.ExpiresAt = sqlcodec.DecTime(expires)
+	t.RevokedAt = sqlcodec.DecTime(revoked)
+	t.ConsumedAt = sqlcodec.DecTime(consumed)
 	return &t, nil
 }
 
@@ -97,10 +98,10 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time
 		// leaked; revoke the whole family. The revocation is committed
 		// although the caller gets an error.
 		if family != "" {
-			_, err = tx.ExecContext(ctx, qRevokeFamily, encTime(now), family)
+			_, err = tx.ExecContext(ctx, qRevokeFamily, sqlcodec.EncTime(now), family)
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ?
-				WHERE hash = ? AND revoked_at = 0`, encTime(now), oldHash)
+				WHERE hash = ? AND revoked_at = 0`, sqlcodec.EncTime(now), oldHash)
 		}
 		if err == nil {
 			err = tx.Commit()
@@ -110,11 +111,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time
 		}
 		return fmt.Errorf("sqlite: rotate refresh token: %w", store.ErrTokenReplayed)
 	}
-	if revoked != 0 || expires <= encTime(now) {
+	if revoked != 0 || expires <= sqlcodec.EncTime(now) {
 		return fmt.Errorf("sqlite: rotate refresh token: %w", store.ErrTokenInactive)
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE tokens SET consumed_at = ? WHERE hash = ?`,
-		encTime(now), oldHash)
+		sqlcodec.EncTime(now), oldHash)
 	if err != nil {
 		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
 	}
@@ -132,7 +133,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time
 func (s *Store) RevokeToken(ctx context.Context, hash []byte, now time.Time) error {
 	n, err := rowsAffected(s.w.ExecContext(ctx, `UPDATE tokens
 		SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END
-		WHERE hash = ?`, encTime(now), hash))
+		WHERE hash = ?`, sqlcodec.EncTime(now), hash))
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke token: %w", err)
 	}
@@ -148,7 +149,7 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 	if familyID == "" {
 		return nil
 	}
-	if _, err := s.w.ExecContext(ctx, qRevokeFamily, encTime(now), familyID); err != nil {
+	if _, err := s.w.ExecContext(ctx, qRevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
 		return fmt.Errorf("sqlite: revoke family %q: %w", familyID, err)
 	}
 	return nil
@@ -157,7 +158,7 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 // DeleteExpiredTokens implements [store.Tokens].
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
 	n, err := rowsAffected(s.w.ExecContext(ctx,
-		`DELETE FROM tokens WHERE expires_at < ?`, encTime(now)))
+		`DELETE FROM tokens WHERE expires_at < ?`, sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired tokens: %w", err)
 	}

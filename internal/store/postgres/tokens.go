@@ -1,0 +1,187 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
+)
+
+const tokenCols = `hash, kind, jti, client_id, subject, scope, audience, actor,
+	family_id, issued_at, expires_at, revoked_at, consumed_at`
+
+const (
+	qGetToken    = `SELECT ` + tokenCols + ` FROM tokens WHERE hash = $1`
+	qInsertToken = `INSERT INTO tokens (` + tokenCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	// A revoked token keeps the time of its first revocation.
+	qRevokeFamily = `UPDATE tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at = 0`
+)
+
+// rotateAttempts bounds how often RotateRefreshToken runs its transaction
+// when PostgreSQL aborts it to break a deadlock.
+const rotateAttempts = 3
+
+func tokenValues(t *store.TokenRecord) []any {
+	return []any{
+		t.Hash, string(t.Kind), t.JTI, t.ClientID, t.Subject, t.Scope,
+		sqlcodec.EncList(t.Audience), sqlcodec.EncBytes(t.Actor), t.FamilyID, sqlcodec.EncTime(t.IssuedAt),
+		sqlcodec.EncTime(t.ExpiresAt), sqlcodec.EncTime(t.RevokedAt), sqlcodec.EncTime(t.ConsumedAt),
+	}
+}
+
+func scanToken(row scanner) (*store.TokenRecord, error) {
+	var (
+		t                                  store.TokenRecord
+		kind, aud                          string
+		issued, expires, revoked, consumed int64
+	)
+	err := row.Scan(&t.Hash, &kind, &t.JTI, &t.ClientID, &t.Subject, &t.Scope,
+		&aud, &t.Actor, &t.FamilyID, &issued, &expires, &revoked, &consumed)
+	if err != nil {
+		return nil, err
+	}
+	t.Kind = store.TokenKind(kind)
+	if t.Audience, err = sqlcodec.DecList(aud); err != nil {
+		return nil, err
+	}
+	t.IssuedAt = sqlcodec.DecTime(issued)
+	t.ExpiresAt = sqlcodec.DecTime(expires)
+	t.RevokedAt = sqlcodec.DecTime(revoked)
+	t.ConsumedAt = sqlcodec.DecTime(consumed)
+	return &t, nil
+}
+
+// CreateToken implements [store.Tokens].
+func (s *Store) CreateToken(ctx context.Context, t *store.TokenRecord) error {
+	if _, err := s.pool.Exec(ctx, qInsertToken, tokenValues(t)...); err != nil {
+		return fmt.Errorf("postgres: create token: %w", mapErr(err))
+	}
+	return nil
+}
+
+// GetToken implements [store.Tokens] with one primary-key query.
+func (s *Store) GetToken(ctx context.Context, hash []byte) (*store.TokenRecord, error) {
+	t, err := scanToken(s.pool.QueryRow(ctx, qGetToken, hash))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get token: %w", mapErr(err))
+	}
+	return t, nil
+}
+
+// RotateRefreshToken implements [store.Tokens] in one transaction that
+// reads the old token with SELECT … FOR UPDATE: of two concurrent rotations
+// of the same token one wins and the other, once the winner commits, reads
+// the token consumed and is a replay. A token that is not a refresh token
+// is reported ErrNotFound.
+//
+// Two replays of different tokens of one family can deadlock (each holds
+// its token and revokes the other's); PostgreSQL aborts one, which is run
+// again.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, next *store.TokenRecord) error {
+	if next == nil {
+		return errors.New("postgres: rotate refresh token: nil successor")
+	}
+	var err error
+	for range rotateAttempts {
+		if err = s.rotateRefreshToken(ctx, oldHash, now, next); !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: rotate refresh token: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) rotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, next *store.TokenRecord) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	// Rolls back unless committed.
+	defer tx.Rollback(ctx)
+
+	var (
+		kind, family               string
+		expires, revoked, consumed int64
+	)
+	err = tx.QueryRow(ctx, `SELECT kind, family_id, expires_at, revoked_at, consumed_at
+		FROM tokens WHERE hash = $1 FOR UPDATE`, oldHash).Scan(&kind, &family, &expires, &revoked, &consumed)
+	if err != nil {
+		return mapErr(err)
+	}
+	if store.TokenKind(kind) != store.TokenRefresh {
+		return fmt.Errorf("%w: a %s token", store.ErrNotFound, kind)
+	}
+	if consumed != 0 {
+		// RFC 9700 §4.14.2: reuse of a rotated refresh token means it
+		// leaked; revoke the whole family. The revocation is committed
+		// although the caller gets an error.
+		if family != "" {
+			_, err = tx.Exec(ctx, qRevokeFamily, sqlcodec.EncTime(now), family)
+		} else {
+			_, err = tx.Exec(ctx, `UPDATE tokens SET revoked_at = $1
+				WHERE hash = $2 AND revoked_at = 0`, sqlcodec.EncTime(now), oldHash)
+		}
+		if err == nil {
+			err = tx.Commit(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("revoke family: %w", err)
+		}
+		return store.ErrTokenReplayed
+	}
+	if revoked != 0 || expires <= sqlcodec.EncTime(now) {
+		return store.ErrTokenInactive
+	}
+	_, err = tx.Exec(ctx, `UPDATE tokens SET consumed_at = $1 WHERE hash = $2`,
+		sqlcodec.EncTime(now), oldHash)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, qInsertToken, tokenValues(next)...); err != nil {
+		return fmt.Errorf("insert successor: %w", mapErr(err))
+	}
+	return tx.Commit(ctx)
+}
+
+// RevokeToken implements [store.Tokens]. Revoking a revoked token succeeds
+// and keeps the first revocation time.
+func (s *Store) RevokeToken(ctx context.Context, hash []byte, now time.Time) error {
+	n, err := rowsAffected(s.pool.Exec(ctx, `UPDATE tokens
+		SET revoked_at = CASE WHEN revoked_at = 0 THEN $1 ELSE revoked_at END
+		WHERE hash = $2`, sqlcodec.EncTime(now), hash))
+	if err != nil {
+		return fmt.Errorf("postgres: revoke token: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("postgres: revoke token: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeFamily implements [store.Tokens]. Tokens without a family belong to
+// none: an empty familyID revokes nothing.
+func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
+	if familyID == "" {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, qRevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
+		return fmt.Errorf("postgres: revoke family %q: %w", familyID, err)
+	}
+	return nil
+}
+
+// DeleteExpiredTokens implements [store.Tokens].
+func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
+	n, err := rowsAffected(s.pool.Exec(ctx,
+		`DELETE FROM tokens WHERE expires_at < $1`, sqlcodec.EncTime(now)))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete expired tokens: %w", err)
+	}
+	return n, nil
+}
