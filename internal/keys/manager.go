@@ -107,7 +107,10 @@ func (s *Snapshot) Signer(typ string) (jose.Signer, error) {
 
 // Manager keeps the signing keys.
 type Manager struct {
-	opts     Options
+	opts Options
+	// leader reports whether this process may rotate on schedule; nil
+	// means always (a single instance).
+	leader   atomic.Pointer[func() bool]
 	snap     atomic.Pointer[Snapshot]
 	mu       sync.Mutex // serialises reloads and rotations in this process
 	lastMiss atomic.Int64
@@ -139,6 +142,11 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	return m, nil
 }
+
+// SetLeader makes scheduled rotation conditional on leader(): of several
+// instances sharing a database, only the one holding the role rotates.
+// Rotation on demand (Rotate) is not affected.
+func (m *Manager) SetLeader(leader func() bool) { m.leader.Store(&leader) }
 
 // Snapshot returns the current key snapshot.
 func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
@@ -336,6 +344,9 @@ func (m *Manager) Tick(ctx context.Context) error {
 	}
 	if m.opts.RotationPeriod <= 0 {
 		return nil
+	}
+	if l := m.leader.Load(); l != nil && !(*l)() {
+		return nil // another instance rotates
 	}
 	recs, err := m.opts.Store.ListKeys(ctx, now)
 	if err != nil {

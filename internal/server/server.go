@@ -235,6 +235,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
+	// Instances sharing a database hear of each other's writes at once and
+	// elect one of them to rotate keys; polling stays as the fallback.
+	inner := s.cache.Store
+	if feed, ok := inner.(store.ChangeFeed); ok {
+		go s.listen(bg, feed)
+	}
+	if el, ok := inner.(store.Elections); ok {
+		e := el.Elector("key-rotation")
+		s.opts.Keys.SetLeader(e.Leader)
+		go e.Run(bg)
+	}
 	go s.every(bg, KeyMaintenanceInterval, "signing key maintenance", s.opts.Keys.Tick)
 	go s.every(bg, RevocationSyncInterval, "revocation sync", s.cache.Sync)
 	go s.every(bg, s.opts.CleanupInterval, "cleanup", s.cleanup)
@@ -275,6 +286,32 @@ const (
 	// instance takes to be honoured here.
 	RevocationSyncInterval = time.Second
 )
+
+// listen applies the changes other instances announce until ctx ends,
+// reconnecting after failures.
+func (s *Server) listen(ctx context.Context, feed store.ChangeFeed) {
+	for ctx.Err() == nil {
+		err := feed.Listen(ctx, func(ch store.Change) {
+			var err error
+			if ch.Kind == store.ChangeKeys {
+				err = s.opts.Keys.Reload(ctx)
+			} else {
+				err = s.cache.Apply(ctx, ch)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.opts.Logger.Warn("apply change", "kind", ch.Kind, "err", err)
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		s.opts.Logger.Warn("change feed lost; polling until it is back", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
 
 // every runs fn every interval until ctx ends, logging its failures.
 func (s *Server) every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) {

@@ -8,6 +8,7 @@ package setup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 
 	"fmt"
@@ -66,6 +67,12 @@ func Open(ctx context.Context, c *config.Config, logw io.Writer) (*Env, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	var kek []byte
+	if c.KeyEncryptionKey == "" && c.DatabaseURL != "" {
+		// Instances sharing a database must share the key that encrypts
+		// its signing keys; one generated per data directory would not be.
+		e.Store.Close()
+		return nil, errors.New("with --database-url, set STS_KEY_ENCRYPTION_KEY (32 bytes, base64 or hex), the same on every instance and for the CLI")
+	}
 	if c.KeyEncryptionKey != "" {
 		kek, err = keys.ParseKEK(c.KeyEncryptionKey)
 		if err != nil {

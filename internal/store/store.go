@@ -425,3 +425,43 @@ type Sessions interface {
 	// DeleteExpiredSessions removes sessions that expired before now.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 }
+
+// Change is a notice that a record changed, so that in-memory copies in
+// every process using the database can drop or reload it at once.
+type Change struct {
+	Kind string // ChangeClient, ChangeRevocation or ChangeKeys
+	Key  string // the client id or jti; empty for keys
+}
+
+// Kinds of Change.
+const (
+	ChangeClient     = "client"
+	ChangeRevocation = "revocation"
+	ChangeKeys       = "keys"
+)
+
+// ChangeFeed is implemented by backends that several server instances can
+// share (PostgreSQL): every write of a client, a revocation or the signing
+// keys, by any process, is announced to every listener.
+type ChangeFeed interface {
+	// Listen calls fn for each change until ctx ends or the connection
+	// fails (it then returns the error; call it again). Changes made while
+	// no one listened are not replayed: callers poll as a fallback.
+	Listen(ctx context.Context, fn func(Change)) error
+}
+
+// Elections is implemented by backends that several instances share, to
+// choose one of them for work that must happen once (key rotation).
+type Elections interface {
+	// Elector returns a campaigner for the named role.
+	Elector(role string) Elector
+}
+
+// Elector campaigns for a role.
+type Elector interface {
+	// Run campaigns until ctx ends: it takes the role when free and holds
+	// it while its database session lives.
+	Run(ctx context.Context)
+	// Leader reports whether this process holds the role now.
+	Leader() bool
+}

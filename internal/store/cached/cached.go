@@ -201,3 +201,16 @@ func (s *Store) Sync(ctx context.Context) error {
 	s.lastSync = now
 	return nil
 }
+
+// Apply acts on a change announced by another process (store.ChangeFeed):
+// a changed client is dropped from the cache, a new revocation is read at
+// once. Other kinds are not cached here.
+func (s *Store) Apply(ctx context.Context, ch store.Change) error {
+	switch ch.Kind {
+	case store.ChangeClient:
+		s.forget(ch.Key)
+	case store.ChangeRevocation:
+		return s.Sync(ctx)
+	}
+	return nil
+}

@@ -142,8 +142,10 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*store.
 		// Stored to the microsecond; truncate so the result equals what a
 		// later GetClient returns.
 		c.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		_, err = tx.Exec(ctx, qUpdateClient, append(clientValues(c), id)...)
-		return mapErr(err)
+		if _, err = tx.Exec(ctx, qUpdateClient, append(clientValues(c), id)...); err != nil {
+			return mapErr(err)
+		}
+		return s.notify(ctx, tx, store.ChangeClient, id)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: update client %q: %w", id, err)
@@ -153,12 +155,18 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*store.
 
 // DeleteClient implements [store.Clients].
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	n, err := rowsAffected(s.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id))
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		n, err := rowsAffected(tx.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		return s.notify(ctx, tx, store.ChangeClient, id)
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: delete client %q: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("postgres: delete client %q: %w", id, store.ErrNotFound)
 	}
 	return nil
 }

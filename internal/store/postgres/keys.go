@@ -91,7 +91,7 @@ func (s *Store) RotateKeys(ctx context.Context, expectCurrent string, now, retir
 				return fmt.Errorf("add key %q: %w", k.ID, mapErr(err))
 			}
 		}
-		return nil
+		return s.notify(ctx, tx, store.ChangeKeys, "")
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: rotate keys: %w", err)

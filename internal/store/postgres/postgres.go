@@ -42,6 +42,9 @@ type Store struct {
 	Now func() time.Time
 
 	pool *pgxpool.Pool
+	// schema is the schema the tables live in (the first of the search
+	// path); it scopes migrations, change notices and elections.
+	schema string
 	// db is a database/sql view of pool, for goose only.
 	db       *sql.DB
 	migrator *goose.Provider
@@ -128,6 +131,7 @@ func (s *Store) migrate(ctx context.Context) (*goose.Provider, error) {
 	if schema == nil {
 		return nil, errors.New("postgres: migrate: no schema of the search_path exists to create the tables in")
 	}
+	s.schema = *schema
 	h := fnv.New64a()
 	h.Write([]byte("github.com/keybridge/sts migrations\x00" + *schema))
 	locker, err := lock.NewPostgresSessionLocker(

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
@@ -12,10 +14,16 @@ import (
 // RevokeJTI implements [store.Revocations]. Revoking again extends the
 // entry to the later expiry, never shortens it.
 func (s *Store) RevokeJTI(ctx context.Context, jti string, expiresAt, now time.Time) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3)
-		ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
-		WHERE excluded.expires_at > revoked_jtis.expires_at`,
-		jti, sqlcodec.EncTime(expiresAt), sqlcodec.EncTime(now))
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3)
+			ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
+			WHERE excluded.expires_at > revoked_jtis.expires_at`,
+			jti, sqlcodec.EncTime(expiresAt), sqlcodec.EncTime(now))
+		if err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, store.ChangeRevocation, jti)
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: revoke jti: %w", err)
 	}
