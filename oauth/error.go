@@ -25,6 +25,24 @@ const (
 	ErrInsufficientScope    ErrorCode = "insufficient_scope"
 	ErrServerError          ErrorCode = "server_error"
 	ErrTemporarilyUnavail   ErrorCode = "temporarily_unavailable"
+	// ErrAccessDenied: the server refuses the request although it is
+	// authenticated (RFC 6749 §4.1.2.1), e.g. an RFC 7592 update of a
+	// client whose account is suspended.
+	ErrAccessDenied ErrorCode = "access_denied"
+)
+
+// Error codes of dynamic client registration (RFC 7591 §3.2.2), also used
+// by its management protocol (RFC 7592 §2.2).
+const (
+	// ErrInvalidClientMetadata: the value of one of the client metadata
+	// fields is invalid and the server has rejected the request.
+	ErrInvalidClientMetadata ErrorCode = "invalid_client_metadata"
+	// ErrInvalidSoftwareStatement: the software statement presented is
+	// invalid (malformed, badly signed or expired).
+	ErrInvalidSoftwareStatement ErrorCode = "invalid_software_statement"
+	// ErrUnapprovedSoftwareStatement: the software statement presented is
+	// not approved for use by this server (its issuer is not trusted).
+	ErrUnapprovedSoftwareStatement ErrorCode = "unapproved_software_statement"
 )
 
 // Error is an OAuth error response (RFC 6749 §5.2). Code and Description are

@@ -21,7 +21,7 @@ import (
 func newBench() *cobra.Command {
 	var (
 		out          output
-		issuer       string
+		urls         []string
 		clientID     string
 		clientSecret string
 		subject      string
@@ -40,8 +40,13 @@ With no client flags, bench registers two temporary clients in this data
 directory (a caller and an exchanging service), obtains the caller's token
 from the server, runs, and deletes the clients again; the server must use
 the same data directory or database. With --client-id, --client-secret and
---subject-token it uses yours and changes nothing.`,
+--subject-token it uses yours and changes nothing.
+
+--url may be repeated to spread the load over several instances sharing one
+database (see "Running several instances" in the README): the connections
+are divided among them round-robin, and the report gives each one's share.`,
 		Example: `  sts bench --duration 30s --concurrency 32
+  sts bench --url http://10.0.0.1:8080 --url http://10.0.0.2:8080 --url http://10.0.0.3:8080 --concurrency 48
   sts bench --url https://sts.example.com --client-id rs08 --client-secret "$S" --subject-token "$T" --resource https://backend.example.com/api`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,6 +63,7 @@ the same data directory or database. With --client-id, --client-secret and
 				Concurrency: concurrency, Duration: duration, Requests: requests,
 			}
 			var caller *benchCaller
+			issuer := ""
 			if clientID == "" {
 				c, cleanup, err := benchClients(cmd, &cfg, &issuer)
 				if err != nil {
@@ -68,16 +74,24 @@ the same data directory or database. With --client-id, --client-secret and
 			} else if subject == "" || clientSecret == "" {
 				return errors.New("with --client-id, give --client-secret (or STS_CLIENT_SECRET) and --subject-token too")
 			}
-			if issuer == "" {
-				issuer = "http://" + defaultAddr()
+			bases := urls
+			if len(bases) == 0 {
+				if issuer == "" {
+					issuer = "http://" + defaultAddr()
+				}
+				bases = []string{issuer}
 			}
-			cfg.TokenEndpoint = strings.TrimRight(issuer, "/") + server.TokenPath
+			for _, u := range bases {
+				cfg.URLs = append(cfg.URLs, strings.TrimRight(u, "/")+server.TokenPath)
+			}
 			if caller != nil {
-				if cfg.SubjectToken, err = caller.token(ctx, cfg.TokenEndpoint); err != nil {
+				// One instance issues the subject token; the others
+				// accept it, as they share the keys.
+				if cfg.SubjectToken, err = caller.token(ctx, cfg.URLs[0]); err != nil {
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exchanging at %s with %d connections for %v...\n", cfg.TokenEndpoint, cfg.Concurrency, cfg.Duration)
+			fmt.Fprintf(cmd.ErrOrStderr(), "exchanging at %s with %d connections for %v...\n", strings.Join(cfg.URLs, ", "), cfg.Concurrency, cfg.Duration)
 			r, err := bench.Run(ctx, cfg)
 			if err != nil {
 				return err
@@ -90,7 +104,7 @@ the same data directory or database. With --client-id, --client-secret and
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&issuer, "url", "", "the server's issuer URL (default: the configured issuer, http://127.0.0.1:8080)")
+	f.StringArrayVar(&urls, "url", nil, "base URL of the server (default: the configured issuer, http://127.0.0.1:8080); repeat for several instances")
 	f.StringVar(&clientID, "client-id", "", "exchanging client (default: a temporary one)")
 	f.StringVar(&clientSecret, "client-secret", "", "its secret (or STS_CLIENT_SECRET)")
 	f.StringVar(&subject, "subject-token", "", "subject token to exchange")
@@ -108,15 +122,14 @@ func defaultAddr() string { return "127.0.0.1:8080" }
 type benchCaller struct{ id, secret string }
 
 // benchClients registers a temporary caller and exchanging client in the
-// data directory and returns the caller and a function that deletes both.
+// data directory and returns the caller and a function that deletes both;
+// it sets *issuer to the configured issuer.
 func benchClients(cmd *cobra.Command, cfg *bench.Config, issuer *string) (*benchCaller, func(), error) {
 	env, err := openData(cmd)
 	if err != nil {
 		return nil, nil, err
 	}
-	if *issuer == "" {
-		*issuer = env.Config.Issuer
-	}
+	*issuer = env.Config.Issuer
 	ctx := cmd.Context()
 	reg := env.Clients()
 	const backend = "https://bench.invalid/api"

@@ -38,6 +38,7 @@ type clientSpec struct {
 	tokenFormat           string
 	allowImpersonation    bool
 	accessTTL, refreshTTL time.Duration
+	accountID             string
 }
 
 func newClientCreate() *cobra.Command {
@@ -81,7 +82,7 @@ for; a URI must be absolute and without fragment (RFC 8693 §2.1).`,
 				return fmt.Errorf("client %q already exists", spec.id)
 			}
 			if err != nil {
-				return fmt.Errorf("create client: %w", err)
+				return fmt.Errorf("create client: %w", flagProblems(err))
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
@@ -106,6 +107,7 @@ for; a URI must be absolute and without fragment (RFC 8693 §2.1).`,
 	f.StringVar(&spec.tokenFormat, "token-format", store.TokenFormatJWT, "format of the client's access tokens: jwt or opaque")
 	f.DurationVar(&spec.accessTTL, "access-token-ttl", 0, "lifetime of the client's access tokens (0: server default)")
 	f.DurationVar(&spec.refreshTTL, "refresh-token-ttl", 0, "lifetime of the client's refresh tokens (0: server default)")
+	f.StringVar(&spec.accountID, "account", "", "account the client belongs to (its audiences and scopes must lie within the account's)")
 	out.register(cmd)
 	return cmd
 }
@@ -117,6 +119,7 @@ func (s *clientSpec) toSpec() (clients.Spec, error) {
 		GrantTypes: s.grantTypes, TokenFormat: s.tokenFormat,
 		AllowImpersonation: s.allowImpersonation,
 		AccessTTL:          s.accessTTL, RefreshTTL: s.refreshTTL,
+		AccountID: s.accountID,
 	}, nil
 }
 
@@ -124,7 +127,7 @@ func (s *clientSpec) toSpec() (clients.Spec, error) {
 var flagNames = map[string]string{
 	"client_id": "--client-id", "name": "--name", "grant_types": "--grant-type",
 	"audience": "--audience", "scope": "--scope", "token_format": "--token-format",
-	"token_lifetime": "token lifetimes",
+	"token_lifetime": "token lifetimes", "account": "--account",
 }
 
 // flagProblems words a registry's problems in terms of flags, on one line.
@@ -169,6 +172,7 @@ type clientView struct {
 	RefreshTokenTTL     int64    `json:"refresh_token_ttl"`
 	CreatedAt           string   `json:"created_at"`
 	UpdatedAt           string   `json:"updated_at,omitempty"`
+	AccountID           string   `json:"account_id,omitempty"`
 }
 
 func viewClient(c *store.Client, now time.Time) clientView {
@@ -185,6 +189,7 @@ func viewClient(c *store.Client, now time.Time) clientView {
 		RefreshTokenTTL:    int64(c.RefreshTokenTTL / time.Second),
 		CreatedAt:          rfc3339(c.CreatedAt),
 		UpdatedAt:          rfc3339(c.UpdatedAt),
+		AccountID:          c.AccountID,
 	}
 	if v.TokenFormat == "" {
 		v.TokenFormat = store.TokenFormatJWT
@@ -246,6 +251,9 @@ func writeClientText(w io.Writer, v clientView) {
 	fmt.Fprintf(tw, "allow_impersonation:\t%t\n", v.AllowImpersonation)
 	fmt.Fprintf(tw, "access_token_ttl:\t%s\n", ttlText(time.Duration(v.AccessTokenTTL)*time.Second))
 	fmt.Fprintf(tw, "refresh_token_ttl:\t%s\n", ttlText(time.Duration(v.RefreshTokenTTL)*time.Second))
+	if v.AccountID != "" {
+		fmt.Fprintf(tw, "account_id:\t%s\n", v.AccountID)
+	}
 	fmt.Fprintf(tw, "created_at:\t%s\n", v.CreatedAt)
 	if v.UpdatedAt != "" {
 		fmt.Fprintf(tw, "updated_at:\t%s\n", v.UpdatedAt)

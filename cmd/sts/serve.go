@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/keybridge/sts/internal/config"
 	"github.com/keybridge/sts/internal/endpoint/discovery"
 	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/internal/portal"
 	"github.com/keybridge/sts/internal/server"
 	"github.com/spf13/cobra"
 )
@@ -62,13 +64,26 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			if err != nil {
 				return err
 			}
+			// The first start creates the portal's administrator; its
+			// password is printed once, below. Only now that the server
+			// can start, so that a failed start does not lose it.
+			adminPassword, adminCreated, err := portal.EnsureAdmin(ctx, env.Store, time.Now())
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("create the portal administrator: %w", err)
+			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Key Bridge STS listening on %s\n", ln.Addr())
 			fmt.Fprintf(out, "  issuer:   %s\n", c.Issuer)
 			fmt.Fprintf(out, "  metadata: %s%s\n", c.Issuer, discovery.MetadataPath)
 			fmt.Fprintf(out, "  token:    %s%s\n", c.Issuer, server.TokenPath)
+			fmt.Fprintf(out, "  portal:   %s%s/\n", c.Issuer, portal.Path)
 			if c.DatabaseURL == "" {
 				fmt.Fprintf(out, "  data:     %s\n", c.SQLitePath())
+			}
+			if adminCreated {
+				fmt.Fprintf(out, "First start: created the portal operator %q. Its password, shown only this once:\n  %s\n", portal.AdminName, adminPassword)
+				fmt.Fprintf(out, "Sign in at %s%s/ (replace it with `sts operator reset-password %s`).\n", c.Issuer, portal.Path, portal.AdminName)
 			}
 			fmt.Fprintf(out, "Next: register a client in another terminal with\n  go run ./cmd/sts client create --name my-service --audience https://backend.example.com/api\n")
 			env.Logger.Info("serving", "addr", ln.Addr().String(), "issuer", c.Issuer, "signing_key", km.Snapshot().Current.ID)

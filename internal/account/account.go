@@ -8,11 +8,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
 )
 
 // Store is what the account service keeps.
@@ -72,14 +75,43 @@ func ParseKind(s string) (store.AccountKind, error) {
 // Create registers an account. For an individual account it generates the
 // shared secret (256 bits), returned once in the clear and stored
 // encrypted.
+//
+// audiences and scopes bound what the account's clients may be registered
+// for (empty: no bound); each audience is checked like a client's
+// (clients.CheckAudience) and scopes may hold several, space-separated.
 func (s *Service) Create(ctx context.Context, kind store.AccountKind, name string, audiences, scopes []string) (*store.Account, string, error) {
-	if strings.TrimSpace(name) == "" {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
 		return nil, "", errors.New("account name is required")
+	case len(name) > 200:
+		return nil, "", errors.New("account name is longer than 200 characters")
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7F }):
+		return nil, "", errors.New("account name must not contain control characters")
 	}
-	now := s.Now()
+	var auds, scs []string
+	for _, a := range audiences {
+		if err := clients.CheckAudience(a); err != nil {
+			return nil, "", fmt.Errorf("audience %q: %w", a, err)
+		}
+		if !slices.Contains(auds, a) {
+			auds = append(auds, a)
+		}
+	}
+	for _, group := range scopes {
+		for _, sc := range strings.Fields(group) {
+			if !oauth.ValidScopeToken(sc) {
+				return nil, "", fmt.Errorf("scope %q is not a scope token (RFC 6749 §3.3)", sc)
+			}
+			if !slices.Contains(scs, sc) {
+				scs = append(scs, sc)
+			}
+		}
+	}
+	now := s.Now().UTC()
 	a := &store.Account{
 		ID: NewID(), Kind: kind, Name: name, Status: store.AccountActive,
-		Audiences: audiences, Scopes: scopes, CreatedAt: now, UpdatedAt: now,
+		Audiences: orEmpty(auds), Scopes: orEmpty(scs), CreatedAt: now, UpdatedAt: now,
 	}
 	var secret string
 	switch kind {
@@ -140,4 +172,11 @@ func (s *Service) SetStatus(ctx context.Context, id string, st store.AccountStat
 		a.Status, a.UpdatedAt = st, s.Now()
 		return nil
 	})
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"time"
@@ -26,13 +27,14 @@ type IAT struct {
 	Claims map[string]any
 }
 
-// iatClaims are the claims every IAT carries.
+// iatClaims are the claims every IAT carries. Times are NumericDates,
+// which may have a fraction (RFC 7519 §2).
 type iatClaims struct {
 	Issuer   string         `json:"iss"`
 	Audience oauth.Audience `json:"aud"`
-	Expiry   int64          `json:"exp"`
-	IssuedAt int64          `json:"iat"`
-	NotBef   int64          `json:"nbf,omitempty"`
+	Expiry   float64        `json:"exp"`
+	IssuedAt float64        `json:"iat"`
+	NotBef   float64        `json:"nbf,omitempty"`
 	ID       string         `json:"jti"`
 }
 
@@ -61,6 +63,9 @@ func (s *Service) IssueIAT(ctx context.Context, accountID string, ttl time.Durat
 	}
 	if a.Status != store.AccountActive {
 		return "", ErrInactive
+	}
+	if len(s.Audiences) == 0 {
+		return "", errors.New("account service has no audiences (issuer) configured")
 	}
 	if ttl <= 0 || ttl > s.maxLifetime() {
 		ttl = s.maxLifetime()
@@ -191,22 +196,23 @@ func (s *Service) VerifyIAT(ctx context.Context, raw string) (*IAT, error) {
 		return nil, invalid(err)
 	}
 	now := s.Now()
+	exp, iat, nbf := int64(math.Floor(c.Expiry)), int64(math.Floor(c.IssuedAt)), int64(math.Floor(c.NotBef))
 	switch {
 	case !slices.ContainsFunc(c.Audience, func(x string) bool { return slices.Contains(s.Audiences, x) }):
 		return nil, invalid(fmt.Errorf("aud %v", c.Audience))
 	case c.ID == "":
 		return nil, invalid(errors.New("no jti"))
-	case c.Expiry == 0 || c.IssuedAt == 0:
+	case exp <= 0 || iat <= 0:
 		return nil, invalid(errors.New("exp and iat are required"))
-	case now.Add(-s.Leeway).Unix() >= c.Expiry:
+	case now.Add(-s.Leeway).Unix() >= exp:
 		return nil, invalid(errors.New("expired"))
-	case c.IssuedAt > now.Add(s.Leeway).Unix() || (c.NotBef != 0 && c.NotBef > now.Add(s.Leeway).Unix()):
+	case iat > now.Add(s.Leeway).Unix() || (nbf != 0 && nbf > now.Add(s.Leeway).Unix()):
 		return nil, invalid(errors.New("not yet valid"))
-	case time.Duration(c.Expiry-c.IssuedAt)*time.Second > s.maxLifetime() ||
-		time.Unix(c.Expiry, 0).Sub(now) > s.maxLifetime()+s.Leeway:
+	case exp-iat > int64(s.maxLifetime()/time.Second) ||
+		time.Unix(exp, 0).Sub(now) > s.maxLifetime()+s.Leeway:
 		return nil, invalid(fmt.Errorf("lifetime longer than %v", s.maxLifetime()))
 	}
-	return &IAT{Account: a, ID: c.ID, Expiry: time.Unix(c.Expiry, 0), Claims: all}, nil
+	return &IAT{Account: a, ID: c.ID, Expiry: time.Unix(exp, 0), Claims: all}, nil
 }
 
 // verifyOrganization checks the signature with a certificate of the

@@ -1,7 +1,8 @@
 // Package bench is the load generator behind `sts bench`: it drives a
 // running STS's token endpoint with concurrent RFC 8693 exchanges over
 // keep-alive HTTP connections for a fixed time and reports throughput and
-// latency percentiles. It sends traffic only to the URL it is given.
+// latency percentiles. It sends traffic only to the URLs it is given:
+// one server, or several instances of one (workers spread round-robin).
 package bench
 
 import (
@@ -21,8 +22,14 @@ import (
 
 // Config says what to send.
 type Config struct {
-	// TokenEndpoint is the URL of POST /token/oauth2.
+	// TokenEndpoint is the URL of POST /token/oauth2: shorthand for URLs
+	// with one element.
 	TokenEndpoint string
+	// URLs are the token endpoints of several instances of one server
+	// (sharing a database, so that the client and the subject token are
+	// valid at each). Worker i sends to URLs[i%len(URLs)], so that the
+	// load is spread evenly when Concurrency is a multiple of len(URLs).
+	URLs []string
 	// ClientID and ClientSecret authenticate the exchanging client
 	// (client_secret_basic).
 	ClientID, ClientSecret string
@@ -52,6 +59,15 @@ type Result struct {
 	Max       time.Duration `json:"max_ns"`
 	// FirstError describes the first failure, if any.
 	FirstError string `json:"first_error,omitempty"`
+	// Endpoints breaks the run down by URL when there were several.
+	Endpoints []EndpointResult `json:"endpoints,omitempty"`
+}
+
+// EndpointResult is the share of one URL in a run.
+type EndpointResult struct {
+	URL      string `json:"url"`
+	Requests int    `json:"requests"`
+	Errors   int    `json:"errors"`
 }
 
 func (r Result) String() string {
@@ -61,12 +77,24 @@ func (r Result) String() string {
 	if r.FirstError != "" {
 		s += " (first: " + r.FirstError + ")"
 	}
+	for _, e := range r.Endpoints {
+		s += fmt.Sprintf("\n  %s: %d exchanges, %d errors", e.URL, e.Requests, e.Errors)
+	}
 	return s
 }
 
 // Run sends exchanges until Duration passes (or Requests are sent) and
 // reports. A run in which every request failed is an error.
 func Run(ctx context.Context, c Config) (Result, error) {
+	urls := c.URLs
+	switch {
+	case c.TokenEndpoint != "" && len(urls) > 0:
+		return Result{}, errors.New("bench: give TokenEndpoint or URLs, not both")
+	case c.TokenEndpoint != "":
+		urls = []string{c.TokenEndpoint}
+	case len(urls) == 0:
+		return Result{}, errors.New("bench: no token endpoint")
+	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
 	}
@@ -100,7 +128,11 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		firstErr string
 		sent     int
 		wg       sync.WaitGroup
+		perURL   = make([]EndpointResult, len(urls))
 	)
+	for i, u := range urls {
+		perURL[i].URL = u
+	}
 	// take reserves one request of the budget.
 	take := func() bool {
 		mu.Lock()
@@ -112,7 +144,8 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		return true
 	}
 	start := time.Now()
-	for range c.Concurrency {
+	for w := range c.Concurrency {
+		endpoint := w % len(urls)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -120,7 +153,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 			lerrs, lfirst := 0, ""
 			for ctx.Err() == nil && take() {
 				t0 := time.Now()
-				err := exchange(ctx, hc, c.TokenEndpoint, auth, body)
+				err := exchange(ctx, hc, urls[endpoint], auth, body)
 				if ctx.Err() != nil {
 					break // cut off by the end of the run: not a result
 				}
@@ -129,12 +162,17 @@ func Run(ctx context.Context, c Config) (Result, error) {
 					lerrs++
 					if lfirst == "" {
 						lfirst = err.Error()
+						if len(urls) > 1 {
+							lfirst = urls[endpoint] + ": " + lfirst
+						}
 					}
 				}
 			}
 			mu.Lock()
 			lat = append(lat, local...)
 			errs += lerrs
+			perURL[endpoint].Requests += len(local)
+			perURL[endpoint].Errors += lerrs
 			if firstErr == "" {
 				firstErr = lfirst
 			}
@@ -143,6 +181,9 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	}
 	wg.Wait()
 	r := Result{Requests: len(lat), Errors: errs, Elapsed: time.Since(start), FirstError: firstErr}
+	if len(urls) > 1 {
+		r.Endpoints = perURL
+	}
 	if r.Requests == 0 {
 		return r, errors.New("no request completed")
 	}

@@ -2,6 +2,8 @@ package bench_test
 
 import (
 	"context"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +55,53 @@ func TestRunReportsFailures(t *testing.T) {
 	})
 	if err == nil || r.Errors != 10 || r.FirstError == "" {
 		t.Fatalf("a run where every request failed: %+v, %v", r, err)
+	}
+}
+
+// With several URLs, the workers are spread round-robin over them: here
+// two listeners in front of one server, as two instances would be.
+func TestRunSpreadsOverURLs(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{})
+	second := httptest.NewServer(s.Server.Handler())
+	t.Cleanup(second.Close)
+	caller := s.CreateClient(nil)
+	rs := s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://backend.example.com/api"} })
+	urls := []string{s.URL + server.TokenPath, second.URL + server.TokenPath}
+	r, err := bench.Run(context.Background(), bench.Config{
+		URLs:     urls,
+		ClientID: rs.ID, ClientSecret: rs.Secret,
+		SubjectToken: s.ClientCredentials(caller, nil),
+		Resource:     "https://backend.example.com/api",
+		Concurrency:  4, Duration: 5 * time.Second, Requests: 200,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 200 || r.Errors != 0 || len(r.Endpoints) != 2 {
+		t.Fatalf("%+v", r)
+	}
+	total := 0
+	for i, e := range r.Endpoints {
+		if e.URL != urls[i] || e.Requests == 0 || e.Errors != 0 {
+			t.Errorf("endpoint %d: %+v", i, e)
+		}
+		total += e.Requests
+	}
+	if total != r.Requests {
+		t.Errorf("endpoints add up to %d requests, want %d", total, r.Requests)
+	}
+	if !strings.Contains(r.String(), second.URL) {
+		t.Errorf("the summary does not break the run down by URL:\n%s", r)
+	}
+}
+
+func TestRunNeedsOneWayToTheEndpoint(t *testing.T) {
+	for _, c := range []bench.Config{
+		{},
+		{TokenEndpoint: "http://127.0.0.1:1/token/oauth2", URLs: []string{"http://127.0.0.1:2/token/oauth2"}},
+	} {
+		if _, err := bench.Run(context.Background(), c); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
 	}
 }

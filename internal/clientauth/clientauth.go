@@ -103,8 +103,14 @@ func failed(cause error) *oauth.Error {
 // Authenticator checks credentials against the stored clients.
 type Authenticator struct {
 	Clients store.Clients
-	Hasher  *Hasher
-	Now     func() time.Time
+	// Accounts, when set, is consulted for clients that belong to an
+	// account: the clients of a suspended or closed account cannot
+	// authenticate.
+	Accounts interface {
+		GetAccount(ctx context.Context, id string) (*store.Account, error)
+	}
+	Hasher *Hasher
+	Now    func() time.Time
 }
 
 // dummyHash is compared against when the client is unknown, so that an
@@ -136,8 +142,22 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if !ok {
 		return nil, cred, failed(errors.New("wrong secret"))
 	}
+	// A client registered with a token_endpoint_auth_method (RFC 7591 §2)
+	// authenticates only that way; an empty method accepts both.
+	if c.AuthMethod != "" && c.AuthMethod != cred.Method {
+		return nil, cred, failed(errors.New("authentication method " + cred.Method + " is not the registered " + c.AuthMethod))
+	}
 	if c.Status != store.ClientActive {
 		return nil, cred, failed(errors.New("client is " + string(c.Status)))
+	}
+	if c.AccountID != "" && a.Accounts != nil {
+		acct, err := a.Accounts.GetAccount(ctx, c.AccountID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, cred, err
+		}
+		if err != nil || acct.Status != store.AccountActive {
+			return nil, cred, failed(errors.New("the client's account is not active"))
+		}
 	}
 	return c, cred, nil
 }

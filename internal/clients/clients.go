@@ -5,11 +5,14 @@
 package clients
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -125,6 +128,25 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 	if s.AccessTTL < 0 || s.RefreshTTL < 0 {
 		bad("token_lifetime", "must not be negative")
 	}
+	hw := s.HardwareAddress
+	if hw != "" {
+		if mac, err := net.ParseMAC(hw); err != nil || (len(mac) != 6 && len(mac) != 8) {
+			bad("hardware_address", "%q is not a MAC address (EUI-48 or EUI-64, hex bytes separated by colons)", hw)
+		} else {
+			hw = mac.String() // lower-case hex with colons
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"software_id", s.SoftwareID}, {"software_version", s.SoftwareVersion}} {
+		switch {
+		case len(f.v) > 255:
+			bad(f.name, "is longer than 255 characters")
+		case strings.ContainsFunc(f.v, isControl):
+			bad(f.name, "must not contain control characters")
+		}
+	}
+	if len(s.Metadata) > 0 && (!json.Valid(s.Metadata) || bytes.TrimSpace(s.Metadata)[0] != '{') {
+		bad("metadata", "is not a JSON object")
+	}
 	if len(probs) > 0 {
 		return nil, probs
 	}
@@ -146,7 +168,7 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 		AuthMethod:         s.AuthMethod,
 		SoftwareID:         s.SoftwareID,
 		SoftwareVersion:    s.SoftwareVersion,
-		HardwareAddress:    s.HardwareAddress,
+		HardwareAddress:    hw,
 		Metadata:           s.Metadata,
 	}, nil
 }
@@ -238,6 +260,38 @@ func orEmpty(s []string) []string {
 	return s
 }
 
+// WithinAccount checks a client against its account's bounds: when the
+// account lists audiences (scopes), every audience (scope) of the client
+// must be one of them.
+func WithinAccount(c *store.Client, a *store.Account) Problems {
+	var probs Problems
+	if len(a.Audiences) > 0 {
+		for _, x := range c.Audiences {
+			if !slices.Contains(a.Audiences, x) {
+				probs = append(probs, &FieldError{Field: "audience", Msg: fmt.Sprintf("%q is not among the audiences of account %s", x, a.ID)})
+			}
+		}
+	}
+	if len(a.Scopes) > 0 {
+		for _, x := range c.Scopes {
+			if !slices.Contains(a.Scopes, x) {
+				probs = append(probs, &FieldError{Field: "scope", Msg: fmt.Sprintf("%q is not among the scopes of account %s", x, a.ID)})
+			}
+		}
+	}
+	return probs
+}
+
+// Widens reports whether next may obtain something prev may not: a grant
+// type, an audience or a scope prev lacks, or impersonation.
+func Widens(prev, next *store.Client) bool {
+	gained := func(old, new []string) bool {
+		return slices.ContainsFunc(new, func(x string) bool { return !slices.Contains(old, x) })
+	}
+	return gained(prev.GrantTypes, next.GrantTypes) || gained(prev.Audiences, next.Audiences) ||
+		gained(prev.Scopes, next.Scopes) || (next.AllowImpersonation && !prev.AllowImpersonation)
+}
+
 // Registry changes clients and audits each change.
 type Registry struct {
 	Store  store.Store
@@ -245,23 +299,76 @@ type Registry struct {
 	Now    func() time.Time
 }
 
-// audit records a change made by "by" (e.g. "cli", "operator:alice",
-// "account:acct-x", "registration").
-func (r *Registry) audit(ctx context.Context, action, by string, c *store.Client, detail string) error {
-	return r.Store.AppendAudit(ctx, []store.AuditRecord{{
-		Time: r.Now(), Action: action, Decision: store.DecisionGranted,
-		ClientID: c.ID, AccountID: c.AccountID, Subject: by, Detail: detail,
-	}})
+// audit records changes made by "by" (e.g. "cli", "operator:alice",
+// "account:acct-x", "client:ID"): pairs of action and detail.
+func (r *Registry) audit(ctx context.Context, by string, c *store.Client, actionDetail ...string) error {
+	recs := make([]store.AuditRecord, 0, len(actionDetail)/2)
+	for i := 0; i+1 < len(actionDetail); i += 2 {
+		recs = append(recs, store.AuditRecord{
+			Time: r.Now(), Action: actionDetail[i], Decision: store.DecisionGranted,
+			ClientID: c.ID, AccountID: c.AccountID, Subject: by, Detail: actionDetail[i+1],
+		})
+	}
+	return r.Store.AppendAudit(ctx, recs)
+}
+
+// account loads the account a client is put in, which must exist and not
+// be closed, and checks the client against its bounds. No account: nil.
+func (r *Registry) account(ctx context.Context, id string) (*store.Account, error) {
+	if id == "" {
+		return nil, nil
+	}
+	a, err := r.Store.GetAccount(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, Problems{{Field: "account", Msg: fmt.Sprintf("no account %q", id)}}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if a.Status == store.AccountClosed {
+		return nil, Problems{{Field: "account", Msg: fmt.Sprintf("account %q is closed", id)}}
+	}
+	return a, nil
+}
+
+func checkAccount(c *store.Client, a *store.Account) error {
+	if a == nil {
+		return nil
+	}
+	if probs := WithinAccount(c, a); len(probs) > 0 {
+		return probs
+	}
+	return nil
 }
 
 // Create stores a new client with the given status and a fresh secret,
-// returned once in the clear.
+// returned once in the clear. A client put in an account must stay within
+// the account's bounds (WithinAccount), and the account must not be closed.
 func (r *Registry) Create(ctx context.Context, by string, s Spec, status store.ClientStatus) (*store.Client, string, error) {
+	return r.create(ctx, by, "client.create", s, status, nil)
+}
+
+// Register is Create for dynamic registration (RFC 7591): the client also
+// gets the hash of its registration access token (RFC 7592 §3), and the
+// change is audited as client.register.
+func (r *Registry) Register(ctx context.Context, by string, s Spec, status store.ClientStatus, registrationTokenHash []byte) (*store.Client, string, error) {
+	return r.create(ctx, by, "client.register", s, status, registrationTokenHash)
+}
+
+func (r *Registry) create(ctx context.Context, by, action string, s Spec, status store.ClientStatus, ratHash []byte) (*store.Client, string, error) {
 	c, err := s.Build(r.Now())
 	if err != nil {
 		return nil, "", err
 	}
+	a, err := r.account(ctx, c.AccountID)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkAccount(c, a); err != nil {
+		return nil, "", err
+	}
 	c.Status = status
+	c.RegistrationTokenHash = ratHash
 	secret := clientauth.NewSecret()
 	c.SecretHash = r.Hasher.Hash(secret)
 	if err := r.Store.CreateClient(ctx, c); err != nil {
@@ -270,7 +377,7 @@ func (r *Registry) Create(ctx context.Context, by string, s Spec, status store.C
 		}
 		return nil, "", err
 	}
-	return c, secret, r.audit(ctx, "client.create", by, c, "status "+string(c.Status))
+	return c, secret, r.audit(ctx, by, c, action, "status "+string(c.Status))
 }
 
 // RotateSecret replaces the secret; the old one stays valid for grace
@@ -289,7 +396,7 @@ func (r *Registry) RotateSecret(ctx context.Context, by, id string, grace time.D
 	if err != nil {
 		return nil, "", err
 	}
-	return c, secret, r.audit(ctx, "client.rotate_secret", by, c, "grace "+grace.String())
+	return c, secret, r.audit(ctx, by, c, "client.rotate_secret", "grace "+grace.String())
 }
 
 // SetStatus approves, enables or disables a client; it returns the status
@@ -307,21 +414,39 @@ func (r *Registry) SetStatus(ctx context.Context, by, id string, st store.Client
 	if was == store.ClientPending && st == store.ClientActive {
 		action = "client.approve"
 	}
-	return c, was, r.audit(ctx, action, by, c, string(was)+" → "+string(st))
+	return c, was, r.audit(ctx, by, c, action, string(was)+" → "+string(st))
 }
 
 // Update changes what a client may obtain: edit receives the current
-// settings as a Spec and may change any of them except the id; the result
-// is checked like a new client.
+// settings as a Spec and may change any of them except the id and the
+// account; the result is checked like a new client, including the
+// account's bounds.
 func (r *Registry) Update(ctx context.Context, by, id string, edit func(*Spec) error) (*store.Client, error) {
+	cur, err := r.Store.GetClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	a, err := r.account(ctx, cur.AccountID)
+	if err != nil {
+		return nil, err
+	}
 	c, err := r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
+		if c.AccountID != cur.AccountID {
+			return fmt.Errorf("client %q changed account meanwhile: %w", id, store.ErrConflict)
+		}
 		s := SpecOf(c)
 		if err := edit(&s); err != nil {
 			return err
 		}
+		if s.AccountID != c.AccountID {
+			return Problems{{Field: "account", Msg: "the account of a client cannot be changed"}}
+		}
 		s.ID = c.ID
 		n, err := s.Build(c.CreatedAt)
 		if err != nil {
+			return err
+		}
+		if err := checkAccount(n, a); err != nil {
 			return err
 		}
 		n.Status, n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = c.Status, c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt
@@ -332,7 +457,94 @@ func (r *Registry) Update(ctx context.Context, by, id string, edit func(*Spec) e
 	if err != nil {
 		return nil, err
 	}
-	return c, r.audit(ctx, "client.update", by, c, "")
+	return c, r.audit(ctx, by, c, "client.update", "")
+}
+
+// Replacement is a new registration of an existing client (RFC 7591
+// re-registration, RFC 7592 update): all of its metadata is replaced.
+type Replacement struct {
+	// Action names the change in the audit log, e.g. "client.reregister"
+	// or "client.update".
+	Action string
+	// Spec is the new metadata. Its ID and AccountID are ignored: a client
+	// keeps both.
+	Spec Spec
+	// NewSecret issues a new secret (returned once); the previous one is
+	// refused at once.
+	NewSecret bool
+	// RegistrationTokenHash, when not nil, replaces the hash of the
+	// registration access token.
+	RegistrationTokenHash []byte
+	// Reapprove returns an active client to pending when the new metadata
+	// widens what it may obtain (see Widens), so that an operator approves
+	// the change as they approved the client.
+	Reapprove bool
+	// Check, when set, is called with the stored client inside the
+	// transaction before anything changes; its error aborts the
+	// replacement and is returned (e.g. the registration access token it
+	// was authorised by is no longer the client's).
+	Check func(*store.Client) error
+}
+
+// Replace applies p to client id atomically (one UpdateClient): metadata,
+// secret and registration access token change together or not at all. It
+// returns the client and the new secret ("" unless p.NewSecret).
+func (r *Registry) Replace(ctx context.Context, by, id string, p Replacement) (*store.Client, string, error) {
+	cur, err := r.Store.GetClient(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	a, err := r.account(ctx, cur.AccountID)
+	if err != nil {
+		return nil, "", err
+	}
+	var secret, statusNote string
+	if p.NewSecret {
+		secret = clientauth.NewSecret()
+	}
+	c, err := r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
+		if p.Check != nil {
+			if err := p.Check(c); err != nil {
+				return err
+			}
+		}
+		if c.AccountID != cur.AccountID {
+			return fmt.Errorf("client %q changed account meanwhile: %w", id, store.ErrConflict)
+		}
+		s := p.Spec
+		s.ID, s.AccountID = c.ID, c.AccountID
+		n, err := s.Build(c.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if err := checkAccount(n, a); err != nil {
+			return err
+		}
+		n.Status = c.Status
+		if p.Reapprove && c.Status == store.ClientActive && Widens(c, n) {
+			n.Status = store.ClientPending
+			statusNote = "; wider than before: pending until approved"
+		}
+		n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt
+		if p.NewSecret {
+			n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = r.Hasher.Hash(secret), nil, time.Time{}
+		}
+		n.RegistrationTokenHash = c.RegistrationTokenHash
+		if p.RegistrationTokenHash != nil {
+			n.RegistrationTokenHash = p.RegistrationTokenHash
+		}
+		n.CreatedAt, n.UpdatedAt = c.CreatedAt, r.Now()
+		*c = *n
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	ad := []string{p.Action, "status " + string(c.Status) + statusNote}
+	if p.NewSecret {
+		ad = append(ad, "client.rotate_secret", "new secret; the previous one is refused")
+	}
+	return c, secret, r.audit(ctx, by, c, ad...)
 }
 
 // Delete removes a client.
@@ -344,7 +556,7 @@ func (r *Registry) Delete(ctx context.Context, by, id string) error {
 	if err := r.Store.DeleteClient(ctx, id); err != nil {
 		return err
 	}
-	return r.audit(ctx, "client.delete", by, c, "")
+	return r.audit(ctx, by, c, "client.delete", "")
 }
 
 // SpecOf is the Spec that describes an existing client.

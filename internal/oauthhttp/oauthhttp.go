@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/keybridge/sts/oauth"
 )
@@ -107,15 +108,47 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // WriteError renders err as an OAuth error response: an *oauth.Error as it
 // is, anything else as server_error with its cause logged, never sent.
-// invalid_client carries a Basic challenge (RFC 6749 §5.2).
+// invalid_client carries a Basic challenge (RFC 6749 §5.2), invalid_token a
+// Bearer challenge with the error code (RFC 6750 §3).
 func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
 	oe := oauth.AsError(err)
 	status := oe.HTTPStatus()
 	if status >= 500 && log != nil {
 		log.Error("request failed", "err", err)
 	}
-	if oe.Code == oauth.ErrInvalidClient {
+	switch oe.Code {
+	case oauth.ErrInvalidClient:
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	case oauth.ErrInvalidToken:
+		w.Header().Set("WWW-Authenticate", BearerChallenge(oe.Code, oe.Description))
 	}
 	WriteJSON(w, status, oe)
+}
+
+// BearerChallenge is the WWW-Authenticate value of a refused bearer token
+// (RFC 6750 §3): the realm, and the error code and description when code is
+// not empty. RFC 6750 §3 allows only %x20-21 / %x23-5B / %x5D-7E in
+// error_description and has no escaping, so other characters are dropped
+// rather than escaped.
+func BearerChallenge(code oauth.ErrorCode, description string) string {
+	v := `Bearer realm="` + Realm + `"`
+	if code == "" {
+		return v
+	}
+	v += `, error="` + challengeSafe(string(code)) + `"`
+	if d := challengeSafe(description); d != "" {
+		v += `, error_description="` + d + `"`
+	}
+	return v
+}
+
+// challengeSafe keeps the characters RFC 6750 §3 allows in a quoted
+// attribute value.
+func challengeSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
 }

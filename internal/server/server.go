@@ -100,7 +100,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	o.Store = cache
 	s := &Server{opts: o, audit: audit.NewWriter(o.Store, o.Logger), cache: cache}
-	auth := &clientauth.Authenticator{Clients: o.Store, Hasher: o.Hasher, Now: o.Now}
+	auth := &clientauth.Authenticator{Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now}
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Leeway: o.Leeway, Now: o.Now}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})
 	disc := discovery.New(Metadata(o.Issuer), o.Keys, o.Now)
@@ -113,7 +113,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	})
 	portalHandler, err := portal.New(portal.Options{
 		Issuer: o.Issuer, Store: o.Store, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
-		Secure: o.Secure, Logger: o.Logger, Now: o.Now,
+		RequireApproval: o.RequireApproval, Secure: o.Secure, Logger: o.Logger, Now: o.Now,
 	})
 	if err != nil {
 		return nil, err

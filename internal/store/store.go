@@ -429,20 +429,21 @@ type Sessions interface {
 // Change is a notice that a record changed, so that in-memory copies in
 // every process using the database can drop or reload it at once.
 type Change struct {
-	Kind string // ChangeClient, ChangeRevocation or ChangeKeys
-	Key  string // the client id or jti; empty for keys
+	Kind string // ChangeClient, ChangeAccount, ChangeRevocation or ChangeKeys
+	Key  string // the client or account id, or the jti; empty for keys
 }
 
 // Kinds of Change.
 const (
 	ChangeClient     = "client"
+	ChangeAccount    = "account"
 	ChangeRevocation = "revocation"
 	ChangeKeys       = "keys"
 )
 
 // ChangeFeed is implemented by backends that several server instances can
-// share (PostgreSQL): every write of a client, a revocation or the signing
-// keys, by any process, is announced to every listener.
+// share (PostgreSQL): every write of a client, an account, a revocation or
+// the signing keys, by any process, is announced to every listener.
 type ChangeFeed interface {
 	// Listen calls fn for each change until ctx ends or the connection
 	// fails (it then returns the error; call it again). Changes made while

@@ -2,7 +2,8 @@
 // endpoint's hot path, so that validating a self-issued JWT and
 // authenticating a known client need no database query:
 //
-//   - clients read within ClientTTL are served from memory; changes made
+//   - clients (and, for the token endpoint, accounts) read within
+//     ClientTTL are served from memory; changes made
 //     through this wrapper take effect at once, changes made by another
 //     process (the CLI, another instance) within ClientTTL;
 //   - the set of revoked JWT identifiers is held in memory, loaded at start,
@@ -42,13 +43,19 @@ type clientEntry struct {
 	fetched time.Time
 }
 
+type accountEntry struct {
+	a       store.Account
+	fetched time.Time
+}
+
 // Store is the caching wrapper.
 type Store struct {
 	store.Store
 	o Options
 
-	cmu     sync.RWMutex
-	clients map[string]clientEntry
+	cmu      sync.RWMutex
+	clients  map[string]clientEntry
+	accounts map[string]accountEntry
 
 	rmu      sync.RWMutex
 	revoked  map[string]time.Time // jti → expiry of the JWT
@@ -69,7 +76,7 @@ func New(ctx context.Context, inner store.Store, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{Store: inner, o: o, clients: map[string]clientEntry{}, revoked: map[string]time.Time{}}
+	s := &Store{Store: inner, o: o, clients: map[string]clientEntry{}, accounts: map[string]accountEntry{}, revoked: map[string]time.Time{}}
 	return s, s.Sync(ctx)
 }
 
@@ -116,6 +123,73 @@ func (s *Store) forget(id string) {
 	s.cmu.Lock()
 	delete(s.clients, id)
 	s.cmu.Unlock()
+}
+
+// AccountReader reads accounts.
+type AccountReader interface {
+	GetAccount(ctx context.Context, id string) (*store.Account, error)
+}
+
+// HotAccounts is the cached view of accounts for the token endpoint, which
+// checks the account of every client it authenticates; like clients, a
+// cached account is at most ClientTTL old. Everything else (registration,
+// the portal) reads accounts through the Store, fresh.
+func (s *Store) HotAccounts() AccountReader { return hotAccounts{s} }
+
+type hotAccounts struct{ s *Store }
+
+func (h hotAccounts) GetAccount(ctx context.Context, id string) (*store.Account, error) {
+	return h.s.cachedAccount(ctx, id)
+}
+
+func (s *Store) cachedAccount(ctx context.Context, id string) (*store.Account, error) {
+	now := s.o.Now()
+	s.cmu.RLock()
+	e, ok := s.accounts[id]
+	s.cmu.RUnlock()
+	if ok && now.Sub(e.fetched) < s.o.ClientTTL {
+		return cloneAccount(&e.a), nil
+	}
+	a, err := s.Store.GetAccount(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.cmu.Lock()
+	if len(s.accounts) >= s.o.MaxClients {
+		for k := range s.accounts {
+			delete(s.accounts, k)
+			break
+		}
+	}
+	s.accounts[id] = accountEntry{a: *cloneAccount(a), fetched: now}
+	s.cmu.Unlock()
+	return a, nil
+}
+
+func cloneAccount(a *store.Account) *store.Account {
+	d := *a
+	d.SharedSecret = slices.Clone(a.SharedSecret)
+	d.Audiences = slices.Clone(a.Audiences)
+	d.Scopes = slices.Clone(a.Scopes)
+	return &d
+}
+
+func (s *Store) forgetAccount(id string) {
+	s.cmu.Lock()
+	delete(s.accounts, id)
+	s.cmu.Unlock()
+}
+
+// CreateAccount writes through.
+func (s *Store) CreateAccount(ctx context.Context, a *store.Account) error {
+	defer s.forgetAccount(a.ID)
+	return s.Store.CreateAccount(ctx, a)
+}
+
+// UpdateAccount writes through and drops the cached copy.
+func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*store.Account) error) (*store.Account, error) {
+	defer s.forgetAccount(id)
+	return s.Store.UpdateAccount(ctx, id, update)
 }
 
 // CreateClient writes through.
@@ -209,6 +283,8 @@ func (s *Store) Apply(ctx context.Context, ch store.Change) error {
 	switch ch.Kind {
 	case store.ChangeClient:
 		s.forget(ch.Key)
+	case store.ChangeAccount:
+		s.forgetAccount(ch.Key)
 	case store.ChangeRevocation:
 		return s.Sync(ctx)
 	}

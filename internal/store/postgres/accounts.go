@@ -94,7 +94,10 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*store
 			string(a.Kind), a.Name, string(a.Status), sqlcodec.EncBytes(a.SharedSecret),
 			sqlcodec.EncList(a.Audiences), sqlcodec.EncList(a.Scopes), sqlcodec.EncTime(a.CreatedAt),
 			sqlcodec.EncTime(a.UpdatedAt), id)
-		return mapErr(err)
+		if err != nil {
+			return mapErr(err)
+		}
+		return s.notify(ctx, tx, store.ChangeAccount, id)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: update account %q: %w", id, err)

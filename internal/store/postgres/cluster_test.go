@@ -21,7 +21,9 @@ func TestChangeFeed(t *testing.T) {
 	got := make(chan store.Change, 16)
 	foreign := make(chan store.Change, 16)
 	for _, l := range []struct {
-		s   interface{ Listen(context.Context, func(store.Change)) error }
+		s interface {
+			Listen(context.Context, func(store.Change)) error
+		}
 		out chan store.Change
 	}{{listener, got}, {stranger, foreign}} {
 		go l.s.Listen(ctx, func(c store.Change) { l.out <- c })

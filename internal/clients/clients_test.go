@@ -1,0 +1,188 @@
+package clients_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/clients"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlite"
+	"github.com/keybridge/sts/oauth"
+)
+
+func newRegistry(t *testing.T) *clients.Registry {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &clients.Registry{Store: st, Hasher: clientauth.NewHasher([]byte("k")), Now: time.Now}
+}
+
+func newAccount(t *testing.T, r *clients.Registry, id string, status store.AccountStatus, auds, scopes []string) {
+	t.Helper()
+	now := time.Now()
+	if err := r.Store.CreateAccount(context.Background(), &store.Account{
+		ID: id, Kind: store.AccountIndividual, Name: id, Status: status,
+		Audiences: auds, Scopes: scopes, CreatedAt: now, UpdatedAt: now,
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fields(err error) []string {
+	var probs clients.Problems
+	if !errors.As(err, &probs) {
+		return nil
+	}
+	var out []string
+	for _, p := range probs {
+		out = append(out, p.Field)
+	}
+	return out
+}
+
+func TestBuildRegistrationFields(t *testing.T) {
+	c, err := (&clients.Spec{Name: "radio", HardwareAddress: "00-1A-2B-3C-4D-5E", SoftwareID: "fw"}).Build(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HardwareAddress != "00:1a:2b:3c:4d:5e" {
+		t.Errorf("hardware address stored as %q, want lower-case hex with colons", c.HardwareAddress)
+	}
+	for name, s := range map[string]clients.Spec{
+		"short MAC":              {Name: "x", HardwareAddress: "00:1a:2b"},
+		"20-byte MAC":            {Name: "x", HardwareAddress: "00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01"},
+		"control in software_id": {Name: "x", SoftwareID: "a\nb"},
+		"metadata not an object": {Name: "x", Metadata: []byte(`[1]`)},
+		"metadata not JSON":      {Name: "x", Metadata: []byte(`{`)},
+		"auth method none":       {Name: "x", AuthMethod: "none"},
+	} {
+		if _, err := s.Build(time.Now()); err == nil {
+			t.Errorf("%s: built", name)
+		}
+	}
+}
+
+func TestRegistryAccountBounds(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	newAccount(t, r, "acct-a", store.AccountActive, []string{"https://api.example.com"}, []string{"read"})
+	newAccount(t, r, "acct-closed", store.AccountClosed, nil, nil)
+
+	if _, _, err := r.Create(ctx, "cli", clients.Spec{Name: "x", AccountID: "acct-a", Audiences: []string{"https://other.example.com"}, Scopes: []string{"read write"}}, store.ClientActive); len(fields(err)) != 2 {
+		t.Errorf("outside the bounds: %v", err)
+	}
+	if _, _, err := r.Create(ctx, "cli", clients.Spec{Name: "x", AccountID: "acct-none"}, store.ClientActive); fields(err) == nil {
+		t.Errorf("unknown account: %v", err)
+	}
+	if _, _, err := r.Create(ctx, "cli", clients.Spec{Name: "x", AccountID: "acct-closed"}, store.ClientActive); fields(err) == nil {
+		t.Errorf("closed account: %v", err)
+	}
+	c, _, err := r.Create(ctx, "cli", clients.Spec{Name: "x", AccountID: "acct-a", Audiences: []string{"https://api.example.com"}, Scopes: []string{"read"}}, store.ClientActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Update(ctx, "cli", c.ID, func(s *clients.Spec) error { s.Scopes = []string{"admin"}; return nil }); fields(err) == nil {
+		t.Errorf("update outside the bounds: %v", err)
+	}
+	if _, err := r.Update(ctx, "cli", c.ID, func(s *clients.Spec) error { s.AccountID = ""; return nil }); fields(err) == nil {
+		t.Errorf("update moving the client out of its account: %v", err)
+	}
+	if u, err := r.Update(ctx, "cli", c.ID, func(s *clients.Spec) error { s.Name = "renamed"; return nil }); err != nil || u.Name != "renamed" {
+		t.Errorf("update within the bounds: %v", err)
+	}
+	// A client outside any account has no bounds.
+	if _, _, err := r.Create(ctx, "cli", clients.Spec{Name: "free", Scopes: []string{"admin"}}, store.ClientActive); err != nil {
+		t.Errorf("client without account: %v", err)
+	}
+}
+
+func TestRegistryReplace(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	newAccount(t, r, "acct-a", store.AccountActive, nil, nil)
+	spec := clients.Spec{Name: "radio", AccountID: "acct-a", Audiences: []string{"sas"}, AuthMethod: oauth.AuthMethodClientSecretBasic}
+	c, secret, err := r.Register(ctx, "account:acct-a", spec, store.ClientActive, []byte("rat-hash-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.RegistrationTokenHash, []byte("rat-hash-1")) {
+		t.Errorf("registration token hash %q", c.RegistrationTokenHash)
+	}
+
+	// A failing check changes nothing.
+	stop := errors.New("stop")
+	_, _, err = r.Replace(ctx, "x", c.ID, clients.Replacement{Action: "client.update", Spec: spec, NewSecret: true,
+		RegistrationTokenHash: []byte("rat-hash-2"), Check: func(*store.Client) error { return stop }})
+	if !errors.Is(err, stop) {
+		t.Fatalf("check error: %v", err)
+	}
+	got, _ := r.Store.GetClient(ctx, c.ID)
+	if !bytes.Equal(got.SecretHash, r.Hasher.Hash(secret)) || !bytes.Equal(got.RegistrationTokenHash, []byte("rat-hash-1")) {
+		t.Error("a refused replacement changed the secret or token")
+	}
+
+	// Secret, token and metadata change together; an equal scope of
+	// privileges keeps the client active even with Reapprove.
+	spec.Name, spec.SoftwareVersion = "radio 2", "2"
+	n, secret2, err := r.Replace(ctx, "account:acct-a", c.ID, clients.Replacement{Action: "client.reregister", Spec: spec,
+		NewSecret: true, RegistrationTokenHash: []byte("rat-hash-2"), Reapprove: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secret2 == "" || secret2 == secret || n.Name != "radio 2" || n.Status != store.ClientActive ||
+		!bytes.Equal(n.RegistrationTokenHash, []byte("rat-hash-2")) || !bytes.Equal(n.SecretHash, r.Hasher.Hash(secret2)) ||
+		len(n.PrevSecretHash) != 0 || !n.CreatedAt.Equal(got.CreatedAt) || n.AccountID != "acct-a" {
+		t.Errorf("replaced: %+v", n)
+	}
+	// Wider with Reapprove: pending. Without NewSecret the secret stays.
+	spec.Audiences = []string{"sas", "https://backend.example.com"}
+	n, s3, err := r.Replace(ctx, "x", c.ID, clients.Replacement{Action: "client.update", Spec: spec, Reapprove: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3 != "" || n.Status != store.ClientPending || !bytes.Equal(n.SecretHash, r.Hasher.Hash(secret2)) {
+		t.Errorf("widened: status %s, secret %q", n.Status, s3)
+	}
+	// The account cannot be changed through the spec.
+	spec.AccountID = ""
+	if n, _, err := r.Replace(ctx, "x", c.ID, clients.Replacement{Action: "client.update", Spec: spec}); err != nil || n.AccountID != "acct-a" {
+		t.Errorf("replacement moved the client: %v %q", err, n.AccountID)
+	}
+	recs, _ := r.Store.ListAudit(ctx, store.AuditFilter{ClientID: c.ID})
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		seen[rec.Action] = true
+	}
+	for _, a := range []string{"client.register", "client.reregister", "client.rotate_secret", "client.update"} {
+		if !seen[a] {
+			t.Errorf("no audit record %s (%v)", a, seen)
+		}
+	}
+}
+
+func TestWidens(t *testing.T) {
+	base := &store.Client{GrantTypes: []string{"a"}, Audiences: []string{"x"}, Scopes: []string{"s"}}
+	for name, tc := range map[string]struct {
+		next *store.Client
+		want bool
+	}{
+		"same":          {&store.Client{GrantTypes: []string{"a"}, Audiences: []string{"x"}, Scopes: []string{"s"}}, false},
+		"narrower":      {&store.Client{}, false},
+		"grant":         {&store.Client{GrantTypes: []string{"a", "b"}}, true},
+		"audience":      {&store.Client{Audiences: []string{"y"}}, true},
+		"scope":         {&store.Client{Scopes: []string{"s", "t"}}, true},
+		"impersonation": {&store.Client{AllowImpersonation: true}, true},
+	} {
+		if got := clients.Widens(base, tc.next); got != tc.want {
+			t.Errorf("%s: Widens = %v", name, got)
+		}
+	}
+}

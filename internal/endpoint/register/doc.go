@@ -1,0 +1,24 @@
+// Package register is dynamic client registration: RFC 7591 (POST
+// /register, authorised by an initial access token of an active account)
+// and RFC 7592 management (GET, PUT, DELETE /register/{client_id} with the
+// registration access token).
+//
+// A registration runs: per-address rate limit → initial access token
+// (signature, account, lifetime; not yet spent) → per-account rate limit →
+// body → software statement → metadata → account bounds and per-scope IAT
+// claims → the IAT's jti is spent → the client is created, or, when the
+// account already has a client of the same identity, re-registered with a
+// new secret and registration access token. So a typo in the metadata does
+// not burn the IAT, and every change goes through the clients.Registry,
+// which audits it.
+//
+// The client metadata of RFC 7591 §2 that applies to a server without an
+// authorization endpoint is accepted (client_name and the other
+// human-readable members with language tags, grant_types,
+// token_endpoint_auth_method, scope, contacts, jwks or jwks_uri,
+// software_id, software_version, software_statement), plus Key Bridge's
+// extensions: hardware_address, extended_parameters, audiences,
+// token_format, allow_impersonation, access_token_ttl, refresh_token_ttl,
+// and, in an RFC 7592 update, rotate_secret. Unknown members are ignored
+// (§2).
+package register

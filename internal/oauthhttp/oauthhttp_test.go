@@ -1,0 +1,47 @@
+package oauthhttp
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/keybridge/sts/oauth"
+)
+
+// RFC 6750 §3: invalid_token is answered with a Bearer challenge carrying
+// the error code and a description restricted to the characters §3 allows.
+func TestRFC6750_3_WriteErrorInvalidToken(t *testing.T) {
+	w := httptest.NewRecorder()
+	WriteError(w, nil, oauth.NewError(oauth.ErrInvalidToken, `bad "token" \ é`+"\n").WithCause(errors.New("secret cause")))
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("status %d", w.Code)
+	}
+	want := `Bearer realm="Key Bridge STS", error="invalid_token", error_description="bad token  "`
+	if got := w.Header().Get("WWW-Authenticate"); got != want {
+		t.Errorf("WWW-Authenticate\n got %s\nwant %s", got, want)
+	}
+	if w.Header().Get("Cache-Control") != "no-store" {
+		t.Error("no Cache-Control: no-store")
+	}
+	// invalid_client keeps its Basic challenge; other codes have none.
+	w = httptest.NewRecorder()
+	WriteError(w, nil, oauth.NewError(oauth.ErrInvalidClient, "x"))
+	if got := w.Header().Get("WWW-Authenticate"); got != `Basic realm="Key Bridge STS"` {
+		t.Errorf("invalid_client challenge %q", got)
+	}
+	w = httptest.NewRecorder()
+	WriteError(w, nil, oauth.NewError(oauth.ErrInvalidClientMetadata, "x"))
+	if got := w.Header().Get("WWW-Authenticate"); got != "" || w.Code != http.StatusBadRequest {
+		t.Errorf("invalid_client_metadata: %d, challenge %q", w.Code, got)
+	}
+}
+
+func TestBearerChallengeWithoutError(t *testing.T) {
+	if got := BearerChallenge("", "ignored"); got != `Bearer realm="Key Bridge STS"` {
+		t.Errorf("BearerChallenge without code = %q", got)
+	}
+	if got := BearerChallenge(oauth.ErrInvalidToken, ""); got != `Bearer realm="Key Bridge STS", error="invalid_token"` {
+		t.Errorf("BearerChallenge without description = %q", got)
+	}
+}

@@ -1,0 +1,293 @@
+package portal
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
+)
+
+// --- Initial access tokens ---
+
+// iatLifetimes are the lifetimes the IAT form offers; the account service
+// caps them at its maximum.
+var iatLifetimes = []struct {
+	Value string
+	Label string
+}{{"5m", "5 minutes"}, {"15m", "15 minutes"}, {"1h", "1 hour"}}
+
+type iatForm struct {
+	AccountID string
+	TTL       string
+	Claims    string
+	Errors    map[string]string
+}
+
+type iatData struct {
+	Form      *iatForm
+	Accounts  []*store.Account // operators choose one
+	Lifetimes any
+	// The issued token, shown once.
+	Token   string
+	Account *store.Account
+	Expires string
+	// RegisterURL is the registration endpoint the IAT is for.
+	RegisterURL string
+}
+
+func (p *Portal) iatData(ctx context.Context, u *user, f *iatForm) (*iatData, error) {
+	d := &iatData{Form: f, Lifetimes: iatLifetimes, RegisterURL: p.o.Issuer + "/register"}
+	if u.IsOperator() {
+		as, err := p.o.Store.ListAccounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			if a.Status == store.AccountActive {
+				d.Accounts = append(d.Accounts, a)
+			}
+		}
+	}
+	return d, nil
+}
+
+func (p *Portal) iatForm(w http.ResponseWriter, r *http.Request, u *user) error {
+	f := &iatForm{AccountID: r.URL.Query().Get("account"), TTL: "15m", Errors: map[string]string{}}
+	d, err := p.iatData(r.Context(), u, f)
+	if err != nil {
+		return err
+	}
+	return p.ok(w, r, "iat", &view{Title: "Issue an initial access token", Nav: "iat", User: u, Data: d})
+}
+
+func (p *Portal) iatIssue(w http.ResponseWriter, r *http.Request, u *user) error {
+	ctx := r.Context()
+	f := &iatForm{AccountID: r.PostFormValue("account"), TTL: r.PostFormValue("ttl"), Claims: strings.TrimSpace(r.PostFormValue("claims")), Errors: map[string]string{}}
+	if !u.IsOperator() {
+		f.AccountID = u.Account.ID
+	}
+	ttl, err := time.ParseDuration(f.TTL)
+	if err != nil || ttl <= 0 {
+		f.Errors["ttl"] = "choose a lifetime"
+	}
+	var extra map[string]any
+	if f.Claims != "" {
+		if err := json.Unmarshal([]byte(f.Claims), &extra); err != nil || extra == nil {
+			f.Errors["claims"] = "must be a JSON object, such as {\"software_id\": \"radio-7\"}"
+		}
+		for _, k := range []string{"iss", "aud", "exp", "iat", "nbf", "jti"} {
+			if _, ok := extra[k]; ok {
+				f.Errors["claims"] = fmt.Sprintf("%q is set by the server", k)
+			}
+		}
+	}
+	var a *store.Account
+	if f.AccountID == "" {
+		f.Errors["account"] = "choose an account"
+	} else if a, err = p.o.Store.GetAccount(ctx, f.AccountID); errors.Is(err, store.ErrNotFound) {
+		f.Errors["account"] = "there is no such account"
+	} else if err != nil {
+		return err
+	}
+	var token string
+	if len(f.Errors) == 0 {
+		token, err = p.o.Accounts.IssueIAT(ctx, a.ID, ttl, extra)
+		if err != nil {
+			f.Errors["account"] = "no token can be issued for this account: " + err.Error()
+		}
+	}
+	d, derr := p.iatData(ctx, u, f)
+	if derr != nil {
+		return derr
+	}
+	if len(f.Errors) > 0 {
+		p.render(w, r, http.StatusUnprocessableEntity, "iat", &view{Title: "Issue an initial access token", Nav: "iat", User: u, Data: d,
+			Error: "No token was issued: correct the fields marked below."})
+		return nil
+	}
+	jti, exp := iatClaims(token)
+	p.audit(ctx, r, store.AuditRecord{Action: "iat.issue", AccountID: a.ID, Subject: u.by(), JTI: jti, Detail: "expires " + exp.UTC().Format(time.RFC3339)})
+	d.Token, d.Account, d.Expires = token, a, exp.UTC().Format(timeLayout)
+	// Shown once: the answer is the page itself, not a redirect.
+	return p.ok(w, r, "iat", &view{Title: "Initial access token", Nav: "iat", User: u, Data: d})
+}
+
+// iatClaims reads jti and exp of a token this server just signed.
+func iatClaims(token string) (string, time.Time) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", time.Time{}
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", time.Time{}
+	}
+	var c struct {
+		JTI string `json:"jti"`
+		Exp int64  `json:"exp"`
+	}
+	json.Unmarshal(b, &c)
+	return c.JTI, time.Unix(c.Exp, 0)
+}
+
+// --- Signing keys ---
+
+func (p *Portal) keyList(w http.ResponseWriter, r *http.Request, u *user) error {
+	ks, err := p.o.Store.ListKeys(r.Context(), p.o.Now())
+	if err != nil {
+		return err
+	}
+	order := map[store.KeyState]int{store.KeyCurrent: 0, store.KeyNext: 1, store.KeyRetired: 2}
+	slices.SortStableFunc(ks, func(a, b *store.SigningKey) int { return order[a.State] - order[b.State] })
+	return p.ok(w, r, "keys", &view{Title: "Signing keys", Nav: "keys", User: u, Data: ks})
+}
+
+func (p *Portal) keyRotate(w http.ResponseWriter, r *http.Request, u *user) error {
+	ctx := r.Context()
+	before := ""
+	if c := p.o.Keys.Snapshot().Current; c != nil {
+		before = c.ID
+	}
+	if err := p.o.Keys.Rotate(ctx); err != nil {
+		return err
+	}
+	after := ""
+	if c := p.o.Keys.Snapshot().Current; c != nil {
+		after = c.ID
+	}
+	p.audit(ctx, r, store.AuditRecord{Action: "key.rotate", Subject: u.by(), Detail: "retired " + before + ", current " + after})
+	return redirect(w, r, Path+"/keys", "rotated")
+}
+
+// --- Audit log ---
+
+type auditData struct {
+	Account, Client, Action, Since, Until, Limit string
+	Records                                      []store.AuditRecord
+	Errors                                       map[string]string
+	// Fixed: the account filter is the holder's own account.
+	AccountFixed bool
+}
+
+// auditLimits are the page sizes the audit page offers.
+var auditLimits = []string{"50", "100", "500", "1000"}
+
+// parseTime accepts the value of an <input type="datetime-local"> (read
+// as UTC), a date, or RFC 3339.
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339, "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("use the form 2026-01-31T13:45 (UTC)")
+}
+
+func (p *Portal) auditList(w http.ResponseWriter, r *http.Request, u *user) error {
+	q := r.URL.Query()
+	d := auditData{
+		Account: strings.TrimSpace(q.Get("account")), Client: strings.TrimSpace(q.Get("client")),
+		Action: strings.TrimSpace(q.Get("action")), Since: q.Get("since"), Until: q.Get("until"),
+		Limit: q.Get("limit"), Errors: map[string]string{},
+	}
+	if !u.IsOperator() {
+		d.Account, d.AccountFixed = u.Account.ID, true
+	}
+	f := store.AuditFilter{AccountID: d.Account, ClientID: d.Client, Action: d.Action, Limit: 100}
+	if !slices.Contains(auditLimits, d.Limit) {
+		d.Limit = "100"
+	}
+	f.Limit, _ = strconv.Atoi(d.Limit)
+	var err error
+	if d.Since != "" {
+		if f.Since, err = parseTime(d.Since); err != nil {
+			d.Errors["since"] = err.Error()
+		}
+	}
+	if d.Until != "" {
+		if f.Until, err = parseTime(d.Until); err != nil {
+			d.Errors["until"] = err.Error()
+		}
+	}
+	status := http.StatusOK
+	if len(d.Errors) == 0 {
+		if d.Records, err = p.o.Store.ListAudit(r.Context(), f); err != nil {
+			return err
+		}
+	} else {
+		status = http.StatusBadRequest
+	}
+	p.render(w, r, status, "audit", &view{Title: "Audit log", Nav: "audit", User: u, Data: d})
+	return nil
+}
+
+// --- Template helpers ---
+
+// timeLayout is how pages show times: UTC, to the second.
+const timeLayout = "2006-01-02 15:04:05 UTC"
+
+func clientPath(id string) string  { return Path + "/clients/" + url.PathEscape(id) }
+func accountPath(id string) string { return Path + "/accounts/" + url.PathEscape(id) }
+
+var funcs = template.FuncMap{
+	"clientPath":  clientPath,
+	"accountPath": accountPath,
+	"certPath": func(accountID, certID string) string {
+		return accountPath(accountID) + "/certificates/" + url.PathEscape(certID)
+	},
+	"time": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format(timeLayout)
+	},
+	"ttl": func(d time.Duration) string {
+		if d == 0 {
+			return "server default"
+		}
+		return d.String()
+	},
+	"join": strings.Join,
+	"grant": func(g string) string {
+		switch g {
+		case oauth.GrantTypeTokenExchange:
+			return "token-exchange"
+		}
+		return g
+	},
+	"grantChoices": func() any { return grantChoices },
+	"auditLimits":  func() []string { return auditLimits },
+	"short": func(s string, n int) string {
+		if len(s) <= n {
+			return s
+		}
+		return s[:n] + "…"
+	},
+	"lower": strings.ToLower,
+	// dict passes several values to a shared template part.
+	"dict": func(kv ...any) (map[string]any, error) {
+		if len(kv)%2 != 0 {
+			return nil, errors.New("dict: odd number of arguments")
+		}
+		m := map[string]any{}
+		for i := 0; i < len(kv); i += 2 {
+			k, ok := kv[i].(string)
+			if !ok {
+				return nil, errors.New("dict: keys must be strings")
+			}
+			m[k] = kv[i+1]
+		}
+		return m, nil
+	},
+}
