@@ -148,7 +148,16 @@ func decideAudience(c *store.Client, s Subject, r Request, l Limits, d *Decision
 	case len(r.Targets) > 0:
 		d.Audience = r.Targets
 	case s.Audience != nil:
-		d.Audience = s.Audience
+		// A refresh token's audience, as far as the client may still
+		// obtain it: an audience an operator withdrew is not renewed.
+		allowed := c.Audiences
+		if len(allowed) == 0 {
+			allowed = []string{l.Issuer}
+		}
+		d.Audience = intersect(s.Audience, allowed)
+		if len(d.Audience) == 0 {
+			return oauth.NewError(oauth.ErrInvalidTarget, "this client may no longer obtain a token for the audience of its refresh token")
+		}
 	case len(c.Audiences) == 1:
 		d.Audience = c.Audiences
 	case len(c.Audiences) == 0:

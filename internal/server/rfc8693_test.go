@@ -436,8 +436,18 @@ func TestRFC8693_2_2_2_InvalidTarget(t *testing.T) {
 // actor, and the subject token's own act is nested inside it.
 func TestRFC8693_4_1_ActFromActorToken(t *testing.T) {
 	w := newExchangeWorld(t, nil)
-	agent := w.s.CreateClient(nil)
-	actorTok := w.s.ClientCredentials(agent, nil)
+	// The actor token is the calling client's own: here one naming the
+	// agent it runs for.
+	agent := struct{ ID string }{"agent-7"}
+	actorTok := mint(t, w.s, func(c *token.Claims) { c.Subject, c.ClientID = agent.ID, w.rs.ID })
+	// An actor token issued to another client is refused: the client
+	// could otherwise keep itself out of act.
+	other := w.s.ClientCredentials(w.s.CreateClient(nil), nil)
+	d := wantError(t, w.exchange(url.Values{"actor_token": {other}, "actor_token_type": {oauth.TokenTypeAccessToken}}),
+		http.StatusBadRequest, oauth.ErrInvalidRequest)
+	if !strings.Contains(d, "calling client") {
+		t.Errorf("description %q", d)
+	}
 	// The subject token already records that gateway acts for alice.
 	subject := mint(t, w.s, func(c *token.Claims) {
 		c.Act = &oauth.Actor{Subject: "gateway", ClientID: "gw-client"}
@@ -481,8 +491,8 @@ func TestRFC8693_4_1_ActChainOfTwoExchanges(t *testing.T) {
 // subject; anyone else is refused.
 func TestRFC8693_4_4_MayAct(t *testing.T) {
 	w := newExchangeWorld(t, nil)
-	agent := w.s.CreateClient(nil)
-	actorTok := w.s.ClientCredentials(agent, nil)
+	agent := struct{ ID string }{"agent-7"}
+	actorTok := mint(t, w.s, func(c *token.Claims) { c.Subject, c.ClientID = agent.ID, w.rs.ID })
 	withActor := url.Values{"actor_token": {actorTok}, "actor_token_type": {oauth.TokenTypeAccessToken}}
 	tests := []struct {
 		name    string

@@ -61,6 +61,7 @@ var (
 	ErrNotYet     = errors.New("token is not yet valid")
 	ErrRevoked    = errors.New("token is revoked")
 	ErrReplayed   = errors.New("refresh token used twice; its family is revoked")
+	ErrClientGone = errors.New("the client the token was issued to no longer exists")
 	ErrUnknown    = errors.New("token is unknown")
 	ErrClaims     = errors.New("token lacks required claims")
 )
@@ -68,7 +69,7 @@ var (
 // IsInvalid reports whether err says the token is invalid (as opposed to a
 // failure of the store, which is a server error).
 func IsInvalid(err error) bool {
-	for _, e := range []error{ErrMalformed, ErrSignature, ErrUnknownKey, ErrIssuer, ErrExpired, ErrNotYet, ErrRevoked, ErrReplayed, ErrUnknown, ErrClaims} {
+	for _, e := range []error{ErrMalformed, ErrSignature, ErrUnknownKey, ErrIssuer, ErrExpired, ErrNotYet, ErrRevoked, ErrReplayed, ErrClientGone, ErrUnknown, ErrClaims} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -95,6 +96,10 @@ type Service struct {
 	Keys        *keys.Manager
 	Tokens      store.Tokens
 	Revocations store.Revocations
+	// Clients, when set, is asked whether the client a token was issued
+	// to still exists: a deleted client's tokens die with it (RFC 7592
+	// §2.3). The token endpoint passes its cached view.
+	Clients store.Clients
 	// Leeway tolerated on exp and nbf for clock skew.
 	Leeway time.Duration
 	Now    func() time.Time
@@ -169,10 +174,25 @@ func newOpaque(prefix string) string {
 // Validate checks a token this server issued and returns its claims. Every
 // failure wraps one of the Err* values.
 func (s *Service) Validate(ctx context.Context, raw string) (*Validated, error) {
+	var (
+		v   *Validated
+		err error
+	)
 	if strings.HasPrefix(raw, PrefixAccess) || strings.HasPrefix(raw, PrefixRefresh) {
-		return s.validateOpaque(ctx, raw)
+		v, err = s.validateOpaque(ctx, raw)
+	} else {
+		v, err = s.validateJWT(ctx, raw)
 	}
-	return s.validateJWT(ctx, raw)
+	if err != nil || s.Clients == nil || v.ClientID == "" {
+		return v, err
+	}
+	if _, err := s.Clients.GetClient(ctx, v.ClientID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrClientGone
+		}
+		return nil, err
+	}
+	return v, nil
 }
 
 // ParseUnverified decodes a compact JWT's header typ and claims without

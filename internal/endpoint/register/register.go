@@ -285,6 +285,9 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 		secret string
 	)
 	if existing == nil {
+		if spec.AllowImpersonation {
+			return 0, nil, errImpersonation
+		}
 		status := store.ClientActive
 		if e.o.RequireApproval {
 			status = store.ClientPending
@@ -297,6 +300,7 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 		c, secret, err = e.o.Clients.Replace(ctx, by, existing.ID, clients.Replacement{
 			Action: "client.reregister", Spec: spec, NewSecret: true,
 			RegistrationTokenHash: ratHash, Reapprove: e.o.RequireApproval,
+			Check: keepImpersonation(spec),
 		})
 	}
 	if err != nil {
@@ -306,6 +310,23 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 	e.o.Logger.Info("client registered", "client_id", c.ID, "account_id", acct.ID, "status", c.Status, "reregistration", existing != nil)
 	// RFC 7591 §3.2.1: 201 Created with the client information.
 	return http.StatusCreated, e.info(c, secret, rat), nil
+}
+
+// errImpersonation refuses a registration that asks to impersonate:
+// exchanging tokens without appearing in act is a right an operator grants
+// (portal or CLI), never one a client takes for itself.
+var errImpersonation = oauth.NewError(oauth.ErrInvalidClientMetadata,
+	"allow_impersonation: granted by an operator (portal or CLI), not through registration")
+
+// keepImpersonation lets a re-registration or update keep (or drop) an
+// impersonation right an operator granted, but not gain one.
+func keepImpersonation(spec clients.Spec) func(*store.Client) error {
+	return func(cur *store.Client) error {
+		if spec.AllowImpersonation && !cur.AllowImpersonation {
+			return errImpersonation
+		}
+		return nil
+	}
 }
 
 // find returns the account's client with this identity, the oldest if
@@ -496,7 +517,7 @@ func (e *Endpoint) update(w http.ResponseWriter, r *http.Request, c *store.Clien
 			if subtle.ConstantTimeCompare(cur.RegistrationTokenHash, c.RegistrationTokenHash) != 1 {
 				return invalidRAT(errors.New("registration access token replaced meanwhile"))
 			}
-			return nil
+			return keepImpersonation(spec)(cur)
 		},
 	})
 	if errors.Is(err, store.ErrNotFound) {

@@ -423,7 +423,7 @@ func TestRequireApproval(t *testing.T) {
 	if r.Status != http.StatusOK || r.JSON()["status"] != "active" {
 		t.Errorf("narrowing update: %d %s", r.Status, r.Body)
 	}
-	r = s.Manage(http.MethodPut, wider, map[string]any{"client_id": wider.ClientID, "client_name": "radio", "allow_impersonation": true})
+	r = s.Manage(http.MethodPut, wider, map[string]any{"client_id": wider.ClientID, "client_name": "radio", "audiences": []string{"sas", "https://backend.example.com"}})
 	if r.Status != http.StatusOK || r.JSON()["status"] != "pending" {
 		t.Errorf("widening update: %d %s", r.Status, r.Body)
 	}
@@ -574,5 +574,41 @@ func TestRegistrationAudit(t *testing.T) {
 	}
 	if refused == nil || refused.Action != "client.register" || refused.Error != "invalid_token" || refused.AccountID != a.ID || refused.Remote == "" {
 		t.Errorf("refused registration audited as %+v", refused)
+	}
+}
+
+// Impersonation (exchanging without appearing in act) is a right an
+// operator grants; a registration cannot take it, but keeps it when an
+// operator granted it.
+func TestImpersonationOnlyFromOperators(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{})
+	a := s.NewAccount(store.AccountIndividual, "Alice")
+	md := map[string]any{"client_name": "gw", "allow_impersonation": true}
+	if r := s.Register(s.IAT(a.ID, nil), md); r.Status != http.StatusBadRequest || r.Error() != string(oauth.ErrInvalidClientMetadata) {
+		t.Fatalf("self-granted impersonation: %d %s", r.Status, r.Body)
+	}
+	md["allow_impersonation"] = false
+	reg := s.RegisterClient(a.ID, md)
+	r := s.Manage(http.MethodPut, reg, map[string]any{"client_id": reg.ClientID, "client_name": "gw", "allow_impersonation": true})
+	if r.Status != http.StatusBadRequest || r.Error() != string(oauth.ErrInvalidClientMetadata) {
+		t.Fatalf("impersonation gained by update: %d %s", r.Status, r.Body)
+	}
+	registry := &clients.Registry{Store: s.Store, Hasher: s.Hasher, Now: time.Now}
+	if _, err := registry.Update(context.Background(), "operator:test", reg.ClientID, func(sp *clients.Spec) error {
+		sp.AllowImpersonation = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r = s.Manage(http.MethodPut, reg, map[string]any{"client_id": reg.ClientID, "client_name": "gw", "allow_impersonation": true})
+	if r.Status != http.StatusOK || r.JSON()["allow_impersonation"] != true {
+		t.Fatalf("keeping an operator's grant: %d %s", r.Status, r.Body)
+	}
+	again := s.RegisterClient(a.ID, md) // re-registration without it drops it
+	if again.ClientID != reg.ClientID {
+		t.Fatalf("re-registration made a new client")
+	}
+	if c, _ := s.Store.GetClient(context.Background(), reg.ClientID); c.AllowImpersonation {
+		t.Fatal("re-registration without allow_impersonation kept it")
 	}
 }

@@ -63,7 +63,7 @@ func TestRFC7591_3_2_1_ClientInformationResponse(t *testing.T) {
 		"extended_parameters":        map[string]string{"fcc_id": "2AS3K-1", "site": "A"},
 		"audiences":                  []string{"https://backend.example.com/api", "sas"},
 		"token_format":               "opaque",
-		"allow_impersonation":        true,
+		"allow_impersonation":        false,
 		"access_token_ttl":           600,
 		"refresh_token_ttl":          7200,
 	}
@@ -120,7 +120,7 @@ func TestRFC7591_3_2_1_ClientInformationResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored.AccountID != a.ID || stored.TokenFormat != "opaque" || !stored.AllowImpersonation ||
+	if stored.AccountID != a.ID || stored.TokenFormat != "opaque" || stored.AllowImpersonation ||
 		!slices.Equal(stored.Scopes, []string{"read", "write"}) || stored.HardwareAddress != "00:1a:2b:3c:4d:5e" {
 		t.Errorf("stored %+v", stored)
 	}

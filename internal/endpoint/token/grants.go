@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,6 +84,10 @@ func (g tokenExchange) validate(ctx context.Context, c *store.Client, param, raw
 			return nil, invalidToken(param, fmt.Errorf("%w: declared access_token, is a refresh token", token.ErrMalformed))
 		}
 	case oauth.TokenTypeRefreshToken:
+		// Using a refresh token, by any path, needs the refresh grant.
+		if !slices.Contains(c.GrantTypes, oauth.GrantTypeRefreshToken) {
+			return nil, oauth.NewError(oauth.ErrUnauthorizedClient, "this client may not use refresh tokens")
+		}
 		// A refresh token is bound to the client it was issued to
 		// (RFC 6749 §10.4).
 		if v.Kind != store.TokenRefresh || v.ClientID != c.ID {
@@ -121,6 +126,12 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		if err != nil {
 			return nil, err
 		}
+		// The actor token must be the calling client's own: otherwise a
+		// client could name any party it holds a token of as the actor
+		// and keep itself out of act (which only impersonation allows).
+		if a.ClientID != c.ID && !c.AllowImpersonation {
+			return nil, oauth.NewError(oauth.ErrInvalidRequest, "actor_token must be a token issued to the calling client")
+		}
 		actor = &policy.Party{Subject: a.Subject, ClientID: a.ClientID, Act: a.Act}
 	}
 	act, oe := policy.Delegation(c, policy.Party{Subject: sub.Subject, ClientID: sub.ClientID, Act: sub.Act, MayAct: sub.MayAct}, actor)
@@ -140,6 +151,9 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		b.Audience = sub.Record.Audience
 		b.FamilyID = sub.Record.FamilyID
 		b.FromRefresh = true
+		// Exchanged for a new refresh token, the presented one is spent:
+		// a refresh token is never copied (RFC 9700 §4.14.2).
+		b.RotateFrom = sub.Record.Hash
 	}
 	return b, nil
 }
@@ -165,10 +179,16 @@ func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) 
 		return nil, oauth.NewError(oauth.ErrInvalidGrant, "the refresh token is invalid, expired or revoked").WithCause(err)
 	}
 	rec := v.Record
+	// The client's current rules, not those of the day the refresh token
+	// was issued: if impersonation was withdrawn, the client is in act.
+	act, oe := policy.Delegation(c, policy.Party{Subject: rec.Subject, ClientID: rec.ClientID, Act: v.Act}, nil)
+	if oe != nil {
+		return nil, oe
+	}
 	b := &Basis{
 		Subject: policy.Subject{
 			ID:        rec.Subject,
-			Act:       v.Act,
+			Act:       act,
 			Scopes:    strings.Fields(rec.Scope),
 			ExpiresAt: rec.ExpiresAt,
 			Audience:  rec.Audience,
