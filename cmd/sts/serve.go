@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/keybridge/sts/internal/config"
@@ -54,8 +55,10 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				Publishers:          publishers,
 				PerAccountPerMinute: c.RegistrationRatePerAccount,
 				PerAddressPerMinute: c.RegistrationRatePerAddress,
-				Secure:              c.TLSCert != "",
-				Logger:              env.Logger,
+				// Secure cookies under TLS, including TLS terminated by a
+				// load balancer in front of an https issuer.
+				Secure: c.TLSCert != "" || strings.HasPrefix(c.Issuer, "https://"),
+				Logger: env.Logger,
 			})
 			if err != nil {
 				return err

@@ -46,8 +46,13 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oe := oauth.AsError(err)
 		ev.Decision, ev.Error, ev.Detail = store.DecisionRefused, string(oe.Code), oe.Error()
 	}
-	if aerr := e.Audit.Record(r.Context(), ev); aerr != nil && err == nil {
-		err = aerr
+	if aerr := e.Audit.Record(r.Context(), ev); aerr != nil {
+		if r.Context().Err() != nil {
+			return // the client left; the record is still written
+		}
+		if err == nil {
+			err = aerr
+		}
 	}
 	if err != nil {
 		oauthhttp.WriteError(w, e.Log, err)

@@ -68,8 +68,13 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.Decision = store.DecisionGranted
 	}
 	// Nothing is answered before its audit record is committed.
-	if aerr := e.audit.Record(r.Context(), ev); aerr != nil && err == nil {
-		err = oauth.NewError(oauth.ErrServerError, "internal error").WithCause(aerr)
+	if aerr := e.audit.Record(r.Context(), ev); aerr != nil {
+		if r.Context().Err() != nil {
+			return // the client left; the record is still written
+		}
+		if err == nil {
+			err = oauth.NewError(oauth.ErrServerError, "internal error").WithCause(aerr)
+		}
 	}
 	if err != nil {
 		oauthhttp.WriteError(w, e.log, err)
