@@ -28,6 +28,9 @@ func (f fakeClients) ListClients(context.Context) ([]*store.Client, error) {
 func (f fakeClients) ListAccountClients(context.Context, string) ([]*store.Client, error) {
 	return nil, nil
 }
+func (f fakeClients) FindClientByIdentity(context.Context, string, string) (*store.Client, error) {
+	return nil, store.ErrNotFound
+}
 func (f fakeClients) UpdateClient(context.Context, string, func(*store.Client) error) (*store.Client, error) {
 	return nil, nil
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keybridge/sts/internal/clientauth"
 	"github.com/keybridge/sts/internal/policy"
@@ -39,7 +40,12 @@ type Spec struct {
 	SoftwareID            string
 	SoftwareVersion       string
 	HardwareAddress       string
-	Metadata              []byte
+	// Identity is the registration identity within the account (see
+	// store.Client.Identity); empty for clients not registered
+	// dynamically. Another client of the account with the same identity
+	// makes Create, Register, Update and Replace fail.
+	Identity string
+	Metadata []byte
 }
 
 // FieldError names the field a problem is about, so that each front end
@@ -144,6 +150,12 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 			bad(f.name, "must not contain control characters")
 		}
 	}
+	switch {
+	case len(s.Identity) > MaxIdentityLen:
+		bad("identity", "is longer than %d characters", MaxIdentityLen)
+	case strings.ContainsFunc(s.Identity, isControl) || !utf8.ValidString(s.Identity):
+		bad("identity", "must be valid UTF-8 without control characters")
+	}
 	if len(s.Metadata) > 0 && (!json.Valid(s.Metadata) || bytes.TrimSpace(s.Metadata)[0] != '{') {
 		bad("metadata", "is not a JSON object")
 	}
@@ -169,9 +181,14 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 		SoftwareID:         s.SoftwareID,
 		SoftwareVersion:    s.SoftwareVersion,
 		HardwareAddress:    hw,
+		Identity:           s.Identity,
 		Metadata:           s.Metadata,
 	}, nil
 }
+
+// MaxIdentityLen bounds Spec.Identity: room for a software_id and a
+// hardware address, or a client name, with their prefixes.
+const MaxIdentityLen = 512
 
 // idEncoding writes ids in lower-case base32 without padding: nothing that
 // needs escaping anywhere and no characters that look alike in mixed case.
@@ -373,6 +390,9 @@ func (r *Registry) create(ctx context.Context, by, action string, s Spec, status
 	c.SecretHash = r.Hasher.Hash(secret)
 	if err := r.Store.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, store.ErrConflict) {
+			if c.Identity != "" {
+				return nil, "", fmt.Errorf("client %q, or a client of identity %q in account %q, already exists: %w", c.ID, c.Identity, c.AccountID, err)
+			}
 			return nil, "", fmt.Errorf("client %q already exists: %w", c.ID, err)
 		}
 		return nil, "", err
@@ -430,7 +450,9 @@ func (r *Registry) Update(ctx context.Context, by, id string, edit func(*Spec) e
 	if err != nil {
 		return nil, err
 	}
+	var wrote *store.Client
 	c, err := r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
+		wrote = nil
 		if c.AccountID != cur.AccountID {
 			return fmt.Errorf("client %q changed account meanwhile: %w", id, store.ErrConflict)
 		}
@@ -452,10 +474,11 @@ func (r *Registry) Update(ctx context.Context, by, id string, edit func(*Spec) e
 		n.Status, n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = c.Status, c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt
 		n.RegistrationTokenHash, n.CreatedAt, n.UpdatedAt = c.RegistrationTokenHash, c.CreatedAt, r.Now()
 		*c = *n
+		wrote = n
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, identityTaken(err, wrote)
 	}
 	return c, r.audit(ctx, by, c, "client.update", "")
 }
@@ -466,8 +489,8 @@ type Replacement struct {
 	// Action names the change in the audit log, e.g. "client.reregister"
 	// or "client.update".
 	Action string
-	// Spec is the new metadata. Its ID and AccountID are ignored: a client
-	// keeps both.
+	// Spec is the new metadata, including the identity. Its ID and
+	// AccountID are ignored: a client keeps both.
 	Spec Spec
 	// NewSecret issues a new secret (returned once); the previous one is
 	// refused at once.
@@ -502,7 +525,9 @@ func (r *Registry) Replace(ctx context.Context, by, id string, p Replacement) (*
 	if p.NewSecret {
 		secret = clientauth.NewSecret()
 	}
+	var wrote *store.Client
 	c, err := r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
+		wrote = nil
 		if p.Check != nil {
 			if err := p.Check(c); err != nil {
 				return err
@@ -535,16 +560,29 @@ func (r *Registry) Replace(ctx context.Context, by, id string, p Replacement) (*
 		}
 		n.CreatedAt, n.UpdatedAt = c.CreatedAt, r.Now()
 		*c = *n
+		wrote = n
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, "", identityTaken(err, wrote)
 	}
 	ad := []string{p.Action, "status " + string(c.Status) + statusNote}
 	if p.NewSecret {
 		ad = append(ad, "client.rotate_secret", "new secret; the previous one is refused")
 	}
 	return c, secret, r.audit(ctx, by, c, ad...)
+}
+
+// identityTaken words the error of an UpdateClient whose update function
+// returned nil after preparing wrote: a conflict then comes from the
+// store's write, and the one unique key an update can break is the
+// account's registration identity, so it is a problem with the metadata.
+// Any other error is returned as it is.
+func identityTaken(err error, wrote *store.Client) error {
+	if wrote == nil || wrote.Identity == "" || !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	return Problems{{Field: "identity", Msg: fmt.Sprintf("another client of account %q is registered with the same identity (%s)", wrote.AccountID, wrote.Identity)}}
 }
 
 // Delete removes a client.
@@ -569,6 +607,6 @@ func SpecOf(c *store.Client) Spec {
 		AccessTTL:          c.AccessTokenTTL, RefreshTTL: c.RefreshTokenTTL,
 		AccountID: c.AccountID, AuthMethod: c.AuthMethod,
 		SoftwareID: c.SoftwareID, SoftwareVersion: c.SoftwareVersion,
-		HardwareAddress: c.HardwareAddress, Metadata: c.Metadata,
+		HardwareAddress: c.HardwareAddress, Identity: c.Identity, Metadata: c.Metadata,
 	}
 }

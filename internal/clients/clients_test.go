@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -184,5 +185,57 @@ func TestWidens(t *testing.T) {
 		if got := clients.Widens(base, tc.next); got != tc.want {
 			t.Errorf("%s: Widens = %v", name, got)
 		}
+	}
+}
+
+// TestRegistryIdentity checks the registration identity: kept by Build,
+// checked for control characters, unique per account (Register fails with
+// ErrConflict; Replace and Update into a taken one with a Problem on the
+// identity, changing nothing), and kept by an operator's Update.
+func TestRegistryIdentity(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	newAccount(t, r, "acct-a", store.AccountActive, nil, nil)
+	newAccount(t, r, "acct-b", store.AccountActive, nil, nil)
+	spec := func(name, identity, account string) clients.Spec {
+		return clients.Spec{Name: name, AccountID: account, Identity: identity}
+	}
+	a, _, err := r.Register(ctx, "x", spec("a", "name:a", "acct-a"), store.ClientActive, nil)
+	if err != nil || a.Identity != "name:a" {
+		t.Fatalf("Register: %+v, %v", a, err)
+	}
+	if _, _, err := r.Register(ctx, "x", spec("a2", "name:a", "acct-a"), store.ClientActive, nil); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Register of a taken identity: %v, want ErrConflict", err)
+	}
+	if _, _, err := r.Register(ctx, "x", spec("a", "name:a", "acct-b"), store.ClientActive, nil); err != nil {
+		t.Errorf("Register of the identity in another account: %v", err)
+	}
+	if _, _, err := r.Register(ctx, "x", spec("bad", "name:a\x00b", "acct-a"), store.ClientActive, nil); !slices.Equal(fields(err), []string{"identity"}) {
+		t.Errorf("Register of an identity with a NUL: %v", err)
+	}
+	b, _, err := r.Register(ctx, "x", spec("b", "name:b", "acct-a"), store.ClientActive, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, _, err = r.Replace(ctx, "x", b.ID, clients.Replacement{Action: "client.update", Spec: spec("a", "name:a", "")})
+	if !slices.Equal(fields(err), []string{"identity"}) {
+		t.Errorf("Replace into a taken identity: %v, want a problem with the identity", err)
+	}
+	_, err = r.Update(ctx, "x", b.ID, func(s *clients.Spec) error { s.Identity = "name:a"; return nil })
+	if !slices.Equal(fields(err), []string{"identity"}) {
+		t.Errorf("Update into a taken identity: %v, want a problem with the identity", err)
+	}
+	if got, _ := r.Store.GetClient(ctx, b.ID); got.Identity != "name:b" || got.Name != "b" {
+		t.Errorf("a refused change changed the client: %+v", got)
+	}
+	// An operator's edit keeps the identity.
+	n, err := r.Update(ctx, "x", b.ID, func(s *clients.Spec) error { s.Name = "renamed"; return nil })
+	if err != nil || n.Identity != "name:b" {
+		t.Errorf("Update: %+v, %v; want the identity kept", n, err)
+	}
+	n, _, err = r.Replace(ctx, "x", b.ID, clients.Replacement{Action: "client.update", Spec: spec("c", "name:c", "")})
+	if err != nil || n.Identity != "name:c" {
+		t.Errorf("Replace into a free identity: %+v, %v", n, err)
 	}
 }

@@ -94,6 +94,12 @@ type Client struct {
 	SoftwareID      string
 	SoftwareVersion string
 	HardwareAddress string
+	// Identity is the registration identity within its account
+	// (software_id + hardware_address, else client_name), set for
+	// dynamically registered clients; unique per account when not empty,
+	// so that instances sharing a database cannot register one identity
+	// twice.
+	Identity string
 	// RegistrationTokenHash is the SHA-256 hash of the RFC 7592
 	// registration access token.
 	RegistrationTokenHash []byte
@@ -105,7 +111,8 @@ type Client struct {
 
 // Clients stores registered clients.
 type Clients interface {
-	// CreateClient inserts c; ErrConflict if its ID exists.
+	// CreateClient inserts c; ErrConflict if its ID exists, or if another
+	// client of its account has its Identity (when not empty).
 	CreateClient(ctx context.Context, c *Client) error
 	// GetClient returns the client or ErrNotFound.
 	GetClient(ctx context.Context, id string) (*Client, error)
@@ -114,9 +121,13 @@ type Clients interface {
 	// ListAccountClients returns the clients of one account, ordered by
 	// creation time.
 	ListAccountClients(ctx context.Context, accountID string) ([]*Client, error)
+	// FindClientByIdentity returns the client of the account whose Identity
+	// is identity, or ErrNotFound (always when identity is empty).
+	FindClientByIdentity(ctx context.Context, accountID, identity string) (*Client, error)
 	// UpdateClient applies update to the stored client inside a transaction
 	// and stores the result; an error from update aborts and is returned.
-	// ErrNotFound if there is no such client.
+	// ErrNotFound if there is no such client; ErrConflict if the result
+	// has the Identity of another client of its account.
 	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
 	// DeleteClient removes the client; ErrNotFound if absent.
 	DeleteClient(ctx context.Context, id string) error

@@ -12,6 +12,11 @@
 // not burn the IAT, and every change goes through the clients.Registry,
 // which audits it.
 //
+// The identity (software_id and hardware_address, else client_name) is
+// stored with the client, unique per account in the database, so that
+// instances sharing one cannot register an identity twice: the one that
+// loses the race re-registers the other's client.
+//
 // The client metadata of RFC 7591 §2 that applies to a server without an
 // authorization endpoint is accepted (client_name and the other
 // human-readable members with language tags, grant_types,

@@ -409,7 +409,7 @@ var memberOf = map[string]string{
 	"token_format": mTokenFormat, "token_endpoint_auth_method": "token_endpoint_auth_method",
 	"token_lifetime": "access_token_ttl/refresh_token_ttl", "hardware_address": mHardwareAddress,
 	"software_id": "software_id", "software_version": "software_version", "account": "account",
-	"metadata": "metadata",
+	"metadata": "metadata", "identity": "software_id/hardware_address/client_name",
 }
 
 // metadataError turns the registry's Problems into invalid_client_metadata
@@ -431,21 +431,28 @@ func metadataError(err error) error {
 }
 
 // identity is what makes two registrations of one account the same client
-// (idempotent re-registration): software_id with hardware_address when a
-// software_id is given, else a given client_name; "" when there is
-// neither, and then every registration is a new client.
+// (idempotent re-registration), stored as the client's Identity, which the
+// store keeps unique per account: "software:<software_id>|<hardware_address>"
+// when a software_id is given, else "name:<client_name>" for a given
+// client_name; "" when there is neither, and then every registration is a
+// new client. The values are the checked ones (the trimmed name, the
+// normalised MAC address); neither contains control characters, and a MAC
+// address has no '|', so the form is unambiguous.
 func identity(softwareID, hardwareAddress, name string, nameGiven bool) string {
 	switch {
 	case softwareID != "":
-		return "software\x00" + softwareID + "\x00" + hardwareAddress
+		return "software:" + softwareID + "|" + hardwareAddress
 	case nameGiven:
-		return "name\x00" + name
+		return "name:" + name
 	}
 	return ""
 }
 
-func clientIdentity(c *store.Client) string {
-	return identity(c.SoftwareID, c.HardwareAddress, c.Name, c.Name != "")
+// specIdentity sets spec's identity from the metadata as the registry
+// will store it (the built client's trimmed name and normalised hardware
+// address).
+func specIdentity(spec *clients.Spec, built *store.Client, md *metadata) {
+	spec.Identity = identity(built.SoftwareID, built.HardwareAddress, built.Name, md.NameGiven)
 }
 
 // info is the client information response (RFC 7591 §3.2.1, RFC 7592

@@ -71,7 +71,10 @@ type Endpoint struct {
 	byAddress *ratelimit.Limiter
 	// locks serialise, per account (striped), the search for a client of
 	// the same identity and its creation, so that two concurrent
-	// registrations of one identity on this instance make one client.
+	// registrations of one identity on this instance make one client
+	// without a conflict. Across instances sharing a database, the store's
+	// unique (account, identity) index decides, and the instance that
+	// loses re-registers the winner's client.
 	locks [64]sync.Mutex
 }
 
@@ -272,44 +275,70 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 		return 0, nil, err
 	}
 
+	specIdentity(&spec, built, md)
 	rat, ratHash := newRegistrationToken()
-	by := "account:" + acct.ID
 	unlock := e.lock(acct.ID)
 	defer unlock()
-	existing, err := e.find(ctx, acct.ID, identity(built.SoftwareID, built.HardwareAddress, built.Name, md.NameGiven))
-	if err != nil {
-		return 0, nil, err
-	}
-	var (
-		c      *store.Client
-		secret string
-	)
-	if existing == nil {
-		if spec.AllowImpersonation {
-			return 0, nil, errImpersonation
-		}
-		status := store.ClientActive
-		if e.o.RequireApproval {
-			status = store.ClientPending
-		}
-		c, secret, err = e.o.Clients.Register(ctx, by, spec, status, ratHash)
-	} else {
-		// Idempotent re-registration: the same client, a new secret and a
-		// new registration access token; the old ones stop working.
+	c, secret, reregistered, err := e.registerOrReplace(ctx, acct.ID, spec, ratHash)
+	if reregistered {
 		ev.Action = "client.reregister"
-		c, secret, err = e.o.Clients.Replace(ctx, by, existing.ID, clients.Replacement{
-			Action: "client.reregister", Spec: spec, NewSecret: true,
-			RegistrationTokenHash: ratHash, Reapprove: e.o.RequireApproval,
-			Check: keepImpersonation(spec),
-		})
 	}
 	if err != nil {
 		return 0, nil, metadataError(err)
 	}
 	ev.ClientID = c.ID
-	e.o.Logger.Info("client registered", "client_id", c.ID, "account_id", acct.ID, "status", c.Status, "reregistration", existing != nil)
+	e.o.Logger.Info("client registered", "client_id", c.ID, "account_id", acct.ID, "status", c.Status, "reregistration", reregistered)
 	// RFC 7591 §3.2.1: 201 Created with the client information.
 	return http.StatusCreated, e.info(c, secret, rat), nil
+}
+
+// registerOrReplace creates the account's client of spec, or re-registers
+// the account's client of the same identity: the same client, a new secret
+// and a new registration access token (the old ones stop working). It
+// reports whether it re-registered.
+//
+// The lookup and the creation are not atomic across instances sharing the
+// database: another one may create the client of the identity in between,
+// and then the store refuses the second (ErrConflict) and this becomes a
+// re-registration of that client; likewise, when the client found is
+// deleted meanwhile, this becomes a new registration. Each happens once: a
+// second surprise is an error.
+func (e *Endpoint) registerOrReplace(ctx context.Context, accountID string, spec clients.Spec, ratHash []byte) (c *store.Client, secret string, reregistered bool, err error) {
+	by := "account:" + accountID
+	for attempt := 0; ; attempt++ {
+		existing, err := e.find(ctx, accountID, spec.Identity)
+		if err != nil {
+			return nil, "", false, err
+		}
+		if existing == nil {
+			if spec.AllowImpersonation {
+				return nil, "", false, errImpersonation
+			}
+			status := store.ClientActive
+			if e.o.RequireApproval {
+				status = store.ClientPending
+			}
+			c, secret, err = e.o.Clients.Register(ctx, by, spec, status, ratHash)
+			if spec.Identity != "" && errors.Is(err, store.ErrConflict) {
+				if attempt == 0 {
+					e.o.Logger.Info("client of the same identity registered meanwhile elsewhere; re-registering it", "account_id", accountID)
+					continue
+				}
+				err = oauth.NewError(oauth.ErrTemporarilyUnavail, "concurrent registrations of this client kept conflicting; register again").WithCause(err)
+			}
+			return c, secret, false, err
+		}
+		c, secret, err = e.o.Clients.Replace(ctx, by, existing.ID, clients.Replacement{
+			Action: "client.reregister", Spec: spec, NewSecret: true,
+			RegistrationTokenHash: ratHash, Reapprove: e.o.RequireApproval,
+			Check: keepImpersonation(spec),
+		})
+		if attempt == 0 && errors.Is(err, store.ErrNotFound) {
+			e.o.Logger.Info("client of the same identity deleted meanwhile; registering anew", "client_id", existing.ID, "account_id", accountID)
+			continue
+		}
+		return c, secret, true, err
+	}
 }
 
 // errImpersonation refuses a registration that asks to impersonate:
@@ -329,22 +358,17 @@ func keepImpersonation(spec clients.Spec) func(*store.Client) error {
 	}
 }
 
-// find returns the account's client with this identity, the oldest if
-// several; nil when there is none or the identity is empty.
+// find returns the account's client with this identity (the store keeps
+// at most one); nil when there is none or the identity is empty.
 func (e *Endpoint) find(ctx context.Context, accountID, id string) (*store.Client, error) {
 	if id == "" {
 		return nil, nil
 	}
-	cs, err := e.o.Store.ListAccountClients(ctx, accountID)
-	if err != nil {
-		return nil, err
+	c, err := e.o.Store.FindClientByIdentity(ctx, accountID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	for _, c := range cs {
-		if clientIdentity(c) == id {
-			return c, nil
-		}
-	}
-	return nil, nil
+	return c, err
 }
 
 // newRegistrationToken returns a registration access token (256 random
@@ -500,6 +524,10 @@ func (e *Endpoint) update(w http.ResponseWriter, r *http.Request, c *store.Clien
 	if err != nil {
 		return 0, nil, metadataError(err)
 	}
+	// The identity follows the metadata: a new software_id,
+	// hardware_address or client_name is a new identity, refused
+	// (invalid_client_metadata) when another client of the account has it.
+	specIdentity(&spec, built, md)
 	// A scope that needs claims of an initial access token cannot be
 	// gained without one.
 	for _, sc := range built.Scopes {

@@ -15,20 +15,20 @@ const clientCols = `id, name, secret_hash, prev_secret_hash, prev_secret_expires
 	status, grant_types, audiences, scopes, token_format, allow_impersonation,
 	access_token_ttl, refresh_token_ttl, created_at, updated_at, account_id,
 	auth_method, software_id, software_version, hardware_address,
-	registration_token_hash, metadata`
+	registration_token_hash, metadata, identity`
 
 const (
 	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
 	qInsertClient = `INSERT INTO clients (` + clientCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-			$17, $18, $19, $20, $21, $22)`
+			$17, $18, $19, $20, $21, $22, $23)`
 	qUpdateClient = `UPDATE clients SET name = $1, secret_hash = $2, prev_secret_hash = $3,
 		prev_secret_expires_at = $4, status = $5, grant_types = $6, audiences = $7,
 		scopes = $8, token_format = $9, allow_impersonation = $10, access_token_ttl = $11,
 		refresh_token_ttl = $12, created_at = $13, updated_at = $14, account_id = $15,
 		auth_method = $16, software_id = $17, software_version = $18, hardware_address = $19,
-		registration_token_hash = $20, metadata = $21
-		WHERE id = $22`
+		registration_token_hash = $20, metadata = $21, identity = $22
+		WHERE id = $23`
 )
 
 // clientValues returns c's columns after the id, in clientCols order.
@@ -40,7 +40,7 @@ func clientValues(c *store.Client) []any {
 		sqlcodec.EncBool(c.AllowImpersonation), sqlcodec.EncDuration(c.AccessTokenTTL),
 		sqlcodec.EncDuration(c.RefreshTokenTTL), sqlcodec.EncTime(c.CreatedAt), sqlcodec.EncTime(c.UpdatedAt),
 		c.AccountID, c.AuthMethod, c.SoftwareID, c.SoftwareVersion, c.HardwareAddress,
-		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata),
+		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata), c.Identity,
 	}
 }
 
@@ -55,7 +55,7 @@ func scanClient(row scanner) (*store.Client, error) {
 		&status, &grants, &auds, &scopes, &c.TokenFormat, &impersonation,
 		&accessTTL, &refTTL, &created, &updated, &c.AccountID, &c.AuthMethod,
 		&c.SoftwareID, &c.SoftwareVersion, &c.HardwareAddress,
-		&c.RegistrationTokenHash, &c.Metadata)
+		&c.RegistrationTokenHash, &c.Metadata, &c.Identity)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +117,20 @@ func (s *Store) ListAccountClients(ctx context.Context, accountID string) ([]*st
 		return nil, fmt.Errorf("postgres: list clients of account %q: %w", accountID, err)
 	}
 	return out, nil
+}
+
+// FindClientByIdentity implements [store.Clients] with one query of the
+// unique index on (account_id, identity).
+func (s *Store) FindClientByIdentity(ctx context.Context, accountID, identity string) (*store.Client, error) {
+	if identity == "" {
+		return nil, fmt.Errorf("postgres: find client by an empty identity: %w", store.ErrNotFound)
+	}
+	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM clients
+		WHERE account_id = $1 AND identity = $2 AND identity <> ''`, accountID, identity))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: find client of account %q by identity: %w", accountID, mapErr(err))
+	}
+	return c, nil
 }
 
 // UpdateClient implements [store.Clients]. It reads the client with SELECT …

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -62,8 +63,8 @@ func TestMigrate(t *testing.T) {
 	db.Close()
 
 	s := open(t, schema)
-	if v, err := s.Version(ctx); err != nil || v != 2 {
-		t.Errorf("Version after migrating up = %d, %v; want 2", v, err)
+	if v, err := s.Version(ctx); err != nil || v != 3 {
+		t.Errorf("Version after migrating up = %d, %v; want 3", v, err)
 	}
 	c, err := s.GetClient(ctx, "old")
 	if err != nil || c.Name != "Old" || !c.CreatedAt.Equal(now) || c.AccountID != "" ||
@@ -119,6 +120,62 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
+// TestMigrateIdentity upgrades a database holding dynamically registered
+// clients of the second schema, two of them of one software and device in
+// one account (which the in-process lock alone did not prevent across
+// instances): the migration keeps them, with empty identities, and the
+// identities set from then on are unique per account. Then it migrates
+// down to the second schema and up again.
+func TestMigrateIdentity(t *testing.T) {
+	schema := newSchema(t)
+	t.Parallel()
+	ctx := t.Context()
+	p, db := migrator(t, schema)
+	if _, err := p.UpTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"twin-1", "twin-2"} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO clients (id, name, status, token_format, account_id,
+			software_id, hardware_address) VALUES ($1, 'radio', 'active', 'jwt', 'a', 'fw', '02:00:00:00:00:01')`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := open(t, schema)
+	for _, id := range []string{"twin-1", "twin-2"} {
+		if c, err := s.GetClient(ctx, id); err != nil || c.Identity != "" || c.SoftwareID != "fw" {
+			t.Errorf("GetClient(%s) after migrating = %+v, %v; want an empty identity", id, c, err)
+		}
+	}
+	const identity = "software:fw|02:00:00:00:00:01"
+	if _, err := s.UpdateClient(ctx, "twin-1", func(c *store.Client) error { c.Identity = identity; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateClient(ctx, "twin-2", func(c *store.Client) error { c.Identity = identity; return nil }); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a second client of the identity: %v, want ErrConflict", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p, db = migrator(t, schema)
+	defer db.Close()
+	if _, err := p.DownTo(ctx, 2); err != nil {
+		t.Fatalf("migrating down: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, `SELECT identity FROM clients`); err == nil {
+		t.Error("clients.identity survived migrating down")
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM clients`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("clients after migrating down: %d, %v; want 2", n, err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up again: %v", err)
+	}
+}
+
 // TestOpenConcurrently starts instances at once on a fresh schema: each
 // migration is applied once, under the session lock, and all of them open.
 func TestOpenConcurrently(t *testing.T) {
@@ -160,7 +217,7 @@ func TestOpenConcurrently(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"0×1", "1×1", "2×1"}; strings.Join(got, " ") != strings.Join(want, " ") {
+	if want := []string{"0×1", "1×1", "2×1", "3×1"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("goose_db_version = %v, want each version once: %v", got, want)
 	}
 }
@@ -246,8 +303,8 @@ func TestReopen(t *testing.T) {
 		t.Errorf("GetOperator after reopening = %+v, %v", o, err)
 	}
 	var n int
-	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM goose_db_version`).Scan(&n); err != nil || n != 3 {
-		t.Errorf("goose_db_version rows after reopening = %d, %v; want 3 (0, 1, 2)", n, err)
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM goose_db_version`).Scan(&n); err != nil || n != 4 {
+		t.Errorf("goose_db_version rows after reopening = %d, %v; want 4 (0, 1, 2, 3)", n, err)
 	}
 }
 

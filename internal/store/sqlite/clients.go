@@ -14,18 +14,18 @@ const clientCols = `id, name, secret_hash, prev_secret_hash, prev_secret_expires
 	status, grant_types, audiences, scopes, token_format, allow_impersonation,
 	access_token_ttl, refresh_token_ttl, created_at, updated_at, account_id,
 	auth_method, software_id, software_version, hardware_address,
-	registration_token_hash, metadata`
+	registration_token_hash, metadata, identity`
 
 const (
 	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE id = ?`
 	qInsertClient = `INSERT INTO clients (` + clientCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateClient = `UPDATE clients SET name = ?, secret_hash = ?, prev_secret_hash = ?,
 		prev_secret_expires_at = ?, status = ?, grant_types = ?, audiences = ?,
 		scopes = ?, token_format = ?, allow_impersonation = ?, access_token_ttl = ?,
 		refresh_token_ttl = ?, created_at = ?, updated_at = ?, account_id = ?,
 		auth_method = ?, software_id = ?, software_version = ?, hardware_address = ?,
-		registration_token_hash = ?, metadata = ?
+		registration_token_hash = ?, metadata = ?, identity = ?
 		WHERE id = ?`
 )
 
@@ -38,7 +38,7 @@ func clientValues(c *store.Client) []any {
 		sqlcodec.EncBool(c.AllowImpersonation), sqlcodec.EncDuration(c.AccessTokenTTL),
 		sqlcodec.EncDuration(c.RefreshTokenTTL), sqlcodec.EncTime(c.CreatedAt), sqlcodec.EncTime(c.UpdatedAt),
 		c.AccountID, c.AuthMethod, c.SoftwareID, c.SoftwareVersion, c.HardwareAddress,
-		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata),
+		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata), c.Identity,
 	}
 }
 
@@ -53,7 +53,7 @@ func scanClient(row scanner) (*store.Client, error) {
 		&status, &grants, &auds, &scopes, &c.TokenFormat, &impersonation,
 		&accessTTL, &refTTL, &created, &updated, &c.AccountID, &c.AuthMethod,
 		&c.SoftwareID, &c.SoftwareVersion, &c.HardwareAddress,
-		&c.RegistrationTokenHash, &c.Metadata)
+		&c.RegistrationTokenHash, &c.Metadata, &c.Identity)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +112,20 @@ func (s *Store) ListAccountClients(ctx context.Context, accountID string) ([]*st
 		return nil, fmt.Errorf("sqlite: list clients of account %q: %w", accountID, err)
 	}
 	return out, nil
+}
+
+// FindClientByIdentity implements [store.Clients] with one query of the
+// unique index on (account_id, identity).
+func (s *Store) FindClientByIdentity(ctx context.Context, accountID, identity string) (*store.Client, error) {
+	if identity == "" {
+		return nil, fmt.Errorf("sqlite: find client by an empty identity: %w", store.ErrNotFound)
+	}
+	c, err := scanClient(s.r.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients
+		WHERE account_id = ? AND identity = ? AND identity <> ''`, accountID, identity))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: find client of account %q by identity: %w", accountID, mapErr(err))
+	}
+	return c, nil
 }
 
 // listClients runs a query of clientCols on the read pool.

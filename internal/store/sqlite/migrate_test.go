@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -96,6 +97,67 @@ func TestMigrateRegistration(t *testing.T) {
 	}
 	if _, err := db.ExecContext(ctx, `SELECT account_id FROM clients`); err == nil {
 		t.Error("clients.account_id survived migrating down")
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up again: %v", err)
+	}
+	if pending, err := p.HasPending(ctx); err != nil || pending {
+		t.Errorf("migrations pending after migrating up again: %v, %v", pending, err)
+	}
+}
+
+// TestMigrateIdentity upgrades a database holding dynamically registered
+// clients of the second schema, two of them of one software and device in
+// one account (which the in-process lock alone did not prevent across
+// processes): the migration keeps them, with empty identities, and the
+// identities set from then on are unique per account. Then it migrates
+// down to the second schema and up again.
+func TestMigrateIdentity(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "sts.db")
+	p, db := migrator(t, path)
+	if _, err := p.UpTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"twin-1", "twin-2"} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO clients (id, name, status, token_format, account_id,
+			software_id, hardware_address) VALUES (?, 'radio', 'active', 'jwt', 'a', 'fw', '02:00:00:00:00:01')`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"twin-1", "twin-2"} {
+		if c, err := s.GetClient(ctx, id); err != nil || c.Identity != "" || c.SoftwareID != "fw" {
+			t.Errorf("GetClient(%s) after migrating = %+v, %v; want an empty identity", id, c, err)
+		}
+	}
+	const identity = "software:fw|02:00:00:00:00:01"
+	if _, err := s.UpdateClient(ctx, "twin-1", func(c *store.Client) error { c.Identity = identity; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateClient(ctx, "twin-2", func(c *store.Client) error { c.Identity = identity; return nil }); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a second client of the identity: %v, want ErrConflict", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p, db = migrator(t, path)
+	defer db.Close()
+	if _, err := p.DownTo(ctx, 2); err != nil {
+		t.Fatalf("migrating down: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, `SELECT identity FROM clients`); err == nil {
+		t.Error("clients.identity survived migrating down")
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM clients`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("clients after migrating down: %d, %v; want 2", n, err)
 	}
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up again: %v", err)

@@ -23,6 +23,10 @@ var clientTests = []test{
 	{"Delete", testClientDelete},
 	{"RegistrationFields", testClientRegistrationFields},
 	{"ListAccount", testClientListAccount},
+	{"IdentityUnique", testClientIdentityUnique},
+	{"IdentityUpdate", testClientIdentityUpdate},
+	{"FindByIdentity", testClientFindByIdentity},
+	{"IdentityConcurrent", testClientIdentityConcurrent},
 }
 
 func sampleClient(id string, created time.Time) *store.Client {
@@ -48,6 +52,7 @@ func sampleClient(id string, created time.Time) *store.Client {
 		SoftwareID:            "4NRB1-0XZABZI9E6-5SM3R",
 		SoftwareVersion:       "2.1.0",
 		HardwareAddress:       "00:1b:63:84:45:e6",
+		Identity:              "name:Client " + id,
 		RegistrationTokenHash: []byte("registration-hash-" + id),
 		Metadata:              []byte(`{"client_name":"Client ` + id + `","contacts":["ops@example.com"]}`),
 	}
@@ -159,6 +164,7 @@ func testClientUpdate(t *testing.T, s store.Store) {
 		c.AccountID = "acct-2"
 		c.AuthMethod = "client_secret_post"
 		c.SoftwareVersion = "2.2.0"
+		c.Identity = "software:4NRB1-0XZABZI9E6-5SM3R|00:1b:63:84:45:e6"
 		c.RegistrationTokenHash = []byte("rotated-registration-hash")
 		c.Metadata = []byte(`{"client_name":"renamed"}`)
 		return nil
@@ -179,6 +185,7 @@ func testClientUpdate(t *testing.T, s store.Store) {
 	want.AccountID = "acct-2"
 	want.AuthMethod = "client_secret_post"
 	want.SoftwareVersion = "2.2.0"
+	want.Identity = "software:4NRB1-0XZABZI9E6-5SM3R|00:1b:63:84:45:e6"
 	want.RegistrationTokenHash = []byte("rotated-registration-hash")
 	want.Metadata = []byte(`{"client_name":"renamed"}`)
 	want.UpdatedAt = got.UpdatedAt
@@ -272,7 +279,7 @@ func testClientRegistrationFields(t *testing.T, s store.Store) {
 	full := sampleClient("full", at(0))
 	unset := sampleClient("unset", at(0))
 	unset.AccountID, unset.AuthMethod = "", ""
-	unset.SoftwareID, unset.SoftwareVersion, unset.HardwareAddress = "", "", ""
+	unset.SoftwareID, unset.SoftwareVersion, unset.HardwareAddress, unset.Identity = "", "", "", ""
 	unset.RegistrationTokenHash, unset.Metadata = nil, nil
 	empty := sampleClient("empty", at(0))
 	empty.RegistrationTokenHash, empty.Metadata = []byte{}, []byte{}
@@ -354,4 +361,186 @@ func clientIDs(cs []*store.Client) []string {
 		ids = append(ids, c.ID)
 	}
 	return ids
+}
+
+// identityClient is a client of account with identity.
+func identityClient(id, account, identity string) *store.Client {
+	c := sampleClient(id, at(0))
+	c.AccountID, c.Identity = account, identity
+	return c
+}
+
+// testClientIdentityUnique checks that a non-empty identity is unique within
+// its account: a second client with it is refused and changes nothing,
+// while empty identities, other identities and other accounts are
+// independent.
+func testClientIdentityUnique(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first := identityClient("first", "acct-a", "software:fw|02:00:00:00:00:01")
+	must(t, s.CreateClient(ctx, first))
+
+	dup := identityClient("dup", "acct-a", first.Identity)
+	wantErr(t, "CreateClient with the identity of another client of the account", s.CreateClient(ctx, dup), store.ErrConflict)
+	_, err := s.GetClient(ctx, "dup")
+	wantErr(t, "GetClient of the refused client", err, store.ErrNotFound)
+	got, err := s.GetClient(ctx, "first")
+	must(t, err)
+	equal(t, "GetClient after the conflict", got, first, normClient)
+
+	for _, c := range []*store.Client{
+		// Other accounts, including none, have their own identities.
+		identityClient("other-account", "acct-b", first.Identity),
+		identityClient("no-account", "", first.Identity),
+		// Another identity in the same account; identities are compared
+		// exactly.
+		identityClient("other-identity", "acct-a", "software:fw|02:00:00:00:00:02"),
+		identityClient("other-case", "acct-a", "SOFTWARE:fw|02:00:00:00:00:01"),
+		// Any number of clients have no identity.
+		identityClient("none-1", "acct-a", ""),
+		identityClient("none-2", "acct-a", ""),
+		identityClient("none-3", "acct-b", ""),
+	} {
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Errorf("CreateClient %s (account %q, identity %q): %v", c.ID, c.AccountID, c.Identity, err)
+		}
+	}
+	cs, err := s.ListAccountClients(ctx, "acct-a")
+	must(t, err)
+	if len(cs) != 5 {
+		t.Errorf("ListAccountClients(acct-a) = %v, want 5 clients", clientIDs(cs))
+	}
+
+	// The identity is free again once its client is gone.
+	must(t, s.DeleteClient(ctx, "first"))
+	must(t, s.CreateClient(ctx, dup))
+}
+
+// testClientIdentityUpdate checks identities through UpdateClient: into
+// one another client of the account has is refused and changes nothing;
+// into a free one, to empty, and into one of another account succeed.
+func testClientIdentityUpdate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := identityClient("a", "acct-a", "name:a")
+	b := identityClient("b", "acct-a", "name:b")
+	other := identityClient("other", "acct-b", "name:other")
+	for _, c := range []*store.Client{a, b, other} {
+		must(t, s.CreateClient(ctx, c))
+	}
+
+	_, err := s.UpdateClient(ctx, "b", func(c *store.Client) error {
+		c.Name, c.Identity = "taken", "name:a"
+		return nil
+	})
+	wantErr(t, "UpdateClient into the identity of another client of the account", err, store.ErrConflict)
+	got, err := s.GetClient(ctx, "b")
+	must(t, err)
+	equal(t, "GetClient after the refused update", got, b, normClient)
+
+	// Moving b to acct-b with the identity of acct-b's client is refused
+	// too; with its own identity it is not.
+	_, err = s.UpdateClient(ctx, "b", func(c *store.Client) error {
+		c.AccountID, c.Identity = "acct-b", "name:other"
+		return nil
+	})
+	wantErr(t, "UpdateClient moving a client onto an identity of the other account", err, store.ErrConflict)
+
+	for _, step := range []struct {
+		what, account, identity string
+	}{
+		{"into a free identity", "acct-a", "name:b2"},
+		{"keeping it", "acct-a", "name:b2"},
+		{"to empty", "acct-a", ""},
+		{"back to its first identity", "acct-a", "name:b"},
+		{"into another account's identity (moving the client there)", "acct-c", "name:a"},
+	} {
+		got, err := s.UpdateClient(ctx, "b", func(c *store.Client) error {
+			c.AccountID, c.Identity = step.account, step.identity
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("UpdateClient %s: %v", step.what, err)
+		}
+		if got.Identity != step.identity || got.AccountID != step.account {
+			t.Errorf("UpdateClient %s: account %q identity %q", step.what, got.AccountID, got.Identity)
+		}
+	}
+	// Once b left acct-a, its identity there is free.
+	_, err = s.UpdateClient(ctx, "a", func(c *store.Client) error { c.Identity = "name:b"; return nil })
+	must(t, err)
+}
+
+// testClientFindByIdentity checks FindClientByIdentity: the client of that
+// account and identity, and ErrNotFound for another account, another
+// identity, or the empty identity.
+func testClientFindByIdentity(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	want := identityClient("radio", "acct-a", "software:fw|02:00:00:00:00:01")
+	for _, c := range []*store.Client{
+		want,
+		identityClient("radio-b", "acct-b", want.Identity),
+		identityClient("anon", "acct-a", ""),
+	} {
+		must(t, s.CreateClient(ctx, c))
+	}
+	got, err := s.FindClientByIdentity(ctx, "acct-a", want.Identity)
+	must(t, err)
+	equal(t, "FindClientByIdentity", got, want, normClient)
+	got, err = s.FindClientByIdentity(ctx, "acct-b", want.Identity)
+	must(t, err)
+	if got.ID != "radio-b" {
+		t.Errorf("FindClientByIdentity(acct-b) = %s, want radio-b", got.ID)
+	}
+	for _, q := range []struct{ account, identity string }{
+		{"acct-c", want.Identity},
+		{"", want.Identity},
+		{"acct-a", "software:fw|02:00:00:00:00:02"},
+		{"acct-a", "software:fw"},
+		{"acct-a", ""},
+		{"", ""},
+	} {
+		got, err := s.FindClientByIdentity(ctx, q.account, q.identity)
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("FindClientByIdentity(%q, %q) = %v, %v; want ErrNotFound", q.account, q.identity, got, err)
+		}
+	}
+
+	// It follows updates of the identity and deletion.
+	_, err = s.UpdateClient(ctx, "radio", func(c *store.Client) error { c.Identity = "name:radio"; return nil })
+	must(t, err)
+	_, err = s.FindClientByIdentity(ctx, "acct-a", want.Identity)
+	wantErr(t, "FindClientByIdentity of the former identity", err, store.ErrNotFound)
+	got, err = s.FindClientByIdentity(ctx, "acct-a", "name:radio")
+	must(t, err)
+	if got.ID != "radio" {
+		t.Errorf("FindClientByIdentity(name:radio) = %s, want radio", got.ID)
+	}
+	must(t, s.DeleteClient(ctx, "radio"))
+	_, err = s.FindClientByIdentity(ctx, "acct-a", "name:radio")
+	wantErr(t, "FindClientByIdentity after DeleteClient", err, store.ErrNotFound)
+}
+
+// testClientIdentityConcurrent races clients of one identity: exactly one
+// is created, the others fail with ErrConflict.
+func testClientIdentityConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	errs := make([]error, concurrency)
+	var wg sync.WaitGroup
+	for i := range concurrency {
+		wg.Go(func() {
+			errs[i] = s.CreateClient(ctx, identityClient(fmt.Sprintf("c%02d", i), "acct-a", "name:racer"))
+		})
+	}
+	wg.Wait()
+	ok, conflicts, other := countErrs(errs, store.ErrConflict)
+	if other != nil {
+		t.Fatalf("CreateClient: %v", other)
+	}
+	if ok != 1 || conflicts != concurrency-1 {
+		t.Fatalf("%d created and %d conflicts, want 1 and %d", ok, conflicts, concurrency-1)
+	}
+	cs, err := s.ListAccountClients(ctx, "acct-a")
+	must(t, err)
+	if len(cs) != 1 || cs[0].Identity != "name:racer" {
+		t.Errorf("ListAccountClients = %v, want the one client", clientIDs(cs))
+	}
 }
