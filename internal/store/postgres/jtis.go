@@ -16,9 +16,7 @@ import (
 // would also abort an enclosing transaction. An entry stays until
 // DeleteExpiredJTIs removes it, even past its expiry.
 func (s *Store) ConsumeJTI(ctx context.Context, issuer, jti string, expiresAt time.Time) error {
-	n, err := rowsAffected(s.pool.Exec(ctx, `INSERT INTO used_jtis (issuer, jti, expires_at)
-		VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING`,
-		issuer, jti, sqlcodec.EncTime(expiresAt)))
+	n, err := rowsAffected(s.pool.Exec(ctx, queries.ConsumeJTI, issuer, jti, sqlcodec.EncTime(expiresAt)))
 	if err != nil {
 		return fmt.Errorf("postgres: consume jti %q of %q: %w", jti, issuer, err)
 	}
@@ -30,8 +28,7 @@ func (s *Store) ConsumeJTI(ctx context.Context, issuer, jti string, expiresAt ti
 
 // DeleteExpiredJTIs implements [store.UsedJTIs].
 func (s *Store) DeleteExpiredJTIs(ctx context.Context, now time.Time) (int, error) {
-	n, err := rowsAffected(s.pool.Exec(ctx,
-		`DELETE FROM used_jtis WHERE expires_at < $1`, sqlcodec.EncTime(now)))
+	n, err := rowsAffected(s.pool.Exec(ctx, queries.DeleteExpiredJTIs, sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete expired jtis: %w", err)
 	}

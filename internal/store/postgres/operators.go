@@ -8,31 +8,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keybridge/sts/internal/store"
-	"github.com/keybridge/sts/internal/store/sqlcodec"
+	"github.com/keybridge/sts/internal/store/sqlrows"
 )
-
-const operatorCols = `username, password_hash, created_at, updated_at`
-
-const qGetOperator = `SELECT ` + operatorCols + ` FROM operators WHERE username = $1`
-
-func scanOperator(row scanner) (*store.Operator, error) {
-	var (
-		o                store.Operator
-		created, updated int64
-	)
-	if err := row.Scan(&o.Username, &o.PasswordHash, &created, &updated); err != nil {
-		return nil, err
-	}
-	o.CreatedAt = sqlcodec.DecTime(created)
-	o.UpdatedAt = sqlcodec.DecTime(updated)
-	return &o, nil
-}
 
 // CreateOperator implements [store.Operators].
 func (s *Store) CreateOperator(ctx context.Context, o *store.Operator) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO operators (`+operatorCols+`) VALUES ($1, $2, $3, $4)`,
-		o.Username, o.PasswordHash, sqlcodec.EncTime(o.CreatedAt), sqlcodec.EncTime(o.UpdatedAt))
-	if err != nil {
+	if _, err := s.pool.Exec(ctx, queries.InsertOperator, sqlrows.OperatorValues(o)...); err != nil {
 		return fmt.Errorf("postgres: create operator %q: %w", o.Username, mapErr(err))
 	}
 	return nil
@@ -40,7 +21,7 @@ func (s *Store) CreateOperator(ctx context.Context, o *store.Operator) error {
 
 // GetOperator implements [store.Operators].
 func (s *Store) GetOperator(ctx context.Context, username string) (*store.Operator, error) {
-	o, err := scanOperator(s.pool.QueryRow(ctx, qGetOperator, username))
+	o, err := sqlrows.ScanOperator(s.pool.QueryRow(ctx, queries.GetOperator, username))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get operator %q: %w", username, mapErr(err))
 	}
@@ -51,8 +32,8 @@ func (s *Store) GetOperator(ctx context.Context, username string) (*store.Operat
 // their bytes (COLLATE "C"), as SQLite orders them, not by the database's
 // collation.
 func (s *Store) ListOperators(ctx context.Context) ([]*store.Operator, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+operatorCols+` FROM operators ORDER BY username COLLATE "C"`)
-	out, err := collect(rows, err, scanOperator)
+	rows, err := s.pool.Query(ctx, queries.ListOperators)
+	out, err := collect(rows, err, sqlrows.ScanOperator)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list operators: %w", err)
 	}
@@ -67,7 +48,7 @@ func (s *Store) UpdateOperator(ctx context.Context, username string, update func
 	var o *store.Operator
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		o, err = scanOperator(tx.QueryRow(ctx, qGetOperator+` FOR UPDATE`, username))
+		o, err = sqlrows.ScanOperator(tx.QueryRow(ctx, qGetOperatorForUpdate, username))
 		if err != nil {
 			return mapErr(err)
 		}
@@ -78,9 +59,7 @@ func (s *Store) UpdateOperator(ctx context.Context, username string, update func
 			return fmt.Errorf("update changed the username to %q", o.Username)
 		}
 		o.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		_, err = tx.Exec(ctx, `UPDATE operators SET password_hash = $1, created_at = $2,
-			updated_at = $3 WHERE username = $4`,
-			o.PasswordHash, sqlcodec.EncTime(o.CreatedAt), sqlcodec.EncTime(o.UpdatedAt), username)
+		_, err = tx.Exec(ctx, queries.UpdateOperator, sqlrows.UpdateArgs(sqlrows.OperatorValues(o), username)...)
 		return mapErr(err)
 	})
 	if err != nil {

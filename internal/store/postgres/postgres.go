@@ -20,6 +20,20 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlrows"
+)
+
+// queries is the text of the queries PostgreSQL shares with SQLite, with
+// PostgreSQL's placeholders; built once, here, not per request.
+var queries = sqlrows.NewQueries(sqlrows.PostgreSQL)
+
+// The reads that lock the rows they read (SELECT … FOR UPDATE), so that
+// concurrent read-modify-writes queue as they do on SQLite's single writer.
+var (
+	qGetClientForUpdate    = queries.GetClient + ` FOR UPDATE`
+	qGetAccountForUpdate   = queries.GetAccount + ` FOR UPDATE`
+	qGetOperatorForUpdate  = queries.GetOperator + ` FOR UPDATE`
+	qRefreshStateForUpdate = queries.RefreshState + ` FOR UPDATE`
 )
 
 //go:embed migrations/*.sql
@@ -239,13 +253,8 @@ func rowsAffected(tag pgconn.CommandTag, err error) (int, error) {
 	return int(tag.RowsAffected()), nil
 }
 
-// scanner is a pgx.Row or pgx.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}
-
 // collect scans every row of rows with scan.
-func collect[T any](rows pgx.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+func collect[T any](rows pgx.Rows, err error, scan func(sqlrows.Scanner) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}

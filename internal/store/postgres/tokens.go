@@ -8,56 +8,16 @@ import (
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlcodec"
-)
-
-const tokenCols = `hash, kind, jti, client_id, subject, scope, audience, actor,
-	family_id, issued_at, expires_at, revoked_at, consumed_at`
-
-const (
-	qGetToken    = `SELECT ` + tokenCols + ` FROM tokens WHERE hash = $1`
-	qInsertToken = `INSERT INTO tokens (` + tokenCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
-	// A revoked token keeps the time of its first revocation.
-	qRevokeFamily = `UPDATE tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at = 0`
+	"github.com/keybridge/sts/internal/store/sqlrows"
 )
 
 // rotateAttempts bounds how often RotateRefreshToken runs its transaction
 // when PostgreSQL aborts it to break a deadlock.
 const rotateAttempts = 3
 
-func tokenValues(t *store.TokenRecord) []any {
-	return []any{
-		t.Hash, string(t.Kind), t.JTI, t.ClientID, t.Subject, t.Scope,
-		sqlcodec.EncList(t.Audience), sqlcodec.EncBytes(t.Actor), t.FamilyID, sqlcodec.EncTime(t.IssuedAt),
-		sqlcodec.EncTime(t.ExpiresAt), sqlcodec.EncTime(t.RevokedAt), sqlcodec.EncTime(t.ConsumedAt),
-	}
-}
-
-func scanToken(row scanner) (*store.TokenRecord, error) {
-	var (
-		t                                  store.TokenRecord
-		kind, aud                          string
-		issued, expires, revoked, consumed int64
-	)
-	err := row.Scan(&t.Hash, &kind, &t.JTI, &t.ClientID, &t.Subject, &t.Scope,
-		&aud, &t.Actor, &t.FamilyID, &issued, &expires, &revoked, &consumed)
-	if err != nil {
-		return nil, err
-	}
-	t.Kind = store.TokenKind(kind)
-	if t.Audience, err = sqlcodec.DecList(aud); err != nil {
-		return nil, err
-	}
-	t.IssuedAt = sqlcodec.DecTime(issued)
-	t.ExpiresAt = sqlcodec.DecTime(expires)
-	t.RevokedAt = sqlcodec.DecTime(revoked)
-	t.ConsumedAt = sqlcodec.DecTime(consumed)
-	return &t, nil
-}
-
 // CreateToken implements [store.Tokens].
 func (s *Store) CreateToken(ctx context.Context, t *store.TokenRecord) error {
-	if _, err := s.pool.Exec(ctx, qInsertToken, tokenValues(t)...); err != nil {
+	if _, err := s.pool.Exec(ctx, queries.InsertToken, sqlrows.TokenValues(t)...); err != nil {
 		return fmt.Errorf("postgres: create token: %w", mapErr(err))
 	}
 	return nil
@@ -65,7 +25,7 @@ func (s *Store) CreateToken(ctx context.Context, t *store.TokenRecord) error {
 
 // GetToken implements [store.Tokens] with one primary-key query.
 func (s *Store) GetToken(ctx context.Context, hash []byte) (*store.TokenRecord, error) {
-	t, err := scanToken(s.pool.QueryRow(ctx, qGetToken, hash))
+	t, err := sqlrows.ScanToken(s.pool.QueryRow(ctx, queries.GetToken, hash))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get token: %w", mapErr(err))
 	}
@@ -109,8 +69,8 @@ func (s *Store) rotateRefreshToken(ctx context.Context, oldHash []byte, now time
 		kind, family               string
 		expires, revoked, consumed int64
 	)
-	err = tx.QueryRow(ctx, `SELECT kind, family_id, expires_at, revoked_at, consumed_at
-		FROM tokens WHERE hash = $1 FOR UPDATE`, oldHash).Scan(&kind, &family, &expires, &revoked, &consumed)
+	err = tx.QueryRow(ctx, qRefreshStateForUpdate, oldHash).
+		Scan(&kind, &family, &expires, &revoked, &consumed)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -122,10 +82,9 @@ func (s *Store) rotateRefreshToken(ctx context.Context, oldHash []byte, now time
 		// leaked; revoke the whole family. The revocation is committed
 		// although the caller gets an error.
 		if family != "" {
-			_, err = tx.Exec(ctx, qRevokeFamily, sqlcodec.EncTime(now), family)
+			_, err = tx.Exec(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), family)
 		} else {
-			_, err = tx.Exec(ctx, `UPDATE tokens SET revoked_at = $1
-				WHERE hash = $2 AND revoked_at = 0`, sqlcodec.EncTime(now), oldHash)
+			_, err = tx.Exec(ctx, queries.RevokeUnrevoked, sqlcodec.EncTime(now), oldHash)
 		}
 		if err == nil {
 			err = tx.Commit(ctx)
@@ -138,12 +97,11 @@ func (s *Store) rotateRefreshToken(ctx context.Context, oldHash []byte, now time
 	if revoked != 0 || expires <= sqlcodec.EncTime(now) {
 		return store.ErrTokenInactive
 	}
-	_, err = tx.Exec(ctx, `UPDATE tokens SET consumed_at = $1 WHERE hash = $2`,
-		sqlcodec.EncTime(now), oldHash)
+	_, err = tx.Exec(ctx, queries.ConsumeToken, sqlcodec.EncTime(now), oldHash)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, qInsertToken, tokenValues(next)...); err != nil {
+	if _, err := tx.Exec(ctx, queries.InsertToken, sqlrows.TokenValues(next)...); err != nil {
 		return fmt.Errorf("insert successor: %w", mapErr(err))
 	}
 	return tx.Commit(ctx)
@@ -152,9 +110,7 @@ func (s *Store) rotateRefreshToken(ctx context.Context, oldHash []byte, now time
 // RevokeToken implements [store.Tokens]. Revoking a revoked token succeeds
 // and keeps the first revocation time.
 func (s *Store) RevokeToken(ctx context.Context, hash []byte, now time.Time) error {
-	n, err := rowsAffected(s.pool.Exec(ctx, `UPDATE tokens
-		SET revoked_at = CASE WHEN revoked_at = 0 THEN $1 ELSE revoked_at END
-		WHERE hash = $2`, sqlcodec.EncTime(now), hash))
+	n, err := rowsAffected(s.pool.Exec(ctx, queries.RevokeToken, sqlcodec.EncTime(now), hash))
 	if err != nil {
 		return fmt.Errorf("postgres: revoke token: %w", err)
 	}
@@ -170,7 +126,7 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 	if familyID == "" {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, qRevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
+	if _, err := s.pool.Exec(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
 		return fmt.Errorf("postgres: revoke family %q: %w", familyID, err)
 	}
 	return nil
@@ -178,8 +134,7 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 
 // DeleteExpiredTokens implements [store.Tokens].
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
-	n, err := rowsAffected(s.pool.Exec(ctx,
-		`DELETE FROM tokens WHERE expires_at < $1`, sqlcodec.EncTime(now)))
+	n, err := rowsAffected(s.pool.Exec(ctx, queries.DeleteExpiredTokens, sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete expired tokens: %w", err)
 	}

@@ -1,8 +1,9 @@
 // Package sqlite is the SQLite backend of [store.Store], built on the pure-Go
 // driver modernc.org/sqlite. It owns the SQLite schema and its embedded goose
 // migrations (applied by [Open]), the connection settings (WAL, busy timeout,
-// immediate write transactions) and the mapping between the records of
-// package store and rows. It passes the conformance suite in
+// immediate write transactions) and the transactions; the mapping between
+// the records of package store and rows, and the query text both backends
+// share, are package sqlrows'. It passes the conformance suite in
 // internal/store/storetest.
 //
 // Writes go through a pool of one connection, so concurrent writers queue in

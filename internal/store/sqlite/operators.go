@@ -7,31 +7,12 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
-	"github.com/keybridge/sts/internal/store/sqlcodec"
+	"github.com/keybridge/sts/internal/store/sqlrows"
 )
-
-const operatorCols = `username, password_hash, created_at, updated_at`
-
-const qGetOperator = `SELECT ` + operatorCols + ` FROM operators WHERE username = ?`
-
-func scanOperator(row scanner) (*store.Operator, error) {
-	var (
-		o                store.Operator
-		created, updated int64
-	)
-	if err := row.Scan(&o.Username, &o.PasswordHash, &created, &updated); err != nil {
-		return nil, err
-	}
-	o.CreatedAt = sqlcodec.DecTime(created)
-	o.UpdatedAt = sqlcodec.DecTime(updated)
-	return &o, nil
-}
 
 // CreateOperator implements [store.Operators].
 func (s *Store) CreateOperator(ctx context.Context, o *store.Operator) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO operators (`+operatorCols+`) VALUES (?, ?, ?, ?)`,
-		o.Username, o.PasswordHash, sqlcodec.EncTime(o.CreatedAt), sqlcodec.EncTime(o.UpdatedAt))
-	if err != nil {
+	if _, err := s.w.ExecContext(ctx, queries.InsertOperator, sqlrows.OperatorValues(o)...); err != nil {
 		return fmt.Errorf("sqlite: create operator %q: %w", o.Username, mapErr(err))
 	}
 	return nil
@@ -39,7 +20,7 @@ func (s *Store) CreateOperator(ctx context.Context, o *store.Operator) error {
 
 // GetOperator implements [store.Operators].
 func (s *Store) GetOperator(ctx context.Context, username string) (*store.Operator, error) {
-	o, err := scanOperator(s.r.QueryRowContext(ctx, qGetOperator, username))
+	o, err := sqlrows.ScanOperator(s.r.QueryRowContext(ctx, queries.GetOperator, username))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get operator %q: %w", username, mapErr(err))
 	}
@@ -48,21 +29,9 @@ func (s *Store) GetOperator(ctx context.Context, username string) (*store.Operat
 
 // ListOperators implements [store.Operators].
 func (s *Store) ListOperators(ctx context.Context) ([]*store.Operator, error) {
-	rows, err := s.r.QueryContext(ctx,
-		`SELECT `+operatorCols+` FROM operators ORDER BY username`)
+	rows, err := s.r.QueryContext(ctx, queries.ListOperators)
+	out, err := collect(rows, err, sqlrows.ScanOperator)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list operators: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.Operator
-	for rows.Next() {
-		o, err := scanOperator(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list operators: %w", err)
-		}
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list operators: %w", err)
 	}
 	return out, nil
@@ -75,7 +44,7 @@ func (s *Store) UpdateOperator(ctx context.Context, username string, update func
 	var o *store.Operator
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		o, err = scanOperator(tx.QueryRowContext(ctx, qGetOperator, username))
+		o, err = sqlrows.ScanOperator(tx.QueryRowContext(ctx, queries.GetOperator, username))
 		if err != nil {
 			return mapErr(err)
 		}
@@ -86,9 +55,7 @@ func (s *Store) UpdateOperator(ctx context.Context, username string, update func
 			return fmt.Errorf("update changed the username to %q", o.Username)
 		}
 		o.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		_, err = tx.ExecContext(ctx, `UPDATE operators SET password_hash = ?, created_at = ?,
-			updated_at = ? WHERE username = ?`,
-			o.PasswordHash, sqlcodec.EncTime(o.CreatedAt), sqlcodec.EncTime(o.UpdatedAt), username)
+		_, err = tx.ExecContext(ctx, queries.UpdateOperator, sqlrows.UpdateArgs(sqlrows.OperatorValues(o), username)...)
 		return mapErr(err)
 	})
 	if err != nil {

@@ -7,15 +7,13 @@ import (
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlcodec"
+	"github.com/keybridge/sts/internal/store/sqlrows"
 )
 
 // CreateSession implements [store.Sessions]. A session whose hash exists is
 // ErrConflict: it never replaces another.
 func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (hash, subject, csrf, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`,
-		ss.Hash, ss.Subject, ss.CSRF, sqlcodec.EncTime(ss.CreatedAt), sqlcodec.EncTime(ss.ExpiresAt))
-	if err != nil {
+	if _, err := s.w.ExecContext(ctx, queries.InsertSession, sqlrows.SessionValues(ss)...); err != nil {
 		return fmt.Errorf("sqlite: create session: %w", mapErr(err))
 	}
 	return nil
@@ -24,24 +22,16 @@ func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
 // GetSession implements [store.Sessions]. A session expiring at now is still
 // returned, as DeleteExpiredSessions at now keeps it.
 func (s *Store) GetSession(ctx context.Context, hash []byte, now time.Time) (*store.Session, error) {
-	var (
-		ss               store.Session
-		created, expires int64
-	)
-	err := s.r.QueryRowContext(ctx, `SELECT hash, subject, csrf, created_at, expires_at
-		FROM sessions WHERE hash = ? AND expires_at >= ?`, hash, sqlcodec.EncTime(now)).
-		Scan(&ss.Hash, &ss.Subject, &ss.CSRF, &created, &expires)
+	ss, err := sqlrows.ScanSession(s.r.QueryRowContext(ctx, queries.GetSession, hash, sqlcodec.EncTime(now)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get session: %w", mapErr(err))
 	}
-	ss.CreatedAt = sqlcodec.DecTime(created)
-	ss.ExpiresAt = sqlcodec.DecTime(expires)
-	return &ss, nil
+	return ss, nil
 }
 
 // DeleteSession implements [store.Sessions].
 func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hash); err != nil {
+	if _, err := s.w.ExecContext(ctx, queries.DeleteSession, hash); err != nil {
 		return fmt.Errorf("sqlite: delete session: %w", err)
 	}
 	return nil
@@ -49,7 +39,7 @@ func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
 
 // DeleteSubjectSessions implements [store.Sessions].
 func (s *Store) DeleteSubjectSessions(ctx context.Context, subject string) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE subject = ?`, subject); err != nil {
+	if _, err := s.w.ExecContext(ctx, queries.DeleteSubjectSessions, subject); err != nil {
 		return fmt.Errorf("sqlite: delete sessions of %q: %w", subject, err)
 	}
 	return nil
@@ -57,8 +47,7 @@ func (s *Store) DeleteSubjectSessions(ctx context.Context, subject string) error
 
 // DeleteExpiredSessions implements [store.Sessions].
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
-	n, err := rowsAffected(s.w.ExecContext(ctx,
-		`DELETE FROM sessions WHERE expires_at < ?`, sqlcodec.EncTime(now)))
+	n, err := rowsAffected(s.w.ExecContext(ctx, queries.DeleteExpiredSessions, sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired sessions: %w", err)
 	}

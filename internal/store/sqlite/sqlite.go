@@ -19,7 +19,12 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlrows"
 )
+
+// queries is the text of the queries SQLite shares with PostgreSQL, with
+// SQLite's placeholders.
+var queries = sqlrows.NewQueries(sqlrows.SQLite)
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -105,9 +110,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{&s.getClient, qGetClient},
-		{&s.getToken, qGetToken},
-		{&s.isRevoked, qIsRevoked},
+		{&s.getClient, queries.GetClient},
+		{&s.getToken, queries.GetToken},
+		{&s.isRevoked, queries.IsRevoked},
 	} {
 		if *p.stmt, err = s.r.PrepareContext(ctx, p.query); err != nil {
 			return nil, fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
@@ -241,7 +246,19 @@ func rowsAffected(res sql.Result, err error) (int, error) {
 	return int(n), err
 }
 
-// scanner is a *sql.Row or *sql.Rows.
-type scanner interface {
-	Scan(dest ...any) error
+// collect scans every row of rows with scan.
+func collect[T any](rows *sql.Rows, err error, scan func(sqlrows.Scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

@@ -8,52 +8,12 @@ import (
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlcodec"
+	"github.com/keybridge/sts/internal/store/sqlrows"
 )
-
-const tokenCols = `hash, kind, jti, client_id, subject, scope, audience, actor,
-	family_id, issued_at, expires_at, revoked_at, consumed_at`
-
-const (
-	qGetToken    = `SELECT ` + tokenCols + ` FROM tokens WHERE hash = ?`
-	qInsertToken = `INSERT INTO tokens (` + tokenCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	// A revoked token keeps the time of its first revocation.
-	qRevokeFamily = `UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at = 0`
-)
-
-func tokenValues(t *store.TokenRecord) []any {
-	return []any{
-		t.Hash, string(t.Kind), t.JTI, t.ClientID, t.Subject, t.Scope,
-		sqlcodec.EncList(t.Audience), sqlcodec.EncBytes(t.Actor), t.FamilyID, sqlcodec.EncTime(t.IssuedAt),
-		sqlcodec.EncTime(t.ExpiresAt), sqlcodec.EncTime(t.RevokedAt), sqlcodec.EncTime(t.ConsumedAt),
-	}
-}
-
-func scanToken(row scanner) (*store.TokenRecord, error) {
-	var (
-		t                                  store.TokenRecord
-		kind, aud                          string
-		issued, expires, revoked, consumed int64
-	)
-	err := row.Scan(&t.Hash, &kind, &t.JTI, &t.ClientID, &t.Subject, &t.Scope,
-		&aud, &t.Actor, &t.FamilyID, &issued, &expires, &revoked, &consumed)
-	if err != nil {
-		return nil, err
-	}
-	t.Kind = store.TokenKind(kind)
-	if t.Audience, err = sqlcodec.DecList(aud); err != nil {
-		return nil, err
-	}
-	t.IssuedAt = sqlcodec.DecTime(issued)
-	t.ExpiresAt = sqlcodec.DecTime(expires)
-	t.RevokedAt = sqlcodec.DecTime(revoked)
-	t.ConsumedAt = sqlcodec.DecTime(consumed)
-	return &t, nil
-}
 
 // CreateToken implements [store.Tokens].
 func (s *Store) CreateToken(ctx context.Context, t *store.TokenRecord) error {
-	if _, err := s.w.ExecContext(ctx, qInsertToken, tokenValues(t)...); err != nil {
+	if _, err := s.w.ExecContext(ctx, queries.InsertToken, sqlrows.TokenValues(t)...); err != nil {
 		return fmt.Errorf("sqlite: create token: %w", mapErr(err))
 	}
 	return nil
@@ -61,7 +21,7 @@ func (s *Store) CreateToken(ctx context.Context, t *store.TokenRecord) error {
 
 // GetToken implements [store.Tokens].
 func (s *Store) GetToken(ctx context.Context, hash []byte) (*store.TokenRecord, error) {
-	t, err := scanToken(s.getToken.QueryRowContext(ctx, hash))
+	t, err := sqlrows.ScanToken(s.getToken.QueryRowContext(ctx, hash))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get token: %w", mapErr(err))
 	}
@@ -85,8 +45,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time
 		kind, family               string
 		expires, revoked, consumed int64
 	)
-	err = tx.QueryRowContext(ctx, `SELECT kind, family_id, expires_at, revoked_at, consumed_at
-		FROM tokens WHERE hash = ?`, oldHash).Scan(&kind, &family, &expires, &revoked, &consumed)
+	err = tx.QueryRowContext(ctx, queries.RefreshState, oldHash).
+		Scan(&kind, &family, &expires, &revoked, &consumed)
 	if err != nil {
 		return fmt.Errorf("sqlite: rotate refresh token: %w", mapErr(err))
 	}
@@ -98,10 +58,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time
 		// leaked; revoke the whole family. The revocation is committed
 		// although the caller gets an error.
 		if family != "" {
-			_, err = tx.ExecContext(ctx, qRevokeFamily, sqlcodec.EncTime(now), family)
+			_, err = tx.ExecContext(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), family)
 		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ?
-				WHERE hash = ? AND revoked_at = 0`, sqlcodec.EncTime(now), oldHash)
+			_, err = tx.ExecContext(ctx, queries.RevokeUnrevoked, sqlcodec.EncTime(now), oldHash)
 		}
 		if err == nil {
 			err = tx.Commit()
@@ -114,12 +73,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time
 	if revoked != 0 || expires <= sqlcodec.EncTime(now) {
 		return fmt.Errorf("sqlite: rotate refresh token: %w", store.ErrTokenInactive)
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE tokens SET consumed_at = ? WHERE hash = ?`,
-		sqlcodec.EncTime(now), oldHash)
+	_, err = tx.ExecContext(ctx, queries.ConsumeToken, sqlcodec.EncTime(now), oldHash)
 	if err != nil {
 		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, qInsertToken, tokenValues(next)...); err != nil {
+	if _, err := tx.ExecContext(ctx, queries.InsertToken, sqlrows.TokenValues(next)...); err != nil {
 		return fmt.Errorf("sqlite: rotate refresh token: insert successor: %w", mapErr(err))
 	}
 	if err := tx.Commit(); err != nil {
@@ -131,9 +89,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time
 // RevokeToken implements [store.Tokens]. Revoking a revoked token succeeds
 // and keeps the first revocation time.
 func (s *Store) RevokeToken(ctx context.Context, hash []byte, now time.Time) error {
-	n, err := rowsAffected(s.w.ExecContext(ctx, `UPDATE tokens
-		SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END
-		WHERE hash = ?`, sqlcodec.EncTime(now), hash))
+	n, err := rowsAffected(s.w.ExecContext(ctx, queries.RevokeToken, sqlcodec.EncTime(now), hash))
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke token: %w", err)
 	}
@@ -149,7 +105,7 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 	if familyID == "" {
 		return nil
 	}
-	if _, err := s.w.ExecContext(ctx, qRevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
+	if _, err := s.w.ExecContext(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
 		return fmt.Errorf("sqlite: revoke family %q: %w", familyID, err)
 	}
 	return nil
@@ -157,8 +113,7 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 
 // DeleteExpiredTokens implements [store.Tokens].
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
-	n, err := rowsAffected(s.w.ExecContext(ctx,
-		`DELETE FROM tokens WHERE expires_at < ?`, sqlcodec.EncTime(now)))
+	n, err := rowsAffected(s.w.ExecContext(ctx, queries.DeleteExpiredTokens, sqlcodec.EncTime(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired tokens: %w", err)
 	}

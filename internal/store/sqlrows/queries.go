@@ -1,0 +1,250 @@
+package sqlrows
+
+import (
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
+)
+
+// Scanner is a row to scan: a *sql.Row or *sql.Rows, a pgx.Row or pgx.Rows.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// Dialect is how the text of a query differs between the backends.
+type Dialect struct {
+	// numbered: placeholders are $1, $2, … rather than ?.
+	numbered bool
+	// byteOrder follows a text column in ORDER BY to sort it by its bytes.
+	byteOrder string
+}
+
+var (
+	// SQLite writes placeholders ?; its default collation, BINARY,
+	// already orders text by its bytes.
+	SQLite = Dialect{}
+	// PostgreSQL numbers placeholders $1, $2, …; text is ordered by
+	// COLLATE "C", as SQLite orders it, not by the database's collation.
+	PostgreSQL = Dialect{numbered: true, byteOrder: ` COLLATE "C"`}
+)
+
+// Numbered rewrites the ? placeholders of q to $1, $2, …, in order. q must
+// hold no other ? (in a string literal or a comment, say).
+func Numbered(q string) string {
+	var b strings.Builder
+	b.Grow(len(q) + strings.Count(q, "?"))
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] != '?' {
+			b.WriteByte(q[i])
+			continue
+		}
+		n++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+// Column lists, in the order of the Scan and Values functions.
+const (
+	ClientCols = `id, name, secret_hash, prev_secret_hash, prev_secret_expires_at,
+	status, grant_types, audiences, scopes, token_format, allow_impersonation,
+	access_token_ttl, refresh_token_ttl, created_at, updated_at, account_id,
+	auth_method, software_id, software_version, hardware_address,
+	registration_token_hash, metadata, identity`
+	AccountCols  = `id, kind, name, status, shared_secret, audiences, scopes, created_at, updated_at`
+	TokenCols    = `hash, kind, jti, client_id, subject, scope, audience, actor, family_id, issued_at, expires_at, revoked_at, consumed_at`
+	KeyCols      = `id, algorithm, state, private_key, public_key, created_at, activated_at, retired_at, expires_at`
+	OperatorCols = `username, password_hash, created_at, updated_at`
+	CertCols     = `id, account_id, der, private_key, not_before, not_after, created_at`
+	SessionCols  = `hash, subject, csrf, created_at, expires_at`
+	// AuditCols are the columns ScanAudit reads; AuditValues leaves out
+	// the first, id, which the database assigns.
+	AuditCols = `id, time, action, decision, client_id, account_id, subject, actor,
+	audience, jti, error, detail, request_id, remote`
+	RevocationCols = `jti, expires_at, revoked_at`
+)
+
+// Queries is the text of the queries the backends share, in one dialect.
+// The query of a read that locks (FOR UPDATE) is a backend's own.
+type Queries struct {
+	GetClient, InsertClient, UpdateClient, DeleteClient     string
+	ListClients, ListAccountClients, FindClientByIdentity   string
+	GetAccount, InsertAccount, UpdateAccount, ListAccounts  string
+	GetToken, InsertToken, RevokeToken, DeleteExpiredTokens string
+	// RevokeFamily revokes the tokens of a family that are not revoked
+	// yet: a revoked token keeps the time of its first revocation.
+	RevokeFamily string
+	// RefreshState reads what RotateRefreshToken decides on;
+	// RevokeUnrevoked and ConsumeToken are its writes.
+	RefreshState, RevokeUnrevoked, ConsumeToken                     string
+	ListKeys, CurrentKey, RetireKey, ActivateNextKey                string
+	InsertKey, DeleteExpiredKeys                                    string
+	GetOperator, InsertOperator, UpdateOperator, ListOperators      string
+	InsertCertificate, ListCertificates, DeleteCertificate          string
+	InsertSession, GetSession, DeleteSession                        string
+	DeleteSubjectSessions, DeleteExpiredSessions                    string
+	RevokeJTI, IsRevoked, DeleteExpiredRevocations, ListRevocations string
+	ConsumeJTI, DeleteExpiredJTIs                                   string
+	InsertAudit                                                     string
+
+	numbered bool
+}
+
+// NewQueries returns the queries in dialect d. Call it once, at package
+// initialisation.
+func NewQueries(d Dialect) *Queries {
+	bo := d.byteOrder
+	q := &Queries{
+		GetClient:    `SELECT ` + ClientCols + ` FROM clients WHERE id = ?`,
+		InsertClient: `INSERT INTO clients (` + ClientCols + `) VALUES (` + marks(23) + `)`,
+		UpdateClient: `UPDATE clients SET name = ?, secret_hash = ?, prev_secret_hash = ?,
+		prev_secret_expires_at = ?, status = ?, grant_types = ?, audiences = ?,
+		scopes = ?, token_format = ?, allow_impersonation = ?, access_token_ttl = ?,
+		refresh_token_ttl = ?, created_at = ?, updated_at = ?, account_id = ?,
+		auth_method = ?, software_id = ?, software_version = ?, hardware_address = ?,
+		registration_token_hash = ?, metadata = ?, identity = ?
+		WHERE id = ?`,
+		DeleteClient: `DELETE FROM clients WHERE id = ?`,
+		ListClients:  `SELECT ` + ClientCols + ` FROM clients ORDER BY created_at, id` + bo,
+		ListAccountClients: `SELECT ` + ClientCols + ` FROM clients
+		WHERE account_id = ? ORDER BY created_at, id` + bo,
+		FindClientByIdentity: `SELECT ` + ClientCols + ` FROM clients
+		WHERE account_id = ? AND identity = ? AND identity <> ''`,
+
+		GetAccount:    `SELECT ` + AccountCols + ` FROM accounts WHERE id = ?`,
+		InsertAccount: `INSERT INTO accounts (` + AccountCols + `) VALUES (` + marks(9) + `)`,
+		UpdateAccount: `UPDATE accounts SET kind = ?, name = ?, status = ?,
+		shared_secret = ?, audiences = ?, scopes = ?, created_at = ?, updated_at = ?
+		WHERE id = ?`,
+		ListAccounts: `SELECT ` + AccountCols + ` FROM accounts ORDER BY created_at, id` + bo,
+
+		GetToken:     `SELECT ` + TokenCols + ` FROM tokens WHERE hash = ?`,
+		InsertToken:  `INSERT INTO tokens (` + TokenCols + `) VALUES (` + marks(13) + `)`,
+		RevokeFamily: `UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at = 0`,
+		RevokeToken: `UPDATE tokens
+		SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END
+		WHERE hash = ?`,
+		DeleteExpiredTokens: `DELETE FROM tokens WHERE expires_at < ?`,
+		RefreshState: `SELECT kind, family_id, expires_at, revoked_at, consumed_at
+		FROM tokens WHERE hash = ?`,
+		RevokeUnrevoked: `UPDATE tokens SET revoked_at = ? WHERE hash = ? AND revoked_at = 0`,
+		ConsumeToken:    `UPDATE tokens SET consumed_at = ? WHERE hash = ?`,
+
+		ListKeys: `SELECT ` + KeyCols + ` FROM signing_keys
+		WHERE state <> ? OR expires_at > ?
+		ORDER BY created_at DESC, id` + bo + ` DESC`,
+		CurrentKey:        `SELECT id FROM signing_keys WHERE state = ?`,
+		RetireKey:         `UPDATE signing_keys SET state = ?, retired_at = ?, expires_at = ? WHERE id = ?`,
+		ActivateNextKey:   `UPDATE signing_keys SET state = ?, activated_at = ? WHERE state = ?`,
+		InsertKey:         `INSERT INTO signing_keys (` + KeyCols + `) VALUES (` + marks(9) + `)`,
+		DeleteExpiredKeys: `DELETE FROM signing_keys WHERE state = ? AND expires_at < ?`,
+
+		GetOperator:    `SELECT ` + OperatorCols + ` FROM operators WHERE username = ?`,
+		InsertOperator: `INSERT INTO operators (` + OperatorCols + `) VALUES (` + marks(4) + `)`,
+		UpdateOperator: `UPDATE operators SET password_hash = ?, created_at = ?,
+		updated_at = ? WHERE username = ?`,
+		ListOperators: `SELECT ` + OperatorCols + ` FROM operators ORDER BY username` + bo,
+
+		InsertCertificate: `INSERT INTO certificates (` + CertCols + `) VALUES (` + marks(7) + `)`,
+		ListCertificates: `SELECT ` + CertCols + ` FROM certificates
+		WHERE account_id = ? ORDER BY created_at DESC, id` + bo + ` DESC`,
+		DeleteCertificate: `DELETE FROM certificates WHERE account_id = ? AND id = ?`,
+
+		InsertSession: `INSERT INTO sessions (` + SessionCols + `) VALUES (` + marks(5) + `)`,
+		GetSession: `SELECT ` + SessionCols + `
+		FROM sessions WHERE hash = ? AND expires_at >= ?`,
+		DeleteSession:         `DELETE FROM sessions WHERE hash = ?`,
+		DeleteSubjectSessions: `DELETE FROM sessions WHERE subject = ?`,
+		DeleteExpiredSessions: `DELETE FROM sessions WHERE expires_at < ?`,
+
+		RevokeJTI: `INSERT INTO revoked_jtis (` + RevocationCols + `) VALUES (?, ?, ?)
+		ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
+		WHERE excluded.expires_at > revoked_jtis.expires_at`,
+		IsRevoked:                `SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ?)`,
+		DeleteExpiredRevocations: `DELETE FROM revoked_jtis WHERE expires_at < ?`,
+		ListRevocations: `SELECT ` + RevocationCols + ` FROM revoked_jtis
+		WHERE revoked_at >= ? AND expires_at >= ? ORDER BY revoked_at`,
+
+		ConsumeJTI: `INSERT INTO used_jtis (issuer, jti, expires_at)
+		VALUES (?, ?, ?) ON CONFLICT (issuer, jti) DO NOTHING`,
+		DeleteExpiredJTIs: `DELETE FROM used_jtis WHERE expires_at < ?`,
+
+		InsertAudit: `INSERT INTO audit (` + strings.TrimPrefix(AuditCols, "id, ") + `)
+		VALUES (` + marks(13) + `)`,
+
+		numbered: d.numbered,
+	}
+	if d.numbered {
+		v := reflect.ValueOf(q).Elem()
+		for i := range v.NumField() {
+			if f := v.Field(i); f.Kind() == reflect.String {
+				f.SetString(Numbered(f.String()))
+			}
+		}
+	}
+	return q
+}
+
+// marks returns n placeholders separated by commas.
+func marks(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// DefaultAuditLimit is the number of records ListAudit returns when the
+// filter sets no limit.
+const DefaultAuditLimit = 100
+
+// ListAudit returns the query that lists the audit records f selects, last
+// first, and its arguments. Since is inclusive and Until exclusive.
+func (q *Queries) ListAudit(f store.AuditFilter) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	// arg adds a parameter and returns its placeholder.
+	arg := func(v any) string {
+		args = append(args, v)
+		if q.numbered {
+			return "$" + strconv.Itoa(len(args))
+		}
+		return "?"
+	}
+	if f.ClientID != "" {
+		where = append(where, "client_id = "+arg(f.ClientID))
+	}
+	if f.AccountID != "" {
+		where = append(where, "account_id = "+arg(f.AccountID))
+	}
+	if f.Action != "" {
+		// The action itself, or a prefix of it ending at a dot. Compared
+		// with substr rather than LIKE, which would take "_" and "%" in
+		// the filter as wildcards and is case-insensitive in SQLite but
+		// not in PostgreSQL; both count substr's length in characters,
+		// as RuneCountInString does.
+		prefix := f.Action + "."
+		where = append(where, "(action = "+arg(f.Action)+" OR substr(action, 1, "+
+			arg(utf8.RuneCountInString(prefix))+") = "+arg(prefix)+")")
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= "+arg(sqlcodec.EncTime(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < "+arg(sqlcodec.EncTime(f.Until)))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultAuditLimit
+	}
+	s := `SELECT ` + AuditCols + ` FROM audit`
+	if len(where) > 0 {
+		s += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	s += ` ORDER BY time DESC, id DESC LIMIT ` + arg(limit)
+	return s, args
+}

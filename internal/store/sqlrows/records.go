@@ -1,0 +1,255 @@
+package sqlrows
+
+import (
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
+)
+
+// ClientValues returns c's columns in ClientCols order.
+func ClientValues(c *store.Client) []any {
+	return []any{
+		c.ID, c.Name, sqlcodec.EncBytes(c.SecretHash), sqlcodec.EncBytes(c.PrevSecretHash),
+		sqlcodec.EncTime(c.PrevSecretExpiresAt), string(c.Status), sqlcodec.EncList(c.GrantTypes),
+		sqlcodec.EncList(c.Audiences), sqlcodec.EncList(c.Scopes), c.TokenFormat,
+		sqlcodec.EncBool(c.AllowImpersonation), sqlcodec.EncDuration(c.AccessTokenTTL),
+		sqlcodec.EncDuration(c.RefreshTokenTTL), sqlcodec.EncTime(c.CreatedAt), sqlcodec.EncTime(c.UpdatedAt),
+		c.AccountID, c.AuthMethod, c.SoftwareID, c.SoftwareVersion, c.HardwareAddress,
+		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata), c.Identity,
+	}
+}
+
+// ScanClient reads a row of ClientCols.
+func ScanClient(row Scanner) (*store.Client, error) {
+	var (
+		c                                store.Client
+		status, grants, auds, scopes     string
+		prevExp, created, updated        int64
+		impersonation, accessTTL, refTTL int64
+	)
+	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.PrevSecretHash, &prevExp,
+		&status, &grants, &auds, &scopes, &c.TokenFormat, &impersonation,
+		&accessTTL, &refTTL, &created, &updated, &c.AccountID, &c.AuthMethod,
+		&c.SoftwareID, &c.SoftwareVersion, &c.HardwareAddress,
+		&c.RegistrationTokenHash, &c.Metadata, &c.Identity)
+	if err != nil {
+		return nil, err
+	}
+	c.Status = store.ClientStatus(status)
+	if c.GrantTypes, err = sqlcodec.DecList(grants); err != nil {
+		return nil, err
+	}
+	if c.Audiences, err = sqlcodec.DecList(auds); err != nil {
+		return nil, err
+	}
+	if c.Scopes, err = sqlcodec.DecList(scopes); err != nil {
+		return nil, err
+	}
+	c.PrevSecretExpiresAt = sqlcodec.DecTime(prevExp)
+	c.AllowImpersonation = sqlcodec.DecBool(impersonation)
+	c.AccessTokenTTL = sqlcodec.DecDuration(accessTTL)
+	c.RefreshTokenTTL = sqlcodec.DecDuration(refTTL)
+	c.CreatedAt = sqlcodec.DecTime(created)
+	c.UpdatedAt = sqlcodec.DecTime(updated)
+	return &c, nil
+}
+
+// UpdateArgs returns the arguments of an Update query (UpdateClient,
+// UpdateAccount, UpdateOperator) from a record's values: every column but
+// the first, the key, then the key of the row to update.
+func UpdateArgs(values []any, key string) []any {
+	return append(values[1:], key)
+}
+
+// AccountValues returns a's columns in AccountCols order.
+func AccountValues(a *store.Account) []any {
+	return []any{
+		a.ID, string(a.Kind), a.Name, string(a.Status), sqlcodec.EncBytes(a.SharedSecret),
+		sqlcodec.EncList(a.Audiences), sqlcodec.EncList(a.Scopes),
+		sqlcodec.EncTime(a.CreatedAt), sqlcodec.EncTime(a.UpdatedAt),
+	}
+}
+
+// ScanAccount reads a row of AccountCols.
+func ScanAccount(row Scanner) (*store.Account, error) {
+	var (
+		a                store.Account
+		kind, status     string
+		auds, scopes     string
+		created, updated int64
+	)
+	if err := row.Scan(&a.ID, &kind, &a.Name, &status, &a.SharedSecret, &auds, &scopes, &created, &updated); err != nil {
+		return nil, err
+	}
+	var err error
+	if a.Audiences, err = sqlcodec.DecList(auds); err != nil {
+		return nil, err
+	}
+	if a.Scopes, err = sqlcodec.DecList(scopes); err != nil {
+		return nil, err
+	}
+	a.Kind = store.AccountKind(kind)
+	a.Status = store.AccountStatus(status)
+	a.CreatedAt = sqlcodec.DecTime(created)
+	a.UpdatedAt = sqlcodec.DecTime(updated)
+	return &a, nil
+}
+
+// TokenValues returns t's columns in TokenCols order.
+func TokenValues(t *store.TokenRecord) []any {
+	return []any{
+		t.Hash, string(t.Kind), t.JTI, t.ClientID, t.Subject, t.Scope,
+		sqlcodec.EncList(t.Audience), sqlcodec.EncBytes(t.Actor), t.FamilyID, sqlcodec.EncTime(t.IssuedAt),
+		sqlcodec.EncTime(t.ExpiresAt), sqlcodec.EncTime(t.RevokedAt), sqlcodec.EncTime(t.ConsumedAt),
+	}
+}
+
+// ScanToken reads a row of TokenCols.
+func ScanToken(row Scanner) (*store.TokenRecord, error) {
+	var (
+		t                                  store.TokenRecord
+		kind, aud                          string
+		issued, expires, revoked, consumed int64
+	)
+	err := row.Scan(&t.Hash, &kind, &t.JTI, &t.ClientID, &t.Subject, &t.Scope,
+		&aud, &t.Actor, &t.FamilyID, &issued, &expires, &revoked, &consumed)
+	if err != nil {
+		return nil, err
+	}
+	t.Kind = store.TokenKind(kind)
+	if t.Audience, err = sqlcodec.DecList(aud); err != nil {
+		return nil, err
+	}
+	t.IssuedAt = sqlcodec.DecTime(issued)
+	t.ExpiresAt = sqlcodec.DecTime(expires)
+	t.RevokedAt = sqlcodec.DecTime(revoked)
+	t.ConsumedAt = sqlcodec.DecTime(consumed)
+	return &t, nil
+}
+
+// KeyValues returns k's columns in KeyCols order.
+func KeyValues(k *store.SigningKey) []any {
+	return []any{
+		k.ID, k.Algorithm, string(k.State), sqlcodec.EncBytes(k.PrivateKey),
+		sqlcodec.EncBytes(k.PublicKey), sqlcodec.EncTime(k.CreatedAt), sqlcodec.EncTime(k.ActivatedAt),
+		sqlcodec.EncTime(k.RetiredAt), sqlcodec.EncTime(k.ExpiresAt),
+	}
+}
+
+// ScanKey reads a row of KeyCols.
+func ScanKey(row Scanner) (*store.SigningKey, error) {
+	var (
+		k                                    store.SigningKey
+		state                                string
+		created, activated, retired, expires int64
+	)
+	err := row.Scan(&k.ID, &k.Algorithm, &state, &k.PrivateKey, &k.PublicKey,
+		&created, &activated, &retired, &expires)
+	if err != nil {
+		return nil, err
+	}
+	k.State = store.KeyState(state)
+	k.CreatedAt = sqlcodec.DecTime(created)
+	k.ActivatedAt = sqlcodec.DecTime(activated)
+	k.RetiredAt = sqlcodec.DecTime(retired)
+	k.ExpiresAt = sqlcodec.DecTime(expires)
+	return &k, nil
+}
+
+// OperatorValues returns o's columns in OperatorCols order.
+func OperatorValues(o *store.Operator) []any {
+	return []any{o.Username, o.PasswordHash, sqlcodec.EncTime(o.CreatedAt), sqlcodec.EncTime(o.UpdatedAt)}
+}
+
+// ScanOperator reads a row of OperatorCols.
+func ScanOperator(row Scanner) (*store.Operator, error) {
+	var (
+		o                store.Operator
+		created, updated int64
+	)
+	if err := row.Scan(&o.Username, &o.PasswordHash, &created, &updated); err != nil {
+		return nil, err
+	}
+	o.CreatedAt = sqlcodec.DecTime(created)
+	o.UpdatedAt = sqlcodec.DecTime(updated)
+	return &o, nil
+}
+
+// CertificateValues returns c's columns in CertCols order.
+func CertificateValues(c *store.Certificate) []any {
+	return []any{
+		c.ID, c.AccountID, sqlcodec.EncBytes(c.DER), sqlcodec.EncBytes(c.PrivateKey),
+		sqlcodec.EncTime(c.NotBefore), sqlcodec.EncTime(c.NotAfter), sqlcodec.EncTime(c.CreatedAt),
+	}
+}
+
+// ScanCertificate reads a row of CertCols.
+func ScanCertificate(row Scanner) (*store.Certificate, error) {
+	var (
+		c                          store.Certificate
+		notBefore, notAfter, added int64
+	)
+	if err := row.Scan(&c.ID, &c.AccountID, &c.DER, &c.PrivateKey, &notBefore, &notAfter, &added); err != nil {
+		return nil, err
+	}
+	c.NotBefore = sqlcodec.DecTime(notBefore)
+	c.NotAfter = sqlcodec.DecTime(notAfter)
+	c.CreatedAt = sqlcodec.DecTime(added)
+	return &c, nil
+}
+
+// SessionValues returns ss's columns in SessionCols order.
+func SessionValues(ss *store.Session) []any {
+	return []any{ss.Hash, ss.Subject, ss.CSRF, sqlcodec.EncTime(ss.CreatedAt), sqlcodec.EncTime(ss.ExpiresAt)}
+}
+
+// ScanSession reads a row of SessionCols.
+func ScanSession(row Scanner) (*store.Session, error) {
+	var (
+		ss               store.Session
+		created, expires int64
+	)
+	if err := row.Scan(&ss.Hash, &ss.Subject, &ss.CSRF, &created, &expires); err != nil {
+		return nil, err
+	}
+	ss.CreatedAt = sqlcodec.DecTime(created)
+	ss.ExpiresAt = sqlcodec.DecTime(expires)
+	return &ss, nil
+}
+
+// AuditValues returns r's columns in AuditCols order after the id.
+func AuditValues(r *store.AuditRecord) []any {
+	return []any{
+		sqlcodec.EncTime(r.Time), r.Action, r.Decision, r.ClientID, r.AccountID, r.Subject,
+		r.Actor, sqlcodec.EncList(r.Audience), r.JTI, r.Error, r.Detail, r.RequestID, r.Remote,
+	}
+}
+
+// ScanAudit reads a row of AuditCols.
+func ScanAudit(row Scanner) (store.AuditRecord, error) {
+	var (
+		r   store.AuditRecord
+		t   int64
+		aud string
+	)
+	err := row.Scan(&r.ID, &t, &r.Action, &r.Decision, &r.ClientID, &r.AccountID,
+		&r.Subject, &r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote)
+	if err != nil {
+		return r, err
+	}
+	r.Time = sqlcodec.DecTime(t)
+	r.Audience, err = sqlcodec.DecList(aud)
+	return r, err
+}
+
+// ScanRevocation reads a row of RevocationCols.
+func ScanRevocation(row Scanner) (store.Revocation, error) {
+	var (
+		r       store.Revocation
+		exp, at int64
+	)
+	if err := row.Scan(&r.JTI, &exp, &at); err != nil {
+		return r, err
+	}
+	r.ExpiresAt, r.RevokedAt = sqlcodec.DecTime(exp), sqlcodec.DecTime(at)
+	return r, nil
+}
