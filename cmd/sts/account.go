@@ -106,12 +106,7 @@ func viewCert(c *store.Certificate) certView {
 }
 
 // accountErr turns ErrNotFound into the one line an operator needs.
-func accountErr(id string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("account %q not found", id)
-	}
-	return err
-}
+func accountErr(id string, err error) error { return notFoundErr("account", id, err) }
 
 // auditAccount records an operator's change to an account (never a
 // secret or token).
@@ -311,12 +306,7 @@ func newAccountSetStatus(verb string, status store.AccountStatus) *cobra.Command
 			if asJSON {
 				return writeJSON(w, viewAccount(a))
 			}
-			if before.Status == status {
-				fmt.Fprintf(w, "Account %q was already %s.\n", a.ID, status)
-				return nil
-			}
-			fmt.Fprintf(w, "Account %q is now %s (was %s).\n", a.ID, status, before.Status)
-			if status != store.AccountActive {
+			if writeStatusChange(w, "Account", a.ID, before.Status, status) && status != store.AccountActive {
 				fmt.Fprintln(w, "Its initial access tokens are refused; its clients keep working (disable them with `sts client disable`).")
 			}
 			return nil

@@ -274,11 +274,26 @@ func getClient(ctx context.Context, env *setup.Env, id string) (*store.Client, e
 	return c, nil
 }
 
-func clientErr(id string, err error) error {
+func clientErr(id string, err error) error { return notFoundErr("client", id, err) }
+
+// notFoundErr turns ErrNotFound on the what (account, client) named id
+// into the one line an operator needs.
+func notFoundErr(what, id string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("client %q not found", id)
+		return fmt.Errorf("%s %q not found", what, id)
 	}
 	return err
+}
+
+// writeStatusChange tells that what (Account, Client) id went from was to
+// now, or already was now; it reports whether the status changed.
+func writeStatusChange[S ~string](w io.Writer, what, id string, was, now S) bool {
+	if was == now {
+		fmt.Fprintf(w, "%s %q was already %s.\n", what, id, now)
+		return false
+	}
+	fmt.Fprintf(w, "%s %q is now %s (was %s).\n", what, id, now, was)
+	return true
 }
 
 func newClientList() *cobra.Command {
@@ -395,12 +410,7 @@ func newClientSetStatus(verb string, status store.ClientStatus) *cobra.Command {
 			if asJSON {
 				return writeJSON(w, viewClient(c, time.Now()))
 			}
-			if was == status {
-				fmt.Fprintf(w, "Client %q was already %s.\n", c.ID, status)
-				return nil
-			}
-			fmt.Fprintf(w, "Client %q is now %s (was %s).\n", c.ID, status, was)
-			if status == store.ClientDisabled {
+			if writeStatusChange(w, "Client", c.ID, was, status) && status == store.ClientDisabled {
 				fmt.Fprintln(w, "It can no longer authenticate; tokens already issued stay valid until they expire or are revoked.")
 			}
 			return nil

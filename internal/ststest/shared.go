@@ -63,6 +63,8 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 	}
 	s := &STS{T: t, Keys: km, Hasher: clientauth.NewHasher(sealer.Derive("client-secret-hash")), Clock: clock}
 	s.Store, _ = st.(*sqlite.Store)
+	// The issuer must be known before the server is built, and the port
+	// before the issuer: listen first, then attach the handler.
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
 	s.Accounts = &account.Service{

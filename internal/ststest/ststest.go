@@ -20,7 +20,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/clientauth"
-	"github.com/keybridge/sts/internal/endpoint/register"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/server"
@@ -79,53 +78,9 @@ func Start(t testing.TB, o Options) *STS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := keys.NewSealer(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := &Clock{}
-	km, err := keys.NewManager(ctx, keys.Options{
-		Store: st, Sealer: sealer, Algorithm: o.Algorithm,
-		RetainRetired: 25 * time.Hour, Now: clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Limits.AccessTokenTTL == 0 {
-		o.Limits.AccessTokenTTL = time.Hour
-	}
-	if o.Limits.RefreshTokenTTL == 0 {
-		o.Limits.RefreshTokenTTL = 24 * time.Hour
-	}
-	if o.Limits.MaxTokenTTL == 0 {
-		o.Limits.MaxTokenTTL = 24 * time.Hour
-	}
-	s := &STS{T: t, Store: st, Keys: km, Hasher: clientauth.NewHasher(sealer.Derive("client-secret-hash")), Clock: clock}
-	// The issuer must be known before the server is built, and the port
-	// before the issuer: listen first, then attach the handler.
-	s.HTTP = httptest.NewUnstartedServer(nil)
-	s.URL = "http://" + s.HTTP.Listener.Addr().String()
-	s.Accounts = &account.Service{
-		Store: st, Sealer: sealer, Audiences: []string{s.URL, s.URL + register.Path},
-		RequiredClaims: o.IATRequiredClaims, Leeway: 5 * time.Second, Now: clock.Now,
-	}
-	s.Server, err = server.New(ctx, server.Options{
-		Issuer: s.URL, Store: st, Keys: km, Hasher: s.Hasher,
-		Limits: o.Limits, Leeway: 5 * time.Second, Now: clock.Now,
-		Accounts: s.Accounts, RequireApproval: o.RequireApproval, Publishers: o.Publishers,
-		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.HTTP.Config.Handler = s.Server.Handler()
-	s.HTTP.Start()
-	t.Cleanup(func() {
-		s.HTTP.Close()
-		s.Server.Close()
-		st.Close()
-	})
-	return s
+	// Registered before StartOn's cleanup, so run after it.
+	t.Cleanup(func() { st.Close() })
+	return StartOn(t, st, o)
 }
 
 // Client is a registered client and its secret.

@@ -38,14 +38,65 @@ type Options struct {
 // written by a host whose clock lags) is still seen.
 const syncMargin = 30 * time.Second
 
-type clientEntry struct {
-	c       store.Client
+// ttlCache holds copies of values read within ttl, at most max of them.
+// Values go in and come out through clone, so that no caller can change
+// the cache.
+type ttlCache[T any] struct {
+	ttl   time.Duration
+	max   int
+	now   func() time.Time
+	clone func(*T) *T
+
+	mu sync.RWMutex
+	m  map[string]ttlEntry[T]
+}
+
+type ttlEntry[T any] struct {
+	v       T
 	fetched time.Time
 }
 
-type accountEntry struct {
-	a       store.Account
-	fetched time.Time
+func newTTLCache[T any](o Options, clone func(*T) *T) *ttlCache[T] {
+	return &ttlCache[T]{ttl: o.ClientTTL, max: o.MaxClients, now: o.Now, clone: clone, m: map[string]ttlEntry[T]{}}
+}
+
+// get serves a fresh cached copy or reads through with read. Errors
+// (unknown ids included) are not cached, so probing with random ids cannot
+// fill memory.
+func (c *ttlCache[T]) get(id string, read func() (*T, error)) (*T, error) {
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.m[id]
+	c.mu.RUnlock()
+	if ok && now.Sub(e.fetched) < c.ttl {
+		return c.clone(&e.v), nil
+	}
+	v, err := read()
+	if err != nil {
+		return nil, err
+	}
+	c.put(id, v, now)
+	return v, nil
+}
+
+// put stores a copy of v as read at fetched, evicting an arbitrary entry
+// when full.
+func (c *ttlCache[T]) put(id string, v *T, fetched time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[id] = ttlEntry[T]{v: *c.clone(v), fetched: fetched}
+}
+
+func (c *ttlCache[T]) forget(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
 }
 
 // Store is the caching wrapper.
@@ -53,9 +104,8 @@ type Store struct {
 	store.Store
 	o Options
 
-	cmu      sync.RWMutex
-	clients  map[string]clientEntry
-	accounts map[string]accountEntry
+	clients  *ttlCache[store.Client]
+	accounts *ttlCache[store.Account]
 
 	rmu      sync.RWMutex
 	revoked  map[string]time.Time // jti → expiry of the JWT
@@ -76,34 +126,20 @@ func New(ctx context.Context, inner store.Store, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{Store: inner, o: o, clients: map[string]clientEntry{}, accounts: map[string]accountEntry{}, revoked: map[string]time.Time{}}
+	s := &Store{
+		Store:    inner,
+		o:        o,
+		clients:  newTTLCache(o, clone),
+		accounts: newTTLCache(o, cloneAccount),
+		revoked:  map[string]time.Time{},
+	}
 	return s, s.Sync(ctx)
 }
 
 // GetClient serves a fresh cached copy or reads through. Unknown ids are
 // not cached, so probing with random ids cannot fill memory.
 func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
-	now := s.o.Now()
-	s.cmu.RLock()
-	e, ok := s.clients[id]
-	s.cmu.RUnlock()
-	if ok && now.Sub(e.fetched) < s.o.ClientTTL {
-		return clone(&e.c), nil
-	}
-	c, err := s.Store.GetClient(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	s.cmu.Lock()
-	if len(s.clients) >= s.o.MaxClients {
-		for k := range s.clients { // evict an arbitrary entry
-			delete(s.clients, k)
-			break
-		}
-	}
-	s.clients[id] = clientEntry{c: *clone(c), fetched: now}
-	s.cmu.Unlock()
-	return c, nil
+	return s.clients.get(id, func() (*store.Client, error) { return s.Store.GetClient(ctx, id) })
 }
 
 // clone copies a client deeply, so that no caller can change the cache.
@@ -119,11 +155,7 @@ func clone(c *store.Client) *store.Client {
 	return &d
 }
 
-func (s *Store) forget(id string) {
-	s.cmu.Lock()
-	delete(s.clients, id)
-	s.cmu.Unlock()
-}
+func (s *Store) forget(id string) { s.clients.forget(id) }
 
 // AccountReader reads accounts.
 type AccountReader interface {
@@ -143,27 +175,7 @@ func (h hotAccounts) GetAccount(ctx context.Context, id string) (*store.Account,
 }
 
 func (s *Store) cachedAccount(ctx context.Context, id string) (*store.Account, error) {
-	now := s.o.Now()
-	s.cmu.RLock()
-	e, ok := s.accounts[id]
-	s.cmu.RUnlock()
-	if ok && now.Sub(e.fetched) < s.o.ClientTTL {
-		return cloneAccount(&e.a), nil
-	}
-	a, err := s.Store.GetAccount(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	s.cmu.Lock()
-	if len(s.accounts) >= s.o.MaxClients {
-		for k := range s.accounts {
-			delete(s.accounts, k)
-			break
-		}
-	}
-	s.accounts[id] = accountEntry{a: *cloneAccount(a), fetched: now}
-	s.cmu.Unlock()
-	return a, nil
+	return s.accounts.get(id, func() (*store.Account, error) { return s.Store.GetAccount(ctx, id) })
 }
 
 func cloneAccount(a *store.Account) *store.Account {
@@ -174,11 +186,7 @@ func cloneAccount(a *store.Account) *store.Account {
 	return &d
 }
 
-func (s *Store) forgetAccount(id string) {
-	s.cmu.Lock()
-	delete(s.accounts, id)
-	s.cmu.Unlock()
-}
+func (s *Store) forgetAccount(id string) { s.accounts.forget(id) }
 
 // CreateAccount writes through.
 func (s *Store) CreateAccount(ctx context.Context, a *store.Account) error {
