@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
@@ -38,31 +35,7 @@ func (s *Store) ListAccounts(ctx context.Context) ([]*store.Account, error) {
 	return out, nil
 }
 
-// UpdateAccount implements [store.Accounts] like UpdateClient: under a row
-// lock (SELECT … FOR UPDATE) in one transaction, with the same restrictions
-// on update, and UpdatedAt set to s.Now() after update returns.
+// UpdateAccount implements [store.Accounts] like UpdateClient.
 func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*store.Account) error) (*store.Account, error) {
-	var a *store.Account
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		a, err = sqlrows.ScanAccount(tx.QueryRow(ctx, qGetAccountForUpdate, id))
-		if err != nil {
-			return mapErr(err)
-		}
-		if err := update(a); err != nil {
-			return err
-		}
-		if a.ID != id {
-			return fmt.Errorf("update changed the account ID to %q", a.ID)
-		}
-		a.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		if _, err = tx.Exec(ctx, queries.UpdateAccount, sqlrows.UpdateArgs(sqlrows.AccountValues(a), id)...); err != nil {
-			return mapErr(err)
-		}
-		return s.notify(ctx, tx, store.ChangeAccount, id)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: update account %q: %w", id, err)
-	}
-	return a, nil
+	return updateRow(ctx, s, sqlrows.AccountRows, qGetAccountForUpdate, queries.UpdateAccount, id, store.ChangeAccount, update)
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -63,38 +62,11 @@ func (s *Store) FindClientByIdentity(ctx context.Context, accountID, identity st
 	return c, nil
 }
 
-// UpdateClient implements [store.Clients]. It reads the client with SELECT …
-// FOR UPDATE and writes it in the same transaction, so concurrent updates
-// of a client queue and never lose each other's changes. update must not
-// change the ID, nor call the Store: the transaction holds the row lock and
-// a connection while update runs. UpdatedAt is set to s.Now() after update
-// returns.
+// UpdateClient implements [store.Clients]: it reads the client with SELECT
+// … FOR UPDATE, applies update and writes it in one transaction (see
+// updateRow), and announces the change.
 func (s *Store) UpdateClient(ctx context.Context, id string, update func(*store.Client) error) (*store.Client, error) {
-	var c *store.Client
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		c, err = sqlrows.ScanClient(tx.QueryRow(ctx, qGetClientForUpdate, id))
-		if err != nil {
-			return mapErr(err)
-		}
-		if err := update(c); err != nil {
-			return err
-		}
-		if c.ID != id {
-			return fmt.Errorf("update changed the client ID to %q", c.ID)
-		}
-		// Stored to the microsecond; truncate so the result equals what a
-		// later GetClient returns.
-		c.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		if _, err = tx.Exec(ctx, queries.UpdateClient, sqlrows.UpdateArgs(sqlrows.ClientValues(c), id)...); err != nil {
-			return mapErr(err)
-		}
-		return s.notify(ctx, tx, store.ChangeClient, id)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: update client %q: %w", id, err)
-	}
-	return c, nil
+	return updateRow(ctx, s, sqlrows.ClientRows, qGetClientForUpdate, queries.UpdateClient, id, store.ChangeClient, update)
 }
 
 // DeleteClient implements [store.Clients].

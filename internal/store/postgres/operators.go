@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
@@ -40,30 +37,8 @@ func (s *Store) ListOperators(ctx context.Context) ([]*store.Operator, error) {
 	return out, nil
 }
 
-// UpdateOperator implements [store.Operators] like UpdateClient: under a
-// row lock (SELECT … FOR UPDATE) in one transaction, with the same
-// restrictions on update, and UpdatedAt set to s.Now() after update
-// returns.
+// UpdateOperator implements [store.Operators] like UpdateClient (operators
+// are not cached, so nothing is announced).
 func (s *Store) UpdateOperator(ctx context.Context, username string, update func(*store.Operator) error) (*store.Operator, error) {
-	var o *store.Operator
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		o, err = sqlrows.ScanOperator(tx.QueryRow(ctx, qGetOperatorForUpdate, username))
-		if err != nil {
-			return mapErr(err)
-		}
-		if err := update(o); err != nil {
-			return err
-		}
-		if o.Username != username {
-			return fmt.Errorf("update changed the username to %q", o.Username)
-		}
-		o.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		_, err = tx.Exec(ctx, queries.UpdateOperator, sqlrows.UpdateArgs(sqlrows.OperatorValues(o), username)...)
-		return mapErr(err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: update operator %q: %w", username, err)
-	}
-	return o, nil
+	return updateRow(ctx, s, sqlrows.OperatorRows, qGetOperatorForUpdate, queries.UpdateOperator, username, "", update)
 }

@@ -316,3 +316,33 @@ func (e *redactedError) Error() string {
 }
 
 func (e *redactedError) Unwrap() error { return e.err }
+
+// updateRow is the read-modify-write of UpdateClient, UpdateAccount and
+// UpdateOperator: it reads the row with SELECT … FOR UPDATE (get), so that
+// concurrent updates queue and never lose each other's changes, applies
+// update, writes the row (put) with UpdatedAt set to s.Now(), and, when
+// change is not empty, announces it on commit. update must not change the
+// key nor call the Store: the transaction holds the row lock meanwhile.
+func updateRow[T any](ctx context.Context, s *Store, u sqlrows.Updatable[T], get, put, key, change string, update func(*T) error) (*T, error) {
+	var v *T
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if v, err = u.Scan(tx.QueryRow(ctx, get, key)); err != nil {
+			return mapErr(err)
+		}
+		if err := u.Apply(v, key, s.Now(), update); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, put, sqlrows.UpdateArgs(u.Values(v), key)...); err != nil {
+			return mapErr(err)
+		}
+		if change == "" {
+			return nil
+		}
+		return s.notify(ctx, tx, change, key)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: update %s %q: %w", u.What, key, err)
+	}
+	return v, nil
+}

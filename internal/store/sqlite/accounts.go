@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
@@ -37,29 +35,7 @@ func (s *Store) ListAccounts(ctx context.Context) ([]*store.Account, error) {
 	return out, nil
 }
 
-// UpdateAccount implements [store.Accounts] like UpdateClient: in one
-// immediate transaction, with the same restrictions on update, and
-// UpdatedAt set to s.Now() after update returns.
+// UpdateAccount implements [store.Accounts] like UpdateClient.
 func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*store.Account) error) (*store.Account, error) {
-	var a *store.Account
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		a, err = sqlrows.ScanAccount(tx.QueryRowContext(ctx, queries.GetAccount, id))
-		if err != nil {
-			return mapErr(err)
-		}
-		if err := update(a); err != nil {
-			return err
-		}
-		if a.ID != id {
-			return fmt.Errorf("update changed the account ID to %q", a.ID)
-		}
-		a.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		_, err = tx.ExecContext(ctx, queries.UpdateAccount, sqlrows.UpdateArgs(sqlrows.AccountValues(a), id)...)
-		return mapErr(err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: update account %q: %w", id, err)
-	}
-	return a, nil
+	return updateRow(ctx, s, sqlrows.AccountRows, queries.GetAccount, queries.UpdateAccount, id, update)
 }

@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
@@ -61,35 +59,10 @@ func (s *Store) FindClientByIdentity(ctx context.Context, accountID, identity st
 	return c, nil
 }
 
-// UpdateClient implements [store.Clients]. It reads and writes the client in
-// one immediate transaction, so concurrent updates never lose each other's
-// changes. update must not change the ID, nor call the Store: writes are
-// serialised and the transaction holds the write lock while update runs.
-// UpdatedAt is set to s.Now() after update returns.
+// UpdateClient implements [store.Clients]: one immediate transaction reads
+// the client, applies update and writes it (see updateRow).
 func (s *Store) UpdateClient(ctx context.Context, id string, update func(*store.Client) error) (*store.Client, error) {
-	var c *store.Client
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		c, err = sqlrows.ScanClient(tx.QueryRowContext(ctx, queries.GetClient, id))
-		if err != nil {
-			return mapErr(err)
-		}
-		if err := update(c); err != nil {
-			return err
-		}
-		if c.ID != id {
-			return fmt.Errorf("update changed the client ID to %q", c.ID)
-		}
-		// Stored to the microsecond; truncate so the result equals what a
-		// later GetClient returns.
-		c.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		_, err = tx.ExecContext(ctx, queries.UpdateClient, sqlrows.UpdateArgs(sqlrows.ClientValues(c), id)...)
-		return mapErr(err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: update client %q: %w", id, err)
-	}
-	return c, nil
+	return updateRow(ctx, s, sqlrows.ClientRows, queries.GetClient, queries.UpdateClient, id, update)
 }
 
 // DeleteClient implements [store.Clients].

@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
@@ -37,29 +35,7 @@ func (s *Store) ListOperators(ctx context.Context) ([]*store.Operator, error) {
 	return out, nil
 }
 
-// UpdateOperator implements [store.Operators] like UpdateClient: in one
-// immediate transaction, with the same restrictions on update, and
-// UpdatedAt set to s.Now() after update returns.
+// UpdateOperator implements [store.Operators] like UpdateClient.
 func (s *Store) UpdateOperator(ctx context.Context, username string, update func(*store.Operator) error) (*store.Operator, error) {
-	var o *store.Operator
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		o, err = sqlrows.ScanOperator(tx.QueryRowContext(ctx, queries.GetOperator, username))
-		if err != nil {
-			return mapErr(err)
-		}
-		if err := update(o); err != nil {
-			return err
-		}
-		if o.Username != username {
-			return fmt.Errorf("update changed the username to %q", o.Username)
-		}
-		o.UpdatedAt = s.Now().UTC().Truncate(time.Microsecond)
-		_, err = tx.ExecContext(ctx, queries.UpdateOperator, sqlrows.UpdateArgs(sqlrows.OperatorValues(o), username)...)
-		return mapErr(err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: update operator %q: %w", username, err)
-	}
-	return o, nil
+	return updateRow(ctx, s, sqlrows.OperatorRows, queries.GetOperator, queries.UpdateOperator, username, update)
 }

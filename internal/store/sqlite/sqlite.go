@@ -262,3 +262,27 @@ func collect[T any](rows *sql.Rows, err error, scan func(sqlrows.Scanner) (T, er
 	}
 	return out, rows.Err()
 }
+
+// updateRow is the read-modify-write of UpdateClient, UpdateAccount and
+// UpdateOperator: in one immediate transaction (SQLite's single writer
+// queues concurrent updates) it reads the row, applies update, and writes
+// it with UpdatedAt set to s.Now(). update must not change the key nor call
+// the Store.
+func updateRow[T any](ctx context.Context, s *Store, u sqlrows.Updatable[T], get, put, key string, update func(*T) error) (*T, error) {
+	var v *T
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if v, err = u.Scan(tx.QueryRowContext(ctx, get, key)); err != nil {
+			return mapErr(err)
+		}
+		if err := u.Apply(v, key, s.Now(), update); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, put, sqlrows.UpdateArgs(u.Values(v), key)...)
+		return mapErr(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: update %s %q: %w", u.What, key, err)
+	}
+	return v, nil
+}
