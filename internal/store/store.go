@@ -107,6 +107,25 @@ type Client struct {
 	// (client_name, contacts, jwks, jwks_uri, extended_parameters, ...),
 	// echoed by the registration endpoints.
 	Metadata []byte
+
+	// Resources are the resource URIs this client serves as a resource
+	// server: a token whose audience names one of them is addressed to
+	// this client, which may then exchange and introspect it.
+	Resources []string
+	// ExchangeAny is an operator's grant: the client may exchange subject
+	// tokens that were neither issued to it nor addressed to it.
+	ExchangeAny bool
+	// IntrospectAny is an operator's grant: the client is a resource
+	// server entitled to introspect every token (RFC 7662 §2.1).
+	IntrospectAny bool
+	// IATClaims is the JSON object of the identity and required claims of
+	// the initial access token that registered the client, compared on
+	// every re-registration.
+	IATClaims []byte
+	// RegistrationTokenExpiresAt is when the RFC 7592 registration access
+	// token stops working; zero for never (clients registered before it
+	// expired).
+	RegistrationTokenExpiresAt time.Time
 }
 
 // Clients stores registered clients.
@@ -268,6 +287,9 @@ type AuditRecord struct {
 	Detail    string // human-readable reason; never a secret or token
 	RequestID string
 	Remote    string
+	// Count is how many identical refusals this record stands for: repeated
+	// refusals from one source are coalesced into one record (at least 1).
+	Count int
 }
 
 // Audit decisions.

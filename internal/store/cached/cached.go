@@ -152,6 +152,8 @@ func clone(c *store.Client) *store.Client {
 	d.Scopes = slices.Clone(c.Scopes)
 	d.RegistrationTokenHash = slices.Clone(c.RegistrationTokenHash)
 	d.Metadata = slices.Clone(c.Metadata)
+	d.Resources = slices.Clone(c.Resources)
+	d.IATClaims = slices.Clone(c.IATClaims)
 	return &d
 }
 

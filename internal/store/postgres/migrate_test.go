@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,8 +64,8 @@ func TestMigrate(t *testing.T) {
 	db.Close()
 
 	s := open(t, schema)
-	if v, err := s.Version(ctx); err != nil || v != 3 {
-		t.Errorf("Version after migrating up = %d, %v; want 3", v, err)
+	if v, err := s.Version(ctx); err != nil || v != int64(embeddedMigrations(t)) {
+		t.Errorf("Version after migrating up = %d, %v; want %d", v, err, embeddedMigrations(t))
 	}
 	c, err := s.GetClient(ctx, "old")
 	if err != nil || c.Name != "Old" || !c.CreatedAt.Equal(now) || c.AccountID != "" ||
@@ -217,7 +218,11 @@ func TestOpenConcurrently(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"0×1", "1×1", "2×1", "3×1"}; strings.Join(got, " ") != strings.Join(want, " ") {
+	want := []string{"0×1"}
+	for v := 1; v <= embeddedMigrations(t); v++ {
+		want = append(want, fmt.Sprintf("%d×1", v))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("goose_db_version = %v, want each version once: %v", got, want)
 	}
 }
@@ -303,9 +308,21 @@ func TestReopen(t *testing.T) {
 		t.Errorf("GetOperator after reopening = %+v, %v", o, err)
 	}
 	var n int
-	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM goose_db_version`).Scan(&n); err != nil || n != 4 {
-		t.Errorf("goose_db_version rows after reopening = %d, %v; want 4 (0, 1, 2, 3)", n, err)
+	want := embeddedMigrations(t) + 1 // and goose's version 0
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM goose_db_version`).Scan(&n); err != nil || n != want {
+		t.Errorf("goose_db_version rows after reopening = %d, %v; want %d (0 and one per migration)", n, err, want)
 	}
+}
+
+// embeddedMigrations counts the migrations this package embeds (its
+// migrations directory, which the test runs beside).
+func embeddedMigrations(t *testing.T) int {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("embedded migrations: %v, %v", files, err)
+	}
+	return len(files)
 }
 
 // TestOpenRedactsPassword checks that the password of the URL appears in no

@@ -56,7 +56,8 @@ const (
 	status, grant_types, audiences, scopes, token_format, allow_impersonation,
 	access_token_ttl, refresh_token_ttl, created_at, updated_at, account_id,
 	auth_method, software_id, software_version, hardware_address,
-	registration_token_hash, metadata, identity`
+	registration_token_hash, metadata, identity, resources, exchange_any,
+	introspect_any, iat_claims, registration_token_expires_at`
 	AccountCols  = `id, kind, name, status, shared_secret, audiences, scopes, created_at, updated_at`
 	TokenCols    = `hash, kind, jti, client_id, subject, scope, audience, actor, family_id, issued_at, expires_at, revoked_at, consumed_at`
 	KeyCols      = `id, algorithm, state, private_key, public_key, created_at, activated_at, retired_at, expires_at`
@@ -66,7 +67,7 @@ const (
 	// AuditCols are the columns ScanAudit reads; AuditValues leaves out
 	// the first, id, which the database assigns.
 	AuditCols = `id, time, action, decision, client_id, account_id, subject, actor,
-	audience, jti, error, detail, request_id, remote`
+	audience, jti, error, detail, request_id, remote, count`
 	RevocationCols = `jti, expires_at, revoked_at`
 )
 
@@ -102,13 +103,15 @@ func NewQueries(d Dialect) *Queries {
 	bo := d.byteOrder
 	q := &Queries{
 		GetClient:    `SELECT ` + ClientCols + ` FROM clients WHERE id = ?`,
-		InsertClient: `INSERT INTO clients (` + ClientCols + `) VALUES (` + marks(23) + `)`,
+		InsertClient: `INSERT INTO clients (` + ClientCols + `) VALUES (` + marks(28) + `)`,
 		UpdateClient: `UPDATE clients SET name = ?, secret_hash = ?, prev_secret_hash = ?,
 		prev_secret_expires_at = ?, status = ?, grant_types = ?, audiences = ?,
 		scopes = ?, token_format = ?, allow_impersonation = ?, access_token_ttl = ?,
 		refresh_token_ttl = ?, created_at = ?, updated_at = ?, account_id = ?,
 		auth_method = ?, software_id = ?, software_version = ?, hardware_address = ?,
-		registration_token_hash = ?, metadata = ?, identity = ?
+		registration_token_hash = ?, metadata = ?, identity = ?, resources = ?,
+		exchange_any = ?, introspect_any = ?, iat_claims = ?,
+		registration_token_expires_at = ?
 		WHERE id = ?`,
 		DeleteClient: `DELETE FROM clients WHERE id = ?`,
 		ListClients:  `SELECT ` + ClientCols + ` FROM clients ORDER BY created_at, id` + bo,
@@ -176,7 +179,7 @@ func NewQueries(d Dialect) *Queries {
 		DeleteExpiredJTIs: `DELETE FROM used_jtis WHERE expires_at < ?`,
 
 		InsertAudit: `INSERT INTO audit (` + strings.TrimPrefix(AuditCols, "id, ") + `)
-		VALUES (` + marks(13) + `)`,
+		VALUES (` + marks(14) + `)`,
 
 		numbered: d.numbered,
 	}

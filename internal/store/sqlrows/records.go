@@ -15,22 +15,27 @@ func ClientValues(c *store.Client) []any {
 		sqlcodec.EncDuration(c.RefreshTokenTTL), sqlcodec.EncTime(c.CreatedAt), sqlcodec.EncTime(c.UpdatedAt),
 		c.AccountID, c.AuthMethod, c.SoftwareID, c.SoftwareVersion, c.HardwareAddress,
 		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata), c.Identity,
+		sqlcodec.EncList(c.Resources), sqlcodec.EncBool(c.ExchangeAny), sqlcodec.EncBool(c.IntrospectAny),
+		sqlcodec.EncBytes(c.IATClaims), sqlcodec.EncTime(c.RegistrationTokenExpiresAt),
 	}
 }
 
 // ScanClient reads a row of ClientCols.
 func ScanClient(row Scanner) (*store.Client, error) {
 	var (
-		c                                store.Client
-		status, grants, auds, scopes     string
-		prevExp, created, updated        int64
-		impersonation, accessTTL, refTTL int64
+		c                                 store.Client
+		status, grants, auds, scopes      string
+		prevExp, created, updated         int64
+		impersonation, accessTTL, refTTL  int64
+		resources                         string
+		exchangeAny, introspectAny, rtExp int64
 	)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.PrevSecretHash, &prevExp,
 		&status, &grants, &auds, &scopes, &c.TokenFormat, &impersonation,
 		&accessTTL, &refTTL, &created, &updated, &c.AccountID, &c.AuthMethod,
 		&c.SoftwareID, &c.SoftwareVersion, &c.HardwareAddress,
-		&c.RegistrationTokenHash, &c.Metadata, &c.Identity)
+		&c.RegistrationTokenHash, &c.Metadata, &c.Identity,
+		&resources, &exchangeAny, &introspectAny, &c.IATClaims, &rtExp)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +49,12 @@ func ScanClient(row Scanner) (*store.Client, error) {
 	if c.Scopes, err = sqlcodec.DecList(scopes); err != nil {
 		return nil, err
 	}
+	if c.Resources, err = sqlcodec.DecList(resources); err != nil {
+		return nil, err
+	}
+	c.ExchangeAny = sqlcodec.DecBool(exchangeAny)
+	c.IntrospectAny = sqlcodec.DecBool(introspectAny)
+	c.RegistrationTokenExpiresAt = sqlcodec.DecTime(rtExp)
 	c.PrevSecretExpiresAt = sqlcodec.DecTime(prevExp)
 	c.AllowImpersonation = sqlcodec.DecBool(impersonation)
 	c.AccessTokenTTL = sqlcodec.DecDuration(accessTTL)
@@ -221,6 +232,7 @@ func AuditValues(r *store.AuditRecord) []any {
 	return []any{
 		sqlcodec.EncTime(r.Time), r.Action, r.Decision, r.ClientID, r.AccountID, r.Subject,
 		r.Actor, sqlcodec.EncList(r.Audience), r.JTI, r.Error, r.Detail, r.RequestID, r.Remote,
+		max(r.Count, 1),
 	}
 }
 
@@ -232,7 +244,7 @@ func ScanAudit(row Scanner) (store.AuditRecord, error) {
 		aud string
 	)
 	err := row.Scan(&r.ID, &t, &r.Action, &r.Decision, &r.ClientID, &r.AccountID,
-		&r.Subject, &r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote)
+		&r.Subject, &r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote, &r.Count)
 	if err != nil {
 		return r, err
 	}

@@ -37,6 +37,7 @@ func sampleAudit(i int, t time.Time) store.AuditRecord {
 		Detail:    "granted by rule 3",
 		RequestID: fmt.Sprintf("req-%03d", i),
 		Remote:    "192.0.2.1:4711",
+		Count:     1 + i%3,
 	}
 }
 
@@ -47,6 +48,7 @@ func normAudit(rs []store.AuditRecord) []store.AuditRecord {
 		r.ID = 0
 		r.Time = normTime(r.Time)
 		r.Audience = normList(r.Audience)
+		r.Count = max(r.Count, 1) // a record stands for one decision at least
 		out = append(out, r)
 	}
 	return out

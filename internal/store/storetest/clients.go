@@ -55,6 +55,12 @@ func sampleClient(id string, created time.Time) *store.Client {
 		Identity:              "name:Client " + id,
 		RegistrationTokenHash: []byte("registration-hash-" + id),
 		Metadata:              []byte(`{"client_name":"Client ` + id + `","contacts":["ops@example.com"]}`),
+
+		Resources:                  []string{"https://" + id + ".example.com/api"},
+		ExchangeAny:                true,
+		IntrospectAny:              true,
+		IATClaims:                  []byte(`{"software_id":"4NRB1-0XZABZI9E6-5SM3R"}`),
+		RegistrationTokenExpiresAt: created.Add(90 * 24 * time.Hour),
 	}
 }
 
@@ -73,6 +79,9 @@ func normClient(c *store.Client) *store.Client {
 	n.UpdatedAt = normTime(n.UpdatedAt)
 	n.RegistrationTokenHash = normBytes(n.RegistrationTokenHash)
 	n.Metadata = normBytes(n.Metadata)
+	n.Resources = normList(n.Resources)
+	n.IATClaims = normBytes(n.IATClaims)
+	n.RegistrationTokenExpiresAt = normTime(n.RegistrationTokenExpiresAt)
 	return &n
 }
 
@@ -102,6 +111,8 @@ func testClientCreateGet(t *testing.T, s store.Store) {
 	got.SecretHash[0] = 'X'
 	got.RegistrationTokenHash[0] = 'X'
 	got.Metadata[0] = 'X'
+	got.Resources[0] = "changed"
+	got.IATClaims[0] = 'X'
 	again, err := s.GetClient(ctx, "full")
 	must(t, err)
 	equal(t, "GetClient after changing an earlier result", again, full, normClient)
