@@ -55,6 +55,7 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				Publishers:          publishers,
 				PerAccountPerMinute: c.RegistrationRatePerAccount,
 				PerAddressPerMinute: c.RegistrationRatePerAddress,
+				TrustedProxies:      c.TrustedProxies,
 				// Secure cookies under TLS, including TLS terminated by a
 				// load balancer in front of an https issuer.
 				Secure: c.TLSCert != "" || strings.HasPrefix(c.Issuer, "https://"),

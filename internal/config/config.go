@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/internal/clientip"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 )
@@ -52,6 +53,10 @@ type Config struct {
 	// address, per minute.
 	RegistrationRatePerAccount int
 	RegistrationRatePerAddress int
+	// TrustedProxies are the hops whose X-Forwarded-For and Forwarded
+	// headers are believed (every address-keyed limit and the audit use
+	// the client address they name).
+	TrustedProxies *clientip.Resolver
 	// KeyEncryptionKey is the base64 KEK from STS_KEY_ENCRYPTION_KEY
 	// (never a flag: argv is visible to every user of the machine).
 	KeyEncryptionKey string
@@ -81,6 +86,7 @@ const (
 	FlagPublishers        = "software-statement-publishers"
 	FlagRateAccount       = "registration-rate-per-account"
 	FlagRateAddress       = "registration-rate-per-address"
+	FlagTrustedProxies    = "trusted-proxies"
 )
 
 // DefaultAddr is where `sts serve` listens with no configuration.
@@ -115,6 +121,7 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.String(FlagPublishers, "", `trusted software-statement issuers and their JWK set files: "issuer=path/to/jwks.json ..."`)
 	fs.Int(FlagRateAccount, 30, "registrations per account per minute")
 	fs.Int(FlagRateAddress, 60, "registrations per source address per minute")
+	fs.String(FlagTrustedProxies, "", "load balancers and proxies (CIDR or address, comma-separated) whose X-Forwarded-For / Forwarded headers name the client")
 }
 
 // EnvName is the environment variable of a flag.
@@ -246,6 +253,13 @@ func (c *Config) fill(v map[string]string) error {
 				continue
 			}
 			c.SoftwareStatementPublishers[iss] = file
+		}
+	}
+
+	if s, ok := v[FlagTrustedProxies]; ok {
+		var err error
+		if c.TrustedProxies, err = clientip.Parse(s); err != nil {
+			errs = append(errs, err)
 		}
 	}
 

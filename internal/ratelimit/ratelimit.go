@@ -2,8 +2,6 @@ package ratelimit
 
 import (
 	"math"
-	"net"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -98,27 +96,4 @@ func (l *Limiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
-}
-
-// AddressKey is the key of a remote address (host:port or host): the IPv4
-// address, or the /64 prefix of an IPv6 address, since one host commonly
-// holds a whole /64.
-func AddressKey(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	a = a.Unmap()
-	if a.Is4() {
-		return a.String()
-	}
-	p, err := a.Prefix(64)
-	if err != nil {
-		return a.String()
-	}
-	return p.String()
 }

@@ -80,22 +80,3 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d of 200 concurrent events allowed, want 50 (51 if a token refilled)", allowed)
 	}
 }
-
-func TestAddressKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.1:5555":                "192.0.2.1",
-		"[::ffff:192.0.2.1]:80":         "192.0.2.1",
-		"[2001:db8:1:2:3:4:5:6]:443":    "2001:db8:1:2::/64",
-		"[2001:db8:1:2:ffff::1]:443":    "2001:db8:1:2::/64",
-		"not-an-address":                "not-an-address",
-		"[2001:db8:1:3::1%eth0]:443":    "2001:db8:1:3::/64",
-		"2001:db8:1:2:3:4:5:6":          "2001:db8:1:2::/64",
-		"127.0.0.1":                     "127.0.0.1",
-		"[fe80::1]:1":                   "fe80::/64",
-		"[2001:db8:ffff:ffff::9]:65535": "2001:db8:ffff:ffff::/64",
-	} {
-		if got := AddressKey(in); got != want {
-			t.Errorf("AddressKey(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

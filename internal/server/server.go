@@ -19,6 +19,7 @@ import (
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/endpoint/discovery"
 	"github.com/keybridge/sts/internal/endpoint/introspect"
@@ -63,6 +64,9 @@ type Options struct {
 	Publishers          map[string]*jose.JSONWebKeySet
 	PerAccountPerMinute int
 	PerAddressPerMinute int
+	// TrustedProxies decides the client address of each request (nil
+	// trusts no proxy).
+	TrustedProxies *clientip.Resolver
 	// Secure: the server is reached over TLS (portal cookies are Secure).
 	Secure bool
 	Logger *slog.Logger
@@ -135,7 +139,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET "+ReadyPath, s.ready)
-	s.handler = s.middleware(mux)
+	s.handler = o.TrustedProxies.Middleware(s.middleware(mux))
 	return s, nil
 }
 

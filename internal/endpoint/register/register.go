@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/keybridge/sts/internal/clientip"
 	"hash/fnv"
 	"log/slog"
 	"net/http"
@@ -228,7 +229,7 @@ func (e *Endpoint) lock(accountID string) func() {
 // account's client of the same identity.
 func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (int, any, error) {
 	// The address limit comes first, before any signature is checked.
-	if err := e.limit(w, e.byAddress, ratelimit.AddressKey(r.RemoteAddr), "from this address"); err != nil {
+	if err := e.limit(w, e.byAddress, clientip.Key(r.RemoteAddr), "from this address"); err != nil {
 		return 0, nil, err
 	}
 	raw, ok := bearer(r)
@@ -426,7 +427,7 @@ func (e *Endpoint) authenticate(ctx context.Context, id, rat string) (*store.Cli
 // client id, authorised by its registration access token.
 func (e *Endpoint) manage(w http.ResponseWriter, r *http.Request, id string, ev *store.AuditRecord) (int, any, error) {
 	ev.ClientID = id
-	if err := e.limit(w, e.byAddress, ratelimit.AddressKey(r.RemoteAddr), "from this address"); err != nil {
+	if err := e.limit(w, e.byAddress, clientip.Key(r.RemoteAddr), "from this address"); err != nil {
 		return 0, nil, err
 	}
 	raw, ok := bearer(r)
