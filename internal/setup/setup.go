@@ -56,6 +56,7 @@ func Open(ctx context.Context, c *config.Config, logw io.Writer) (*Env, error) {
 	var err error
 	switch {
 	case c.DatabaseURL == "":
+		warnReadableDir(e.Logger, c.DataDir)
 		e.Store, err = sqlite.Open(ctx, c.SQLitePath())
 	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
 		// postgres.Open keeps the password out of its errors.
@@ -170,4 +171,18 @@ func redact(u string) string {
 		}
 	}
 	return u
+}
+
+// warnReadableDir warns when the data directory lets other users in: the
+// files in it are private (mode 0600), but names, sizes and any file a
+// person copies there are not.
+func warnReadableDir(log *slog.Logger, dir string) {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return // Open creates it with mode 0700
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data directory is readable by other users; its files are created 0600, but consider chmod 700",
+			"path", dir, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
+	}
 }

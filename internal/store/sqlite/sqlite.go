@@ -58,7 +58,9 @@ var _ store.Store = (*Store)(nil)
 // Open opens the SQLite database at path, creating the file and its parent
 // directories (mode 0700) if needed, and applies pending migrations. path is a
 // file name; in-memory databases are not supported because the Store uses
-// several connections.
+// several connections. The database, WAL and SHM files are mode 0600
+// whatever the directory's mode or the umask: they hold operator password
+// hashes, the audit log and client metadata.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: open: %q is not a database file path", path)
@@ -68,6 +70,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := privateFiles(abs); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 
@@ -120,6 +125,37 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// FileMode is the mode of the database file and of the WAL and SHM files
+// SQLite creates beside it.
+const FileMode fs.FileMode = 0o600
+
+// privateFiles creates the database file with FileMode if it does not
+// exist, so that SQLite (which gives its WAL and SHM files the mode of the
+// database file) never creates any of them readable by others, and
+// narrows the mode of files an earlier version left wider.
+func privateFiles(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, name := range []string{abs, abs + "-wal", abs + "-shm"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&^FileMode != 0 {
+			if err := os.Chmod(name, FileMode); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // dsn builds the modernc.org/sqlite data source name for the file at the
