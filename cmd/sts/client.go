@@ -26,6 +26,7 @@ and are shown once, when created or rotated.`,
 	}
 	cmd.AddCommand(newClientCreate(), newClientList(), newClientShow(), newClientRotateSecret(),
 		newClientSetStatus("disable", store.ClientDisabled), newClientSetStatus("enable", store.ClientActive),
+		newClientSetStatus("approve", store.ClientActive),
 		newClientDelete())
 	return cmd
 }
@@ -398,9 +399,14 @@ redeployed without downtime; by default it is refused at once.`,
 func newClientSetStatus(verb string, status store.ClientStatus) *cobra.Command {
 	var out output
 	cmd := &cobra.Command{
-		Use:   verb + " CLIENT_ID",
-		Short: map[string]string{"disable": "Stop a client from authenticating", "enable": "Let a disabled or pending client authenticate again"}[verb],
-		Args:  cobra.ExactArgs(1),
+		Use: verb + " CLIENT_ID",
+		Short: map[string]string{
+			"disable": "Stop a client from authenticating",
+			"enable":  "Let a disabled or pending client authenticate again",
+			// SPEC §4 names the step that activates a pending client.
+			"approve": "Approve a pending client (the same as enable)",
+		}[verb],
+		Args: cobra.ExactArgs(1),
 		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
 			c, was, err := env.Clients().SetStatus(cmd.Context(), "cli", args[0], status)
 			if err != nil {
@@ -415,10 +421,6 @@ func newClientSetStatus(verb string, status store.ClientStatus) *cobra.Command {
 			}
 			return nil
 		}),
-	}
-	if verb == "enable" {
-		// SPEC §4 names the step that activates a pending client "approve".
-		cmd.Aliases = []string{"approve"}
 	}
 	out.register(cmd)
 	return cmd

@@ -21,8 +21,38 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	config.RegisterStorage(root.PersistentFlags())
-	root.AddCommand(newServe(), newClient(), newKey(), newToken(), newMigrate(), newBench(), newOperator(), newAccount())
+	root.AddCommand(newServe(), newClient(), newKey(), newToken(), newMigrate(), newBench(), newOperator(), newAccount(), newVersion())
+	strictArgs(root)
 	return root
+}
+
+// strictArgs makes every command refuse what it does not understand, so
+// that a script never takes a typo for success: a group (a command with
+// subcommands and nothing to run) fails on an unknown subcommand with
+// cobra's suggestions, and a command that declares no argument rule takes
+// no arguments. Without this, cobra prints the group's help and exits 0.
+func strictArgs(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		strictArgs(sub)
+	}
+	if cmd.HasSubCommands() && !cmd.Runnable() {
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.SuggestionsMinimumDistance = 2
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+			}
+			return fmt.Errorf("%s\nRun '%s --help' for usage", msg, cmd.CommandPath())
+		}
+		return
+	}
+	if cmd.Args == nil {
+		cmd.Args = cobra.NoArgs
+	}
 }
 
 // loadConfig resolves the configuration of cmd (its flags, STS_* variables

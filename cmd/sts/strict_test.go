@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestUnknownSubcommandFails (issue 9): a mistyped subcommand or a stray
+// argument is an error with a suggestion, never help with status 0.
+func TestUnknownSubcommandFails(t *testing.T) {
+	c := newCLI(t, testKEK)
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		suggest string
+	}{
+		{[]string{"client", "aprove", "x"}, `unknown command "aprove" for "sts client"`, "approve"},
+		{[]string{"clinet", "list"}, `unknown command "clinet" for "sts"`, "client"},
+		{[]string{"key", "rotat"}, `unknown command "rotat" for "sts key"`, "rotate"},
+		{[]string{"client", "list", "extra"}, `unknown command "extra" for "sts client list"`, ""},
+		{[]string{"migrate", "now"}, `unknown command "now" for "sts migrate"`, ""},
+	} {
+		_, _, err := c.run(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.suggest) {
+			t.Errorf("sts %s: err = %v, want %q suggesting %q", strings.Join(tc.args, " "), err, tc.want, tc.suggest)
+		}
+	}
+	// A group alone still shows its help.
+	if out, _, err := c.run("client"); err != nil || !strings.Contains(out, "Available Commands") {
+		t.Errorf("sts client: %v\n%s", err, out)
+	}
+}
+
+// TestEveryCommandChecksArgs walks the tree: no command accepts arguments
+// it never looks at.
+func TestEveryCommandChecksArgs(t *testing.T) {
+	var walk func(*cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		if cmd.Args == nil {
+			t.Errorf("%s declares no argument rule", cmd.CommandPath())
+		}
+		for _, sub := range cmd.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot())
+}
+
+func TestVersion(t *testing.T) {
+	c := newCLI(t, testKEK)
+	out := c.ok("version")
+	if !strings.HasPrefix(out, "sts ") || !strings.Contains(out, "go1.") {
+		t.Errorf("sts version = %q", out)
+	}
+	var v struct {
+		Version string `json:"version"`
+		Go      string `json:"go"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("version", "-o", "json")), &v); err != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go1.") {
+		t.Errorf("sts version -o json: %+v, %v", v, err)
+	}
+}
