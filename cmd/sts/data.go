@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/keybridge/sts/internal/config"
 	"github.com/keybridge/sts/internal/setup"
+	"github.com/keybridge/sts/internal/store"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -47,7 +50,31 @@ func openData(cmd *cobra.Command) (*setup.Env, error) {
 	if err != nil {
 		return nil, oneLine(err)
 	}
+	useServerIssuer(cmd, env)
 	return env, nil
+}
+
+// useServerIssuer makes the command use the issuer `sts serve` recorded in
+// the database when none was given, so that an IAT's audience, a sign-in
+// URL or a token endpoint matches the running server rather than this
+// command's own default. A given issuer that differs is used, with a
+// warning naming both.
+func useServerIssuer(cmd *cobra.Command, env *setup.Env) {
+	s, err := env.Store.GetSetting(cmd.Context(), store.SettingIssuer)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			env.Logger.Warn("could not read the server's issuer", "err", err)
+		}
+		return
+	}
+	c := env.Config
+	switch {
+	case c.IssuerDefault:
+		c.Issuer = s.Value
+	case c.Issuer != s.Value:
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: using issuer %s, but the server last ran (%s) with issuer %s\n",
+			c.Issuer, s.UpdatedAt.Local().Format(time.DateTime), s.Value)
+	}
 }
 
 // oneLine joins a multi-line error (errors.Join of several problems) into

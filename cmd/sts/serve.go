@@ -11,6 +11,7 @@ import (
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"
 	"github.com/keybridge/sts/internal/server"
+	"github.com/keybridge/sts/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -75,6 +76,14 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			if err != nil {
 				ln.Close()
 				return fmt.Errorf("create the portal administrator: %w", err)
+			}
+			// The operator commands read these to default to this
+			// server's issuer (IAT audiences, portal and token URLs).
+			now := time.Now()
+			for name, value := range map[string]string{store.SettingIssuer: c.Issuer, store.SettingAddr: ln.Addr().String()} {
+				if err := env.Store.PutSetting(ctx, &store.Setting{Name: name, Value: value, UpdatedAt: now}); err != nil {
+					env.Logger.Warn("could not record the server's settings for the CLI; CLI commands will need --issuer", "err", err)
+				}
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Key Bridge STS listening on %s\n", ln.Addr())

@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/token"
 
 	"github.com/spf13/cobra"
 )
@@ -61,5 +65,38 @@ func TestVersion(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(c.ok("version", "-o", "json")), &v); err != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go1.") {
 		t.Errorf("sts version -o json: %+v, %v", v, err)
+	}
+}
+
+// TestIssuerMismatchWarns (issue 9, item 1): an --issuer that differs from
+// the one the server recorded is used, with a warning naming both.
+func TestIssuerMismatchWarns(t *testing.T) {
+	c := newCLI(t, testKEK)
+	env := c.env()
+	if err := env.Store.PutSetting(t.Context(), &store.Setting{Name: store.SettingIssuer, Value: "http://127.0.0.1:9090", UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var acct struct {
+		ID string `json:"account_id"`
+	}
+	c.okJSON(&acct, "account", "create", "individual", "--name", "A", "-o", "json")
+	tok, stderr, err := c.run("account", "issue-iat", acct.ID, "--issuer", "https://elsewhere.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "https://elsewhere.example.com") || !strings.Contains(stderr, "http://127.0.0.1:9090") {
+		t.Errorf("no warning naming both issuers: %q", stderr)
+	}
+	_, claims, err := token.ParseUnverified(strings.TrimSpace(tok))
+	if err != nil || claims["aud"] != "https://elsewhere.example.com" {
+		t.Errorf("IAT aud = %v (%v), want the flag's issuer", claims["aud"], err)
+	}
+	// Without the flag: the server's issuer, and no warning.
+	tok, stderr, err = c.run("account", "issue-iat", acct.ID)
+	if err != nil || strings.Contains(stderr, "warning") {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	if _, claims, _ = token.ParseUnverified(strings.TrimSpace(tok)); claims["aud"] != "http://127.0.0.1:9090" {
+		t.Errorf("IAT aud = %v, want the server's issuer", claims["aud"])
 	}
 }

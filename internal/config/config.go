@@ -24,8 +24,12 @@ import (
 
 // Config is the validated configuration.
 type Config struct {
-	Addr              string
-	Issuer            string
+	Addr   string
+	Issuer string
+	// IssuerDefault: no --issuer, STS_ISSUER or file setting named the
+	// issuer; it is http(s)://ADDR. The CLI then uses the issuer the
+	// server recorded in the database instead.
+	IssuerDefault     bool
 	DataDir           string
 	DatabaseURL       string
 	LogLevel          string
@@ -270,6 +274,7 @@ func (c *Config) fill(v map[string]string) error {
 			errs = append(errs, fmt.Errorf("addr: port %q is not a number", port))
 		}
 		if c.Issuer == "" {
+			c.IssuerDefault = true
 			scheme := "http"
 			if c.TLSCert != "" {
 				scheme = "https"

@@ -32,6 +32,7 @@ type Store interface {
 	UsedJTIs
 	Operators
 	Sessions
+	Settings
 	// Close releases the backend's resources.
 	Close() error
 }
@@ -498,4 +499,29 @@ type Elector interface {
 	Run(ctx context.Context)
 	// Leader reports whether this process holds the role now.
 	Leader() bool
+}
+
+// Settings the server records for the operator tools.
+const (
+	// SettingIssuer is the issuer `sts serve` last ran with.
+	SettingIssuer = "server.issuer"
+	// SettingAddr is the address `sts serve` last listened on.
+	SettingAddr = "server.addr"
+)
+
+// Setting is a named value and when it was last written.
+type Setting struct {
+	Name      string
+	Value     string
+	UpdatedAt time.Time
+}
+
+// Settings stores what the server tells the operator tools about itself,
+// such as its issuer, so that commands run against the same data default
+// to the server's values.
+type Settings interface {
+	// GetSetting returns the setting or ErrNotFound.
+	GetSetting(ctx context.Context, name string) (*Setting, error)
+	// PutSetting inserts or replaces the setting.
+	PutSetting(ctx context.Context, s *Setting) error
 }

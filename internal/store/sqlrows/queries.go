@@ -93,6 +93,7 @@ type Queries struct {
 	RevokeJTI, IsRevoked, DeleteExpiredRevocations, ListRevocations string
 	ConsumeJTI, DeleteExpiredJTIs                                   string
 	InsertAudit                                                     string
+	GetSetting, PutSetting                                          string
 
 	numbered bool
 }
@@ -177,6 +178,10 @@ func NewQueries(d Dialect) *Queries {
 		ConsumeJTI: `INSERT INTO used_jtis (issuer, jti, expires_at)
 		VALUES (?, ?, ?) ON CONFLICT (issuer, jti) DO NOTHING`,
 		DeleteExpiredJTIs: `DELETE FROM used_jtis WHERE expires_at < ?`,
+
+		GetSetting: `SELECT value, updated_at FROM settings WHERE name = ?`,
+		PutSetting: `INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 
 		InsertAudit: `INSERT INTO audit (` + strings.TrimPrefix(AuditCols, "id, ") + `)
 		VALUES (` + marks(14) + `)`,

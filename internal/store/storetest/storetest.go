@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UsedJTIs", usedJTITests},
 		{"Operators", operatorTests},
 		{"Sessions", sessionTests},
+		{"Settings", settingTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
