@@ -21,7 +21,8 @@ import (
 func newBench() *cobra.Command {
 	var (
 		out          output
-		urls         []string
+		servers      serverFlag
+		urls         []string // --url, the deprecated form of --server
 		clientID     string
 		clientSecret string
 		subject      string
@@ -42,12 +43,12 @@ from the server, runs, and deletes the clients again; the server must use
 the same data directory or database. With --client-id, --client-secret and
 --subject-token it uses yours and changes nothing.
 
---url may be repeated to spread the load over several instances sharing one
+--server may be repeated to spread the load over several instances sharing one
 database (see "Running several instances" in the README): the connections
 are divided among them round-robin, and the report gives each one's share.`,
 		Example: `  sts bench --duration 30s --concurrency 32
-  sts bench --url http://10.0.0.1:8080 --url http://10.0.0.2:8080 --url http://10.0.0.3:8080 --concurrency 48
-  sts bench --url https://sts.example.com --client-id rs08 --client-secret "$S" --subject-token "$T" --resource https://backend.example.com/api`,
+  sts bench --server http://10.0.0.1:8080 --server http://10.0.0.2:8080 --server http://10.0.0.3:8080 --concurrency 48
+  sts bench --server https://sts.example.com --client-id rs08 --client-secret "$S" --subject-token "$T" --resource https://backend.example.com/api`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := out.json()
@@ -63,9 +64,15 @@ are divided among them round-robin, and the report gives each one's share.`,
 				Concurrency: concurrency, Duration: duration, Requests: requests,
 			}
 			var caller *benchCaller
-			issuer := ""
+			if len(servers.urls) == 0 {
+				servers.urls = urls
+			}
+			bases, err := servers.all(cmd)
+			if err != nil {
+				return err
+			}
 			if clientID == "" {
-				c, cleanup, err := benchClients(cmd, &cfg, &issuer)
+				c, cleanup, err := benchClients(cmd, &cfg)
 				if err != nil {
 					return err
 				}
@@ -74,15 +81,8 @@ are divided among them round-robin, and the report gives each one's share.`,
 			} else if subject == "" || clientSecret == "" {
 				return errors.New("with --client-id, give --client-secret (or STS_CLIENT_SECRET) and --subject-token too")
 			}
-			bases := urls
-			if len(bases) == 0 {
-				if issuer == "" {
-					issuer = "http://" + defaultAddr()
-				}
-				bases = []string{issuer}
-			}
 			for _, u := range bases {
-				cfg.URLs = append(cfg.URLs, strings.TrimRight(u, "/")+server.TokenPath)
+				cfg.URLs = append(cfg.URLs, u+server.TokenPath)
 			}
 			if caller != nil {
 				// One instance issues the subject token; the others
@@ -104,7 +104,9 @@ are divided among them round-robin, and the report gives each one's share.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&urls, "url", nil, "base URL of the server (default: the configured issuer, http://127.0.0.1:8080); repeat for several instances")
+	servers.register(cmd, true)
+	f.StringArrayVar(&urls, "url", nil, "base URL of the server")
+	f.MarkDeprecated("url", "use --server")
 	f.StringVar(&clientID, "client-id", "", "exchanging client (default: a temporary one)")
 	f.StringVar(&clientSecret, "client-secret", "", "its secret (or STS_CLIENT_SECRET)")
 	f.StringVar(&subject, "subject-token", "", "subject token to exchange")
@@ -116,20 +118,16 @@ are divided among them round-robin, and the report gives each one's share.`,
 	return cmd
 }
 
-func defaultAddr() string { return "127.0.0.1:8080" }
-
 // benchCaller is the temporary client whose token is exchanged.
 type benchCaller struct{ id, secret string }
 
 // benchClients registers a temporary caller and exchanging client in the
-// data directory and returns the caller and a function that deletes both;
-// it sets *issuer to the configured issuer.
-func benchClients(cmd *cobra.Command, cfg *bench.Config, issuer *string) (*benchCaller, func(), error) {
+// data directory and returns the caller and a function that deletes both.
+func benchClients(cmd *cobra.Command, cfg *bench.Config) (*benchCaller, func(), error) {
 	env, err := openData(cmd)
 	if err != nil {
 		return nil, nil, err
 	}
-	*issuer = env.Config.Issuer
 	ctx := cmd.Context()
 	reg := env.Clients()
 	const backend = "https://bench.invalid/api"

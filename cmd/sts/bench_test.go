@@ -18,7 +18,7 @@ func TestBenchTemporaryClients(t *testing.T) {
 	endpoint := startServer(t, c)
 	issuer := strings.TrimSuffix(endpoint, server.TokenPath)
 	var r bench.Result
-	c.okJSON(&r, "bench", "--url", issuer, "--requests", "50", "--concurrency", "4", "-o", "json")
+	c.okJSON(&r, "bench", "--server", issuer, "--requests", "50", "--concurrency", "4", "-o", "json")
 	if r.Requests != 50 || r.Errors != 0 || r.PerSecond <= 0 || r.P99 < r.P50 {
 		t.Fatalf("bench result %+v", r)
 	}
@@ -30,10 +30,10 @@ func TestBenchTemporaryClients(t *testing.T) {
 	if len(list) != 0 {
 		t.Fatalf("temporary clients left behind: %+v", list)
 	}
-	c.fail("--client-secret", "bench", "--url", issuer, "--client-id", "x")
+	c.fail("--client-secret", "bench", "--server", issuer, "--client-id", "x")
 }
 
-// A repeated --url spreads the connections over several instances; here the
+// A repeated --server spreads the connections over several instances; here the
 // server and a proxy in front of it stand for two instances on one database.
 func TestBenchSeveralURLs(t *testing.T) {
 	c := newCLI(t, testKEK)
@@ -45,7 +45,7 @@ func TestBenchSeveralURLs(t *testing.T) {
 	proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(u))
 	t.Cleanup(proxy.Close)
 	var r bench.Result
-	c.okJSON(&r, "bench", "--url", issuer, "--url", proxy.URL+"/", "--requests", "60", "--concurrency", "4", "-o", "json")
+	c.okJSON(&r, "bench", "--server", issuer, "--server", proxy.URL+"/", "--requests", "60", "--concurrency", "4", "-o", "json")
 	if r.Requests != 60 || r.Errors != 0 || len(r.Endpoints) != 2 {
 		t.Fatalf("bench result %+v", r)
 	}

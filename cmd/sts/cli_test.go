@@ -29,7 +29,7 @@ type cli struct {
 func newCLI(t *testing.T, kek string) *cli {
 	t.Helper()
 	for _, name := range []string{"STS_CONFIG", "STS_DATA_DIR", "STS_DATABASE_URL", "STS_LOG_LEVEL", "STS_LOG_FORMAT",
-		"STS_KEY_ALGORITHM", "STS_ADDR", "STS_ISSUER", "STS_CLIENT_ID", "STS_CLIENT_SECRET", "STS_TOKEN_ENDPOINT"} {
+		"STS_KEY_ALGORITHM", "STS_ADDR", "STS_ISSUER", "STS_CLIENT_ID", "STS_CLIENT_SECRET", "STS_TOKEN_ENDPOINT", "STS_SERVER"} {
 		t.Setenv(name, "")
 	}
 	t.Setenv("STS_KEY_ENCRYPTION_KEY", kek)

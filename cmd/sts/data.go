@@ -25,6 +25,20 @@ import (
 // `client create --access-token-ttl` are client settings, not server ones,
 // and are deliberately not copied.
 func openData(cmd *cobra.Command) (*setup.Env, error) {
+	c, err := dataConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	env, err := setup.Open(cmd.Context(), c, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	useServerIssuer(cmd, env)
+	return env, nil
+}
+
+// dataConfig resolves the configuration openData uses.
+func dataConfig(cmd *cobra.Command) (*config.Config, error) {
 	fs := pflag.NewFlagSet(cmd.CommandPath(), pflag.ContinueOnError)
 	config.RegisterStorage(fs)
 	config.RegisterServe(fs)
@@ -46,12 +60,7 @@ func openData(cmd *cobra.Command) (*setup.Env, error) {
 	if err != nil {
 		return nil, oneLine(err)
 	}
-	env, err := setup.Open(cmd.Context(), c, cmd.ErrOrStderr())
-	if err != nil {
-		return nil, oneLine(err)
-	}
-	useServerIssuer(cmd, env)
-	return env, nil
+	return c, nil
 }
 
 // useServerIssuer makes the command use the issuer `sts serve` recorded in

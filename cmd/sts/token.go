@@ -28,65 +28,85 @@ func newToken() *cobra.Command {
 		Use:   "token",
 		Short: "Obtain, exchange and inspect tokens (a debugging client)",
 	}
-	cmd.AddCommand(newTokenExchange(), newTokenClientCredentials(), newTokenInspect())
+	cmd.AddCommand(newTokenExchange(), newTokenClientCredentials(), newTokenIntrospect(), newTokenRevoke(), newTokenInspect())
 	return cmd
 }
 
-// defaultTokenEndpoint is the token endpoint of `sts serve` with no
-// configuration.
-const defaultTokenEndpoint = "http://127.0.0.1:8080" + server.TokenPath
-
-// tokenClient holds the flags shared by the commands that call the token
-// endpoint.
+// tokenClient holds the flags shared by the commands that call the token,
+// introspection and revocation endpoints as a client.
 type tokenClient struct {
-	endpoint     string
+	server       serverFlag
+	endpoint     string // --token-endpoint, the deprecated form of --server
 	clientID     string
 	clientSecret string
 	authMethod   string
-	scopes       []string
-	resources    []string
-	audiences    []string
 	output       string
+}
+
+// tokenRequest adds the flags of the token endpoint's requests.
+type tokenRequest struct {
+	tokenClient
+	scopes    []string
+	resources []string
+	audiences []string
 }
 
 func (tc *tokenClient) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&tc.endpoint, "token-endpoint", "", "token endpoint URL (default $STS_TOKEN_ENDPOINT or "+defaultTokenEndpoint+")")
+	tc.server.register(cmd, false)
+	f.StringVar(&tc.endpoint, "token-endpoint", "", "token endpoint URL")
+	f.MarkDeprecated("token-endpoint", "use --server with the server's base URL")
 	f.StringVar(&tc.clientID, "client-id", "", "client id (default $STS_CLIENT_ID)")
 	f.StringVar(&tc.clientSecret, "client-secret", "", "client secret (default $STS_CLIENT_SECRET, which keeps it out of the process list)")
 	f.StringVar(&tc.authMethod, "auth-method", "basic", "client authentication: basic (client_secret_basic) or post (client_secret_post)")
-	f.StringArrayVar(&tc.scopes, "scope", nil, "requested scope (repeatable, or several separated by spaces)")
-	f.StringArrayVar(&tc.resources, "resource", nil, "resource URI the token is for (repeatable; RFC 8707)")
-	f.StringArrayVar(&tc.audiences, "audience", nil, "logical name of the target service (repeatable; RFC 8693 §2.1)")
-	f.StringVarP(&tc.output, "output", "o", "json", "output: json (the whole response) or token (the access token alone)")
+	f.StringVarP(&tc.output, "output", "o", "text", "output: text or json")
 }
 
-// request posts form to the token endpoint, authenticated as the client,
-// and writes the response. An OAuth error response is returned as one line
-// `<error>: <error_description>`.
-func (tc *tokenClient) request(cmd *cobra.Command, form url.Values) error {
-	if tc.output != "json" && tc.output != "text" && tc.output != "token" {
-		return fmt.Errorf("--output must be json or token, not %q", tc.output)
+func (tr *tokenRequest) register(cmd *cobra.Command) {
+	tr.tokenClient.register(cmd)
+	f := cmd.Flags()
+	f.StringArrayVar(&tr.scopes, "scope", nil, "requested scope (repeatable, or several separated by spaces)")
+	f.StringArrayVar(&tr.resources, "resource", nil, "resource URI the token is for (repeatable; RFC 8707)")
+	f.StringArrayVar(&tr.audiences, "audience", nil, "logical name of the target service (repeatable; RFC 8693 §2.1)")
+}
+
+// asJSON checks --output; "token", the old name of text, is still taken.
+func (tc *tokenClient) asJSON() (bool, error) {
+	switch tc.output {
+	case "json":
+		return true, nil
+	case "text", "token":
+		return false, nil
 	}
-	endpoint := firstNonEmpty(tc.endpoint, os.Getenv("STS_TOKEN_ENDPOINT"), defaultTokenEndpoint)
-	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--token-endpoint %q is not an http(s) URL", endpoint)
+	return false, fmt.Errorf("--output must be text or json, not %q", tc.output)
+}
+
+// url returns the URL of the endpoint at path on the server (or the
+// --token-endpoint given, for the token endpoint).
+func (tc *tokenClient) url(cmd *cobra.Command, path string) (string, error) {
+	if path == server.TokenPath {
+		if e := firstNonEmpty(tc.endpoint, os.Getenv("STS_TOKEN_ENDPOINT")); e != "" {
+			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return "", fmt.Errorf("--token-endpoint %q is not an http(s) URL", e)
+			}
+			return e, nil
+		}
 	}
+	base, err := tc.server.one(cmd)
+	if err != nil {
+		return "", err
+	}
+	return base + path, nil
+}
+
+// authenticate adds the client's credentials to header or form (RFC 6749
+// §2.3.1).
+func (tc *tokenClient) authenticate(header http.Header, form url.Values) error {
 	id := firstNonEmpty(tc.clientID, os.Getenv("STS_CLIENT_ID"))
 	secret := firstNonEmpty(tc.clientSecret, os.Getenv("STS_CLIENT_SECRET"))
 	if id == "" || secret == "" {
 		return errors.New("--client-id and --client-secret (or STS_CLIENT_ID and STS_CLIENT_SECRET) are required")
 	}
-	if scope := strings.Join(strings.Fields(strings.Join(tc.scopes, " ")), " "); scope != "" {
-		form.Set("scope", scope)
-	}
-	for _, r := range tc.resources {
-		form.Add("resource", r)
-	}
-	for _, a := range tc.audiences {
-		form.Add("audience", a)
-	}
-	var header http.Header = make(http.Header)
 	switch tc.authMethod {
 	case "basic", oauth.AuthMethodClientSecretBasic:
 		header.Set("Authorization", oauth.BasicAuth(id, secret))
@@ -96,56 +116,122 @@ func (tc *tokenClient) request(cmd *cobra.Command, form url.Values) error {
 	default:
 		return fmt.Errorf("--auth-method must be basic or post, not %q", tc.authMethod)
 	}
+	return nil
+}
+
+// request posts form to the token endpoint, authenticated as the client,
+// and writes the response: with -o json the whole response; as text the
+// access token alone on standard output (for scripts) and the rest of the
+// response on standard error (for people). An OAuth error response is
+// returned as one line `<error>: <error_description>`.
+func (tr *tokenRequest) request(cmd *cobra.Command, form url.Values) error {
+	asJSON, err := tr.asJSON()
+	if err != nil {
+		return err
+	}
+	endpoint, err := tr.url(cmd, server.TokenPath)
+	if err != nil {
+		return err
+	}
+	if scope := strings.Join(strings.Fields(strings.Join(tr.scopes, " ")), " "); scope != "" {
+		form.Set("scope", scope)
+	}
+	for _, r := range tr.resources {
+		form.Add("resource", r)
+	}
+	for _, a := range tr.audiences {
+		form.Add("audience", a)
+	}
+	header := make(http.Header)
+	if err := tr.authenticate(header, form); err != nil {
+		return err
+	}
 	resp, raw, err := postToken(cmd.Context(), endpoint, header, form)
 	if err != nil {
 		return err
 	}
-	w := cmd.OutOrStdout()
-	if tc.output == "token" {
-		fmt.Fprintln(w, resp.AccessToken)
+	if !asJSON {
+		fmt.Fprintln(cmd.OutOrStdout(), resp.AccessToken)
+		summary := fmt.Sprintf("token_type=%s expires_in=%d", resp.TokenType, resp.ExpiresIn)
+		if resp.IssuedTokenType != "" {
+			summary = "issued_token_type=" + resp.IssuedTokenType + " " + summary
+		}
+		if resp.Scope != "" {
+			summary += fmt.Sprintf(" scope=%q", resp.Scope)
+		}
+		if resp.RefreshToken != "" {
+			// A credential: not on a stream that ends up in logs.
+			summary += " refresh_token=(issued; -o json shows it)"
+		}
+		fmt.Fprintln(cmd.ErrOrStderr(), summary)
 		return nil
 	}
+	return writeIndented(cmd.OutOrStdout(), raw)
+}
+
+func writeIndented(w io.Writer, raw []byte) error {
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, raw, "", "  "); err != nil {
 		return err
 	}
 	buf.WriteByte('\n')
-	_, err = w.Write(buf.Bytes())
+	_, err := w.Write(buf.Bytes())
 	return err
 }
 
-// postToken sends a token request and decodes the answer (RFC 6749 §5.1,
-// §5.2).
-func postToken(ctx context.Context, endpoint string, header http.Header, form url.Values) (*oauth.TokenResponse, []byte, error) {
+// postForm sends a form to an endpoint and returns the status and body;
+// an OAuth error response (RFC 6749 §5.2) is returned as one error line.
+func postForm(ctx context.Context, endpoint string, header http.Header, form url.Values) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	req.Header = header
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("token endpoint: %w", err)
+		return nil, fmt.Errorf("%s: %w", endpoint, err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if err != nil {
-		return nil, nil, fmt.Errorf("token endpoint: read response: %w", err)
+		return nil, fmt.Errorf("%s: read response: %w", endpoint, err)
 	}
 	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 	if res.StatusCode != http.StatusOK {
 		var oe oauth.Error
 		if mt == "application/json" && json.Unmarshal(body, &oe) == nil && oe.Code != "" {
-			return nil, nil, fmt.Errorf("%s: %s", oe.Code, oneLineText(oe.Description))
+			return nil, fmt.Errorf("%s: %s", oe.Code, oneLineText(oe.Description))
 		}
-		return nil, nil, fmt.Errorf("token endpoint answered %s", res.Status)
+		return nil, fmt.Errorf("%s answered %s", endpointName(endpoint), res.Status)
+	}
+	return body, nil
+}
+
+// endpointName names an endpoint in messages.
+func endpointName(endpoint string) string {
+	switch {
+	case strings.HasSuffix(endpoint, server.IntrospectPath):
+		return "introspection endpoint"
+	case strings.HasSuffix(endpoint, server.RevokePath):
+		return "revocation endpoint"
+	}
+	return "token endpoint"
+}
+
+// postToken sends a token request and decodes the answer (RFC 6749 §5.1,
+// §5.2).
+func postToken(ctx context.Context, endpoint string, header http.Header, form url.Values) (*oauth.TokenResponse, []byte, error) {
+	body, err := postForm(ctx, endpoint, header, form)
+	if err != nil {
+		return nil, nil, err
 	}
 	var tr oauth.TokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
-		return nil, nil, fmt.Errorf("token endpoint answered 200 without a token response (%s)", res.Header.Get("Content-Type"))
+		return nil, nil, errors.New("token endpoint answered 200 without a token response")
 	}
 	return &tr, body, nil
 }
@@ -191,7 +277,7 @@ func tokenType(s string) string {
 
 func newTokenExchange() *cobra.Command {
 	var (
-		tc                              tokenClient
+		tc                              tokenRequest
 		subject, subjectType            string
 		actor, actorType, requestedType string
 	)
@@ -207,7 +293,7 @@ command with a non-zero status and the line "sts: <error>: <description>".`,
   sts token exchange --client-id gateway --subject-token "$TOKEN" --audience https://backend.example.com/api
 
   # A first token from one client, exchanged by another:
-  STS_CLIENT_SECRET="$CALLER_SECRET" sts token client-credentials --client-id caller -o token |
+  STS_CLIENT_SECRET="$CALLER_SECRET" sts token client-credentials --client-id caller |
     STS_CLIENT_SECRET="$GATEWAY_SECRET" sts token exchange --client-id gateway --subject-token -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -253,7 +339,7 @@ command with a non-zero status and the line "sts: <error>: <description>".`,
 }
 
 func newTokenClientCredentials() *cobra.Command {
-	var tc tokenClient
+	var tc tokenRequest
 	cmd := &cobra.Command{
 		Use:   "client-credentials --client-id ID [flags]",
 		Short: "Obtain a token for the client itself (RFC 6749 §4.4)",
@@ -280,7 +366,9 @@ type inspection struct {
 	// Signature is set for a JWT.
 	Signature *sigCheck `json:"signature,omitempty"`
 	// Expired is set for a JWT with exp.
-	Expired   *bool       `json:"expired,omitempty"`
+	Expired *bool `json:"expired,omitempty"`
+	// Revoked is set for a JWT with a jti.
+	Revoked   *bool       `json:"revoked,omitempty"`
 	ExpiresAt string      `json:"expires_at,omitempty"`
 	Record    *recordView `json:"record,omitempty"`
 	notes     []string
@@ -376,7 +464,10 @@ valid, after printing what it found. "-" reads the token from stdin.`,
 // inspectJWT verifies raw with the key its kid names among the keys this
 // store publishes. Reading the store (rather than building a key manager)
 // needs no private key and creates nothing.
-func inspectJWT(ctx context.Context, ks store.Keys, raw string, header, claims map[string]any, now time.Time) (*inspection, error) {
+func inspectJWT(ctx context.Context, ks interface {
+	store.Keys
+	store.Revocations
+}, raw string, header, claims map[string]any, now time.Time) (*inspection, error) {
 	in := &inspection{Format: token.FormatJWT, Header: header, Claims: claims, Signature: &sigCheck{}}
 	kid, _ := header["kid"].(string)
 	alg, _ := header["alg"].(string)
@@ -419,9 +510,19 @@ func inspectJWT(ctx context.Context, ks store.Keys, raw string, header, claims m
 	if nbf, ok := claims["nbf"].(float64); ok && now.Before(time.Unix(int64(nbf), 0)) {
 		reasons = append(reasons, "not valid before "+rfc3339(time.Unix(int64(nbf), 0)))
 	}
+	// A revoked token is not valid, however good its signature (RFC 7009).
+	if jti, _ := claims["jti"].(string); jti != "" {
+		revoked, err := ks.IsRevoked(ctx, jti)
+		if err != nil {
+			return nil, fmt.Errorf("check revocation: %w", err)
+		}
+		in.Revoked = &revoked
+		if revoked {
+			reasons = append(reasons, "revoked")
+		}
+	}
 	in.Valid = len(reasons) == 0
 	in.Reason = strings.Join(reasons, "; ")
-	in.notes = append(in.notes, "revocation (by jti) is not checked here; introspect the token at the server for that")
 	return in, nil
 }
 
@@ -499,6 +600,9 @@ func (in *inspection) writeText(w io.Writer) error {
 		} else {
 			fmt.Fprintf(tw, "signature:\tINVALID: %s\n", s.Error)
 		}
+	}
+	if in.Revoked != nil && *in.Revoked {
+		fmt.Fprintf(tw, "revoked:\tREVOKED\n")
 	}
 	if in.Expired != nil {
 		if *in.Expired {

@@ -68,12 +68,12 @@ func TestTokenEndToEnd(t *testing.T) {
 		"--grant-type", "exchange", "--audience", "https://backend.example.com/api", "--scope", "read")
 
 	tok := func(args ...string) []string {
-		return append([]string{"token"}, append(args, "--token-endpoint", endpoint)...)
+		return append([]string{"token"}, append(args, "--server", strings.TrimSuffix(endpoint, server.TokenPath))...)
 	}
 
 	// client-credentials with Basic, then with post.
 	var first oauth.TokenResponse
-	c.okJSON(&first, tok("client-credentials", "--client-id", callerID, "--client-secret", callerSecret)...)
+	c.okJSON(&first, tok("client-credentials", "--client-id", callerID, "--client-secret", callerSecret, "-o", "json")...)
 	if first.AccessToken == "" || first.TokenType != "Bearer" || first.Scope != "read write" {
 		t.Fatalf("client-credentials (basic) = %+v", first)
 	}
@@ -87,7 +87,7 @@ func TestTokenEndToEnd(t *testing.T) {
 	// the environment.
 	t.Setenv("STS_CLIENT_SECRET", gwSecret)
 	out, stderr, err := c.runIn(subject+"\n", tok("exchange", "--client-id", "gw", "--subject-token", "-",
-		"--subject-token-type", "access_token", "--audience", "https://backend.example.com/api", "--scope", "read")...)
+		"--subject-token-type", "access_token", "--audience", "https://backend.example.com/api", "--scope", "read", "-o", "json")...)
 	if err != nil {
 		t.Fatalf("exchange: %v\n%s", err, stderr)
 	}
@@ -185,7 +185,7 @@ func TestTokenInspectOpaque(t *testing.T) {
 	endpoint := startServer(t, c)
 	secret := createClient(t, c, "--name", "op", "--client-id", "op", "--grant-type", "client-credentials",
 		"--token-format", "opaque", "--audience", "orders", "--scope", "read")
-	at := strings.TrimSpace(c.ok("token", "client-credentials", "--token-endpoint", endpoint,
+	at := strings.TrimSpace(c.ok("token", "client-credentials", "--server", strings.TrimSuffix(endpoint, server.TokenPath),
 		"--client-id", "op", "--client-secret", secret, "-o", "token"))
 	if !strings.HasPrefix(at, "sts_at_") {
 		t.Fatalf("opaque client got %q", at)
@@ -232,7 +232,9 @@ func TestTokenClientFlags(t *testing.T) {
 	c := newCLI(t, testKEK)
 	c.fail("--client-id and --client-secret", "token", "client-credentials")
 	c.fail("--auth-method must be basic or post", "token", "client-credentials", "--client-id", "a", "--client-secret", "b", "--auth-method", "jwt")
-	c.fail("--token-endpoint", "token", "client-credentials", "--client-id", "a", "--client-secret", "b", "--token-endpoint", "ftp://x")
+	c.fail("--server", "token", "client-credentials", "--client-id", "a", "--client-secret", "b", "--server", "ftp://x")
+	c.fail("--server is given 2 times", "token", "client-credentials", "--client-id", "a", "--client-secret", "b", "--server", "http://a", "--server", "http://b")
+	c.fail("--output must be text or json", "token", "client-credentials", "--client-id", "a", "--client-secret", "b", "-o", "yaml")
 	c.fail("--subject-token is required", "token", "exchange", "--client-id", "a", "--client-secret", "b")
 	c.fail("only one of", "token", "exchange", "--client-id", "a", "--client-secret", "b", "--subject-token", "-", "--actor-token", "-")
 	c.fail("--actor-token-type needs --actor-token", "token", "exchange", "--client-id", "a", "--client-secret", "b",
@@ -252,7 +254,7 @@ func TestTokenExchangeRequest(t *testing.T) {
 		w.Write([]byte(`{"access_token":"at","token_type":"Bearer","issued_token_type":"urn:ietf:params:oauth:token-type:jwt"}`))
 	}))
 	defer ts.Close()
-	c.ok("token", "exchange", "--token-endpoint", ts.URL, "--client-id", "a:b%c+d", "--client-secret", "s e:c",
+	c.ok("token", "exchange", "--server", ts.URL, "--client-id", "a:b%c+d", "--client-secret", "s e:c",
 		"--subject-token", "SUB", "--subject-token-type", "jwt", "--actor-token", "ACT", "--actor-token-type", oauth.TokenTypeAccessToken,
 		"--resource", "https://r1.example", "--resource", "https://r2.example", "--audience", "aud1",
 		"--scope", "a b", "--requested-token-type", "refresh_token")
@@ -280,7 +282,7 @@ func TestTokenExchangeRequest(t *testing.T) {
 		http.Error(w, "upstream\nbroken", http.StatusBadGateway)
 	}))
 	defer bad.Close()
-	c.fail("token endpoint answered 502 Bad Gateway", "token", "client-credentials", "--token-endpoint", bad.URL,
+	c.fail("token endpoint answered 502 Bad Gateway", "token", "client-credentials", "--server", bad.URL,
 		"--client-id", "a", "--client-secret", "b")
 }
 

@@ -50,6 +50,36 @@ func Logger(c *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// RememberedIssuer returns the issuer `sts serve` recorded in the data c
+// names, without creating anything: "" when there is no such data (no
+// database file, or no record) or it cannot be read.
+func RememberedIssuer(ctx context.Context, c *config.Config) string {
+	var (
+		st  store.Store
+		err error
+	)
+	switch {
+	case c.DatabaseURL == "":
+		if _, err := os.Stat(c.SQLitePath()); err != nil {
+			return ""
+		}
+		st, err = sqlite.Open(ctx, c.SQLitePath())
+	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
+		st, err = postgres.Open(ctx, c.DatabaseURL)
+	default:
+		return ""
+	}
+	if err != nil {
+		return ""
+	}
+	defer st.Close()
+	s, err := st.GetSetting(ctx, store.SettingIssuer)
+	if err != nil {
+		return ""
+	}
+	return s.Value
+}
+
 // Open opens the store and the key-encryption key.
 func Open(ctx context.Context, c *config.Config, logw io.Writer) (*Env, error) {
 	e := &Env{Config: c, Logger: Logger(c, logw)}
