@@ -36,9 +36,6 @@ signs its own). An IAT registers one client at POST /register (RFC 7591).
 Only active accounts may register clients; a suspended account can be
 activated again, a closed one cannot.`,
 	}
-	// issue-iat needs the issuer (the IAT's audience) and the IAT lifetime
-	// of the server, which are serve settings.
-	config.RegisterServe(cmd.PersistentFlags())
 	cmd.AddCommand(newAccountCreate(), newAccountList(), newAccountShow(),
 		newAccountSetStatus("suspend", store.AccountSuspended), newAccountSetStatus("activate", store.AccountActive),
 		newAccountSetStatus("close", store.AccountClosed), newAccountIssueIAT(), newAccountCert())
@@ -404,6 +401,9 @@ IAT=$(sts account issue-iat ACCOUNT_ID) works.`,
 	cmd.Flags().DurationVar(&expiresIn, "expires-in", 0, "lifetime of the token (0: the maximum, --iat-max-lifetime)")
 	cmd.Flags().StringArrayVar(&claims, "claim", nil, "extra claim NAME=VALUE (repeatable), e.g. a claim a scope requires")
 	out.register(cmd)
+	// The IAT's audience is the issuer; its lifetime is bounded by the server's.
+	config.RegisterOnly(cmd.Flags(), config.FlagIssuer, config.FlagIATMaxLifetime)
+	cmd.Flags().Lookup(config.FlagIssuer).Usage = "issuer URL, the IAT's audience (default: the issuer `sts serve` recorded in this data)"
 	return cmd
 }
 

@@ -20,8 +20,10 @@ import (
 // storage and serve settings rather than over the command's own flags, so
 // that the YAML file `sts serve` reads (with addr, issuer, ... in it) is
 // accepted by every command too; only settings the operator passed as
-// flags of the parents (--data-dir, --database-url, --config, --log-*, and
-// the key settings of `sts key`) are copied in. Command-local flags such as
+// flags of the parents (--data-dir, --database-url, --config, --log-*) and
+// the server settings a command declares with config.RegisterOnly (the key
+// settings of `sts key rotate`, the issuer of `sts account issue-iat`) are
+// copied in. Command-local flags such as
 // `client create --access-token-ttl` are client settings, not server ones,
 // and are deliberately not copied.
 func openData(cmd *cobra.Command) (*setup.Env, error) {
@@ -45,12 +47,18 @@ func dataConfig(cmd *cobra.Command) (*config.Config, error) {
 	var errs []string
 	// VisitAll and Changed, not Visit: Visit sees only flags set on that
 	// very FlagSet, and InheritedFlags returns a new one.
-	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+	copyFlag := func(f *pflag.Flag) {
 		if !f.Changed || fs.Lookup(f.Name) == nil {
 			return
 		}
 		if err := fs.Set(f.Name, f.Value.String()); err != nil {
 			errs = append(errs, fmt.Sprintf("--%s: %v", f.Name, err))
+		}
+	}
+	cmd.InheritedFlags().VisitAll(copyFlag)
+	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		if _, ok := f.Annotations[config.ServerSetting]; ok {
+			copyFlag(f)
 		}
 	})
 	if len(errs) > 0 {

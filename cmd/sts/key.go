@@ -19,9 +19,6 @@ func newKey() *cobra.Command {
 servers know it before it signs) and retired keys, published until every
 token they signed has expired.`,
 	}
-	// The algorithm of new keys and how long retired keys stay published
-	// (max-token-ttl + leeway) are serve settings; `key rotate` needs them.
-	config.RegisterServe(cmd.PersistentFlags())
 	cmd.AddCommand(newKeyList(), newKeyRotate())
 	return cmd
 }
@@ -145,5 +142,8 @@ keys (within seconds).`,
 		}),
 	}
 	out.register(cmd)
+	// The algorithm of new keys and how long retired keys stay published
+	// (max-token-ttl + leeway) are server settings.
+	config.RegisterOnly(cmd.Flags(), config.FlagKeyAlgorithm, config.FlagKeyRotationPeriod, config.FlagMaxTokenTTL, config.FlagLeeway)
 	return cmd
 }

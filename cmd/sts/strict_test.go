@@ -100,3 +100,34 @@ func TestIssuerMismatchWarns(t *testing.T) {
 		t.Errorf("IAT aud = %v, want the server's issuer", claims["aud"])
 	}
 }
+
+// TestHelpShowsOnlyUsedFlags (issue 9, item 8): a command's help lists the
+// server settings it uses, not all of them.
+func TestHelpShowsOnlyUsedFlags(t *testing.T) {
+	c := newCLI(t, testKEK)
+	for _, tc := range []struct {
+		args      []string
+		want, not []string
+	}{
+		{[]string{"account", "--help"}, nil, []string{"--addr", "--issuer", "--key-algorithm", "--require-approval"}},
+		{[]string{"key", "--help"}, nil, []string{"--addr", "--issuer", "--key-algorithm"}},
+		{[]string{"key", "list", "--help"}, nil, []string{"--addr", "--key-algorithm"}},
+		{[]string{"key", "rotate", "--help"}, []string{"--key-algorithm", "--max-token-ttl"}, []string{"--addr", "--issuer", "--require-approval"}},
+		{[]string{"account", "issue-iat", "--help"}, []string{"--issuer", "--iat-max-lifetime"}, []string{"--addr", "--key-algorithm"}},
+		{[]string{"serve", "--help"}, []string{"--addr", "--issuer", "--trusted-proxies"}, nil},
+	} {
+		out := c.ok(tc.args...)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("sts %s lacks %s", strings.Join(tc.args, " "), w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(out, n+" ") {
+				t.Errorf("sts %s lists %s, which it does not use", strings.Join(tc.args, " "), n)
+			}
+		}
+	}
+	// The settings still reach the command: an algorithm is validated.
+	c.fail("key-algorithm", "key", "rotate", "--key-algorithm", "HS256")
+}

@@ -128,6 +128,27 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.String(FlagTrustedProxies, "", "load balancers and proxies (CIDR or address, comma-separated) whose X-Forwarded-For / Forwarded headers name the client")
 }
 
+// ServerSetting is the annotation RegisterOnly puts on the flags it adds:
+// they are server settings that a command passes on to the configuration,
+// unlike command-local flags of the same name (`client create
+// --access-token-ttl` is a client's setting).
+const ServerSetting = "sts-server-setting"
+
+// RegisterOnly adds to fs the named flags of RegisterServe, and no other,
+// so that a command shows only the server settings it uses.
+func RegisterOnly(fs *pflag.FlagSet, names ...string) {
+	all := pflag.NewFlagSet("", pflag.ContinueOnError)
+	RegisterServe(all)
+	for _, n := range names {
+		f := all.Lookup(n)
+		if f == nil {
+			panic("config: no server flag " + n)
+		}
+		fs.AddFlag(f)
+		fs.SetAnnotation(n, ServerSetting, []string{"true"})
+	}
+}
+
 // EnvName is the environment variable of a flag.
 func EnvName(flag string) string {
 	return "STS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
