@@ -149,7 +149,7 @@ for; without them, only the server's own rules apply.`,
 			if err != nil {
 				return fmt.Errorf("create account: %w", err)
 			}
-			if err := auditAccount(ctx, env, "account.create", a.ID, "", string(a.Kind)+" "+a.Name); err != nil {
+			if err := auditAccount(ctx, env, account.ActionCreate, a.ID, "", string(a.Kind)+" "+a.Name); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -296,7 +296,7 @@ func newAccountSetStatus(verb string, status store.AccountStatus) *cobra.Command
 			if err != nil {
 				return accountErr(args[0], err)
 			}
-			if err := auditAccount(ctx, env, "account."+verb, a.ID, "", string(before.Status)+" → "+string(a.Status)); err != nil {
+			if err := auditAccount(ctx, env, account.StatusAction(status), a.ID, "", string(before.Status)+" → "+string(a.Status)); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -385,7 +385,7 @@ IAT=$(sts account issue-iat ACCOUNT_ID) works.`,
 					_ = json.Unmarshal(b, &c)
 				}
 			}
-			if err := auditAccount(ctx, env, "account.issue_iat", args[0], c.JTI, "expires "+rfc3339(time.Unix(c.Exp, 0))); err != nil {
+			if err := auditAccount(ctx, env, account.ActionIssueIAT, args[0], c.JTI, "expires "+rfc3339(time.Unix(c.Exp, 0))); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -450,7 +450,7 @@ func newCertIssue() *cobra.Command {
 			if err != nil {
 				return accountErr(args[0], err)
 			}
-			if err := auditAccount(ctx, env, "account.cert_issue", c.AccountID, "", c.ID); err != nil {
+			if err := auditAccount(ctx, env, account.ActionCertIssue, c.AccountID, "", c.ID); err != nil {
 				return err
 			}
 			return writeCert(cmd, asJSON, "Issued", c)
@@ -497,7 +497,7 @@ key, which this server never sees. --file - reads stdin.`,
 			if err != nil {
 				return accountErr(args[0], err)
 			}
-			if err := auditAccount(ctx, env, "account.cert_upload", c.AccountID, "", c.ID); err != nil {
+			if err := auditAccount(ctx, env, account.ActionCertUpload, c.AccountID, "", c.ID); err != nil {
 				return err
 			}
 			return writeCert(cmd, asJSON, "Uploaded", c)
@@ -547,7 +547,7 @@ func newCertDelete() *cobra.Command {
 				}
 				return err
 			}
-			if err := auditAccount(ctx, env, "account.cert_delete", args[0], "", args[1]); err != nil {
+			if err := auditAccount(ctx, env, account.ActionCertDelete, args[0], "", args[1]); err != nil {
 				return err
 			}
 			if asJSON {

@@ -115,7 +115,7 @@ func (p *Portal) accountCreate(w http.ResponseWriter, r *http.Request, u *user) 
 	if err != nil {
 		return err
 	}
-	p.audit(ctx, r, store.AuditRecord{Action: "account.create", AccountID: a.ID, Subject: u.by(), Detail: string(a.Kind) + " " + a.Name})
+	p.audit(ctx, r, store.AuditRecord{Action: account.ActionCreate, AccountID: a.ID, Subject: u.by(), Detail: string(a.Kind) + " " + a.Name})
 	if secret == "" {
 		return redirect(w, r, accountPath(a.ID), "created")
 	}
@@ -220,7 +220,7 @@ func (p *Portal) accountUpdate(w http.ResponseWriter, r *http.Request, u *user) 
 	}); err != nil {
 		return err
 	}
-	p.audit(ctx, r, store.AuditRecord{Action: "account.update", AccountID: a.ID, Subject: u.by(),
+	p.audit(ctx, r, store.AuditRecord{Action: account.ActionUpdate, AccountID: a.ID, Subject: u.by(),
 		Detail: "audiences [" + strings.Join(auds, " ") + "] scopes [" + strings.Join(scopes, " ") + "]"})
 	return redirect(w, r, accountPath(a.ID), "accountupd")
 }
@@ -258,7 +258,7 @@ func (p *Portal) accountStatus(w http.ResponseWriter, r *http.Request, u *user) 
 			return err
 		}
 	}
-	p.audit(ctx, r, store.AuditRecord{Action: "account.status", AccountID: a.ID, Subject: u.by(), Detail: string(a.Status) + " → " + string(to)})
+	p.audit(ctx, r, store.AuditRecord{Action: account.StatusAction(to), AccountID: a.ID, Subject: u.by(), Detail: string(a.Status) + " → " + string(to)})
 	return redirect(w, r, accountPath(a.ID), msg)
 }
 
@@ -276,7 +276,7 @@ func (p *Portal) certificateIssue(w http.ResponseWriter, r *http.Request, u *use
 	if err != nil {
 		return badRequest("The certificate was not issued: %v.", err)
 	}
-	p.audit(ctx, r, store.AuditRecord{Action: "account.certificate", AccountID: a.ID, Subject: u.by(), Detail: "issued " + c.ID})
+	p.audit(ctx, r, store.AuditRecord{Action: account.ActionCertIssue, AccountID: a.ID, Subject: u.by(), Detail: c.ID})
 	return redirect(w, r, accountPath(a.ID), "cert")
 }
 
@@ -303,7 +303,7 @@ func (p *Portal) certificateUpload(w http.ResponseWriter, r *http.Request, u *us
 	if err != nil {
 		return badRequest("The certificate was not added: %v.", err)
 	}
-	p.audit(ctx, r, store.AuditRecord{Action: "account.certificate", AccountID: a.ID, Subject: u.by(), Detail: "uploaded " + c.ID})
+	p.audit(ctx, r, store.AuditRecord{Action: account.ActionCertUpload, AccountID: a.ID, Subject: u.by(), Detail: c.ID})
 	return redirect(w, r, accountPath(a.ID), "cert")
 }
 

@@ -404,7 +404,7 @@ func TestBrowser(t *testing.T) {
 	}
 	since := time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")
 	b.open("/portal/audit?account=" + accountID + "&since=" + since)
-	if log := b.text("table.audit"); !strings.Contains(log, "account.create") || !strings.Contains(log, "iat.issue") || !strings.Contains(log, "client.register") {
+	if log := b.text("table.audit"); !strings.Contains(log, "account.create") || !strings.Contains(log, "account.issue_iat") || !strings.Contains(log, "client.register") {
 		t.Errorf("audit log of the account:\n%s", log)
 	}
 	b.shot("audit-account")

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
 )
@@ -117,7 +118,7 @@ func (p *Portal) iatIssue(w http.ResponseWriter, r *http.Request, u *user) error
 		return nil
 	}
 	jti, exp := iatClaims(token)
-	p.audit(ctx, r, store.AuditRecord{Action: "iat.issue", AccountID: a.ID, Subject: u.by(), JTI: jti, Detail: "expires " + exp.UTC().Format(time.RFC3339)})
+	p.audit(ctx, r, store.AuditRecord{Action: account.ActionIssueIAT, AccountID: a.ID, Subject: u.by(), JTI: jti, Detail: "expires " + exp.UTC().Format(time.RFC3339)})
 	d.Token, d.Account, d.Expires = token, a, exp.UTC().Format(timeLayout)
 	// Shown once: the answer is the page itself, not a redirect.
 	return p.ok(w, r, "iat", &view{Title: "Initial access token", Nav: "iat", User: u, Data: d})
