@@ -38,7 +38,7 @@ activated again, a closed one cannot.`,
 	}
 	cmd.AddCommand(newAccountCreate(), newAccountList(), newAccountShow(),
 		newAccountSetStatus("suspend", store.AccountSuspended), newAccountSetStatus("activate", store.AccountActive),
-		newAccountSetStatus("close", store.AccountClosed), newAccountIssueIAT(), newAccountCert())
+		newAccountSetStatus("close", store.AccountClosed), newAccountRotateSecret(), newAccountIssueIAT(), newAccountCert())
 	return cmd
 }
 
@@ -306,6 +306,40 @@ func newAccountSetStatus(verb string, status store.AccountStatus) *cobra.Command
 			if writeStatusChange(w, "Account", a.ID, before.Status, status) && status != store.AccountActive {
 				fmt.Fprintln(w, "Its initial access tokens are refused; its clients keep working (disable them with `sts client disable`).")
 			}
+			return nil
+		}),
+	}
+	out.register(cmd)
+	return cmd
+}
+
+func newAccountRotateSecret() *cobra.Command {
+	var out output
+	cmd := &cobra.Command{
+		Use:   "rotate-secret ACCOUNT_ID",
+		Short: "Replace an individual account's shared secret (the new one is shown once)",
+		Long: `Replace the shared secret of an individual account, for a holder who lost it
+or may have leaked it. The new secret is printed once. The old one stops
+working at once: initial access tokens signed with it are refused and the
+holder's portal sessions end. Clients already registered keep working.`,
+		Args: cobra.ExactArgs(1),
+		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
+			ctx := cmd.Context()
+			a, secret, err := env.Accounts().RotateSecret(ctx, args[0])
+			if err != nil {
+				return accountErr(args[0], err)
+			}
+			if err := auditAccount(ctx, env, account.ActionRotateSecret, a.ID, "", "new shared secret; the previous one is refused"); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				v := viewAccount(a)
+				v.SharedSecret = secret
+				return writeJSON(w, v)
+			}
+			fmt.Fprintf(w, "New shared secret of account %s:\n  shared_secret: %s\n", a.ID, secret)
+			fmt.Fprintln(w, "It is shown only this once; store it now. The previous secret, and IATs signed with it, are refused.")
 			return nil
 		}),
 	}

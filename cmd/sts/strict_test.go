@@ -131,3 +131,28 @@ func TestHelpShowsOnlyUsedFlags(t *testing.T) {
 	// The settings still reach the command: an algorithm is validated.
 	c.fail("key-algorithm", "key", "rotate", "--key-algorithm", "HS256")
 }
+
+// TestAccountRotateSecret: the CLI prints the new secret once, audits the
+// change under the action the portal uses, and refuses organizations.
+func TestAccountRotateSecret(t *testing.T) {
+	c := newCLI(t, testKEK)
+	var ind, org, rotated struct {
+		ID     string `json:"account_id"`
+		Secret string `json:"shared_secret"`
+	}
+	c.okJSON(&ind, "account", "create", "individual", "--name", "A", "-o", "json")
+	c.okJSON(&rotated, "account", "rotate-secret", ind.ID, "-o", "json")
+	if rotated.ID != ind.ID || rotated.Secret == "" || rotated.Secret == ind.Secret {
+		t.Errorf("rotate-secret -o json = %+v (before %+v)", rotated, ind)
+	}
+	if out := c.ok("account", "rotate-secret", ind.ID); !strings.Contains(out, "shared_secret:") || !strings.Contains(out, "shown only this once") {
+		t.Errorf("rotate-secret text:\n%s", out)
+	}
+	recs, err := c.env().Store.ListAudit(t.Context(), store.AuditFilter{Action: "account.rotate_secret"})
+	if err != nil || len(recs) != 2 || recs[0].AccountID != ind.ID {
+		t.Errorf("audit of rotate-secret: %+v, %v", recs, err)
+	}
+	c.okJSON(&org, "account", "create", "organization", "--name", "O", "-o", "json")
+	c.fail("only an individual account", "account", "rotate-secret", org.ID)
+	c.fail("not found", "account", "rotate-secret", "acct-none")
+}

@@ -23,6 +23,7 @@ type Store interface {
 	store.Accounts
 	store.Certificates
 	store.UsedJTIs
+	store.Sessions // to end an account holder's sessions
 }
 
 // DefaultMaxIATLifetime is the longest lifetime an IAT may claim.
@@ -116,16 +117,49 @@ func (s *Service) Create(ctx context.Context, kind store.AccountKind, name strin
 	var secret string
 	switch kind {
 	case store.AccountIndividual:
-		var b [32]byte
-		rand.Read(b[:])
-		secret = base64.RawURLEncoding.EncodeToString(b[:])
-		a.SharedSecret = s.Sealer.Seal([]byte(secret), []byte("account:"+a.ID))
+		secret = s.newSecret(a)
 	case store.AccountOrganization:
 	default:
 		return nil, "", fmt.Errorf("unknown account kind %q", kind)
 	}
 	if err := s.Store.CreateAccount(ctx, a); err != nil {
 		return nil, "", err
+	}
+	return a, secret, nil
+}
+
+// newSecret gives an individual account a fresh shared secret (256 bits),
+// stored sealed, and returns it in the clear.
+func (s *Service) newSecret(a *store.Account) string {
+	var b [32]byte
+	rand.Read(b[:])
+	secret := base64.RawURLEncoding.EncodeToString(b[:])
+	a.SharedSecret = s.Sealer.Seal([]byte(secret), []byte("account:"+a.ID))
+	return secret
+}
+
+// RotateSecret replaces an individual account's shared secret and returns
+// the new one, in the clear, once. The old secret stops working at once:
+// IATs signed with it are refused and the holder's portal sessions are
+// ended, since whoever lost or leaked the old secret must not keep its use.
+func (s *Service) RotateSecret(ctx context.Context, id string) (*store.Account, string, error) {
+	var secret string
+	a, err := s.Store.UpdateAccount(ctx, id, func(a *store.Account) error {
+		if a.Kind != store.AccountIndividual {
+			return fmt.Errorf("%w: only an individual account has a shared secret (an organization signs with its certificates)", ErrKind)
+		}
+		if a.Status == store.AccountClosed {
+			return errors.New("the account is closed")
+		}
+		secret = s.newSecret(a)
+		a.UpdatedAt = s.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.Store.DeleteSubjectSessions(ctx, "account:"+a.ID); err != nil {
+		return a, secret, fmt.Errorf("the secret was replaced, but the account's portal sessions could not be ended: %w", err)
 	}
 	return a, secret, nil
 }

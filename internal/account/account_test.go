@@ -612,3 +612,53 @@ func TestAccountLifecycle(t *testing.T) {
 		t.Error("ParseKind accepted team")
 	}
 }
+
+// TestRotateSecret (issue 9, item 3): an individual account's lost secret
+// is replaced; the old secret, IATs it signed and the holder's portal
+// sessions stop working; an organization has no secret to rotate.
+func TestRotateSecret(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newService(t)
+	a, old, err := svc.Create(ctx, store.AccountIndividual, "Alice", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldIAT, err := svc.IssueIAT(ctx, a.ID, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := &store.Session{Hash: []byte("h"), Subject: "account:" + a.ID, CSRF: "c", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := svc.Store.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := svc.RotateSecret(ctx, a.ID)
+	if err != nil || secret == "" || secret == old {
+		t.Fatalf("RotateSecret = %q, %v", secret, err)
+	}
+	if _, err := svc.CheckSecret(ctx, a.ID, old); err == nil {
+		t.Error("the old secret still signs in")
+	}
+	if _, err := svc.CheckSecret(ctx, a.ID, secret); err != nil {
+		t.Errorf("the new secret does not sign in: %v", err)
+	}
+	if _, err := svc.VerifyIAT(ctx, oldIAT); err == nil {
+		t.Error("an IAT signed with the old secret is still accepted")
+	}
+	newIAT, err := svc.IssueIAT(ctx, a.ID, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.VerifyIAT(ctx, newIAT); err != nil {
+		t.Errorf("an IAT signed with the new secret: %v", err)
+	}
+	if _, err := svc.Store.GetSession(ctx, sess.Hash, time.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the holder's portal session survived the rotation: %v", err)
+	}
+	org, _, _ := svc.Create(ctx, store.AccountOrganization, "Org", nil, nil)
+	if _, _, err := svc.RotateSecret(ctx, org.ID); !errors.Is(err, account.ErrKind) {
+		t.Errorf("RotateSecret of an organization: %v, want ErrKind", err)
+	}
+	if _, _, err := svc.RotateSecret(ctx, "acct-none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RotateSecret of an unknown account: %v", err)
+	}
+}
