@@ -148,8 +148,16 @@ func with(c map[string]any, kv ...any) map[string]any {
 	return out
 }
 
-// wantInvalidToken requires the one answer to every IAT failure.
+// wantInvalidToken requires the one answer to every IAT failure whose
+// signature did not verify: nothing said beyond that the token is invalid.
 func wantInvalidToken(t *testing.T, err error) {
+	t.Helper()
+	wantInvalidTokenTelling(t, err, "")
+}
+
+// wantInvalidTokenTelling requires invalid_token (401) whose description
+// tells the reason, containing reason; with reason "", none at all.
+func wantInvalidTokenTelling(t *testing.T, err error, reason string) {
 	t.Helper()
 	var oe *oauth.Error
 	if !errors.As(err, &oe) {
@@ -158,9 +166,31 @@ func wantInvalidToken(t *testing.T, err error) {
 	if oe.Code != oauth.ErrInvalidToken || oe.HTTPStatus() != http.StatusUnauthorized {
 		t.Errorf("error %s (status %d), want invalid_token (401)", oe.Code, oe.HTTPStatus())
 	}
-	if oe.Description != "the initial access token is invalid" {
-		t.Errorf("description %q says more than that the token is invalid", oe.Description)
+	const generic = "the initial access token is invalid"
+	switch {
+	case reason == "" && oe.Description != generic:
+		t.Errorf("description %q says more than that the token is invalid, before its signature verified", oe.Description)
+	case reason != "" && (!strings.HasPrefix(oe.Description, generic+": ") || !strings.Contains(oe.Description, reason)):
+		t.Errorf("description %q does not tell the holder %q", oe.Description, reason)
 	}
+}
+
+// told are the failures found after the IAT's signature verified: the
+// holder of the account's key is told what is wrong (issue 9), which
+// leaks nothing it could not read from its own token.
+var told = map[string]string{
+	"expired":                      "expired at",
+	"wrong aud":                    "for audience https://other.example.com; this server accepts " + issuer,
+	"no aud":                       "for audience ;",
+	"no jti":                       "no jti",
+	"no exp":                       "exp and iat are required",
+	"no iat":                       "exp and iat are required",
+	"issued in the future":         "not valid yet",
+	"not before in the future":     "not valid yet",
+	"lifetime longer than an hour": "lifetime is longer than the 1h0m0s",
+	"lifetime longer than an hour, issued long ago": "lifetime is longer than the 1h0m0s",
+	"suspended account":                             "is suspended",
+	"closed account":                                "is closed",
 }
 
 func TestVerifyIAT(t *testing.T) {
@@ -325,7 +355,7 @@ func TestVerifyIAT(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			wantInvalidToken(t, err)
+			wantInvalidTokenTelling(t, err, told[tc.name])
 		})
 	}
 

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -44,6 +45,16 @@ type iatClaims struct {
 func invalid(cause error) *oauth.Error {
 	return oauth.NewError(oauth.ErrInvalidToken, "the initial access token is invalid").
 		WithStatus(http.StatusUnauthorized).WithCause(cause)
+}
+
+// invalidBecause is invalid with the reason told: for failures found after
+// the signature verified, when the caller has proved it holds the
+// account's key, so that saying what is wrong (another audience, expired)
+// leaks nothing and spares the holder a guess.
+func invalidBecause(format string, args ...any) *oauth.Error {
+	reason := fmt.Sprintf(format, args...)
+	return oauth.NewError(oauth.ErrInvalidToken, "the initial access token is invalid: %s", reason).
+		WithStatus(http.StatusUnauthorized).WithCause(errors.New(reason))
 }
 
 func (s *Service) maxLifetime() time.Duration {
@@ -185,7 +196,7 @@ func (s *Service) VerifyIAT(ctx context.Context, raw string) (*IAT, error) {
 		}
 	}
 	if a.Status != store.AccountActive {
-		return nil, invalid(fmt.Errorf("account %s is %s", a.ID, a.Status))
+		return nil, invalidBecause("account %s is %s", a.ID, a.Status)
 	}
 	var c iatClaims
 	all := map[string]any{}
@@ -199,18 +210,19 @@ func (s *Service) VerifyIAT(ctx context.Context, raw string) (*IAT, error) {
 	exp, iat, nbf := int64(math.Floor(c.Expiry)), int64(math.Floor(c.IssuedAt)), int64(math.Floor(c.NotBef))
 	switch {
 	case !slices.ContainsFunc(c.Audience, func(x string) bool { return slices.Contains(s.Audiences, x) }):
-		return nil, invalid(fmt.Errorf("aud %v", c.Audience))
+		return nil, invalidBecause("it is for audience %s; this server accepts %s (was it issued for another issuer?)",
+			strings.Join(c.Audience, ", "), strings.Join(s.Audiences, " or "))
 	case c.ID == "":
-		return nil, invalid(errors.New("no jti"))
+		return nil, invalidBecause("it has no jti")
 	case exp <= 0 || iat <= 0:
-		return nil, invalid(errors.New("exp and iat are required"))
+		return nil, invalidBecause("exp and iat are required")
 	case now.Add(-s.Leeway).Unix() >= exp:
-		return nil, invalid(errors.New("expired"))
+		return nil, invalidBecause("it expired at %s", time.Unix(exp, 0).UTC().Format(time.RFC3339))
 	case iat > now.Add(s.Leeway).Unix() || (nbf != 0 && nbf > now.Add(s.Leeway).Unix()):
-		return nil, invalid(errors.New("not yet valid"))
+		return nil, invalidBecause("it is not valid yet (iat or nbf in the future; check the clock)")
 	case exp-iat > int64(s.maxLifetime()/time.Second) ||
 		time.Unix(exp, 0).Sub(now) > s.maxLifetime()+s.Leeway:
-		return nil, invalid(fmt.Errorf("lifetime longer than %v", s.maxLifetime()))
+		return nil, invalidBecause("its lifetime is longer than the %v this server allows", s.maxLifetime())
 	}
 	return &IAT{Account: a, ID: c.ID, Expiry: time.Unix(exp, 0), Claims: all}, nil
 }

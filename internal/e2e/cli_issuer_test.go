@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -13,7 +14,7 @@ import (
 // Before, both used http://127.0.0.1:8080 and the IAT was refused.
 func TestCLIUsesServerIssuer(t *testing.T) {
 	const issuer = "https://sts.newcomer.test"
-	c := newCluster(t, clusterOptions{SQLite: true, Args: []string{"--issuer", issuer}}, "a")
+	c := newCluster(t, clusterOptions{SQLite: true, Args: []string{"--issuer", issuer, "--log-level", "debug"}}, "a")
 	n := c.Nodes[0]
 	var acct struct {
 		ID string `json:"account_id"`
@@ -32,5 +33,21 @@ func TestCLIUsesServerIssuer(t *testing.T) {
 	}
 	if out := c.CLI("operator", "reset-password", "admin"); !strings.Contains(out, issuer+"/portal/") {
 		t.Errorf("reset-password does not print the server's sign-in URL:\n%s", out)
+	}
+
+	// An IAT for another issuer is refused saying so (its holder proved
+	// the account's key: nothing leaks), it is not spent, and the server
+	// logs the hidden cause of each refusal at debug level.
+	other := strings.TrimSpace(c.CLI("account", "issue-iat", acct.ID, "--issuer", "http://127.0.0.1:8080"))
+	r := n.Register(t.Context(), other, map[string]any{"client_name": "elsewhere"})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.String(), "for audience http://127.0.0.1:8080") || !strings.Contains(r.String(), issuer) {
+		t.Errorf("IAT for another issuer: %s", r)
+	}
+	bad := n.post(t.Context(), "/token/oauth2", credentials{"nobody", "wrong"}, url.Values{"grant_type": {"client_credentials"}})
+	if bad.Status != http.StatusUnauthorized {
+		t.Fatalf("unknown client: %s", bad)
+	}
+	if log := n.Log(); !strings.Contains(log, "request refused") || !strings.Contains(log, "cause=") {
+		t.Errorf("no debug line with the hidden cause of a refusal in the server log:\n%s", log)
 	}
 }

@@ -5,6 +5,7 @@
 package oauthhttp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -109,12 +110,23 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // WriteError renders err as an OAuth error response: an *oauth.Error as it
 // is, anything else as server_error with its cause logged, never sent.
 // invalid_client carries a Basic challenge (RFC 6749 §5.2), invalid_token a
-// Bearer challenge with the error code (RFC 6750 §3).
+// Bearer challenge with the error code (RFC 6750 §3). Every refusal is
+// logged at debug level with the cause the client is not told (which part
+// of a credential was wrong, why a token is invalid), under the request id
+// the server's middleware put on the response.
 func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
 	oe := oauth.AsError(err)
 	status := oe.HTTPStatus()
-	if status >= 500 && log != nil {
-		log.Error("request failed", "err", err)
+	if log != nil {
+		if status >= 500 {
+			log.Error("request failed", "err", err, "request_id", w.Header().Get("X-Request-Id"))
+		} else if log.Enabled(context.Background(), slog.LevelDebug) {
+			attrs := []any{"error", string(oe.Code), "description", oe.Description, "status", status, "request_id", w.Header().Get("X-Request-Id")}
+			if cause := errors.Unwrap(oe); cause != nil {
+				attrs = append(attrs, "cause", cause.Error())
+			}
+			log.Debug("request refused", attrs...)
+		}
 	}
 	switch oe.Code {
 	case oauth.ErrInvalidClient:

@@ -1,9 +1,12 @@
 package oauthhttp
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/keybridge/sts/oauth"
@@ -43,5 +46,30 @@ func TestBearerChallengeWithoutError(t *testing.T) {
 	}
 	if got := BearerChallenge(oauth.ErrInvalidToken, ""); got != `Bearer realm="Key Bridge STS", error="invalid_token"` {
 		t.Errorf("BearerChallenge without description = %q", got)
+	}
+}
+
+// TestWriteErrorLogsCause (issue 9): a refusal's hidden cause is logged at
+// debug level under the request id, never sent; nothing is logged at info.
+func TestWriteErrorLogsCause(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}))
+		w := httptest.NewRecorder()
+		w.Header().Set("X-Request-Id", "req-42")
+		WriteError(w, log, oauth.NewError(oauth.ErrInvalidClient, "client authentication failed").WithCause(errors.New("wrong secret for client c1")))
+		if strings.Contains(w.Body.String(), "wrong secret") {
+			t.Fatalf("the cause reached the client: %s", w.Body)
+		}
+		got := buf.String()
+		if level == slog.LevelDebug {
+			for _, want := range []string{"request refused", "error=invalid_client", `cause="wrong secret for client c1"`, "request_id=req-42"} {
+				if !strings.Contains(got, want) {
+					t.Errorf("debug log lacks %q: %s", want, got)
+				}
+			}
+		} else if got != "" {
+			t.Errorf("a refusal logged at info: %s", got)
+		}
 	}
 }
