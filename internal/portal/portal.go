@@ -188,7 +188,10 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-	if p.o.Secure {
+	// RFC 6797 §7.2: HSTS only on a secure transport: TLS here, or TLS
+	// ended by a load balancer in front (X-Forwarded-Proto). Sent over
+	// plain HTTP it would be ignored, and it is a misconfiguration signal.
+	if p.o.Secure && (r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")) {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
 	if r.URL.Path == Path {
