@@ -130,13 +130,15 @@ func benchClients(cmd *cobra.Command, cfg *bench.Config) (*benchCaller, func(), 
 	}
 	ctx := cmd.Context()
 	reg := env.Clients()
-	const backend = "https://bench.invalid/api"
-	caller, callerSecret, err := reg.Create(ctx, "cli", clients.Spec{Name: "sts bench caller", Scopes: []string{"bench"}}, store.ClientActive)
+	// The caller's tokens are for the service, which serves that resource
+	// and so may exchange them (policy.MayExchange).
+	const backend, service = "https://bench.invalid/api", "https://bench-service.invalid"
+	caller, callerSecret, err := reg.Create(ctx, "cli", clients.Spec{Name: "sts bench caller", Audiences: []string{service}, Scopes: []string{"bench"}}, store.ClientActive)
 	if err != nil {
 		env.Close()
 		return nil, nil, err
 	}
-	svc, svcSecret, err := reg.Create(ctx, "cli", clients.Spec{Name: "sts bench service", Audiences: []string{backend}, Scopes: []string{"bench"}}, store.ClientActive)
+	svc, svcSecret, err := reg.Create(ctx, "cli", clients.Spec{Name: "sts bench service", Audiences: []string{backend}, Resources: []string{service}, Scopes: []string{"bench"}}, store.ClientActive)
 	if err != nil {
 		reg.Delete(ctx, "cli", caller.ID)
 		env.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func newClient() *cobra.Command {
@@ -24,7 +26,7 @@ func newClient() *cobra.Command {
 whether or not a server is running. Secrets are stored only as keyed hashes
 and are shown once, when created or rotated.`,
 	}
-	cmd.AddCommand(newClientCreate(), newClientList(), newClientShow(), newClientRotateSecret(),
+	cmd.AddCommand(newClientCreate(), newClientUpdate(), newClientList(), newClientShow(), newClientRotateSecret(),
 		newClientSetStatus("disable", store.ClientDisabled), newClientSetStatus("enable", store.ClientActive),
 		newClientSetStatus("approve", store.ClientActive),
 		newClientDelete())
@@ -38,6 +40,9 @@ type clientSpec struct {
 	grantTypes            []string
 	tokenFormat           string
 	allowImpersonation    bool
+	resources             []string
+	exchangeAny           bool
+	introspectAny         bool
 	accessTTL, refreshTTL time.Duration
 	accountID             string
 }
@@ -57,8 +62,16 @@ Grant types (--grant-type, repeatable or comma-separated) take the full
 values or the short names token-exchange (exchange), client-credentials and
 refresh-token; the default is client_credentials and token-exchange.
 Audiences are the audience and resource values the client may obtain tokens
-for; a URI must be absolute and without fragment (RFC 8693 §2.1).`,
+for; a URI must be absolute and without fragment (RFC 8693 §2.1).
+
+A client exchanges and introspects only tokens issued to it or addressed to
+it: their audience names its client id or a resource it serves. --resource
+registers the resource URIs the client serves as a resource server (the
+audience of the tokens its callers present to it). --exchange-any lets it
+exchange any subject token, --introspect-any introspect any access token;
+grant these only to trusted infrastructure.`,
 		Example: `  sts client create --name billing --audience https://backend.example.com/api --scope read
+  sts client create --name rs08 --resource https://rs08.example.com --audience https://backend.example.com/api
   sts client create --name gateway --grant-type exchange --allow-impersonation -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -109,6 +122,100 @@ for; a URI must be absolute and without fragment (RFC 8693 §2.1).`,
 	f.DurationVar(&spec.accessTTL, "access-token-ttl", 0, "lifetime of the client's access tokens (0: server default)")
 	f.DurationVar(&spec.refreshTTL, "refresh-token-ttl", 0, "lifetime of the client's refresh tokens (0: server default)")
 	f.StringVar(&spec.accountID, "account", "", "account the client belongs to (its audiences and scopes must lie within the account's)")
+	grantFlags(f, &spec)
+	out.register(cmd)
+	return cmd
+}
+
+// grantFlags are the flags of an operator's grants, shared by create and
+// update.
+func grantFlags(f *pflag.FlagSet, spec *clientSpec) {
+	f.StringArrayVar(&spec.resources, "resource", nil, "resource URI (or audience name) the client serves as a resource server: it may exchange and introspect tokens whose audience names it (repeatable)")
+	f.BoolVar(&spec.exchangeAny, "exchange-any", false, "let the client exchange any subject token, not only those issued or addressed to it")
+	f.BoolVar(&spec.introspectAny, "introspect-any", false, "let the client introspect any access token, not only those issued or addressed to it (RFC 7662 §2.1)")
+}
+
+// updateSettings are the flags of `client update` that change something.
+var updateSettings = []string{"name", "audience", "scope", "grant-type", "allow-impersonation", "token-format",
+	"access-token-ttl", "refresh-token-ttl", "resource", "exchange-any", "introspect-any"}
+
+func newClientUpdate() *cobra.Command {
+	var (
+		spec clientSpec
+		out  output
+	)
+	cmd := &cobra.Command{
+		Use:   "update CLIENT_ID [--resource URI]... [--exchange-any[=false]] [--introspect-any[=false]] ...",
+		Short: "Change what a client may obtain",
+		Long: `Change the settings of a client; only the flags given change. A list flag
+given replaces the whole list (--audience, --scope, --grant-type,
+--resource); give it once with an empty value to clear the list, e.g.
+--resource ''. Boolean flags take =false to withdraw a right. A client in an
+account stays within the account's bounds.`,
+		Example: `  sts client update rs08 --resource https://rs08.example.com
+  sts client update introspector --introspect-any
+  sts client update gateway --allow-impersonation=false --exchange-any=false`,
+		Args: cobra.ExactArgs(1),
+		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
+			f := cmd.Flags()
+			if !slices.ContainsFunc(updateSettings, f.Changed) {
+				return errors.New("nothing to change: give at least one of --" + strings.Join(updateSettings, ", --"))
+			}
+			list := func(name string, dst *[]string, v []string) {
+				if f.Changed(name) {
+					*dst = slices.DeleteFunc(slices.Clone(v), func(s string) bool { return s == "" })
+				}
+			}
+			c, err := env.Clients().Update(cmd.Context(), "cli", args[0], func(s *clients.Spec) error {
+				if f.Changed("name") {
+					s.Name = spec.name
+				}
+				list("audience", &s.Audiences, spec.audiences)
+				list("scope", &s.Scopes, spec.scopes)
+				list("grant-type", &s.GrantTypes, spec.grantTypes)
+				list("resource", &s.Resources, spec.resources)
+				if f.Changed("grant-type") && len(s.GrantTypes) == 0 {
+					return clients.Problems{{Field: "grant_types", Msg: "must not be empty"}}
+				}
+				if f.Changed("token-format") {
+					s.TokenFormat = spec.tokenFormat
+				}
+				if f.Changed("access-token-ttl") {
+					s.AccessTTL = spec.accessTTL
+				}
+				if f.Changed("refresh-token-ttl") {
+					s.RefreshTTL = spec.refreshTTL
+				}
+				for name, dst := range map[string]*bool{"allow-impersonation": &s.AllowImpersonation, "exchange-any": &s.ExchangeAny, "introspect-any": &s.IntrospectAny} {
+					if f.Changed(name) {
+						v, _ := f.GetBool(name)
+						*dst = v
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return clientErr(args[0], flagProblems(err))
+			}
+			v := viewClient(c, time.Now())
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), v)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Updated client %q.\n", c.ID)
+			writeClientText(cmd.OutOrStdout(), v)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&spec.name, "name", "", "human-readable name of the client")
+	f.StringArrayVar(&spec.audiences, "audience", nil, "audience or resource the client may obtain tokens for (repeatable; replaces the list)")
+	f.StringArrayVar(&spec.scopes, "scope", nil, "scope the client may obtain (repeatable; replaces the list)")
+	f.StringSliceVar(&spec.grantTypes, "grant-type", nil, "grant type the client may use (repeatable; replaces the list)")
+	f.BoolVar(&spec.allowImpersonation, "allow-impersonation", false, "let the client exchange a subject token without becoming its actor (RFC 8693 §1.1)")
+	f.StringVar(&spec.tokenFormat, "token-format", "", "format of the client's access tokens: jwt or opaque")
+	f.DurationVar(&spec.accessTTL, "access-token-ttl", 0, "lifetime of the client's access tokens (0: server default)")
+	f.DurationVar(&spec.refreshTTL, "refresh-token-ttl", 0, "lifetime of the client's refresh tokens (0: server default)")
+	grantFlags(f, &spec)
 	out.register(cmd)
 	return cmd
 }
@@ -119,7 +226,8 @@ func (s *clientSpec) toSpec() (clients.Spec, error) {
 		ID: s.id, Name: s.name, Audiences: s.audiences, Scopes: s.scopes,
 		GrantTypes: s.grantTypes, TokenFormat: s.tokenFormat,
 		AllowImpersonation: s.allowImpersonation,
-		AccessTTL:          s.accessTTL, RefreshTTL: s.refreshTTL,
+		Resources:          s.resources, ExchangeAny: s.exchangeAny, IntrospectAny: s.introspectAny,
+		AccessTTL: s.accessTTL, RefreshTTL: s.refreshTTL,
 		AccountID: s.accountID,
 	}, nil
 }
@@ -128,7 +236,7 @@ func (s *clientSpec) toSpec() (clients.Spec, error) {
 var flagNames = map[string]string{
 	"client_id": "--client-id", "name": "--name", "grant_types": "--grant-type",
 	"audience": "--audience", "scope": "--scope", "token_format": "--token-format",
-	"token_lifetime": "token lifetimes", "account": "--account",
+	"token_lifetime": "token lifetimes", "account": "--account", "resource": "--resource",
 }
 
 // flagProblems words a registry's problems in terms of flags, on one line.
@@ -169,11 +277,16 @@ type clientView struct {
 	Scopes              []string `json:"scopes"`
 	TokenFormat         string   `json:"token_format"`
 	AllowImpersonation  bool     `json:"allow_impersonation"`
-	AccessTokenTTL      int64    `json:"access_token_ttl"`
-	RefreshTokenTTL     int64    `json:"refresh_token_ttl"`
-	CreatedAt           string   `json:"created_at"`
-	UpdatedAt           string   `json:"updated_at,omitempty"`
-	AccountID           string   `json:"account_id,omitempty"`
+	// Resources, ExchangeAny and IntrospectAny: what the client may
+	// exchange and introspect beyond its own tokens.
+	Resources       []string `json:"resources"`
+	ExchangeAny     bool     `json:"exchange_any"`
+	IntrospectAny   bool     `json:"introspect_any"`
+	AccessTokenTTL  int64    `json:"access_token_ttl"`
+	RefreshTokenTTL int64    `json:"refresh_token_ttl"`
+	CreatedAt       string   `json:"created_at"`
+	UpdatedAt       string   `json:"updated_at,omitempty"`
+	AccountID       string   `json:"account_id,omitempty"`
 }
 
 func viewClient(c *store.Client, now time.Time) clientView {
@@ -186,6 +299,9 @@ func viewClient(c *store.Client, now time.Time) clientView {
 		Scopes:             orEmpty(c.Scopes),
 		TokenFormat:        c.TokenFormat,
 		AllowImpersonation: c.AllowImpersonation,
+		Resources:          orEmpty(c.Resources),
+		ExchangeAny:        c.ExchangeAny,
+		IntrospectAny:      c.IntrospectAny,
 		AccessTokenTTL:     int64(c.AccessTokenTTL / time.Second),
 		RefreshTokenTTL:    int64(c.RefreshTokenTTL / time.Second),
 		CreatedAt:          rfc3339(c.CreatedAt),
@@ -250,6 +366,9 @@ func writeClientText(w io.Writer, v clientView) {
 	fmt.Fprintf(tw, "scopes:\t%s\n", listOrNone(v.Scopes))
 	fmt.Fprintf(tw, "token_format:\t%s\n", v.TokenFormat)
 	fmt.Fprintf(tw, "allow_impersonation:\t%t\n", v.AllowImpersonation)
+	fmt.Fprintf(tw, "resources:\t%s\n", listOrNone(v.Resources))
+	fmt.Fprintf(tw, "exchange_any:\t%t\n", v.ExchangeAny)
+	fmt.Fprintf(tw, "introspect_any:\t%t\n", v.IntrospectAny)
 	fmt.Fprintf(tw, "access_token_ttl:\t%s\n", ttlText(time.Duration(v.AccessTokenTTL)*time.Second))
 	fmt.Fprintf(tw, "refresh_token_ttl:\t%s\n", ttlText(time.Duration(v.RefreshTokenTTL)*time.Second))
 	if v.AccountID != "" {

@@ -35,6 +35,7 @@ func TestClientLifecycle(t *testing.T) {
 		"--grant-type", "exchange", "--grant-type", "refresh_token,client-credentials",
 		"--audience", "orders", "--audience", "https://orders.example.com/v1",
 		"--allow-impersonation", "--token-format", "opaque",
+		"--resource", "https://gw.example.com", "--exchange-any", "--introspect-any",
 		"--access-token-ttl", "10m", "--refresh-token-ttl", "2h", "-o", "json")
 	want := clientView{
 		ClientID: "gw-1", ClientSecret: created.ClientSecret, Name: "gateway", Status: "active",
@@ -42,6 +43,7 @@ func TestClientLifecycle(t *testing.T) {
 		Audiences:   []string{"orders", "https://orders.example.com/v1"},
 		Scopes:      []string{},
 		TokenFormat: "opaque", AllowImpersonation: true,
+		Resources: []string{"https://gw.example.com"}, ExchangeAny: true, IntrospectAny: true,
 		AccessTokenTTL: 600, RefreshTokenTTL: 7200,
 		CreatedAt: created.CreatedAt, UpdatedAt: created.UpdatedAt,
 	}
@@ -230,4 +232,41 @@ func clientStatus(t *testing.T, c *cli, id string) store.ClientStatus {
 	var v clientView
 	c.okJSON(&v, "client", "show", id, "-o", "json")
 	return store.ClientStatus(v.Status)
+}
+
+// TestClientUpdate: `client update` changes only the settings given, a
+// list flag replaces (or with an empty value clears) the list, and the
+// operator's grants appear in show.
+func TestClientUpdate(t *testing.T) {
+	c := newCLI(t, testKEK)
+	c.ok("client", "create", "--name", "rs08", "--client-id", "rs08", "--audience", "https://backend.example.com/api", "--scope", "api")
+	if _, _, err := c.run("client", "update", "rs08"); err == nil || !strings.Contains(err.Error(), "nothing to change") {
+		t.Fatalf("update without settings: %v", err)
+	}
+	if _, _, err := c.run("client", "update", "nobody", "--exchange-any"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("update of an unknown client: %v", err)
+	}
+	if _, _, err := c.run("client", "update", "rs08", "--resource", "https://rs08.example.com/#x"); err == nil || !strings.Contains(err.Error(), "--resource") {
+		t.Fatalf("bad resource: %v", err)
+	}
+	var v clientView
+	c.okJSON(&v, "client", "update", "rs08", "--resource", "https://rs08.example.com", "--resource", "rs08-internal", "--introspect-any", "-o", "json")
+	if !slices.Equal(v.Resources, []string{"https://rs08.example.com", "rs08-internal"}) || !v.IntrospectAny || v.ExchangeAny ||
+		!slices.Equal(v.Audiences, []string{"https://backend.example.com/api"}) || !slices.Equal(v.Scopes, []string{"api"}) || v.Name != "rs08" {
+		t.Fatalf("after update: %+v", v)
+	}
+	c.okJSON(&v, "client", "update", "rs08", "--introspect-any=false", "--exchange-any", "-o", "json")
+	if v.IntrospectAny || !v.ExchangeAny || len(v.Resources) != 2 {
+		t.Fatalf("after second update: %+v", v)
+	}
+	text := c.ok("client", "update", "rs08", "--resource", "")
+	for _, want := range []string{"Updated client", "resources:", "(none)", "exchange_any:"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("update output lacks %q:\n%s", want, text)
+		}
+	}
+	c.okJSON(&v, "client", "show", "rs08", "-o", "json")
+	if len(v.Resources) != 0 || !v.ExchangeAny {
+		t.Fatalf("show after clearing resources: %+v", v)
+	}
 }

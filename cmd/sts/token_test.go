@@ -63,8 +63,8 @@ func TestTokenEndToEnd(t *testing.T) {
 	// form-url-encoded first (RFC 6749 §2.3.1).
 	const callerID = "svc%41+x:1"
 	callerSecret := createClient(t, c, "--name", "caller", "--client-id", callerID,
-		"--grant-type", "client-credentials", "--scope", "read write")
-	gwSecret := createClient(t, c, "--name", "gateway", "--client-id", "gw",
+		"--grant-type", "client-credentials", "--scope", "read write", "--audience", "https://gw.example.com")
+	gwSecret := createClient(t, c, "--name", "gateway", "--client-id", "gw", "--resource", "https://gw.example.com",
 		"--grant-type", "exchange", "--audience", "https://backend.example.com/api", "--scope", "read")
 
 	tok := func(args ...string) []string {

@@ -15,8 +15,10 @@ import (
 
 func TestRunAgainstRealServer(t *testing.T) {
 	s := ststest.Start(t, ststest.Options{})
-	caller := s.CreateClient(nil)
-	rs := s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://backend.example.com/api"} })
+	caller := s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://rs.example.com"} })
+	rs := s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources = []string{"https://backend.example.com/api"}, []string{"https://rs.example.com"}
+	})
 	r, err := bench.Run(context.Background(), bench.Config{
 		TokenEndpoint: s.URL + server.TokenPath,
 		ClientID:      rs.ID, ClientSecret: rs.Secret,
@@ -64,8 +66,10 @@ func TestRunSpreadsOverURLs(t *testing.T) {
 	s := ststest.Start(t, ststest.Options{})
 	second := httptest.NewServer(s.Server.Handler())
 	t.Cleanup(second.Close)
-	caller := s.CreateClient(nil)
-	rs := s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://backend.example.com/api"} })
+	caller := s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://rs.example.com"} })
+	rs := s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources = []string{"https://backend.example.com/api"}, []string{"https://rs.example.com"}
+	})
 	urls := []string{s.URL + server.TokenPath, second.URL + server.TokenPath}
 	r, err := bench.Run(context.Background(), bench.Config{
 		URLs:     urls,

@@ -27,13 +27,19 @@ import (
 
 // Spec is what a client is asked to be, before it is checked.
 type Spec struct {
-	ID                    string // empty: a random id
-	Name                  string
-	Audiences             []string
-	Scopes                []string // each may hold several, space-separated
-	GrantTypes            []string // full values or aliases; empty: the default
-	TokenFormat           string   // jwt (default) or opaque
-	AllowImpersonation    bool
+	ID                 string // empty: a random id
+	Name               string
+	Audiences          []string
+	Scopes             []string // each may hold several, space-separated
+	GrantTypes         []string // full values or aliases; empty: the default
+	TokenFormat        string   // jwt (default) or opaque
+	AllowImpersonation bool
+	// Resources, ExchangeAny and IntrospectAny are an operator's grants
+	// (see store.Client): the CLI and the portal's operator forms set
+	// them; account holders and dynamic registration never do.
+	Resources             []string
+	ExchangeAny           bool
+	IntrospectAny         bool
 	AccessTTL, RefreshTTL time.Duration
 	AccountID             string
 	AuthMethod            string
@@ -105,6 +111,16 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 			auds = append(auds, a)
 		}
 	}
+	var resources []string
+	for _, r := range s.Resources {
+		// A resource is what a token's aud names: a logical name or an
+		// absolute URI, like an audience.
+		if err := CheckAudience(r); err != nil {
+			bad("resource", "%q: %v", r, err)
+		} else if !slices.Contains(resources, r) {
+			resources = append(resources, r)
+		}
+	}
 	var scopes []string
 	for _, group := range s.Scopes {
 		fields := strings.Fields(group)
@@ -172,6 +188,9 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 		Scopes:             orEmpty(scopes),
 		TokenFormat:        format,
 		AllowImpersonation: s.AllowImpersonation,
+		Resources:          orEmpty(resources),
+		ExchangeAny:        s.ExchangeAny,
+		IntrospectAny:      s.IntrospectAny,
 		AccessTokenTTL:     s.AccessTTL,
 		RefreshTokenTTL:    s.RefreshTTL,
 		CreatedAt:          now,
@@ -300,13 +319,16 @@ func WithinAccount(c *store.Client, a *store.Account) Problems {
 }
 
 // Widens reports whether next may obtain something prev may not: a grant
-// type, an audience or a scope prev lacks, or impersonation.
+// type, an audience, a scope or a resource prev lacks, impersonation, or
+// the right to exchange or introspect any token.
 func Widens(prev, next *store.Client) bool {
 	gained := func(old, new []string) bool {
 		return slices.ContainsFunc(new, func(x string) bool { return !slices.Contains(old, x) })
 	}
 	return gained(prev.GrantTypes, next.GrantTypes) || gained(prev.Audiences, next.Audiences) ||
-		gained(prev.Scopes, next.Scopes) || (next.AllowImpersonation && !prev.AllowImpersonation)
+		gained(prev.Scopes, next.Scopes) || gained(prev.Resources, next.Resources) ||
+		(next.AllowImpersonation && !prev.AllowImpersonation) ||
+		(next.ExchangeAny && !prev.ExchangeAny) || (next.IntrospectAny && !prev.IntrospectAny)
 }
 
 // Registry changes clients and audits each change.
@@ -604,7 +626,8 @@ func SpecOf(c *store.Client) Spec {
 		Audiences: slices.Clone(c.Audiences), Scopes: slices.Clone(c.Scopes),
 		GrantTypes: slices.Clone(c.GrantTypes), TokenFormat: c.TokenFormat,
 		AllowImpersonation: c.AllowImpersonation,
-		AccessTTL:          c.AccessTokenTTL, RefreshTTL: c.RefreshTokenTTL,
+		Resources:          slices.Clone(c.Resources), ExchangeAny: c.ExchangeAny, IntrospectAny: c.IntrospectAny,
+		AccessTTL: c.AccessTokenTTL, RefreshTTL: c.RefreshTokenTTL,
 		AccountID: c.AccountID, AuthMethod: c.AuthMethod,
 		SoftwareID: c.SoftwareID, SoftwareVersion: c.SoftwareVersion,
 		HardwareAddress: c.HardwareAddress, Identity: c.Identity, Metadata: c.Metadata,

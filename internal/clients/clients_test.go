@@ -175,12 +175,15 @@ func TestWidens(t *testing.T) {
 		next *store.Client
 		want bool
 	}{
-		"same":          {&store.Client{GrantTypes: []string{"a"}, Audiences: []string{"x"}, Scopes: []string{"s"}}, false},
-		"narrower":      {&store.Client{}, false},
-		"grant":         {&store.Client{GrantTypes: []string{"a", "b"}}, true},
-		"audience":      {&store.Client{Audiences: []string{"y"}}, true},
-		"scope":         {&store.Client{Scopes: []string{"s", "t"}}, true},
-		"impersonation": {&store.Client{AllowImpersonation: true}, true},
+		"same":           {&store.Client{GrantTypes: []string{"a"}, Audiences: []string{"x"}, Scopes: []string{"s"}}, false},
+		"narrower":       {&store.Client{}, false},
+		"grant":          {&store.Client{GrantTypes: []string{"a", "b"}}, true},
+		"audience":       {&store.Client{Audiences: []string{"y"}}, true},
+		"scope":          {&store.Client{Scopes: []string{"s", "t"}}, true},
+		"impersonation":  {&store.Client{AllowImpersonation: true}, true},
+		"resource":       {&store.Client{Resources: []string{"https://rs.example.com"}}, true},
+		"exchange-any":   {&store.Client{ExchangeAny: true}, true},
+		"introspect-any": {&store.Client{IntrospectAny: true}, true},
 	} {
 		if got := clients.Widens(base, tc.next); got != tc.want {
 			t.Errorf("%s: Widens = %v", name, got)
@@ -237,5 +240,48 @@ func TestRegistryIdentity(t *testing.T) {
 	n, _, err = r.Replace(ctx, "x", b.ID, clients.Replacement{Action: "client.update", Spec: spec("c", "name:c", "")})
 	if err != nil || n.Identity != "name:c" {
 		t.Errorf("Replace into a free identity: %+v, %v", n, err)
+	}
+}
+
+// TestRegistryOperatorGrants: resources, exchange-any and introspect-any
+// are checked, stored, shown by SpecOf and kept by an operator's Update; a
+// replacement from registration metadata (which has no such members)
+// (a re-registration: issue 8, finding 5) drops them rather than carrying
+// them over.
+func TestRegistryOperatorGrants(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	if _, _, err := r.Create(ctx, "cli", clients.Spec{Name: "x", Resources: []string{"https://rs.example.com/#frag", "has space"}}, store.ClientActive); !slices.Equal(fields(err), []string{"resource", "resource"}) {
+		t.Fatalf("bad resources: %v", err)
+	}
+	c, _, err := r.Create(ctx, "cli", clients.Spec{Name: "rs08",
+		Resources:   []string{"https://rs08.example.com", "https://rs08.example.com", "billing"},
+		ExchangeAny: true, IntrospectAny: true}, store.ClientActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Store.GetClient(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Resources, []string{"https://rs08.example.com", "billing"}) || !got.ExchangeAny || !got.IntrospectAny {
+		t.Fatalf("stored %v exchange-any %v introspect-any %v", got.Resources, got.ExchangeAny, got.IntrospectAny)
+	}
+	if s := clients.SpecOf(got); !slices.Equal(s.Resources, got.Resources) || !s.ExchangeAny || !s.IntrospectAny {
+		t.Fatalf("SpecOf %+v", s)
+	}
+	// An unrelated update keeps them; an explicit one changes them.
+	if got, err = r.Update(ctx, "cli", c.ID, func(s *clients.Spec) error { s.Name = "rs08 v2"; return nil }); err != nil || len(got.Resources) != 2 || !got.ExchangeAny || !got.IntrospectAny {
+		t.Fatalf("update dropped grants: %+v %v", got, err)
+	}
+	if got, err = r.Update(ctx, "cli", c.ID, func(s *clients.Spec) error {
+		s.Resources, s.ExchangeAny = nil, false
+		return nil
+	}); err != nil || len(got.Resources) != 0 || got.ExchangeAny || !got.IntrospectAny {
+		t.Fatalf("update: %+v %v", got, err)
+	}
+	got, _, err = r.Replace(ctx, "account:", c.ID, clients.Replacement{Action: "client.reregister", Spec: clients.Spec{Name: "rs08"}})
+	if err != nil || got.IntrospectAny {
+		t.Fatalf("replacement kept an operator's grant: %+v %v", got, err)
 	}
 }

@@ -61,7 +61,7 @@ func TestClusterBehavesAsOneServer(t *testing.T) {
 	ctx := t.Context()
 
 	// rs08 exchanges callers' tokens for the backend.
-	rs08 := c.CreateClient("--name", "rs08", "--audience", backendAud, "--scope", "api")
+	rs08 := c.CreateClient("--name", "rs08", "--resource", rs08Aud, "--audience", backendAud, "--scope", "api")
 	var acct struct {
 		ID     string `json:"account_id"`
 		Secret string `json:"shared_secret"`

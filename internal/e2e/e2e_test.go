@@ -72,10 +72,15 @@ func newWorld(t *testing.T) *world {
 	w.rs08 = s.CreateClientSecret("s%cr+t:with space", func(c *store.Client) {
 		c.ID, c.Name = "rs08:"+c.ID+"+%", "rs08"
 		c.Audiences, c.Scopes = []string{backendAud, otherAud}, []string{"api"}
+		// rs08 serves rs08Aud: it may exchange the tokens callers
+		// obtain for it.
+		c.Resources = []string{rs08Aud}
 	})
-	// The backend's own client, used only to introspect opaque tokens.
+	// The backend's own client, used only to introspect opaque tokens: it
+	// serves backendAud, so it may introspect the tokens for it.
 	intro := s.CreateClientSecret("intro%+:secret", func(c *store.Client) {
 		c.ID, c.Name, c.GrantTypes = "backend+"+c.ID, "backend", nil
+		c.Resources = []string{backendAud}
 	})
 	var err error
 	if w.md, err = stsclient.Discover(ctx, nil, s.URL); err != nil {
@@ -217,7 +222,9 @@ func TestSeedEndToEnd(t *testing.T) {
 
 	// A second hop: another service exchanges the backend token; the
 	// backend sees both actors, the most recent first (RFC 8693 §4.1).
-	edge := w.s.CreateClient(func(c *store.Client) { c.Audiences, c.Scopes = []string{backendAud}, []string{"api"} })
+	edge := w.s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Scopes, c.Resources = []string{backendAud}, []string{"api"}, []string{backendAud}
+	})
 	edgeClient := &stsclient.Client{TokenURL: w.md.TokenEndpoint, ClientID: edge.ID, ClientSecret: edge.Secret, AuthMethod: oauth.AuthMethodClientSecretPost}
 	r2, err := edgeClient.Exchange(ctx, stsclient.ExchangeRequest{
 		SubjectToken: t1.AccessToken, SubjectTokenType: oauth.TokenTypeAccessToken, Audience: []string{backendAud},

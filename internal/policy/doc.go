@@ -9,5 +9,10 @@
 //   - audience/resource: only the client's allowed targets (invalid_target);
 //   - lifetime: never beyond the subject token's expiry;
 //   - impersonation (no act claim for another subject) only for clients
-//     allowed to impersonate; may_act on the subject token is honoured.
+//     allowed to impersonate; may_act on the subject token is honoured;
+//   - delegation: an actor token names the calling client itself, and its
+//     own act chain is kept, nested;
+//   - entitlement: a client exchanges and introspects only tokens issued or
+//     addressed to it (its id or a resource it serves), unless an operator
+//     grants it more.
 package policy

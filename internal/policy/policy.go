@@ -216,6 +216,7 @@ func intersect(a, b []string) []string {
 type Party struct {
 	Subject  string
 	ClientID string       // the client a token was issued to
+	Audience []string     // the token's aud
 	Act      *oauth.Actor // the token's existing act chain
 	MayAct   *oauth.Actor // the token's may_act claim
 }
@@ -224,10 +225,58 @@ type Party struct {
 // limit through repeated exchanges.
 const MaxActDepth = 8
 
+// Addressed reports whether a token issued to the client issuedTo for the
+// audiences aud is the business of client c: c is the client it was issued
+// to, or one of its audiences names c, by client id or by a resource c
+// serves as a resource server (store.Client.Resources). A token is meant
+// for its audience (RFC 7519 §4.1.3); nobody else has a reason to hold it.
+func Addressed(c *store.Client, issuedTo string, aud []string) bool {
+	if issuedTo == c.ID {
+		return true
+	}
+	for _, a := range aud {
+		if a == c.ID || slices.Contains(c.Resources, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// MayExchange decides whether c may present subject as its subject token:
+// only a token issued to c or addressed to c (see [Addressed]) — the token
+// a caller presented to c as a resource server — unless an operator lets c
+// exchange any subject token (store.Client.ExchangeAny). Otherwise any
+// client that came by a token, wherever it was meant to go, could turn it
+// into one for its own audiences. RFC 8693 §2.2.2: invalid_request.
+func MayExchange(c *store.Client, subject Party) *oauth.Error {
+	if c.ExchangeAny || Addressed(c, subject.ClientID, subject.Audience) {
+		return nil
+	}
+	return oauth.NewError(oauth.ErrInvalidRequest,
+		"subject_token is not addressed to this client: it was issued to another client and its audience names neither this client nor a resource it serves")
+}
+
+// MayIntrospect decides whether c is entitled to learn about a token by
+// introspection (RFC 7662 §2.1, §4): an access token's own client, its
+// audiences (see [Addressed]), and clients an operator marks as resource
+// servers of every token (store.Client.IntrospectAny); a refresh token
+// only its own client, since nobody else is ever presented one (RFC 6749
+// §10.4). Everyone else is answered as for an inactive token (§2.2).
+func MayIntrospect(c *store.Client, t Party, refresh bool) bool {
+	if refresh {
+		return t.ClientID == c.ID
+	}
+	return c.IntrospectAny || Addressed(c, t.ClientID, t.Audience)
+}
+
 // Delegation decides the act claim of an exchanged token (RFC 8693 §1.1,
 // §4.1, §4.4):
 //   - with an actor token, the actor acts for the subject: act is the
-//     actor, with the subject token's own act chain nested inside it;
+//     actor, with the actor token's own act chain nested inside it and the
+//     subject token's act chain inside that (the least recent innermost).
+//     Unless c may impersonate, the actor token must be c's own token about
+//     c itself (sub and client_id both c): a client names only itself as
+//     the actor, never a party whose token it came by;
 //   - without one, a client exchanging its own token keeps the chain as is;
 //     a client allowed to impersonate gets a token without itself in act;
 //     any other client becomes the actor.
@@ -239,11 +288,22 @@ func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oa
 	acting := &oauth.Actor{Subject: c.ID, ClientID: c.ID}
 	switch {
 	case actor != nil:
+		if !c.AllowImpersonation {
+			if actor.Subject != c.ID {
+				return nil, oauth.NewError(oauth.ErrInvalidRequest, "actor_token must represent the calling client: its subject is another party")
+			}
+			if actor.ClientID != c.ID {
+				return nil, oauth.NewError(oauth.ErrInvalidRequest, "actor_token must be a token issued to the calling client")
+			}
+		}
+		if 1+actor.Act.Depth()+subject.Act.Depth() > MaxActDepth {
+			return nil, oauth.NewError(oauth.ErrInvalidRequest, "the delegation chain is too long")
+		}
 		acting = &oauth.Actor{Subject: actor.Subject}
 		if actor.ClientID != "" && actor.ClientID != actor.Subject {
 			acting.ClientID = actor.ClientID
 		}
-		act = &oauth.Actor{Subject: acting.Subject, ClientID: acting.ClientID, Actor: subject.Act}
+		act = &oauth.Actor{Subject: acting.Subject, ClientID: acting.ClientID, Actor: nestChain(actor.Act, subject.Act)}
 	case subject.Subject == c.ID, c.AllowImpersonation:
 		act = subject.Act
 	default:
@@ -251,11 +311,11 @@ func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oa
 	}
 	// The party that acted last acting again is not a new hop: a client
 	// exchanging a token it already acts in keeps the chain as it is.
-	if prev := subject.Act; prev != nil && act != prev && prev.Subject == act.Subject && prev.ClientID == act.ClientID {
+	if prev := subject.Act; prev != nil && act != prev && act.Actor == prev && sameParty(prev, act) {
 		act = prev
 	}
 	if m := subject.MayAct; m != nil && subject.Subject != acting.Subject {
-		if m.Subject != acting.Subject || (m.ClientID != "" && m.ClientID != acting.ClientID) {
+		if m.Subject != acting.Subject || (m.ClientID != "" && m.ClientID != clientOf(acting)) {
 			return nil, oauth.NewError(oauth.ErrInvalidRequest, "the subject token does not allow this party to act for it (may_act)")
 		}
 	}
@@ -263,6 +323,30 @@ func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oa
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the delegation chain is too long")
 	}
 	return act, nil
+}
+
+// sameParty compares two act layers; a layer without client_id is the
+// party's own client (the client_id written only when it differs).
+func sameParty(a, b *oauth.Actor) bool {
+	return a.Subject == b.Subject && clientOf(a) == clientOf(b)
+}
+
+func clientOf(a *oauth.Actor) string {
+	if a.ClientID == "" {
+		return a.Subject
+	}
+	return a.ClientID
+}
+
+// nestChain returns a copy of chain a with chain b nested at its innermost
+// end; the tokens' own claims are left untouched.
+func nestChain(a, b *oauth.Actor) *oauth.Actor {
+	if a == nil {
+		return b
+	}
+	n := *a
+	n.Actor = nestChain(a.Actor, b)
+	return &n
 }
 
 // ValidTarget reports whether a resource value is an absolute URI without a

@@ -151,14 +151,31 @@ func TestDelegation(t *testing.T) {
 		{name: "own token keeps its chain", subject: Party{Subject: "rs08", Act: prior}, want: prior},
 		{name: "impersonation drops the client", impersonate: true, subject: Party{Subject: "alice"}, want: nil},
 		{name: "impersonation keeps prior chain", impersonate: true, subject: Party{Subject: "alice", Act: prior}, want: prior},
-		{name: "actor token", subject: Party{Subject: "alice", Act: prior}, actor: &Party{Subject: "bob", ClientID: "svc"},
+		{name: "actor token of the client itself", subject: Party{Subject: "alice", Act: prior}, actor: &Party{Subject: "rs08", ClientID: "rs08"},
+			want: &oauth.Actor{Subject: "rs08", Actor: prior}},
+		{name: "impersonating client names another actor", impersonate: true, subject: Party{Subject: "alice", Act: prior}, actor: &Party{Subject: "bob", ClientID: "svc"},
 			want: &oauth.Actor{Subject: "bob", ClientID: "svc", Actor: prior}},
-		{name: "may_act names the actor", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "bob"}}, actor: &Party{Subject: "bob"},
+		// Issue 8 finding 4: evil's token about frontend (sub=frontend,
+		// client_id=evil) named frontend as the actor.
+		{name: "actor token about another party refused", subject: Party{Subject: "alice"},
+			actor: &Party{Subject: "frontend", ClientID: "rs08", Act: &oauth.Actor{Subject: "rs08", ClientID: "rs08"}}, wantErr: true},
+		{name: "actor token issued to another client refused", subject: Party{Subject: "alice"}, actor: &Party{Subject: "rs08", ClientID: "svc"}, wantErr: true},
+		{name: "actor chain nested inside act, subject chain innermost", subject: Party{Subject: "alice", Act: prior},
+			actor: &Party{Subject: "rs08", ClientID: "rs08", Act: &oauth.Actor{Subject: "agent", ClientID: "agent"}},
+			want:  &oauth.Actor{Subject: "rs08", Actor: &oauth.Actor{Subject: "agent", ClientID: "agent", Actor: prior}}},
+		{name: "actor chain kept without subject chain", subject: Party{Subject: "alice"},
+			actor: &Party{Subject: "rs08", ClientID: "rs08", Act: &oauth.Actor{Subject: "agent"}},
+			want:  &oauth.Actor{Subject: "rs08", Actor: &oauth.Actor{Subject: "agent"}}},
+		{name: "may_act names the actor", impersonate: true, subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "bob"}}, actor: &Party{Subject: "bob"},
 			want: &oauth.Actor{Subject: "bob"}},
-		{name: "may_act names someone else", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "carol"}}, actor: &Party{Subject: "bob"}, wantErr: true},
+		{name: "may_act names the client acting by its own actor token", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "rs08"}}, actor: &Party{Subject: "rs08", ClientID: "rs08"},
+			want: &oauth.Actor{Subject: "rs08"}},
+		{name: "may_act names the client with its client_id", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "rs08", ClientID: "rs08"}}, actor: &Party{Subject: "rs08", ClientID: "rs08"},
+			want: &oauth.Actor{Subject: "rs08"}},
+		{name: "may_act names someone else", impersonate: true, subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "carol"}}, actor: &Party{Subject: "bob"}, wantErr: true},
 		{name: "may_act checked without actor token", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "carol"}}, wantErr: true},
 		{name: "may_act checked under impersonation", impersonate: true, subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "carol"}}, wantErr: true},
-		{name: "may_act client_id must match", subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "bob", ClientID: "other"}}, actor: &Party{Subject: "bob", ClientID: "svc"}, wantErr: true},
+		{name: "may_act client_id must match", impersonate: true, subject: Party{Subject: "alice", MayAct: &oauth.Actor{Subject: "bob", ClientID: "other"}}, actor: &Party{Subject: "bob", ClientID: "svc"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,12 +199,112 @@ func TestDelegation(t *testing.T) {
 }
 
 func TestDelegationDepthBounded(t *testing.T) {
-	var chain *oauth.Actor
-	for i := 0; i < MaxActDepth; i++ {
-		chain = &oauth.Actor{Subject: "hop", Actor: chain}
+	chain := func(n int) *oauth.Actor {
+		var a *oauth.Actor
+		for i := 0; i < n; i++ {
+			a = &oauth.Actor{Subject: "hop", Actor: a}
+		}
+		return a
 	}
-	if _, err := Delegation(client(), Party{Subject: "alice", Act: chain}, nil); err == nil {
+	if _, err := Delegation(client(), Party{Subject: "alice", Act: chain(MaxActDepth)}, nil); err == nil {
 		t.Fatal("a chain beyond MaxActDepth was accepted")
+	}
+	// The actor's chain and the subject's chain count together.
+	self := &Party{Subject: "rs08", ClientID: "rs08"}
+	self.Act = chain(MaxActDepth / 2)
+	if _, err := Delegation(client(), Party{Subject: "alice", Act: chain(MaxActDepth / 2)}, self); err == nil {
+		t.Fatal("actor and subject chains beyond MaxActDepth together were accepted")
+	}
+	self.Act = chain(MaxActDepth/2 - 1)
+	got, err := Delegation(client(), Party{Subject: "alice", Act: chain(MaxActDepth / 2)}, self)
+	if err != nil || got.Depth() != MaxActDepth {
+		t.Fatalf("depth %d, %v; want %d", got.Depth(), err, MaxActDepth)
+	}
+}
+
+func TestDelegationLeavesTokensUntouched(t *testing.T) {
+	inner := &oauth.Actor{Subject: "agent"}
+	actor := &Party{Subject: "rs08", ClientID: "rs08", Act: inner}
+	prior := &oauth.Actor{Subject: "gateway"}
+	if _, err := Delegation(client(), Party{Subject: "alice", Act: prior}, actor); err != nil {
+		t.Fatal(err)
+	}
+	if inner.Actor != nil {
+		t.Fatalf("the actor token's chain was changed: %+v", inner)
+	}
+}
+
+func TestMayExchange(t *testing.T) {
+	tests := []struct {
+		name    string
+		client  func(*store.Client)
+		subject Party
+		ok      bool
+	}{
+		{name: "own token", subject: Party{Subject: "rs08", ClientID: "rs08", Audience: []string{limits.Issuer}}, ok: true},
+		{name: "another subject's token issued to the client", subject: Party{Subject: "alice", ClientID: "rs08"}, ok: true},
+		{name: "audience names the client id", subject: Party{Subject: "frontend", ClientID: "frontend", Audience: []string{"other", "rs08"}}, ok: true},
+		{name: "audience names a resource the client serves", client: func(c *store.Client) { c.Resources = []string{"https://rs08.example.com"} },
+			subject: Party{Subject: "frontend", ClientID: "frontend", Audience: []string{"https://rs08.example.com"}}, ok: true},
+		{name: "token for another resource server", client: func(c *store.Client) { c.Resources = []string{"https://rs08.example.com"} },
+			subject: Party{Subject: "frontend", ClientID: "frontend", Audience: []string{"https://rs09.example.com"}}},
+		{name: "token for this server only", subject: Party{Subject: "frontend", ClientID: "frontend", Audience: []string{limits.Issuer}}},
+		{name: "no audience", subject: Party{Subject: "frontend", ClientID: "frontend"}},
+		{name: "resource prefix is not the resource", client: func(c *store.Client) { c.Resources = []string{"https://rs08.example.com"} },
+			subject: Party{Subject: "frontend", ClientID: "frontend", Audience: []string{"https://rs08.example.com/admin"}}},
+		{name: "audiences the client may obtain are not resources it serves",
+			subject: Party{Subject: "frontend", ClientID: "frontend", Audience: []string{"https://a.example.com"}}},
+		{name: "operator's exchange-any", client: func(c *store.Client) { c.ExchangeAny = true },
+			subject: Party{Subject: "frontend", ClientID: "frontend", Audience: []string{limits.Issuer}}, ok: true},
+		{name: "introspect-any is not exchange-any", client: func(c *store.Client) { c.IntrospectAny = true },
+			subject: Party{Subject: "frontend", ClientID: "frontend", Audience: []string{limits.Issuer}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := client()
+			if tt.client != nil {
+				tt.client(c)
+			}
+			err := MayExchange(c, tt.subject)
+			if tt.ok != (err == nil) {
+				t.Fatalf("ok %v, got %v", tt.ok, err)
+			}
+			if err != nil && (err.Code != oauth.ErrInvalidRequest || err.Description == "") {
+				t.Fatalf("got %v, want invalid_request with a description", err)
+			}
+		})
+	}
+}
+
+func TestMayIntrospect(t *testing.T) {
+	aud := []string{"https://rs08.example.com"}
+	tests := []struct {
+		name    string
+		client  func(*store.Client)
+		token   Party
+		refresh bool
+		ok      bool
+	}{
+		{name: "own access token", token: Party{ClientID: "rs08", Audience: []string{"https://backend.example.com"}}, ok: true},
+		{name: "audience by client id", token: Party{ClientID: "frontend", Audience: []string{"rs08"}}, ok: true},
+		{name: "audience by resource", client: func(c *store.Client) { c.Resources = aud }, token: Party{ClientID: "frontend", Audience: aud}, ok: true},
+		{name: "someone else's token", token: Party{ClientID: "frontend", Audience: aud}},
+		{name: "introspect-any", client: func(c *store.Client) { c.IntrospectAny = true }, token: Party{ClientID: "frontend", Audience: aud}, ok: true},
+		{name: "exchange-any is not introspect-any", client: func(c *store.Client) { c.ExchangeAny = true }, token: Party{ClientID: "frontend", Audience: aud}},
+		{name: "own refresh token", refresh: true, token: Party{ClientID: "rs08"}, ok: true},
+		{name: "refresh token of the audience's client", refresh: true, client: func(c *store.Client) { c.Resources = aud }, token: Party{ClientID: "frontend", Audience: aud}},
+		{name: "refresh token under introspect-any", refresh: true, client: func(c *store.Client) { c.IntrospectAny = true }, token: Party{ClientID: "frontend", Audience: aud}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := client()
+			if tt.client != nil {
+				tt.client(c)
+			}
+			if got := MayIntrospect(c, tt.token, tt.refresh); got != tt.ok {
+				t.Fatalf("MayIntrospect = %v, want %v", got, tt.ok)
+			}
+		})
 	}
 }
 
@@ -220,7 +337,13 @@ func TestDelegationNoRepeatedHop(t *testing.T) {
 	if err != nil || !equalActor(got, act) {
 		t.Fatalf("act %+v %v: the client already acting must not be nested again", got, err)
 	}
+	// Nor when it acts again through its own actor token.
+	got, err = Delegation(c, Party{Subject: "alice", Act: act}, &Party{Subject: c.ID, ClientID: c.ID})
+	if err != nil || !equalActor(got, act) {
+		t.Fatalf("act %+v %v: the client already acting must not be nested again", got, err)
+	}
 	// A different party acting after it is a new hop.
+	c.AllowImpersonation = true
 	got, err = Delegation(c, Party{Subject: "alice", Act: act}, &Party{Subject: "bob"})
 	if err != nil || got.Depth() != 2 {
 		t.Fatalf("act %+v %v", got, err)

@@ -77,7 +77,11 @@ type clientForm struct {
 	GrantTypes                []string
 	TokenFormat               string
 	AllowImpersonation        bool
-	AccessTTL, RefreshTTL     string
+	// Resources, ExchangeAny and IntrospectAny are operators' grants; the
+	// form shows them to operators only, and apply ignores them otherwise.
+	Resources                  string
+	ExchangeAny, IntrospectAny bool
+	AccessTTL, RefreshTTL      string
 	// Errors by field name, shown next to each field.
 	Errors map[string]string
 }
@@ -91,7 +95,8 @@ func formOf(c *store.Client) *clientForm {
 		Audiences: strings.Join(c.Audiences, "\n"), Scopes: strings.Join(c.Scopes, " "),
 		GrantTypes: slices.Clone(c.GrantTypes), TokenFormat: c.TokenFormat,
 		AllowImpersonation: c.AllowImpersonation,
-		AccessTTL:          durationText(c.AccessTokenTTL), RefreshTTL: durationText(c.RefreshTokenTTL),
+		Resources:          strings.Join(c.Resources, "\n"), ExchangeAny: c.ExchangeAny, IntrospectAny: c.IntrospectAny,
+		AccessTTL: durationText(c.AccessTokenTTL), RefreshTTL: durationText(c.RefreshTokenTTL),
 	}
 }
 
@@ -113,6 +118,9 @@ func parseClientForm(r *http.Request) *clientForm {
 		GrantTypes:         r.PostForm["grant_type"],
 		TokenFormat:        r.PostFormValue("token_format"),
 		AllowImpersonation: r.PostFormValue("allow_impersonation") == "on",
+		Resources:          r.PostFormValue("resources"),
+		ExchangeAny:        r.PostFormValue("exchange_any") == "on",
+		IntrospectAny:      r.PostFormValue("introspect_any") == "on",
 		AccessTTL:          strings.TrimSpace(r.PostFormValue("access_ttl")),
 		RefreshTTL:         strings.TrimSpace(r.PostFormValue("refresh_ttl")),
 		Errors:             map[string]string{},
@@ -146,7 +154,7 @@ func parseTTL(s string) (time.Duration, error) {
 var fieldOf = map[string]string{
 	"client_id": "client_id", "name": "name", "grant_types": "grant_type",
 	"audience": "audiences", "scope": "scopes", "token_format": "token_format",
-	"token_lifetime": "access_ttl", "account": "account",
+	"token_lifetime": "access_ttl", "account": "account", "resource": "resources",
 }
 
 // apply writes the form into spec, recording problems it can see itself.
@@ -161,7 +169,12 @@ func (f *clientForm) apply(s *clients.Spec, operator bool) {
 	}
 	s.TokenFormat = f.TokenFormat
 	if operator {
+		// Operators' grants: an account holder can neither set them nor
+		// declare the resources it serves, which would entitle its client
+		// to exchange and introspect other parties' tokens.
 		s.AllowImpersonation = f.AllowImpersonation
+		s.Resources = strings.Fields(f.Resources)
+		s.ExchangeAny, s.IntrospectAny = f.ExchangeAny, f.IntrospectAny
 	}
 	var err error
 	if s.AccessTTL, err = parseTTL(f.AccessTTL); err != nil {

@@ -329,12 +329,21 @@ func TestAccountHolderSeesOnlyTheirAccount(t *testing.T) {
 	lone := s.CreateClient(func(c *store.Client) { c.Name = "operators-client" })
 
 	h := s.PortalSignIn(a.ID, secretA)
+	// The operators' grants are not for account holders: posted anyway,
+	// they are ignored.
 	r := h.Post("/portal/clients/new", url.Values{"name": {"acme-svc"}, "audiences": {"https://backend.example.com/api"}, "scopes": {"api"},
-		"grant_type": {oauth.GrantTypeClientCredentials}, "token_format": {"jwt"}})
+		"grant_type": {oauth.GrantTypeClientCredentials}, "token_format": {"jwt"},
+		"resources": {"https://backend.example.com/api"}, "exchange_any": {"on"}, "introspect_any": {"on"}, "allow_impersonation": {"on"}})
 	if r.Status != http.StatusOK {
 		t.Fatalf("holder registers a client: %d\n%s", r.Status, r.Body)
 	}
 	mine := extractValue(t, r.Body, "client-id")
+	if c, err := s.Store.GetClient(ctx, mine); err != nil || len(c.Resources) != 0 || c.ExchangeAny || c.IntrospectAny || c.AllowImpersonation {
+		t.Fatalf("holder granted itself an operator's right: %+v %v", c, err)
+	}
+	if form := string(h.Get("/portal/clients/new").Body); strings.Contains(form, `name="resources"`) || strings.Contains(form, `name="exchange_any"`) || strings.Contains(form, `name="introspect_any"`) {
+		t.Error("the holder's form offers operators' grants")
+	}
 
 	list := string(h.Get("/portal/clients").Body)
 	if !strings.Contains(list, mine) || strings.Contains(list, theirs.ID) || strings.Contains(list, lone.ID) {
@@ -419,7 +428,8 @@ func TestClientLifecycle(t *testing.T) {
 	s := ststest.Start(t, ststest.Options{})
 	ctx := context.Background()
 	p := s.PortalSignIn("alice", s.CreateOperator("alice"))
-	subject := s.CreateClient(func(c *store.Client) { c.Scopes = []string{"api"} })
+	// The caller's token is for rs08's resource.
+	subject := s.CreateClient(func(c *store.Client) { c.Scopes, c.Audiences = []string{"api"}, []string{"https://rs08.example.com"} })
 	subjectToken := s.ClientCredentials(subject, nil)
 
 	// Field errors are shown next to their fields; nothing is created.
@@ -432,6 +442,7 @@ func TestClientLifecycle(t *testing.T) {
 
 	// Register: the secret is shown once, on a no-store page.
 	r = p.Post("/portal/clients/new", url.Values{"name": {"rs08"}, "client_id": {"rs08"}, "audiences": {"https://backend.example.com/api"},
+		"resources": {"https://rs08.example.com"}, "introspect_any": {"on"},
 		"scopes": {"api"}, "grant_type": {oauth.GrantTypeClientCredentials, oauth.GrantTypeTokenExchange}, "token_format": {"jwt"}})
 	if r.Status != http.StatusOK || r.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("register: %d %q", r.Status, r.Header.Get("Cache-Control"))
@@ -443,6 +454,9 @@ func TestClientLifecycle(t *testing.T) {
 	detail := p.Get("/portal/clients/rs08")
 	if strings.Contains(string(detail.Body), secret) {
 		t.Fatal("the detail page shows the secret again")
+	}
+	if b := string(detail.Body); !strings.Contains(b, ">https://rs08.example.com</textarea>") || !strings.Contains(b, `name="introspect_any" checked`) {
+		t.Error("the edit form does not show the resources and grants")
 	}
 	rs08 := &ststest.Client{Client: &store.Client{ID: "rs08"}, Secret: secret}
 	exchange := func(c *ststest.Client) *ststest.Response {
@@ -460,17 +474,23 @@ func TestClientLifecycle(t *testing.T) {
 	// Edit what it may obtain.
 	p.Get("/portal/clients/rs08")
 	r = p.Post("/portal/clients/rs08", url.Values{"name": {"rs08"}, "audiences": {"https://backend.example.com/api\nhttps://other.example.com"},
+		"resources": {"https://rs08.example.com\nhttps://rs08.example.net"}, "exchange_any": {"on"},
 		"scopes": {"api read"}, "grant_type": {oauth.GrantTypeTokenExchange}, "token_format": {"opaque"}, "access_ttl": {"15m"}, "refresh_ttl": {""}})
 	if r.Status != http.StatusSeeOther {
 		t.Fatalf("edit: %d\n%s", r.Status, r.Body)
 	}
 	c, _ := s.Store.GetClient(ctx, "rs08")
-	if len(c.Audiences) != 2 || len(c.Scopes) != 2 || c.TokenFormat != "opaque" || c.AccessTokenTTL != 15*time.Minute || len(c.GrantTypes) != 1 {
+	if len(c.Audiences) != 2 || len(c.Scopes) != 2 || c.TokenFormat != "opaque" || c.AccessTokenTTL != 15*time.Minute || len(c.GrantTypes) != 1 ||
+		len(c.Resources) != 2 || !c.ExchangeAny || c.IntrospectAny {
 		t.Fatalf("after edit: %+v", c)
 	}
 	r = p.Post("/portal/clients/rs08", url.Values{"name": {"rs08"}, "audiences": {"https://x.example/#frag"}, "grant_type": {oauth.GrantTypeTokenExchange}})
 	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), `id="audiences-error"`) {
 		t.Errorf("invalid edit: %d", r.Status)
+	}
+	r = p.Post("/portal/clients/rs08", url.Values{"name": {"rs08"}, "resources": {"https://x.example/#frag"}, "grant_type": {oauth.GrantTypeTokenExchange}})
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), `id="resources-error"`) {
+		t.Errorf("invalid resource: %d", r.Status)
 	}
 
 	// Rotate: the new secret is shown once; the old one is refused.

@@ -100,19 +100,28 @@ func hs256(key []byte) func(string) []byte {
 func TestBadInputChangesNothing(t *testing.T) {
 	s := ststest.Start(t, ststest.Options{})
 	ctx := context.Background()
-	user := s.CreateClient(func(c *store.Client) { c.Scopes = []string{"api", "admin"} })
+	user := s.CreateClient(func(c *store.Client) {
+		c.Scopes = []string{"api", "admin"}
+		c.Audiences = []string{rsResource}
+	})
 	rs := s.CreateClient(func(c *store.Client) {
-		c.Audiences = []string{backend}
+		c.Audiences, c.Resources = []string{backend}, []string{rsResource}
 		c.Scopes = []string{"api", "write"}
 		c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken)
 	})
-	plain := s.CreateClient(func(c *store.Client) { c.Audiences = []string{backend} })
+	plain := s.CreateClient(func(c *store.Client) { c.Audiences, c.Resources = []string{backend}, []string{rsResource} })
+	// stranger may exchange for the backend, but serves no resource the
+	// subject token is for.
+	stranger := s.CreateClient(func(c *store.Client) { c.Audiences = []string{backend} })
 	ccOnly := s.CreateClient(func(c *store.Client) { c.GrantTypes = []string{oauth.GrantTypeClientCredentials} })
 	refresher := s.CreateClient(func(c *store.Client) {
-		c.Audiences = []string{backend}
+		c.Audiences, c.Resources = []string{backend}, []string{rsResource}
 		c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken)
 	})
-	opaqueUser := s.CreateClient(func(c *store.Client) { c.TokenFormat = store.TokenFormatOpaque })
+	opaqueUser := s.CreateClient(func(c *store.Client) {
+		c.TokenFormat = store.TokenFormatOpaque
+		c.Audiences = []string{rsResource}
+	})
 	disabled := s.CreateClient(func(c *store.Client) { c.Status = store.ClientDisabled })
 	pending := s.CreateClient(func(c *store.Client) { c.Status = store.ClientPending })
 
@@ -263,6 +272,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"invalid actor token", postForm(ex("actor_token", "garbage", "actor_token_type", oauth.TokenTypeAccessToken)), 400, oauth.ErrInvalidRequest},
 		{"revoked actor token", postForm(ex("actor_token", revokedJWT, "actor_token_type", oauth.TokenTypeAccessToken)), 400, oauth.ErrInvalidRequest},
 		{"may_act names another party", postForm(withSubject(at(func(c *token.Claims) { c.MayAct = &oauth.Actor{Subject: "mallory"} }))), 400, oauth.ErrInvalidRequest},
+		// Issue 8, finding 4: a subject token neither issued nor addressed
+		// to the client, and an actor token about another party.
+		{"subject token not addressed to the client", as(stranger, ex()), 400, oauth.ErrInvalidRequest},
+		{"opaque subject token not addressed to the client", as(stranger, withSubject(opaqueSubject)), 400, oauth.ErrInvalidRequest},
+		{"actor token about another party", postForm(ex("actor_token", at(func(c *token.Claims) { c.Subject, c.ClientID = user.ID, rs.ID }),
+			"actor_token_type", oauth.TokenTypeAccessToken)), 400, oauth.ErrInvalidRequest},
 
 		// Escalation.
 		{"scope beyond the subject", postForm(ex("scope", "write")), 400, oauth.ErrInvalidScope},

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -98,10 +99,12 @@ func TestRFC7662_2_1_TokenRequired(t *testing.T) {
 func TestRFC7662_2_2_ActiveToken(t *testing.T) {
 	w := newExchangeWorld(t, nil)
 	opaque := w.s.CreateClient(func(c *store.Client) {
-		c.Audiences = []string{backend}
+		c.Audiences, c.Resources = []string{backend}, []string{rsResource}
 		c.Scopes = []string{"api"}
 		c.TokenFormat = store.TokenFormatOpaque
 	})
+	// The backend's own client: the tokens are addressed to it.
+	backendRS := w.s.CreateClient(func(c *store.Client) { c.Resources = []string{backend} })
 	jwtTok := wantOK(t, w.exchange(nil)).AccessToken
 	_, claims := verifyWithJWKS(t, w.s, jwtTok)
 	opaqueTok := wantOK(t, w.s.Exchange(opaque, w.subject, oauth.TokenTypeAccessToken, nil)).AccessToken
@@ -115,7 +118,7 @@ func TestRFC7662_2_2_ActiveToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := introspect(t, w.s, w.rs, tt.tok)
+			in := introspect(t, w.s, backendRS, tt.tok)
 			if in["active"] != true {
 				t.Fatalf("inactive: %v", in)
 			}
@@ -149,9 +152,11 @@ func TestRFC7662_2_2_ActiveToken(t *testing.T) {
 		})
 	}
 	// A nested chain is reported whole.
-	second := w.s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://db.example.com"} })
+	second := w.s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources = []string{"https://db.example.com"}, []string{backend}
+	})
 	chained := wantOK(t, w.s.Exchange(second, jwtTok, oauth.TokenTypeAccessToken, nil)).AccessToken
-	in := introspect(t, w.s, w.rs, chained)
+	in := introspect(t, w.s, second, chained)
 	if a := actOf(t, in["act"]); a == nil || !slices.Equal(chainSubjects(a), []string{second.ID, w.rs.ID}) {
 		t.Errorf("act %v", in["act"])
 	}
@@ -195,26 +200,109 @@ func TestRFC7662_2_2_InactiveTokens(t *testing.T) {
 		// A refresh token is the business of its own client only.
 		"refresh token of another client": func() string {
 			rc := w.s.CreateClient(func(c *store.Client) {
-				c.Audiences = []string{backend}
+				c.Audiences, c.Resources = []string{backend}, []string{rsResource}
 				c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken)
 			})
 			return wantOK(t, w.s.Exchange(rc, w.subject, oauth.TokenTypeAccessToken, nil)).RefreshToken
 		}(),
 	}
-	check := func(t *testing.T, tok string) {
+	check := func(t *testing.T, c *ststest.Client, tok string) {
 		t.Helper()
-		r := w.s.PostForm(server.IntrospectPath, w.rs, url.Values{"token": {tok}})
+		r := w.s.PostForm(server.IntrospectPath, c, url.Values{"token": {tok}})
 		if r.Status != http.StatusOK || string(r.Body) != "{\"active\":false}\n" {
 			t.Errorf("%d %s, want exactly {\"active\":false}", r.Status, r.Body)
 		}
 	}
 	for name, tok := range tokens {
-		t.Run(name, func(t *testing.T) { check(t, tok) })
+		t.Run(name, func(t *testing.T) { check(t, w.rs, tok) })
 	}
 	// Still active before the clock moves, inactive after.
-	if in := introspect(t, w.s, w.rs, expiringOpaque); in["active"] != true {
+	if in := introspect(t, w.s, opaque, expiringOpaque); in["active"] != true {
 		t.Fatalf("fresh opaque token inactive: %v", in)
 	}
 	w.s.Clock.Advance(2 * time.Minute)
-	t.Run("expired opaque", func(t *testing.T) { check(t, expiringOpaque) })
+	t.Run("expired opaque", func(t *testing.T) { check(t, opaque, expiringOpaque) })
+}
+
+// RFC 7662 §2.1 and §4: only a client entitled to a token learns about it —
+// its own client, its audiences (by client id, or by a resource the client
+// serves) and resource servers an operator trusts with every token
+// (IntrospectAny). Any other client is told {"active": false} (§2.2), as
+// for an invalid token, and the refusal is audited (issue 8, finding 7).
+func TestRFC7662_2_1_OnlyEntitledClients(t *testing.T) {
+	w := newExchangeWorld(t, func(c *store.Client) { c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken) })
+	opaqueUser := w.s.CreateClient(func(c *store.Client) {
+		c.TokenFormat = store.TokenFormatOpaque
+		c.Audiences = []string{rsResource}
+	})
+	byID := w.s.CreateClient(nil)
+	byIDUser := w.s.CreateClient(func(c *store.Client) { c.Audiences = []string{byID.ID} })
+	resource := w.s.CreateClient(func(c *store.Client) { c.Resources = []string{rsResource} })
+	anyRS := w.s.CreateClient(func(c *store.Client) { c.IntrospectAny = true })
+	exchangeAny := w.s.CreateClient(func(c *store.Client) { c.ExchangeAny = true })
+	stranger := w.s.CreateClient(func(c *store.Client) { c.Audiences = []string{rsResource} })
+	refresh := wantOK(t, w.exchange(nil)).RefreshToken
+	if refresh == "" {
+		t.Fatal("no refresh token")
+	}
+	tokens := map[string]string{
+		"jwt":     w.subject,
+		"opaque":  w.s.ClientCredentials(opaqueUser, nil),
+		"for id":  w.s.ClientCredentials(byIDUser, nil),
+		"refresh": refresh,
+	}
+	tests := []struct {
+		name   string
+		client *ststest.Client
+		tok    string
+		active bool
+	}{
+		{"own client, jwt", w.user, "jwt", true},
+		{"own client, opaque", opaqueUser, "opaque", true},
+		{"audience by client id", byID, "for id", true},
+		{"audience by resource, jwt", resource, "jwt", true},
+		{"audience by resource, opaque", resource, "opaque", true},
+		{"introspect-any, jwt", anyRS, "jwt", true},
+		{"introspect-any, opaque", anyRS, "opaque", true},
+		{"stranger, jwt", stranger, "jwt", false},
+		{"stranger, opaque", stranger, "opaque", false},
+		{"exchange-any is not introspect-any", exchangeAny, "jwt", false},
+		{"own refresh token", w.rs, "refresh", true},
+		{"refresh token, introspect-any", anyRS, "refresh", false},
+		{"refresh token, audience", w.s.CreateClient(func(c *store.Client) { c.Resources = []string{backend} }), "refresh", false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := tokens[tt.tok]
+			id := fmt.Sprintf("introspect-%02d", i)
+			req := newRequest(t, http.MethodPost, w.s.URL+server.IntrospectPath, url.Values{"token": {tok}}.Encode(), "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", ststest.BasicAuth(tt.client.ID, tt.client.Secret))
+			req.Header.Set("X-Request-Id", id)
+			r := w.s.Do(req)
+			if r.Status != http.StatusOK {
+				t.Fatalf("%d %s", r.Status, r.Body)
+			}
+			var refused *store.AuditRecord
+			for _, a := range w.s.Audit() {
+				if a.RequestID == id && a.Action == "token.introspect" && a.Decision == store.DecisionRefused {
+					refused = &a
+				}
+			}
+			if !tt.active {
+				if string(r.Body) != "{\"active\":false}\n" {
+					t.Errorf("%s, want exactly {\"active\":false}", r.Body)
+				}
+				if refused == nil || refused.ClientID != tt.client.ID || refused.JTI == "" {
+					t.Errorf("refusal not audited: %+v", refused)
+				}
+				return
+			}
+			if in := r.JSON(); in["active"] != true || in["sub"] == nil {
+				t.Errorf("%s, want active with claims", r.Body)
+			}
+			if refused != nil {
+				t.Errorf("an answered introspection audited as refused: %+v", refused)
+			}
+		})
+	}
 }

@@ -20,15 +20,16 @@ import (
 // Helpers shared by the conformance tests of this package.
 
 // mint signs a token with the server's current key. It starts from a valid
-// access token for subject "alice" (scope "api", one hour left) and lets
-// edit change any claim, so a test can present exactly the token it needs.
+// access token for subject "alice" (scope "api", one hour left) addressed
+// to the resource server rsResource, and lets edit change any claim, so a
+// test can present exactly the token it needs.
 func mint(t *testing.T, s *ststest.STS, edit func(*token.Claims)) string {
 	t.Helper()
 	now := time.Now()
 	c := &token.Claims{
 		Issuer:    s.URL,
 		Subject:   "alice",
-		Audience:  oauth.Audience{s.URL},
+		Audience:  oauth.Audience{rsResource},
 		Expiry:    now.Add(time.Hour).Unix(),
 		IssuedAt:  now.Unix(),
 		NotBefore: now.Unix(),
@@ -153,8 +154,8 @@ func introspect(t *testing.T, s *ststest.STS, c *ststest.Client, tok string) map
 }
 
 // exchangeWorld is the usual cast: a user client whose client_credentials
-// token is the subject token, and a resource server client allowed to
-// exchange it for the backend.
+// token, for the resource server rsResource, is the subject token, and the
+// client of that resource server, allowed to exchange it for the backend.
 type exchangeWorld struct {
 	s       *ststest.STS
 	user    *ststest.Client
@@ -166,9 +167,13 @@ func newExchangeWorld(t *testing.T, rs func(*store.Client)) *exchangeWorld {
 	t.Helper()
 	s := ststest.Start(t, ststest.Options{})
 	w := &exchangeWorld{s: s}
-	w.user = s.CreateClient(func(c *store.Client) { c.Scopes = []string{"api", "admin"} })
+	w.user = s.CreateClient(func(c *store.Client) {
+		c.Scopes = []string{"api", "admin"}
+		c.Audiences = []string{rsResource}
+	})
 	w.rs = s.CreateClient(func(c *store.Client) {
 		c.Audiences = []string{backend}
+		c.Resources = []string{rsResource}
 		c.Scopes = []string{"api"}
 		if rs != nil {
 			rs(c)
@@ -380,7 +385,7 @@ func TestRFC8693_2_2_1_ScopeWhenDifferent(t *testing.T) {
 func TestRFC8693_2_2_1_RefreshTokenForRefreshClients(t *testing.T) {
 	w := newExchangeWorld(t, nil)
 	withRefresh := w.s.CreateClient(func(c *store.Client) {
-		c.Audiences = []string{backend}
+		c.Audiences, c.Resources = []string{backend}, []string{rsResource}
 		c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken)
 	})
 	tr := wantOK(t, w.s.Exchange(withRefresh, w.subject, oauth.TokenTypeAccessToken, nil))
@@ -433,37 +438,55 @@ func TestRFC8693_2_2_2_InvalidTarget(t *testing.T) {
 }
 
 // RFC 8693 §4.1: with an actor token the issued token's act names the
-// actor, and the subject token's own act is nested inside it.
+// actor, with the actor token's own act chain nested inside it and the
+// subject token's chain inside that. Without impersonation the actor token
+// must be the calling client's own token about itself (issue 8, finding 4:
+// a token about another party let a client name that party as the actor).
 func TestRFC8693_4_1_ActFromActorToken(t *testing.T) {
 	w := newExchangeWorld(t, nil)
-	// The actor token is the calling client's own: here one naming the
-	// agent it runs for.
-	agent := struct{ ID string }{"agent-7"}
-	actorTok := mint(t, w.s, func(c *token.Claims) { c.Subject, c.ClientID = agent.ID, w.rs.ID })
-	// An actor token issued to another client is refused: the client
-	// could otherwise keep itself out of act.
+	withActor := func(tok string) url.Values {
+		return url.Values{"actor_token": {tok}, "actor_token_type": {oauth.TokenTypeAccessToken}}
+	}
+	// An actor token issued to another client is refused.
 	other := w.s.ClientCredentials(w.s.CreateClient(nil), nil)
-	d := wantError(t, w.exchange(url.Values{"actor_token": {other}, "actor_token_type": {oauth.TokenTypeAccessToken}}),
-		http.StatusBadRequest, oauth.ErrInvalidRequest)
+	d := wantError(t, w.exchange(withActor(other)), http.StatusBadRequest, oauth.ErrInvalidRequest)
 	if !strings.Contains(d, "calling client") {
 		t.Errorf("description %q", d)
 	}
-	// The subject token already records that gateway acts for alice.
+	// So is a token issued to the client about another party.
+	about := mint(t, w.s, func(c *token.Claims) { c.Subject, c.ClientID = "agent-7", w.rs.ID })
+	d = wantError(t, w.exchange(withActor(about)), http.StatusBadRequest, oauth.ErrInvalidRequest)
+	if !strings.Contains(d, "subject is another party") {
+		t.Errorf("description %q", d)
+	}
+	// The client's own token about itself, which records that agent-7
+	// acts for it; the subject token records that gateway acts for alice.
+	own := mint(t, w.s, func(c *token.Claims) {
+		c.Subject, c.ClientID = w.rs.ID, w.rs.ID
+		c.Act = &oauth.Actor{Subject: "agent-7"}
+	})
 	subject := mint(t, w.s, func(c *token.Claims) {
 		c.Act = &oauth.Actor{Subject: "gateway", ClientID: "gw-client"}
 	})
-	r := w.s.Exchange(w.rs, subject, oauth.TokenTypeAccessToken, url.Values{
-		"actor_token": {actorTok}, "actor_token_type": {oauth.TokenTypeAccessToken},
-	})
-	tr := wantOK(t, r)
+	tr := wantOK(t, w.s.Exchange(w.rs, subject, oauth.TokenTypeAccessToken, withActor(own)))
 	_, claims := verifyWithJWKS(t, w.s, tr.AccessToken)
 	if claims["sub"] != "alice" {
 		t.Errorf("sub %v", claims["sub"])
 	}
 	act := actOf(t, claims["act"])
-	if act == nil || act.Subject != agent.ID || act.Actor == nil ||
-		act.Actor.Subject != "gateway" || act.Actor.ClientID != "gw-client" || act.Actor.Actor != nil {
-		t.Errorf("act %v, want %s acting, with gateway nested", claims["act"], agent.ID)
+	if got := chainSubjects(act); !slices.Equal(got, []string{w.rs.ID, "agent-7", "gateway"}) || act.Actor.Actor.ClientID != "gw-client" {
+		t.Errorf("act %v, want %s acting, agent-7 and gateway nested", claims["act"], w.rs.ID)
+	}
+	// A client allowed to impersonate may name another actor.
+	imp := w.s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources, c.AllowImpersonation = []string{backend}, []string{rsResource}, true
+	})
+	agentTok := mint(t, w.s, func(c *token.Claims) { c.Subject, c.ClientID = "agent-7", imp.ID })
+	tr = wantOK(t, w.s.Exchange(imp, subject, oauth.TokenTypeAccessToken, withActor(agentTok)))
+	_, claims = verifyWithJWKS(t, w.s, tr.AccessToken)
+	if act := actOf(t, claims["act"]); act == nil || act.Subject != "agent-7" || act.ClientID != imp.ID ||
+		!slices.Equal(chainSubjects(act), []string{"agent-7", "gateway"}) {
+		t.Errorf("act %v, want agent-7 (client %s) acting, gateway nested", claims["act"], imp.ID)
 	}
 }
 
@@ -471,7 +494,10 @@ func TestRFC8693_4_1_ActFromActorToken(t *testing.T) {
 // recent actor outermost.
 func TestRFC8693_4_1_ActChainOfTwoExchanges(t *testing.T) {
 	w := newExchangeWorld(t, nil)
-	second := w.s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://db.example.com"} })
+	// The backend's own client exchanges the token it received onwards.
+	second := w.s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources = []string{"https://db.example.com"}, []string{backend}
+	})
 	first := wantOK(t, w.exchange(nil))
 	_, c1 := verifyWithJWKS(t, w.s, first.AccessToken)
 	if got := chainSubjects(actOf(t, c1["act"])); !slices.Equal(got, []string{w.rs.ID}) {
@@ -491,25 +517,33 @@ func TestRFC8693_4_1_ActChainOfTwoExchanges(t *testing.T) {
 // subject; anyone else is refused.
 func TestRFC8693_4_4_MayAct(t *testing.T) {
 	w := newExchangeWorld(t, nil)
-	agent := struct{ ID string }{"agent-7"}
-	actorTok := mint(t, w.s, func(c *token.Claims) { c.Subject, c.ClientID = agent.ID, w.rs.ID })
-	withActor := url.Values{"actor_token": {actorTok}, "actor_token_type": {oauth.TokenTypeAccessToken}}
+	// A client that may impersonate can name another party as the actor.
+	imp := w.s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources, c.AllowImpersonation = []string{backend}, []string{rsResource}, true
+	})
+	withActor := func(tok string) url.Values {
+		return url.Values{"actor_token": {tok}, "actor_token_type": {oauth.TokenTypeAccessToken}}
+	}
+	own := withActor(mint(t, w.s, func(c *token.Claims) { c.Subject, c.ClientID = w.rs.ID, w.rs.ID }))
+	agent := withActor(mint(t, w.s, func(c *token.Claims) { c.Subject, c.ClientID = "agent-7", imp.ID }))
 	tests := []struct {
 		name    string
+		client  *ststest.Client
 		mayAct  string
 		extra   url.Values
 		wantAct string // "" means refused
 	}{
-		{"names someone else, no actor", "mallory", nil, ""},
-		{"names the client, no actor", w.rs.ID, nil, w.rs.ID},
-		{"names someone else, actor token", "mallory", withActor, ""},
-		{"names the client, actor token of another", w.rs.ID, withActor, ""},
-		{"names the actor", agent.ID, withActor, agent.ID},
+		{"names someone else, no actor", w.rs, "mallory", nil, ""},
+		{"names the client, no actor", w.rs, w.rs.ID, nil, w.rs.ID},
+		{"names someone else, own actor token", w.rs, "mallory", own, ""},
+		{"names the client, own actor token", w.rs, w.rs.ID, own, w.rs.ID},
+		{"names the client, actor token of another", imp, imp.ID, agent, ""},
+		{"names the actor", imp, "agent-7", agent, "agent-7"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			subject := mint(t, w.s, func(c *token.Claims) { c.MayAct = &oauth.Actor{Subject: tt.mayAct} })
-			r := w.s.Exchange(w.rs, subject, oauth.TokenTypeAccessToken, tt.extra)
+			r := w.s.Exchange(tt.client, subject, oauth.TokenTypeAccessToken, tt.extra)
 			if tt.wantAct == "" {
 				d := wantError(t, r, http.StatusBadRequest, oauth.ErrInvalidRequest)
 				if !strings.Contains(d, "may_act") {
@@ -532,7 +566,7 @@ func TestRFC8693_4_4_MayAct(t *testing.T) {
 func TestRFC8693_1_1_ImpersonationOnlyWhenAllowed(t *testing.T) {
 	w := newExchangeWorld(t, nil)
 	imp := w.s.CreateClient(func(c *store.Client) {
-		c.Audiences = []string{backend}
+		c.Audiences, c.Resources = []string{backend}, []string{rsResource}
 		c.AllowImpersonation = true
 	})
 	tr := wantOK(t, w.s.Exchange(imp, w.subject, oauth.TokenTypeAccessToken, nil))
@@ -556,7 +590,7 @@ func TestRFC8693_2_1_RequestedTokenType(t *testing.T) {
 		c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken)
 	})
 	opaque := w.s.CreateClient(func(c *store.Client) {
-		c.Audiences = []string{backend}
+		c.Audiences, c.Resources = []string{backend}, []string{rsResource}
 		c.TokenFormat = store.TokenFormatOpaque
 	})
 	tests := []struct {
@@ -593,7 +627,7 @@ func TestRFC8693_2_1_RequestedTokenType(t *testing.T) {
 				if !strings.HasPrefix(tr.AccessToken, token.PrefixAccess) || strings.Count(tr.AccessToken, ".") != 0 {
 					t.Errorf("access_token %q is not an opaque token", tr.AccessToken)
 				}
-				in := introspect(t, w.s, w.rs, tr.AccessToken)
+				in := introspect(t, w.s, opaque, tr.AccessToken)
 				if in["active"] != true || in["sub"] != w.user.ID || in["client_id"] != opaque.ID {
 					t.Errorf("introspection %v", in)
 				}
@@ -646,6 +680,7 @@ func TestRFC8693_2_1_OpaqueSubjectToken(t *testing.T) {
 	user := w.s.CreateClient(func(c *store.Client) {
 		c.TokenFormat = store.TokenFormatOpaque
 		c.Scopes = []string{"api"}
+		c.Audiences = []string{rsResource}
 	})
 	subject := w.s.ClientCredentials(user, nil)
 	if !strings.HasPrefix(subject, token.PrefixAccess) {
@@ -772,4 +807,47 @@ func TestRFC8693_2_1_RefreshTokenSubjectJoinsFamily(t *testing.T) {
 	if in := introspect(t, w.s, w.rs, derived.AccessToken); in["active"] != false {
 		t.Errorf("token derived from a revoked refresh family still active: %v", in)
 	}
+}
+
+// RFC 8693 §2.1, §2.2.2: a client exchanges only subject tokens issued to
+// it or addressed to it — their audience names its client id or a resource
+// it serves — unless an operator lets it exchange any (ExchangeAny). Any
+// other is invalid_request, audited, and issues nothing (issue 8, finding 4:
+// any client holding any token could exchange it).
+func TestRFC8693_2_1_SubjectTokenAddressedToClient(t *testing.T) {
+	w := newExchangeWorld(t, nil)
+	stranger := w.s.CreateClient(func(c *store.Client) { c.Audiences = []string{backend} })
+	exchangeAny := w.s.CreateClient(func(c *store.Client) { c.Audiences, c.ExchangeAny = []string{backend}, true })
+	byID := w.s.CreateClient(func(c *store.Client) { c.Audiences = []string{backend} })
+	forByID := w.s.ClientCredentials(w.s.CreateClient(func(c *store.Client) { c.Audiences = []string{byID.ID} }), nil)
+
+	r := w.s.Exchange(stranger, w.subject, oauth.TokenTypeAccessToken, nil)
+	d := wantError(t, r, http.StatusBadRequest, oauth.ErrInvalidRequest)
+	if !strings.Contains(d, "not addressed to this client") {
+		t.Errorf("description %q", d)
+	}
+	var refused bool
+	for _, a := range w.s.Audit() {
+		refused = refused || (a.Action == "token.exchange" && a.ClientID == stranger.ID &&
+			a.Decision == store.DecisionRefused && a.Error == string(oauth.ErrInvalidRequest) && strings.Contains(a.Detail, "not addressed"))
+	}
+	if !refused {
+		t.Error("the refusal was not audited")
+	}
+	// The audience's resource server, a client the audience names by id,
+	// and an operator's exchange-any client may exchange it.
+	for name, tc := range map[string]struct {
+		c   *ststest.Client
+		tok string
+	}{"resource": {w.rs, w.subject}, "client id": {byID, forByID}, "exchange-any": {exchangeAny, w.subject}} {
+		t.Run(name, func(t *testing.T) {
+			tr := wantOK(t, w.s.Exchange(tc.c, tc.tok, oauth.TokenTypeAccessToken, nil))
+			_, claims := verifyWithJWKS(t, w.s, tr.AccessToken)
+			if a := actOf(t, claims["act"]); a == nil || a.Subject != tc.c.ID {
+				t.Errorf("act %v, want %s", claims["act"], tc.c.ID)
+			}
+		})
+	}
+	// Its own token is always the client's to exchange.
+	wantOK(t, w.s.Exchange(stranger, w.s.ClientCredentials(stranger, nil), oauth.TokenTypeAccessToken, nil))
 }

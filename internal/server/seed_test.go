@@ -18,6 +18,11 @@ import (
 
 const backend = "https://backend.example.com/api"
 
+// rsResource is the resource the exchanging resource server of these tests
+// serves: callers obtain their tokens for it, and the resource server
+// registers it (store.Client.Resources), so that it may exchange them.
+const rsResource = "https://rs.example.com"
+
 // verifyWithJWKS checks a JWT against the server's published JWK set, as a
 // resource server would, and returns its header and claims.
 func verifyWithJWKS(t *testing.T, s *ststest.STS, tok string) (jose.Header, map[string]any) {
@@ -61,10 +66,15 @@ func mustGet(t *testing.T, u string) *http.Request {
 // https://backend.example.com/api, authenticating with HTTP Basic.
 func TestSeed(t *testing.T) {
 	s := ststest.Start(t, ststest.Options{})
-	user := s.CreateClient(func(c *store.Client) { c.Scopes = []string{"api", "admin"} })
+	// The caller's token is for rs08, which serves https://rs08.example.com.
+	user := s.CreateClient(func(c *store.Client) {
+		c.Scopes = []string{"api", "admin"}
+		c.Audiences = []string{"https://rs08.example.com"}
+	})
 	s.CreateClientSecret("long-secure-random-secret", func(c *store.Client) {
 		c.ID = "rs08"
 		c.Audiences = []string{backend}
+		c.Resources = []string{"https://rs08.example.com"}
 		c.Scopes = []string{"api"}
 	})
 	subject := s.ClientCredentials(user, nil)

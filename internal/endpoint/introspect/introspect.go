@@ -1,6 +1,7 @@
 // Package introspect is the token introspection endpoint (RFC 7662): an
-// authenticated client asks whether a token is active and learns its claims,
-// including act, scope and client_id.
+// authenticated client entitled to a token (policy.MayIntrospect) asks
+// whether it is active and learns its claims, including act, scope and
+// client_id; any other client is told it is inactive.
 package introspect
 
 import (
@@ -11,6 +12,7 @@ import (
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/clientauth"
 	"github.com/keybridge/sts/internal/oauthhttp"
+	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/token"
 	"github.com/keybridge/sts/oauth"
@@ -57,8 +59,18 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oauthhttp.WriteJSON(w, http.StatusOK, oauth.IntrospectionResponse{Active: false})
 		return
 	}
-	if v.Kind == store.TokenRefresh && v.ClientID != c.ID {
-		// A refresh token is the business of its own client only.
+	t := policy.Party{Subject: v.Subject, ClientID: v.ClientID, Audience: v.Audience}
+	if !policy.MayIntrospect(c, t, v.Kind == store.TokenRefresh) {
+		// RFC 7662 §2.2, §4: a client not entitled to the token (neither
+		// its client, nor an audience, nor a resource server an operator
+		// trusts with every token) learns nothing, not even that it is
+		// active. The refusal is audited; the answer is the same as for
+		// an invalid token.
+		_ = e.Audit.Record(r.Context(), store.AuditRecord{
+			Time: e.Tokens.Now(), Action: "token.introspect", Decision: store.DecisionRefused,
+			ClientID: c.ID, JTI: v.ID, Detail: "not entitled to this token (neither its client nor its audience): answered inactive",
+			RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr,
+		})
 		oauthhttp.WriteJSON(w, http.StatusOK, oauth.IntrospectionResponse{Active: false})
 		return
 	}

@@ -117,6 +117,10 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 	if err != nil {
 		return nil, err
 	}
+	subject := policy.Party{Subject: sub.Subject, ClientID: sub.ClientID, Audience: sub.Audience, Act: sub.Act, MayAct: sub.MayAct}
+	if oe := policy.MayExchange(c, subject); oe != nil {
+		return nil, oe
+	}
 	var actor *policy.Party
 	if r.ActorToken != "" {
 		if r.ActorTokenType == oauth.TokenTypeRefreshToken {
@@ -126,15 +130,11 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		if err != nil {
 			return nil, err
 		}
-		// The actor token must be the calling client's own: otherwise a
-		// client could name any party it holds a token of as the actor
-		// and keep itself out of act (which only impersonation allows).
-		if a.ClientID != c.ID && !c.AllowImpersonation {
-			return nil, oauth.NewError(oauth.ErrInvalidRequest, "actor_token must be a token issued to the calling client")
-		}
-		actor = &policy.Party{Subject: a.Subject, ClientID: a.ClientID, Act: a.Act}
+		// Whose the actor token may be (the calling client's own, about
+		// itself) is a delegation rule: policy.Delegation.
+		actor = &policy.Party{Subject: a.Subject, ClientID: a.ClientID, Audience: a.Audience, Act: a.Act}
 	}
-	act, oe := policy.Delegation(c, policy.Party{Subject: sub.Subject, ClientID: sub.ClientID, Act: sub.Act, MayAct: sub.MayAct}, actor)
+	act, oe := policy.Delegation(c, subject, actor)
 	if oe != nil {
 		return nil, oe
 	}
