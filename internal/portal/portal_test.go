@@ -645,8 +645,8 @@ func TestAccountsKeysAndIAT(t *testing.T) {
 	if !strings.Contains(audit, `<code class="action">key.rotate</code>`) {
 		t.Errorf("audit lacks key.rotate")
 	}
-	if audit := string(p.Get("/portal/audit?account=" + id).Body); !strings.Contains(audit, `<code class="action">account.create</code>`) || !strings.Contains(audit, `<code class="action">iat.issue</code>`) {
-		t.Errorf("audit by account lacks account.create or iat.issue")
+	if audit := string(p.Get("/portal/audit?account=" + id).Body); !strings.Contains(audit, `<code class="action">account.create</code>`) || !strings.Contains(audit, `<code class="action">account.issue_iat</code>`) {
+		t.Errorf("audit by account lacks account.create or account.issue_iat")
 	}
 }
 
