@@ -158,8 +158,14 @@ func (c *benchCaller) token(ctx context.Context, endpoint string) (string, error
 	h := http.Header{}
 	h.Set("Authorization", oauth.BasicAuth(c.id, c.secret))
 	tr, _, err := postToken(ctx, endpoint, h, url.Values{"grant_type": {oauth.GrantTypeClientCredentials}})
-	if err != nil {
-		return "", fmt.Errorf("obtain the subject token (is the server running on this data?): %w", err)
+	var ue *url.Error
+	switch {
+	case errors.As(err, &ue):
+		return "", fmt.Errorf("obtain the subject token: no server answers at %s (start one, or give --server): %w", endpoint, err)
+	case err != nil:
+		// The server answered but does not know the temporary client: it
+		// runs on other data than this command.
+		return "", fmt.Errorf("obtain the subject token: %w (does the server at %s use this command's --data-dir or --database-url?)", err, endpoint)
 	}
 	return tr.AccessToken, nil
 }

@@ -7,6 +7,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keybridge/sts/oauth"
@@ -121,6 +123,13 @@ func Run(ctx context.Context, c Config) (Result, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, c.Duration)
 	defer cancel()
+	// A run whose first completed requests all fail stops early: nothing
+	// more is learnt by repeating them (the server may be rate-limiting
+	// or the credentials were revoked mid-run).
+	var (
+		completed, failed atomic.Int64
+		stopped           atomic.Bool
+	)
 	var (
 		mu       sync.Mutex
 		lat      []time.Duration
@@ -130,8 +139,19 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		wg       sync.WaitGroup
 		perURL   = make([]EndpointResult, len(urls))
 	)
+	// One exchange at each URL first, counted in the run: a wrong secret
+	// or subject token is reported at once, not after a whole run of
+	// failures.
+	start := time.Now()
 	for i, u := range urls {
 		perURL[i].URL = u
+		t0 := time.Now()
+		if err := exchange(ctx, hc, u, auth, body); err != nil {
+			return Result{}, fmt.Errorf("the first exchange at %s failed, so the run did not start: %w", u, err)
+		}
+		lat = append(lat, time.Since(t0))
+		perURL[i].Requests++
+		sent++
 	}
 	// take reserves one request of the budget.
 	take := func() bool {
@@ -143,7 +163,6 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		sent++
 		return true
 	}
-	start := time.Now()
 	for w := range c.Concurrency {
 		endpoint := w % len(urls)
 		wg.Add(1)
@@ -158,7 +177,11 @@ func Run(ctx context.Context, c Config) (Result, error) {
 					break // cut off by the end of the run: not a result
 				}
 				local = append(local, time.Since(t0))
-				if err != nil {
+				if n := completed.Add(1); err != nil {
+					if failed.Add(1) == n && n == failFast {
+						stopped.Store(true)
+						cancel()
+					}
 					lerrs++
 					if lfirst == "" {
 						lfirst = err.Error()
@@ -191,11 +214,14 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	r.P50, r.P90, r.P99, r.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 	r.PerSecond = float64(r.Requests-r.Errors) / r.Elapsed.Seconds()
-	if r.Errors == r.Requests {
-		return r, fmt.Errorf("every request failed: %s", r.FirstError)
+	if stopped.Load() {
+		return r, fmt.Errorf("stopped early: after the first exchange succeeded, the next %d all failed: %s", failFast, r.FirstError)
 	}
 	return r, nil
 }
+
+// failFast is how many completed requests, all failed, end a run early.
+const failFast = 100
 
 func exchange(ctx context.Context, hc *http.Client, endpoint, auth, body string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
@@ -211,6 +237,10 @@ func exchange(ctx context.Context, hc *http.Client, endpoint, auth, body string)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
+		var oe oauth.Error
+		if json.Unmarshal(b, &oe) == nil && oe.Code != "" {
+			return fmt.Errorf("status %d: %s: %s", resp.StatusCode, oe.Code, oe.Description)
+		}
 		return fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
 	}
 	return nil

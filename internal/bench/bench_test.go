@@ -2,8 +2,10 @@ package bench_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,16 +49,48 @@ func TestRunAgainstRealServer(t *testing.T) {
 	}
 }
 
-func TestRunReportsFailures(t *testing.T) {
+// TestRunFailsFast (issue 9, item 9): a wrong secret is reported at once
+// with the server's error description, not after the whole duration.
+func TestRunFailsFast(t *testing.T) {
 	s := ststest.Start(t, ststest.Options{})
 	rs := s.CreateClient(nil)
+	start := time.Now()
 	r, err := bench.Run(context.Background(), bench.Config{
 		TokenEndpoint: s.URL + server.TokenPath,
 		ClientID:      rs.ID, ClientSecret: "wrong",
-		SubjectToken: "x", Concurrency: 2, Requests: 10, Duration: 5 * time.Second,
+		SubjectToken: "x", Concurrency: 2, Duration: time.Minute,
 	})
-	if err == nil || r.Errors != 10 || r.FirstError == "" {
-		t.Fatalf("a run where every request failed: %+v, %v", r, err)
+	if err == nil || !strings.Contains(err.Error(), "did not start") || !strings.Contains(err.Error(), "invalid_client: ") || r.Requests != 0 {
+		t.Fatalf("a run with a wrong secret: %+v, %v", r, err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("the run with a wrong secret took %v of its minute", time.Since(start))
+	}
+}
+
+// TestRunStopsWhenEverythingFails: a server that answers the first
+// exchange and then only errors ends the run after failFast requests.
+func TestRunStopsWhenEverythingFails(t *testing.T) {
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if n.Add(1) == 1 {
+			w.Write([]byte(`{"access_token":"x","token_type":"Bearer"}`))
+			return
+		}
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"slow down"}`))
+	}))
+	defer ts.Close()
+	r, err := bench.Run(context.Background(), bench.Config{
+		TokenEndpoint: ts.URL, ClientID: "a", ClientSecret: "b", SubjectToken: "x",
+		Concurrency: 4, Duration: time.Minute,
+	})
+	if err == nil || !strings.Contains(err.Error(), "stopped early") || !strings.Contains(r.FirstError, "temporarily_unavailable: slow down") {
+		t.Fatalf("run against a failing server: %+v, %v", r, err)
+	}
+	if r.Errors < 100 || r.Errors > 110 {
+		t.Errorf("errors %d, want about 100 before stopping", r.Errors)
 	}
 }
 
