@@ -269,14 +269,18 @@ type clientView struct {
 	ClientSecret string `json:"client_secret,omitempty"`
 	// PrevSecretExpiresAt is when the secret before the last rotation
 	// stops working, while it still does.
-	PrevSecretExpiresAt string   `json:"previous_secret_expires_at,omitempty"`
-	Name                string   `json:"name"`
-	Status              string   `json:"status"`
-	GrantTypes          []string `json:"grant_types"`
-	Audiences           []string `json:"audiences"`
-	Scopes              []string `json:"scopes"`
-	TokenFormat         string   `json:"token_format"`
-	AllowImpersonation  bool     `json:"allow_impersonation"`
+	PrevSecretExpiresAt string `json:"previous_secret_expires_at,omitempty"`
+	// The names and forms of RFC 7591 §2 where it has them (client_name;
+	// scope, a space-separated string), as the registration endpoint
+	// answers, so that a script reads one vocabulary.
+	Name               string   `json:"client_name"`
+	Status             string   `json:"status"`
+	GrantTypes         []string `json:"grant_types"`
+	AuthMethod         string   `json:"token_endpoint_auth_method,omitempty"`
+	Audiences          []string `json:"audiences"`
+	Scope              string   `json:"scope"`
+	TokenFormat        string   `json:"token_format"`
+	AllowImpersonation bool     `json:"allow_impersonation"`
 	// Resources, ExchangeAny and IntrospectAny: what the client may
 	// exchange and introspect beyond its own tokens.
 	Resources       []string `json:"resources"`
@@ -296,7 +300,8 @@ func viewClient(c *store.Client, now time.Time) clientView {
 		Status:             string(c.Status),
 		GrantTypes:         orEmpty(c.GrantTypes),
 		Audiences:          orEmpty(c.Audiences),
-		Scopes:             orEmpty(c.Scopes),
+		Scope:              strings.Join(c.Scopes, " "),
+		AuthMethod:         c.AuthMethod,
 		TokenFormat:        c.TokenFormat,
 		AllowImpersonation: c.AllowImpersonation,
 		Resources:          orEmpty(c.Resources),
@@ -363,7 +368,7 @@ func writeClientText(w io.Writer, v clientView) {
 	fmt.Fprintf(tw, "status:\t%s\n", v.Status)
 	fmt.Fprintf(tw, "grant_types:\t%s\n", strings.Join(v.GrantTypes, " "))
 	fmt.Fprintf(tw, "audiences:\t%s\n", listOrNone(v.Audiences))
-	fmt.Fprintf(tw, "scopes:\t%s\n", listOrNone(v.Scopes))
+	fmt.Fprintf(tw, "scope:\t%s\n", dash(v.Scope))
 	fmt.Fprintf(tw, "token_format:\t%s\n", v.TokenFormat)
 	fmt.Fprintf(tw, "allow_impersonation:\t%t\n", v.AllowImpersonation)
 	fmt.Fprintf(tw, "resources:\t%s\n", listOrNone(v.Resources))

@@ -41,7 +41,7 @@ func TestClientLifecycle(t *testing.T) {
 		ClientID: "gw-1", ClientSecret: created.ClientSecret, Name: "gateway", Status: "active",
 		GrantTypes:  []string{oauth.GrantTypeTokenExchange, oauth.GrantTypeRefreshToken, oauth.GrantTypeClientCredentials},
 		Audiences:   []string{"orders", "https://orders.example.com/v1"},
-		Scopes:      []string{},
+		Scope:       "",
 		TokenFormat: "opaque", AllowImpersonation: true,
 		Resources: []string{"https://gw.example.com"}, ExchangeAny: true, IntrospectAny: true,
 		AccessTokenTTL: 600, RefreshTokenTTL: 7200,
@@ -252,7 +252,7 @@ func TestClientUpdate(t *testing.T) {
 	var v clientView
 	c.okJSON(&v, "client", "update", "rs08", "--resource", "https://rs08.example.com", "--resource", "rs08-internal", "--introspect-any", "-o", "json")
 	if !slices.Equal(v.Resources, []string{"https://rs08.example.com", "rs08-internal"}) || !v.IntrospectAny || v.ExchangeAny ||
-		!slices.Equal(v.Audiences, []string{"https://backend.example.com/api"}) || !slices.Equal(v.Scopes, []string{"api"}) || v.Name != "rs08" {
+		!slices.Equal(v.Audiences, []string{"https://backend.example.com/api"}) || v.Scope != "api" || v.Name != "rs08" {
 		t.Fatalf("after update: %+v", v)
 	}
 	c.okJSON(&v, "client", "update", "rs08", "--introspect-any=false", "--exchange-any", "-o", "json")
