@@ -228,3 +228,31 @@ func TestAttackRevocation_DisabledClientTokenRefusedAsSubject(t *testing.T) {
 	revEventually(t, "the enabled client seen by the server", func() bool { return revAuthenticates(ctx, a, victim) })
 	revTokens(t, revExchange(ctx, a, caller, tok, oauth.TokenTypeAccessToken, ""))
 }
+
+// On several instances sharing PostgreSQL, a family revoked on one is
+// refused by the others: the revocation is announced (LISTEN/NOTIFY) and
+// each instance adds the family to its in-memory set, which its JWTs are
+// checked against.
+func TestAttackRevocation_FamilyRevokedOnEveryInstance(t *testing.T) {
+	testDatabaseURL(t)
+	t.Parallel()
+	c := newCluster(t, clusterOptions{}, "A", "B")
+	A, B := c.Nodes[0], c.Nodes[1]
+	app := revApp(c)
+	ctx := context.Background()
+	own := accessToken(t, A.ClientCredentials(ctx, app))
+	family := revTokens(t, revExchange(ctx, A, app, own, oauth.TokenTypeAccessToken, ""))
+	revWantActive(t, ctx, B, app, true, map[string]string{"family JWT": family.AccessToken})
+	if r := A.Revoke(ctx, app, family.RefreshToken); r.Status != http.StatusOK {
+		t.Fatalf("revoke: %v", r)
+	}
+	acked := time.Now()
+	propagation(t, "a refresh family revoked on A", acked, revocationBound, []*node{B},
+		func(ctx context.Context, n *node) (bool, string) {
+			in, r := n.Introspect(ctx, app, family.AccessToken)
+			if r.Err != nil || r.Status != http.StatusOK {
+				return false, r.String()
+			}
+			return !in.Active, "the family's JWT is active"
+		})
+}
