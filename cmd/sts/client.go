@@ -541,7 +541,7 @@ func newClientSetStatus(verb string, status store.ClientStatus) *cobra.Command {
 				return writeJSON(w, viewClient(c, time.Now()))
 			}
 			if writeStatusChange(w, "Client", c.ID, was, status) && status == store.ClientDisabled {
-				fmt.Fprintln(w, "It can no longer authenticate; tokens already issued stay valid until they expire or are revoked.")
+				fmt.Fprintln(w, "It can no longer authenticate, and this server refuses its tokens until it is enabled again; resource servers that verify JWTs themselves accept them until they expire.")
 			}
 			return nil
 		}),
@@ -564,7 +564,7 @@ func newClientDelete() *cobra.Command {
 			if asJSON {
 				return writeJSON(w, map[string]any{"client_id": args[0], "deleted": true})
 			}
-			fmt.Fprintf(w, "Deleted client %q; tokens already issued to it stay valid until they expire or are revoked.\n", args[0])
+			fmt.Fprintf(w, "Deleted client %q; this server refuses its tokens, also if the id is created again; resource servers that verify JWTs themselves accept them until they expire.\n", args[0])
 			return nil
 		}),
 	}

@@ -24,9 +24,6 @@ type Subject struct {
 	// Audience, when non-nil, fixes the audiences the token may have
 	// (a refresh token keeps the audience it was issued for).
 	Audience []string
-	// FromRefresh: the subject token is a refresh token, so the client
-	// holds one already and gets no second one beside the issued token.
-	FromRefresh bool
 }
 
 // Request is the part of a token request the policy reads.
@@ -111,9 +108,11 @@ func decideType(c *store.Client, s Subject, r Request, d *Decision) *oauth.Error
 	}
 	// RFC 8693 §2.2.1 allows a refresh token beside the issued token; this
 	// server gives one on exchange to clients allowed the refresh grant.
-	// The refresh grant always rotates its refresh token (RFC 9700 §4.14.2).
+	// The refresh grant always rotates its refresh token (RFC 9700
+	// §4.14.2), and so does the exchange of a refresh token: the one
+	// beside the issued token is then the presented one's successor.
 	d.Refresh = r.GrantType == oauth.GrantTypeRefreshToken ||
-		(r.GrantType == oauth.GrantTypeTokenExchange && !s.FromRefresh &&
+		(r.GrantType == oauth.GrantTypeTokenExchange &&
 			d.IssuedTokenType != oauth.TokenTypeRefreshToken &&
 			slices.Contains(c.GrantTypes, oauth.GrantTypeRefreshToken))
 	return nil

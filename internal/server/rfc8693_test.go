@@ -781,8 +781,9 @@ func TestRFC8693_2_2_1_ExpiryNotBeyondSubject(t *testing.T) {
 
 // RFC 8693 §2.1 with a refresh token as subject (RFC 9700 §4.14.2): what is
 // derived from a refresh token joins its family, so revoking the family
-// revokes it too; the client, which holds a refresh token already, gets no
-// second one; and the client, already the actor, is not nested again.
+// revokes it too; the presented refresh token is spent and its successor
+// is issued beside the access token; and the client, already the actor, is
+// not nested again.
 func TestRFC8693_2_1_RefreshTokenSubjectJoinsFamily(t *testing.T) {
 	w := newExchangeWorld(t, func(c *store.Client) {
 		c.TokenFormat = store.TokenFormatOpaque
@@ -793,8 +794,8 @@ func TestRFC8693_2_1_RefreshTokenSubjectJoinsFamily(t *testing.T) {
 		t.Fatalf("no refresh token: %+v", first)
 	}
 	derived := wantOK(t, w.s.Exchange(w.rs, first.RefreshToken, oauth.TokenTypeRefreshToken, nil))
-	if derived.RefreshToken != "" {
-		t.Errorf("a second refresh token was issued beside the exchanged one")
+	if derived.RefreshToken == "" || derived.RefreshToken == first.RefreshToken {
+		t.Errorf("the spent refresh token's successor was not issued beside the access token: %+v", derived)
 	}
 	in := introspect(t, w.s, w.rs, derived.AccessToken)
 	if in["active"] != true {
@@ -803,9 +804,11 @@ func TestRFC8693_2_1_RefreshTokenSubjectJoinsFamily(t *testing.T) {
 	if a := actOf(t, in["act"]); a == nil || !slices.Equal(chainSubjects(a), []string{w.rs.ID}) {
 		t.Errorf("act %v: the client must appear once", in["act"])
 	}
-	wantRevoked200(t, revoke(w.s, w.rs, url.Values{"token": {first.RefreshToken}}))
-	if in := introspect(t, w.s, w.rs, derived.AccessToken); in["active"] != false {
-		t.Errorf("token derived from a revoked refresh family still active: %v", in)
+	wantRevoked200(t, revoke(w.s, w.rs, url.Values{"token": {derived.RefreshToken}}))
+	for name, tok := range map[string]string{"derived access": derived.AccessToken, "first access": first.AccessToken} {
+		if in := introspect(t, w.s, w.rs, tok); in["active"] != false {
+			t.Errorf("%s, of a revoked refresh family, still active: %v", name, in)
+		}
 	}
 }
 

@@ -238,26 +238,39 @@ type Tokens interface {
 	GetToken(ctx context.Context, hash []byte) (*TokenRecord, error)
 	// RotateRefreshToken atomically consumes the refresh token oldHash and
 	// inserts next. If the old token was already consumed, it revokes its
-	// whole family and returns ErrTokenReplayed; if it is revoked or expired
+	// whole family as RevokeFamily does (in the same transaction) and
+	// returns ErrTokenReplayed; if it is revoked or expired
 	// at now, ErrTokenInactive; if absent, ErrNotFound.
 	RotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, next *TokenRecord) error
 	// RevokeToken marks one token revoked; ErrNotFound if absent.
 	RevokeToken(ctx context.Context, hash []byte, now time.Time) error
-	// RevokeFamily marks every token of the family revoked.
+	// RevokeFamily revokes every token of a refresh family: it marks the
+	// family's stored tokens revoked and, in the same transaction, records
+	// the revocation FamilyRevocation(familyID) at now until the latest
+	// expiry of the family's stored tokens, so that the family's JWTs,
+	// which are not stored, are refused too (no token of a family outlives
+	// its stored tokens: each is capped by the token it came from). A
+	// family without stored tokens, or "", records nothing.
 	RevokeFamily(ctx context.Context, familyID string, now time.Time) error
 	// DeleteExpiredTokens removes tokens that expired before now.
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 }
 
-// Revocation is a revoked JWT identifier.
+// Revocation is a revoked JWT identifier, or a revoked refresh family.
 type Revocation struct {
+	// JTI is a jti, or FamilyRevocation(family id).
 	JTI       string
-	ExpiresAt time.Time // when the JWT expires and the entry may go
+	ExpiresAt time.Time // when the JWT (or the family) expires and the entry may go
 	RevokedAt time.Time
 }
 
-// Revocations stores the identifiers (jti) of revoked JWTs until the JWTs
-// expire.
+// FamilyRevocation is the key under which RevokeFamily records a revoked
+// refresh family among the revocations. A jti this server issues never
+// contains ":", so the two kinds of key cannot collide.
+func FamilyRevocation(familyID string) string { return "family:" + familyID }
+
+// Revocations stores the identifiers (jti) of revoked JWTs, and the
+// revoked refresh families (FamilyRevocation), until the tokens expire.
 type Revocations interface {
 	// RevokeJTI records jti as revoked at now until expiresAt; revoking
 	// twice is not an error (the later expiry is kept).
@@ -266,7 +279,8 @@ type Revocations interface {
 	// have not expired before now, so that an in-memory copy can be loaded
 	// (since zero) and kept in sync.
 	ListRevocations(ctx context.Context, since, now time.Time) ([]Revocation, error)
-	// IsRevoked reports whether jti was revoked.
+	// IsRevoked reports whether jti (or a FamilyRevocation key) was
+	// revoked.
 	IsRevoked(ctx context.Context, jti string) (bool, error)
 	// DeleteExpiredRevocations removes entries whose JWT expired before now.
 	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error)

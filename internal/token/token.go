@@ -31,6 +31,11 @@ type Claims struct {
 	Scope     string         `json:"scope,omitempty"`
 	Act       *oauth.Actor   `json:"act,omitempty"`
 	MayAct    *oauth.Actor   `json:"may_act,omitempty"`
+	// FamilyID is a private claim (RFC 7519 §4.3): the refresh family the
+	// token was issued in, if any, so that revoking the family revokes
+	// this token too although it is not stored (RFC 7009 §2.1, RFC 9700
+	// §4.14.2).
+	FamilyID string `json:"family_id,omitempty"`
 	// Cnf is a confirmation (sender-constraint) claim, RFC 7800; this
 	// server issues none, and refuses to exchange tokens that carry one
 	// rather than drop the binding.
@@ -53,23 +58,24 @@ const (
 // Validation failures. They are causes for logs; the client is told only
 // that the token is invalid.
 var (
-	ErrMalformed  = errors.New("token is malformed")
-	ErrSignature  = errors.New("token signature is invalid")
-	ErrUnknownKey = errors.New("token signed by an unknown key")
-	ErrIssuer     = errors.New("token has a wrong issuer")
-	ErrExpired    = errors.New("token is expired")
-	ErrNotYet     = errors.New("token is not yet valid")
-	ErrRevoked    = errors.New("token is revoked")
-	ErrReplayed   = errors.New("refresh token used twice; its family is revoked")
-	ErrClientGone = errors.New("the client the token was issued to no longer exists")
-	ErrUnknown    = errors.New("token is unknown")
-	ErrClaims     = errors.New("token lacks required claims")
+	ErrMalformed      = errors.New("token is malformed")
+	ErrSignature      = errors.New("token signature is invalid")
+	ErrUnknownKey     = errors.New("token signed by an unknown key")
+	ErrIssuer         = errors.New("token has a wrong issuer")
+	ErrExpired        = errors.New("token is expired")
+	ErrNotYet         = errors.New("token is not yet valid")
+	ErrRevoked        = errors.New("token is revoked")
+	ErrReplayed       = errors.New("refresh token used twice; its family is revoked")
+	ErrClientGone     = errors.New("the client the token was issued to no longer exists")
+	ErrClientInactive = errors.New("the client the token was issued to is disabled or pending approval")
+	ErrUnknown        = errors.New("token is unknown")
+	ErrClaims         = errors.New("token lacks required claims")
 )
 
 // IsInvalid reports whether err says the token is invalid (as opposed to a
 // failure of the store, which is a server error).
 func IsInvalid(err error) bool {
-	for _, e := range []error{ErrMalformed, ErrSignature, ErrUnknownKey, ErrIssuer, ErrExpired, ErrNotYet, ErrRevoked, ErrReplayed, ErrClientGone, ErrUnknown, ErrClaims} {
+	for _, e := range []error{ErrMalformed, ErrSignature, ErrUnknownKey, ErrIssuer, ErrExpired, ErrNotYet, ErrRevoked, ErrReplayed, ErrClientGone, ErrClientInactive, ErrUnknown, ErrClaims} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -97,8 +103,8 @@ type Service struct {
 	Tokens      store.Tokens
 	Revocations store.Revocations
 	// Clients, when set, is asked whether the client a token was issued
-	// to still exists: a deleted client's tokens die with it (RFC 7592
-	// §2.3). The token endpoint passes its cached view.
+	// to still exists, is the one it was issued to and is active (see
+	// Validate). The token endpoint passes its cached view.
 	Clients store.Clients
 	// Leeway tolerated on exp and nbf for clock skew.
 	Leeway time.Duration
@@ -173,6 +179,17 @@ func newOpaque(prefix string) string {
 
 // Validate checks a token this server issued and returns its claims. Every
 // failure wraps one of the Err* values.
+//
+// With Clients set, a token lives only as long as the client it was issued
+// to: a deleted client's tokens die with it (RFC 7592 §2.3), and do not
+// come back if a client is created again under the same id, because that
+// client is another one: a token issued before the client's creation is
+// not its own. iat is in whole seconds, so a token issued in the very
+// second the id is created again passes this check (the old client would
+// have to be deleted and recreated within that second). A disabled or
+// pending client's tokens are refused too (ErrClientInactive): introspected
+// inactive, refused as subject and actor tokens (RFC 8693 §2.2.2), until
+// the client is active again.
 func (s *Service) Validate(ctx context.Context, raw string) (*Validated, error) {
 	var (
 		v   *Validated
@@ -186,13 +203,30 @@ func (s *Service) Validate(ctx context.Context, raw string) (*Validated, error) 
 	if err != nil || s.Clients == nil || v.ClientID == "" {
 		return v, err
 	}
-	if _, err := s.Clients.GetClient(ctx, v.ClientID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, ErrClientGone
-		}
+	c, err := s.Clients.GetClient(ctx, v.ClientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrClientGone
+	}
+	if err != nil {
 		return nil, err
 	}
+	if v.IssuedAt < c.CreatedAt.Unix() {
+		return nil, fmt.Errorf("%w: issued at %d, before client %q was created again (%d)",
+			ErrClientGone, v.IssuedAt, c.ID, c.CreatedAt.Unix())
+	}
+	if c.Status != store.ClientActive {
+		return nil, fmt.Errorf("%w: client %q is %s", ErrClientInactive, c.ID, c.Status)
+	}
 	return v, nil
+}
+
+// familyRevoked reports whether the refresh family id was revoked (see
+// store.Tokens.RevokeFamily); a token outside any family is in none.
+func (s *Service) familyRevoked(ctx context.Context, id string) (bool, error) {
+	if id == "" {
+		return false, nil
+	}
+	return s.Revocations.IsRevoked(ctx, store.FamilyRevocation(id))
 }
 
 // ParseUnverified decodes a compact JWT's header typ and claims without
@@ -258,7 +292,12 @@ func (s *Service) validateJWT(ctx context.Context, raw string) (*Validated, erro
 	if c.NotBefore != 0 && now.Add(s.Leeway).Unix() < c.NotBefore {
 		return nil, ErrNotYet
 	}
+	// The token itself, or its whole family, may be revoked; both answers
+	// come from memory on the hot path (store/cached).
 	revoked, err := s.Revocations.IsRevoked(ctx, c.ID)
+	if err == nil && !revoked {
+		revoked, err = s.familyRevoked(ctx, c.FamilyID)
+	}
 	if err != nil {
 		return nil, err // a store failure is a server error, not a bad token
 	}
@@ -297,6 +336,15 @@ func (s *Service) validateOpaque(ctx context.Context, raw string) (*Validated, e
 	if !s.Now().Before(rec.ExpiresAt) {
 		return nil, ErrExpired
 	}
+	// A token that joined its family as the family was being revoked is
+	// not marked itself, but the family's revocation covers it.
+	revoked, err := s.familyRevoked(ctx, rec.FamilyID)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, ErrRevoked
+	}
 	v := &Validated{Format: FormatOpaque, Kind: rec.Kind, Record: rec}
 	v.Claims = Claims{
 		Issuer:   s.Issuer,
@@ -307,6 +355,7 @@ func (s *Service) validateOpaque(ctx context.Context, raw string) (*Validated, e
 		ID:       rec.JTI,
 		ClientID: rec.ClientID,
 		Scope:    rec.Scope,
+		FamilyID: rec.FamilyID,
 	}
 	if len(rec.Actor) > 0 {
 		v.Act = new(oauth.Actor)

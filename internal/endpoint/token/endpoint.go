@@ -153,10 +153,13 @@ func (e *Endpoint) issue(ctx context.Context, c *store.Client, req *Request, b *
 	if d.ScopeChanged {
 		resp.Scope = rec.Scope
 	}
-	// The refresh token first: a refresh grant must consume its token
-	// before anything is issued, so a replay issues nothing.
+	// The refresh token first: a refresh grant, or an exchange of a
+	// refresh token, must consume the presented token before anything is
+	// issued, so a replay issues nothing.
+	expiry := d.Expiry
 	if d.Refresh || d.IssuedTokenType == oauth.TokenTypeRefreshToken {
-		if rec.FamilyID == "" {
+		newFamily := rec.FamilyID == ""
+		if newFamily {
 			rec.FamilyID = token.NewID()
 		}
 		rt := rec
@@ -180,11 +183,19 @@ func (e *Endpoint) issue(ctx context.Context, c *store.Client, req *Request, b *
 			return resp, nil
 		}
 		resp.RefreshToken = tok
+		// The access token joins the new family: it must not outlive the
+		// family's stored tokens, for the family's revocation lasts until
+		// the last of them expires (store.Tokens.RevokeFamily). A token
+		// of an existing family is capped already by the family token
+		// it came from.
+		if newFamily && expiry.After(rt.ExpiresAt) {
+			expiry = rt.ExpiresAt
+		}
 	}
 	rec.JTI = token.NewID()
-	rec.ExpiresAt = d.Expiry
+	rec.ExpiresAt = expiry
 	ev.JTI = rec.JTI
-	resp.ExpiresIn = int64(d.Expiry.Sub(d.IssuedAt) / time.Second)
+	resp.ExpiresIn = int64(expiry.Sub(d.IssuedAt) / time.Second)
 	if d.Format == store.TokenFormatOpaque {
 		rec.Kind = store.TokenAccess
 		tok, err := e.tokens.IssueOpaque(ctx, &rec)
@@ -205,6 +216,7 @@ func (e *Endpoint) issue(ctx context.Context, c *store.Client, req *Request, b *
 		ClientID:  c.ID,
 		Scope:     rec.Scope,
 		Act:       b.Act,
+		FamilyID:  rec.FamilyID,
 	}, oauth.JWTTypeAccessToken)
 	if err != nil {
 		return nil, err

@@ -144,15 +144,21 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		Scopes:    strings.Fields(sub.Scope),
 		ExpiresAt: time.Unix(sub.Expiry, 0),
 	}}
+	// What is derived from a token of a refresh family (a refresh token,
+	// or an access token of either format issued in the family) joins the
+	// family, so that revoking the family (RFC 7009 §2.1), or replaying
+	// one of its refresh tokens (RFC 9700 §4.14.2), revokes it too. It
+	// never outlives the token it came from (policy), so the family's
+	// revocation outlasts it. The family is the subject token's: the
+	// issued token is the subject's, and holds one family.
+	b.FamilyID = sub.FamilyID
 	if sub.Kind == store.TokenRefresh {
-		// A token made from a refresh token keeps its audience (SPEC §7)
-		// and joins its family, so that revoking the family (or replaying
-		// one of its tokens) revokes what was derived from it.
+		// A token made from a refresh token keeps its audience (SPEC §7).
 		b.Audience = sub.Record.Audience
-		b.FamilyID = sub.Record.FamilyID
-		b.FromRefresh = true
-		// Exchanged for a new refresh token, the presented one is spent:
-		// a refresh token is never copied (RFC 9700 §4.14.2).
+		// A refresh token presented by any path is spent: exchanged, for
+		// whatever token type, it is consumed, its successor in the
+		// family is issued (as the issued token, or beside it), and
+		// presenting it again is a replay (RFC 9700 §4.14.2).
 		b.RotateFrom = sub.Record.Hash
 	}
 	return b, nil

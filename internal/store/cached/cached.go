@@ -6,15 +6,17 @@
 //     ClientTTL are served from memory; changes made
 //     through this wrapper take effect at once, changes made by another
 //     process (the CLI, another instance) within ClientTTL;
-//   - the set of revoked JWT identifiers is held in memory, loaded at start,
-//     updated at once by revocations through this wrapper and, for those
-//     made elsewhere, at each Sync (the server calls it every second).
+//   - the set of revoked JWT identifiers and refresh families is held in
+//     memory, loaded at start, updated at once by revocations through this
+//     wrapper and, for those made elsewhere, at each Sync (the server calls
+//     it every second, and on every revocation the change feed announces).
 //
 // Everything else passes through to the wrapped store.
 package cached
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -108,7 +110,7 @@ type Store struct {
 	accounts *ttlCache[store.Account]
 
 	rmu      sync.RWMutex
-	revoked  map[string]time.Time // jti → expiry of the JWT
+	revoked  map[string]time.Time // jti or family key → expiry of the tokens
 	lastSync time.Time
 }
 
@@ -240,6 +242,29 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, expiresAt, now time.T
 	}
 	s.rmu.Unlock()
 	return nil
+}
+
+// RevokeFamily writes through, then reads the family's revocation (whose
+// expiry the store computed): once it returns, this instance refuses the
+// family's JWTs.
+func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
+	if err := s.Store.RevokeFamily(ctx, familyID, now); err != nil {
+		return err
+	}
+	return s.Sync(ctx)
+}
+
+// RotateRefreshToken writes through; a replay revoked the token's family,
+// whose revocation is then read as RevokeFamily does.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, next *store.TokenRecord) error {
+	err := s.Store.RotateRefreshToken(ctx, oldHash, now, next)
+	if errors.Is(err, store.ErrTokenReplayed) {
+		if serr := s.Sync(ctx); serr != nil {
+			// The revocation is committed; the next Sync reads it.
+			s.o.Logger.Warn("read the revocation of a replayed refresh family", "err", serr)
+		}
+	}
+	return err
 }
 
 // DeleteExpiredRevocations deletes through and prunes the in-memory set

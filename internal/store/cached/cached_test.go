@@ -106,3 +106,34 @@ func TestRevocationsFromElsewhereAfterSync(t *testing.T) {
 		}
 	}
 }
+
+// A family revoked through the wrapper, by RevokeFamily or by the replay of
+// one of its refresh tokens, is refused at once by this instance, without
+// waiting for the next Sync.
+func TestFamilyRevocationSeenAtOnce(t *testing.T) {
+	_, s, c := open(t)
+	ctx := context.Background()
+	now := c.now()
+	rt := func(name, family string) *store.TokenRecord {
+		return &store.TokenRecord{Hash: []byte(name), Kind: store.TokenRefresh, JTI: name, FamilyID: family, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	for _, tr := range []*store.TokenRecord{rt("a1", "revoked"), rt("b1", "replayed")} {
+		if err := s.CreateToken(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RevokeFamily(ctx, "revoked", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RotateRefreshToken(ctx, []byte("b1"), now, rt("b2", "replayed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RotateRefreshToken(ctx, []byte("b1"), now, rt("b3", "replayed")); !errors.Is(err, store.ErrTokenReplayed) {
+		t.Fatalf("replay: %v", err)
+	}
+	for _, fam := range []string{"revoked", "replayed"} {
+		if ok, _ := s.IsRevoked(ctx, store.FamilyRevocation(fam)); !ok {
+			t.Errorf("family %q revoked through the wrapper not seen at once", fam)
+		}
+	}
+}

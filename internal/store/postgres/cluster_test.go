@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -40,12 +41,37 @@ func TestChangeFeed(t *testing.T) {
 	if err := writer.RevokeJTI(ctx, "j1", time.Now().Add(time.Hour), time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// A revoked refresh family is a revocation too, whether revoked
+	// (RFC 7009) or by the replay of one of its tokens (RFC 9700 §4.14.2).
+	now := time.Now()
+	for _, tr := range []*store.TokenRecord{
+		{Hash: []byte("t1"), Kind: store.TokenRefresh, JTI: "t1", FamilyID: "f1", IssuedAt: now, ExpiresAt: now.Add(time.Hour)},
+		{Hash: []byte("t2"), Kind: store.TokenRefresh, JTI: "t2", FamilyID: "f2", IssuedAt: now, ExpiresAt: now.Add(time.Hour)},
+	} {
+		if err := writer.CreateToken(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writer.RevokeFamily(ctx, "f1", now); err != nil {
+		t.Fatal(err)
+	}
+	next := func(h string) *store.TokenRecord {
+		return &store.TokenRecord{Hash: []byte(h), Kind: store.TokenRefresh, JTI: h, FamilyID: "f2", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	if err := writer.RotateRefreshToken(ctx, []byte("t2"), now, next("t3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.RotateRefreshToken(ctx, []byte("t2"), now, next("t4")); !errors.Is(err, store.ErrTokenReplayed) {
+		t.Fatalf("replay: %v", err)
+	}
 	if err := writer.DeleteClient(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
 	// A failed update announces nothing.
 	_, _ = writer.UpdateClient(ctx, "missing", func(*store.Client) error { return nil })
-	want := []store.Change{{Kind: store.ChangeClient, Key: "c1"}, {Kind: store.ChangeRevocation, Key: "j1"}, {Kind: store.ChangeClient, Key: "c1"}}
+	want := []store.Change{{Kind: store.ChangeClient, Key: "c1"}, {Kind: store.ChangeRevocation, Key: "j1"},
+		{Kind: store.ChangeRevocation, Key: store.FamilyRevocation("f1")}, {Kind: store.ChangeRevocation, Key: store.FamilyRevocation("f2")},
+		{Kind: store.ChangeClient, Key: "c1"}}
 	for i, w := range want {
 		select {
 		case c := <-got:

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlcodec"
 	"github.com/keybridge/sts/internal/store/sqlrows"
@@ -82,7 +84,7 @@ func (s *Store) rotateRefreshToken(ctx context.Context, oldHash []byte, now time
 		// leaked; revoke the whole family. The revocation is committed
 		// although the caller gets an error.
 		if family != "" {
-			_, err = tx.Exec(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), family)
+			err = s.revokeFamily(ctx, tx, family, now)
 		} else {
 			_, err = tx.Exec(ctx, queries.RevokeUnrevoked, sqlcodec.EncTime(now), oldHash)
 		}
@@ -120,16 +122,33 @@ func (s *Store) RevokeToken(ctx context.Context, hash []byte, now time.Time) err
 	return nil
 }
 
-// RevokeFamily implements [store.Tokens]. Tokens without a family belong to
+// RevokeFamily implements [store.Tokens] in one transaction, which
+// announces the family's revocation. Tokens without a family belong to
 // none: an empty familyID revokes nothing.
 func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
 	if familyID == "" {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
+	err := s.inTx(ctx, func(tx pgx.Tx) error { return s.revokeFamily(ctx, tx, familyID, now) })
+	if err != nil {
 		return fmt.Errorf("postgres: revoke family %q: %w", familyID, err)
 	}
 	return nil
+}
+
+// revokeFamily marks the family's tokens revoked, records the family among
+// the revocations, for its JWTs (see [store.Tokens.RevokeFamily]), and
+// announces it on commit, so that every instance refuses the family's
+// JWTs at once.
+func (s *Store) revokeFamily(ctx context.Context, tx pgx.Tx, familyID string, now time.Time) error {
+	if _, err := tx.Exec(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
+		return err
+	}
+	key := store.FamilyRevocation(familyID)
+	if _, err := tx.Exec(ctx, queries.RecordFamilyRevocation, key, sqlcodec.EncTime(now), familyID); err != nil {
+		return err
+	}
+	return s.notify(ctx, tx, store.ChangeRevocation, key)
 }
 
 // DeleteExpiredTokens implements [store.Tokens].

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -58,7 +59,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, now time
 		// leaked; revoke the whole family. The revocation is committed
 		// although the caller gets an error.
 		if family != "" {
-			_, err = tx.ExecContext(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), family)
+			err = revokeFamily(ctx, tx, family, now)
 		} else {
 			_, err = tx.ExecContext(ctx, queries.RevokeUnrevoked, sqlcodec.EncTime(now), oldHash)
 		}
@@ -99,16 +100,28 @@ func (s *Store) RevokeToken(ctx context.Context, hash []byte, now time.Time) err
 	return nil
 }
 
-// RevokeFamily implements [store.Tokens]. Tokens without a family belong to
-// none: an empty familyID revokes nothing.
+// RevokeFamily implements [store.Tokens] in one transaction. Tokens
+// without a family belong to none: an empty familyID revokes nothing.
 func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
 	if familyID == "" {
 		return nil
 	}
-	if _, err := s.w.ExecContext(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return revokeFamily(ctx, tx, familyID, now) })
+	if err != nil {
 		return fmt.Errorf("sqlite: revoke family %q: %w", familyID, err)
 	}
 	return nil
+}
+
+// revokeFamily marks the family's tokens revoked and records the family
+// among the revocations, for its JWTs (see [store.Tokens.RevokeFamily]).
+func revokeFamily(ctx context.Context, tx *sql.Tx, familyID string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, queries.RevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, queries.RecordFamilyRevocation,
+		store.FamilyRevocation(familyID), sqlcodec.EncTime(now), familyID)
+	return err
 }
 
 // DeleteExpiredTokens implements [store.Tokens].

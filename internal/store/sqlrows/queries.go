@@ -81,6 +81,12 @@ type Queries struct {
 	// RevokeFamily revokes the tokens of a family that are not revoked
 	// yet: a revoked token keeps the time of its first revocation.
 	RevokeFamily string
+	// RecordFamilyRevocation records a family as revoked (key, now,
+	// family id) until the latest expiry of its stored tokens, in the
+	// transaction of RevokeFamily; nothing for a family without tokens.
+	// A later expiry replaces an earlier one with its revocation time, so
+	// that instances polling for new revocations read it again.
+	RecordFamilyRevocation string
 	// RefreshState reads what RotateRefreshToken decides on;
 	// RevokeUnrevoked and ConsumeToken are its writes.
 	RefreshState, RevokeUnrevoked, ConsumeToken                     string
@@ -131,6 +137,10 @@ func NewQueries(d Dialect) *Queries {
 		GetToken:     `SELECT ` + TokenCols + ` FROM tokens WHERE hash = ?`,
 		InsertToken:  `INSERT INTO tokens (` + TokenCols + `) VALUES (` + marks(13) + `)`,
 		RevokeFamily: `UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at = 0`,
+		RecordFamilyRevocation: `INSERT INTO revoked_jtis (` + RevocationCols + `)
+		SELECT ?, MAX(expires_at), ? FROM tokens WHERE family_id = ? HAVING COUNT(*) > 0
+		ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at, revoked_at = excluded.revoked_at
+		WHERE excluded.expires_at > revoked_jtis.expires_at`,
 		RevokeToken: `UPDATE tokens
 		SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END
 		WHERE hash = ?`,

@@ -95,3 +95,11 @@ func testListRevocations(t *testing.T, s store.Store) {
 		t.Fatalf("ListRevocations(since 1m) = %+v, want late and gone", recent)
 	}
 }
+
+func normRevocations(rs []store.Revocation) []store.Revocation {
+	out := make([]store.Revocation, len(rs))
+	for i, r := range rs {
+		out[i] = store.Revocation{JTI: r.JTI, ExpiresAt: normTime(r.ExpiresAt), RevokedAt: normTime(r.RevokedAt)}
+	}
+	return out
+}

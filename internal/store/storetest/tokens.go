@@ -22,6 +22,7 @@ var tokenTests = []test{
 	{"RotateSuccessorConflict", testTokenRotateSuccessorConflict},
 	{"Revoke", testTokenRevoke},
 	{"RevokeFamily", testTokenRevokeFamily},
+	{"RevokeFamilyRecorded", testTokenRevokeFamilyRecorded},
 	{"DeleteExpired", testTokenDeleteExpired},
 }
 
@@ -163,6 +164,12 @@ func testTokenRotateReplay(t *testing.T, s store.Store) {
 			t.Errorf("%s, of another family, was revoked at %v", name, got)
 		}
 	}
+	// The family is recorded as revoked, for its JWTs, until its last
+	// token expires; the other families are not.
+	revs, err := s.ListRevocations(ctx, time.Time{}, replayAt)
+	must(t, err)
+	equal(t, "the revocations after the replay", revs,
+		[]store.Revocation{{JTI: store.FamilyRevocation("fam"), ExpiresAt: at(24 * time.Hour), RevokedAt: replayAt}}, normRevocations)
 	// The revoked successor is now inactive.
 	wantErr(t, "RotateRefreshToken of the revoked successor",
 		s.RotateRefreshToken(ctx, hash("r2"), at(3*time.Hour), sampleToken("r4", store.TokenRefresh, "fam")),
@@ -302,6 +309,53 @@ func testTokenRevokeFamily(t *testing.T, s store.Store) {
 	must(t, s.RevokeFamily(ctx, "", now))
 	if got := getToken(t, s, "nofam").RevokedAt; !got.IsZero() {
 		t.Errorf("RevokeFamily(\"\") revoked a token without a family at %v", got)
+	}
+	for _, fam := range []string{"absent", "", "other-fam"} {
+		if isRevoked(t, s, store.FamilyRevocation(fam)) {
+			t.Errorf("family %q recorded as revoked", fam)
+		}
+	}
+}
+
+// testTokenRevokeFamilyRecorded checks the revocation RevokeFamily records
+// for the family's JWTs, which are not stored: present at once, lasting
+// until the latest expiry of the family's tokens, listed for the instances
+// that keep a copy, and kept by a second revocation.
+func testTokenRevokeFamilyRecorded(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	late := sampleToken("late", store.TokenAccess, "fam")
+	late.ExpiresAt = at(48 * time.Hour)
+	createTokens(t, s, sampleToken("r1", store.TokenRefresh, "fam"), late,
+		sampleToken("other", store.TokenRefresh, "other-fam"))
+	key := store.FamilyRevocation("fam")
+	if isRevoked(t, s, key) {
+		t.Fatal("the family is revoked before RevokeFamily")
+	}
+	now := at(time.Hour)
+	must(t, s.RevokeFamily(ctx, "fam", now))
+	if !isRevoked(t, s, key) {
+		t.Fatal("IsRevoked of the family after RevokeFamily = false")
+	}
+	want := []store.Revocation{{JTI: key, ExpiresAt: late.ExpiresAt, RevokedAt: now}}
+	list := func() []store.Revocation {
+		got, err := s.ListRevocations(ctx, time.Time{}, now)
+		must(t, err)
+		return got
+	}
+	equal(t, "ListRevocations after RevokeFamily", list(), want, normRevocations)
+	// Revoking again changes nothing.
+	must(t, s.RevokeFamily(ctx, "fam", at(2*time.Hour)))
+	equal(t, "ListRevocations after revoking twice", list(), want, normRevocations)
+	// The entry goes once the family's last token has expired.
+	n, err := s.DeleteExpiredRevocations(ctx, at(47*time.Hour))
+	must(t, err)
+	if n != 0 || !isRevoked(t, s, key) {
+		t.Errorf("DeleteExpiredRevocations before the family's last expiry removed %d entries", n)
+	}
+	n, err = s.DeleteExpiredRevocations(ctx, at(49*time.Hour))
+	must(t, err)
+	if n != 1 || isRevoked(t, s, key) {
+		t.Errorf("DeleteExpiredRevocations after the family's last expiry removed %d entries, want 1", n)
 	}
 }
 
