@@ -147,6 +147,7 @@ func TestRevocation_RecreatedClientRevivesNothing(t *testing.T) {
 	setup := func(c *store.Client) {
 		c.ID = "device-7"
 		c.Scopes = []string{"api"}
+		c.Audiences = []string{rsResource} // its tokens are for rs
 		c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken)
 	}
 	old := w.s.CreateClient(setup)
