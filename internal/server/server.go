@@ -103,7 +103,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("load revocations: %w", err)
 	}
 	o.Store = cache
-	s := &Server{opts: o, audit: audit.NewWriter(o.Store, o.Logger), cache: cache}
+	s := &Server{opts: o, audit: audit.NewWriter(o.Store, audit.Options{Logger: o.Logger, Now: o.Now}), cache: cache}
 	auth := &clientauth.Authenticator{Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now}
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Leeway: o.Leeway, Now: o.Now}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})

@@ -317,6 +317,11 @@ type Audit interface {
 	AppendAudit(ctx context.Context, recs []AuditRecord) error
 	// ListAudit returns matching records, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// DeleteAuditBefore deletes the records whose time is before before
+	// (audit retention) and returns how many it deleted. It works in
+	// small batches, each its own transaction, so that it never holds a
+	// lock for long; a record at or after before is never deleted.
+	DeleteAuditBefore(ctx context.Context, before time.Time) (int, error)
 }
 
 // AccountKind tells individual accounts from organizations.
