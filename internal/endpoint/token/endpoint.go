@@ -85,21 +85,17 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
-	// 1. Parse.
-	form, oe := oauthhttp.ParseForm(w, r)
-	if oe != nil {
-		return nil, oe
-	}
+	// 1. Parse and 2. authenticate (failures bounded per source and
+	// client id).
+	form, c, cred, err := e.auth.Request(w, r)
 	if gt := form.Get("grant_type"); gt != "" {
 		ev.Action = "token." + shortGrant(gt)
 	}
-	// 2. Authenticate.
-	ctx := r.Context()
-	c, cred, err := e.auth.Authenticate(ctx, r, form)
 	ev.ClientID = cred.ID
 	if err != nil {
 		return nil, err
 	}
+	ctx := r.Context()
 	req, oe := ParseRequest(form)
 	if oe != nil {
 		return nil, oe
