@@ -311,7 +311,8 @@ type AuditFilter struct {
 	Limit int
 }
 
-// Audit is an append-only log of decisions.
+// Audit is an append-only log of decisions; records leave it only through
+// retention (DeleteAuditBefore).
 type Audit interface {
 	// AppendAudit stores the records in one transaction.
 	AppendAudit(ctx context.Context, recs []AuditRecord) error

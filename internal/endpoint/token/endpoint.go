@@ -67,7 +67,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		ev.Decision = store.DecisionGranted
 	}
-	// Nothing is answered before its audit record is committed.
+	// Nothing is answered before its audit record is committed (or, for
+	// the repeat of a refusal, counted in its coalesced record).
 	if aerr := e.audit.Record(r.Context(), ev); aerr != nil {
 		if r.Context().Err() != nil {
 			return // the client left; the record is still written
