@@ -57,6 +57,11 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				PerAccountPerMinute: c.RegistrationRatePerAccount,
 				PerAddressPerMinute: c.RegistrationRatePerAddress,
 				TrustedProxies:      c.TrustedProxies,
+				// Failed client authentication and audit retention
+				// bound what an unauthenticated caller can store.
+				AuthFailuresPerAddress: c.AuthFailuresPerAddress,
+				AuthFailuresPerClient:  c.AuthFailuresPerClient,
+				AuditRetention:         c.AuditRetention,
 				// Secure cookies under TLS, including TLS terminated by a
 				// load balancer in front of an https issuer.
 				Secure: c.TLSCert != "" || strings.HasPrefix(c.Issuer, "https://"),

@@ -1,61 +1,137 @@
 // Package audit records every decision of the server (each issuance and
-// each refusal) durably before the answer is sent. A [Writer] batches the
-// records of concurrent requests into one transaction (group commit), so
-// auditing costs one write per batch rather than one per request while no
-// acknowledged request goes unrecorded.
+// each refusal) durably before the answer is sent, within bounds no caller
+// can push: every field is capped ([Bound]), and repeated identical
+// refusals from one source are coalesced into one record with a count.
+//
+// A [Writer] batches the records of concurrent requests into one
+// transaction (group commit), so auditing costs one write per batch rather
+// than one per request while no acknowledged request goes unrecorded.
+//
+// Coalescing: the first refusal of a kind (same action, client, subject,
+// audience, error and detail, from the same source address as
+// [clientip.Key] sees it) in a window is written at once, like any record.
+// Its repeats within the window are only counted in memory and written as
+// one record whose Count is their number, carrying the time, request id
+// and remote address of the last of them, when the window ends, when the
+// in-memory table is full, and on Close. So a flood of identical refusals
+// costs a record or two per window, not a row per request. Granted
+// decisions are never coalesced. A crash loses the counts not yet written
+// (never a first refusal); a graceful shutdown loses nothing.
 package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/store"
 )
 
 // MaxBatch bounds the records written in one transaction.
 const MaxBatch = 512
 
+// Defaults of [Options].
+const (
+	DefaultWindow     = time.Minute
+	DefaultMaxPending = 4096
+)
+
 // ErrClosed is returned by Record after Close.
 var ErrClosed = errors.New("audit: writer closed")
+
+// Options tune a Writer; zero values take the defaults.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock of the coalescing windows (time.Now when nil).
+	Now func() time.Time
+	// Window is how long repeats of a refusal are counted before they are
+	// written as one record (DefaultWindow).
+	Window time.Duration
+	// MaxPending bounds the kinds of refusal counted in memory
+	// (DefaultMaxPending); when full, every pending count is written.
+	MaxPending int
+}
 
 type pending struct {
 	rec  store.AuditRecord
 	done chan error
 }
 
-// Writer is a group-commit audit writer.
+// repeat is a kind of refusal seen in the current window.
+type repeat struct {
+	start time.Time         // of the window: the first refusal, written
+	n     int               // repeats since, not yet written
+	last  store.AuditRecord // the latest repeat
+}
+
+// Writer is a group-commit, coalescing audit writer.
 type Writer struct {
-	store  store.Audit
-	log    *slog.Logger
-	queue  chan pending
+	store store.Audit
+	o     Options
+	queue chan pending
+
 	mu     sync.RWMutex // guards closed against Record racing Close
 	closed bool
-	wg     sync.WaitGroup
+
+	cmu     sync.Mutex // guards seen
+	seen    map[[32]byte]*repeat
+	stopped chan struct{}
+	wg      sync.WaitGroup
 }
 
 // NewWriter starts a writer over s; call Close to flush and stop it.
-func NewWriter(s store.Audit, log *slog.Logger) *Writer {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func NewWriter(s store.Audit, o Options) *Writer {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Writer{store: s, log: log, queue: make(chan pending, MaxBatch)}
-	w.wg.Add(1)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	w := &Writer{
+		store: s, o: o, queue: make(chan pending, MaxBatch),
+		seen: map[[32]byte]*repeat{}, stopped: make(chan struct{}),
+	}
+	w.wg.Add(2)
 	go w.loop()
+	go w.tick()
 	return w
 }
 
-// Record stores rec and returns once it is committed. The caller's context
-// bounds only the wait: a record handed over is written even if the caller
-// gives up.
+// Record stores rec, its fields bounded, and returns once it is committed;
+// the repeat of a refusal already recorded in the current window is only
+// counted, and Record returns at once. The caller's context bounds only
+// the wait: a record handed over is written even if the caller gives up.
 func (w *Writer) Record(ctx context.Context, rec store.AuditRecord) error {
-	p := pending{rec: rec, done: make(chan error, 1)}
+	rec = Bound(rec)
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
 		return ErrClosed
 	}
+	var flush []store.AuditRecord
+	if rec.Decision == store.DecisionRefused {
+		var counted bool
+		if flush, counted = w.coalesce(rec); counted {
+			w.mu.RUnlock()
+			return nil
+		}
+	}
+	for _, f := range flush {
+		// Nobody waits for these: a failure is logged by the loop.
+		w.queue <- pending{rec: f, done: make(chan error, 1)}
+	}
+	p := pending{rec: rec, done: make(chan error, 1)}
 	select {
 	case w.queue <- p:
 		w.mu.RUnlock()
@@ -68,6 +144,114 @@ func (w *Writer) Record(ctx context.Context, rec store.AuditRecord) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// coalesce counts rec when it repeats a refusal of the current window
+// (counted), or else opens a window for it and returns the records of
+// pending counts that must be written first: its own kind's from the
+// window that ended, or every one when the table is full.
+func (w *Writer) coalesce(rec store.AuditRecord) (flush []store.AuditRecord, counted bool) {
+	k := key(&rec)
+	now := w.o.Now()
+	w.cmu.Lock()
+	defer w.cmu.Unlock()
+	if r, ok := w.seen[k]; ok {
+		if now.Sub(r.start) < w.o.Window {
+			r.n++
+			r.last = rec
+			return nil, true
+		}
+		if r.n > 0 {
+			flush = append(flush, r.record())
+		}
+		delete(w.seen, k)
+	}
+	if len(w.seen) >= w.o.MaxPending {
+		flush = append(flush, w.takeLocked(func(*repeat) bool { return true })...)
+	}
+	w.seen[k] = &repeat{start: now}
+	return flush, false
+}
+
+// takeLocked removes the windows done says are over and returns the
+// records of their pending counts.
+func (w *Writer) takeLocked(done func(*repeat) bool) []store.AuditRecord {
+	var out []store.AuditRecord
+	for k, r := range w.seen {
+		if !done(r) {
+			continue
+		}
+		if r.n > 0 {
+			out = append(out, r.record())
+		}
+		delete(w.seen, k)
+	}
+	return out
+}
+
+// record is the one record of a window's repeats.
+func (r *repeat) record() store.AuditRecord {
+	rec := r.last
+	rec.Count = r.n
+	return rec
+}
+
+// key identifies a kind of refusal: everything but the time, the request
+// id and the port, with the address as clientip.Key groups it. The fields
+// are length-prefixed so that no two kinds share a key.
+func key(r *store.AuditRecord) [32]byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	put(r.Action)
+	put(r.Decision)
+	put(r.ClientID)
+	put(r.AccountID)
+	put(r.Subject)
+	put(r.Actor)
+	put(r.JTI)
+	put(r.Error)
+	put(r.Detail)
+	put(clientip.Key(r.Remote))
+	binary.BigEndian.PutUint64(n[:], uint64(len(r.Audience)))
+	h.Write(n[:])
+	for _, a := range r.Audience {
+		put(a)
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// tick writes the counts of the windows that ended.
+func (w *Writer) tick() {
+	defer w.wg.Done()
+	t := time.NewTicker(max(min(w.o.Window/4, 5*time.Second), time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stopped:
+			return
+		case <-t.C:
+		}
+		w.mu.RLock()
+		if w.closed {
+			w.mu.RUnlock()
+			return
+		}
+		now := w.o.Now()
+		w.cmu.Lock()
+		flush := w.takeLocked(func(r *repeat) bool { return now.Sub(r.start) >= w.o.Window })
+		w.cmu.Unlock()
+		for _, f := range flush {
+			w.queue <- pending{rec: f, done: make(chan error, 1)}
+		}
+		w.mu.RUnlock()
 	}
 }
 
@@ -97,7 +281,7 @@ func (w *Writer) loop() {
 		// requests that queued it were cancelled.
 		err := w.store.AppendAudit(context.Background(), recs)
 		if err != nil {
-			w.log.Error("audit write failed", "records", len(recs), "err", err)
+			w.o.Logger.Error("audit write failed", "records", len(recs), "err", err)
 		}
 		for _, q := range batch {
 			q.done <- err
@@ -105,11 +289,19 @@ func (w *Writer) loop() {
 	}
 }
 
-// Close writes what is queued and stops the writer.
+// Close writes the pending counts and what is queued, and stops the
+// writer.
 func (w *Writer) Close() {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
+		close(w.stopped)
+		w.cmu.Lock()
+		flush := w.takeLocked(func(*repeat) bool { return true })
+		w.cmu.Unlock()
+		for _, f := range flush {
+			w.queue <- pending{rec: f, done: make(chan error, 1)}
+		}
 		close(w.queue)
 	}
 	w.mu.Unlock()

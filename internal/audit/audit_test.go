@@ -22,7 +22,7 @@ func TestGroupCommitKeepsEveryRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	w := audit.NewWriter(st, nil)
+	w := audit.NewWriter(st, audit.Options{})
 	const n = 2000
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -69,7 +69,7 @@ func (failing) AppendAudit(context.Context, []store.AuditRecord) error {
 // A failed write is reported to the caller, who must then not acknowledge
 // the request.
 func TestWriteFailureReported(t *testing.T) {
-	w := audit.NewWriter(failing{}, nil)
+	w := audit.NewWriter(failing{}, audit.Options{})
 	defer w.Close()
 	if err := w.Record(context.Background(), store.AuditRecord{Action: "x"}); err == nil {
 		t.Fatal("a failed audit write was reported as success")

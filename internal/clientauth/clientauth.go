@@ -13,9 +13,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/internal/audit"
+	"github.com/keybridge/sts/internal/clientip"
+	"github.com/keybridge/sts/internal/oauthhttp"
+	"github.com/keybridge/sts/internal/ratelimit"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
 )
@@ -111,6 +116,49 @@ type Authenticator struct {
 	}
 	Hasher *Hasher
 	Now    func() time.Time
+	// Failures, when set, bounds failed authentications per source
+	// address and per claimed client id (see [Authenticator.Request]).
+	Failures *ratelimit.Failures
+}
+
+// Request is the front every client-authenticated endpoint (token,
+// introspection, revocation) shares: it parses r's form (the one parser,
+// oauthhttp.ParseForm) and authenticates the client. A request refused
+// before its client is authenticated (malformed, or wrong credentials)
+// counts against the budgets of its source address (clientip.Key) and of
+// the client id it claims; past a budget, the refusal is answered 429
+// temporarily_unavailable with Retry-After instead. The credentials are
+// always verified first, so correct credentials always pass: an attacker
+// cannot lock a client or an address out, only spend his own failures.
+//
+// The throttled answer's description is fixed, and when the source's
+// budget is spent the returned Credentials are empty: the client id is the
+// caller's unverified input, so a flood of refusals from one source is
+// one kind of refusal to the audit, which coalesces it whatever ids the
+// flood claims. form is nil when the body could not be parsed.
+func (a *Authenticator) Request(w http.ResponseWriter, r *http.Request) (form url.Values, c *store.Client, cred Credentials, err error) {
+	form, oe := oauthhttp.ParseForm(w, r)
+	if oe != nil {
+		err = oe
+	} else if c, cred, err = a.Authenticate(r.Context(), r, form); err == nil {
+		return form, c, cred, nil
+	}
+	if a.Failures == nil || oauth.AsError(err).Code == oauth.ErrServerError {
+		// A store failure is not the caller's.
+		return form, nil, cred, err
+	}
+	v := a.Failures.Fail(clientip.Key(r.RemoteAddr), audit.BoundID(cred.ID))
+	if !v.Throttled {
+		return form, nil, cred, err
+	}
+	secs := int64((v.RetryAfter + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	what := "for this client"
+	if v.BySource {
+		what, cred = "from this address", Credentials{}
+	}
+	return form, nil, cred, oauth.NewError(oauth.ErrTemporarilyUnavail,
+		"too many failed client authentications %s; retry later", what).WithStatus(http.StatusTooManyRequests)
 }
 
 // dummyHash is compared against when the client is unknown, so that an

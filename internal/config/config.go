@@ -57,6 +57,13 @@ type Config struct {
 	// address, per minute.
 	RegistrationRatePerAccount int
 	RegistrationRatePerAddress int
+	// AuthFailuresPerAddress and AuthFailuresPerClient bound failed
+	// client authentications per minute, per source address and per
+	// claimed client id.
+	AuthFailuresPerAddress int
+	AuthFailuresPerClient  int
+	// AuditRetention is how long audit records are kept (0: forever).
+	AuditRetention time.Duration
 	// TrustedProxies are the hops whose X-Forwarded-For and Forwarded
 	// headers are believed (every address-keyed limit and the audit use
 	// the client address they name).
@@ -91,7 +98,14 @@ const (
 	FlagRateAccount       = "registration-rate-per-account"
 	FlagRateAddress       = "registration-rate-per-address"
 	FlagTrustedProxies    = "trusted-proxies"
+	FlagAuthFailAddress   = "auth-failure-rate-per-address"
+	FlagAuthFailClient    = "auth-failure-rate-per-client"
+	FlagAuditRetention    = "audit-retention"
 )
+
+// DefaultAuditRetention keeps audit records 90 days, a common minimum for
+// security logs, after which they are deleted in the background.
+const DefaultAuditRetention = 90 * 24 * time.Hour
 
 // DefaultAddr is where `sts serve` listens with no configuration.
 const DefaultAddr = "127.0.0.1:8080"
@@ -125,6 +139,9 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.String(FlagPublishers, "", `trusted software-statement issuers and their JWK set files: "issuer=path/to/jwks.json ..."`)
 	fs.Int(FlagRateAccount, 30, "registrations per account per minute")
 	fs.Int(FlagRateAddress, 60, "registrations per source address per minute")
+	fs.Int(FlagAuthFailAddress, 30, "failed client authentications per source address per minute before 429 (correct credentials always pass)")
+	fs.Int(FlagAuthFailClient, 30, "failed client authentications per client id per minute before 429 (correct credentials always pass)")
+	fs.Duration(FlagAuditRetention, DefaultAuditRetention, "how long audit records are kept before background deletion (0 keeps them forever)")
 	fs.String(FlagTrustedProxies, "", "load balancers and proxies (CIDR or address, comma-separated) whose X-Forwarded-For / Forwarded headers name the client")
 }
 
@@ -246,10 +263,14 @@ func (c *Config) fill(v map[string]string) error {
 		}
 	}
 	c.IATMaxLifetime = dur(FlagIATMaxLifetime)
+	c.AuditRetention = dur(FlagAuditRetention)
 	for _, f := range []struct {
 		name string
 		dst  *int
-	}{{FlagRateAccount, &c.RegistrationRatePerAccount}, {FlagRateAddress, &c.RegistrationRatePerAddress}} {
+	}{
+		{FlagRateAccount, &c.RegistrationRatePerAccount}, {FlagRateAddress, &c.RegistrationRatePerAddress},
+		{FlagAuthFailAddress, &c.AuthFailuresPerAddress}, {FlagAuthFailClient, &c.AuthFailuresPerClient},
+	} {
 		if s, ok := v[f.name]; ok {
 			n, err := strconv.Atoi(s)
 			if err != nil || n <= 0 {

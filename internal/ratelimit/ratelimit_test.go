@@ -80,3 +80,36 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d of 200 concurrent events allowed, want 50 (51 if a token refilled)", allowed)
 	}
 }
+
+// Failures: each budget is spent by failures only, per source and per
+// identity, and a source's or identity's budget is its own.
+func TestFailures(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	f := NewFailures(5, 3, c.now)
+	for i := range 3 {
+		if v := f.Fail("10.0.0.1", "victim"); v.Throttled {
+			t.Fatalf("failure %d throttled within both budgets", i)
+		}
+	}
+	// The identity's budget is spent; another source is throttled for it.
+	v := f.Fail("10.0.0.2", "victim")
+	if !v.Throttled || v.BySource || v.RetryAfter <= 0 {
+		t.Fatalf("4th failure for the identity: %+v, want throttled by identity", v)
+	}
+	// Another identity from the first source still has the source's room.
+	if v := f.Fail("10.0.0.1", "other"); v.Throttled {
+		t.Fatalf("other identity throttled: %+v", v)
+	}
+	if v := f.Fail("10.0.0.1", ""); v.Throttled {
+		t.Fatalf("5th failure of the source throttled: %+v", v)
+	}
+	v = f.Fail("10.0.0.1", "")
+	if !v.Throttled || !v.BySource {
+		t.Fatalf("6th failure of the source: %+v, want throttled by source", v)
+	}
+	// The budget refills.
+	c.add(time.Minute)
+	if v := f.Fail("10.0.0.1", "victim"); v.Throttled {
+		t.Fatalf("after a minute: %+v", v)
+	}
+}

@@ -352,6 +352,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 					break
 				}
 			}
+			if rec == nil {
+				// The repeat of an identical refusal of this window is
+				// counted, written when the window ends (checked below).
+				for i := range recs {
+					if recs[i].Decision == store.DecisionRefused && recs[i].Error == string(tt.code) &&
+						strings.HasPrefix(recs[i].RequestID, "badinput-") {
+						rec = &recs[i]
+						break
+					}
+				}
+			}
 			switch {
 			case rec == nil:
 				t.Errorf("no audit record for request %s", id)
@@ -363,4 +374,21 @@ func TestBadInputChangesNothing(t *testing.T) {
 	// The same server still grants a good request, so the refusals above
 	// are about the input.
 	wantOK(t, s.Exchange(rs, subject, oauth.TokenTypeAccessToken, nil))
+
+	// Once the server stops, every refusal is accounted for: each one
+	// has its own record or is counted in its window's record.
+	s.Server.Close()
+	recs, err := s.Store.ListAudit(ctx, store.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, r := range recs {
+		if strings.HasPrefix(r.RequestID, "badinput-") {
+			refused += r.Count
+		}
+	}
+	if refused != len(tests) {
+		t.Errorf("the audit accounts for %d refusals, want %d", refused, len(tests))
+	}
 }

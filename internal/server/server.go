@@ -29,6 +29,7 @@ import (
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"
+	"github.com/keybridge/sts/internal/ratelimit"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/cached"
 	"github.com/keybridge/sts/internal/token"
@@ -64,6 +65,16 @@ type Options struct {
 	Publishers          map[string]*jose.JSONWebKeySet
 	PerAccountPerMinute int
 	PerAddressPerMinute int
+	// AuthFailuresPerAddress and AuthFailuresPerClient bound failed
+	// client authentications at the token, introspection and revocation
+	// endpoints, per minute, per source address and per claimed client id
+	// (zero: DefaultAuthFailuresPerMinute); correct credentials always
+	// pass.
+	AuthFailuresPerAddress int
+	AuthFailuresPerClient  int
+	// AuditRetention is how long audit records are kept; older ones are
+	// deleted in the background. Zero keeps them forever.
+	AuditRetention time.Duration
 	// TrustedProxies decides the client address of each request (nil
 	// trusts no proxy).
 	TrustedProxies *clientip.Resolver
@@ -96,6 +107,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.CleanupInterval == 0 {
 		o.CleanupInterval = time.Hour
 	}
+	if o.AuthFailuresPerAddress <= 0 {
+		o.AuthFailuresPerAddress = DefaultAuthFailuresPerMinute
+	}
+	if o.AuthFailuresPerClient <= 0 {
+		o.AuthFailuresPerClient = DefaultAuthFailuresPerMinute
+	}
 	o.Limits.Issuer = o.Issuer
 	// The hot path reads clients and revocations from memory.
 	cache, err := cached.New(ctx, o.Store, cached.Options{Now: o.Now, Logger: o.Logger})
@@ -103,8 +120,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("load revocations: %w", err)
 	}
 	o.Store = cache
-	s := &Server{opts: o, audit: audit.NewWriter(o.Store, o.Logger), cache: cache}
-	auth := &clientauth.Authenticator{Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now}
+	s := &Server{opts: o, audit: audit.NewWriter(o.Store, audit.Options{Logger: o.Logger, Now: o.Now}), cache: cache}
+	auth := &clientauth.Authenticator{
+		Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now,
+		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
+	}
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Leeway: o.Leeway, Now: o.Now}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})
 	disc := discovery.New(Metadata(o.Issuer), o.Keys, o.Now)
@@ -253,6 +273,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 	go s.every(bg, KeyMaintenanceInterval, "signing key maintenance", s.opts.Keys.Tick)
 	go s.every(bg, RevocationSyncInterval, "revocation sync", s.cache.Sync)
 	go s.every(bg, s.opts.CleanupInterval, "cleanup", s.cleanup)
+	if s.opts.AuditRetention > 0 {
+		go s.retainAudit(bg)
+	}
 
 	errc := make(chan error, 1)
 	go func() {
@@ -331,6 +354,37 @@ func (s *Server) every(ctx context.Context, interval time.Duration, what string,
 			s.opts.Logger.Warn(what, "err", err)
 		}
 	}
+}
+
+// DefaultAuthFailuresPerMinute is the default budget of failed client
+// authentications per source address and per client id: far above what a
+// misconfigured client retrying produces, far below a flood.
+const DefaultAuthFailuresPerMinute = 30
+
+// retainAudit deletes the audit records older than the retention, at start
+// and then with the cleanup, until ctx ends. It starts at once so that a
+// server restarted more often than the cleanup interval still prunes.
+func (s *Server) retainAudit(ctx context.Context) {
+	prune := func(ctx context.Context) error {
+		n, err := s.PruneAudit(ctx)
+		if n > 0 {
+			s.opts.Logger.Info("audit retention", "deleted", n, "retention", s.opts.AuditRetention)
+		}
+		return err
+	}
+	if err := prune(ctx); err != nil && ctx.Err() == nil {
+		s.opts.Logger.Warn("audit retention", "err", err)
+	}
+	s.every(ctx, s.opts.CleanupInterval, "audit retention", prune)
+}
+
+// PruneAudit deletes the audit records older than AuditRetention (none
+// when it is zero) and returns how many.
+func (s *Server) PruneAudit(ctx context.Context) (int, error) {
+	if s.opts.AuditRetention <= 0 {
+		return 0, nil
+	}
+	return s.opts.Store.DeleteAuditBefore(ctx, s.opts.Now().Add(-s.opts.AuditRetention))
 }
 
 // cleanup deletes expired tokens, revocations, used IAT ids and portal

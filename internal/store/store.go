@@ -326,12 +326,18 @@ type AuditFilter struct {
 	Limit int
 }
 
-// Audit is an append-only log of decisions.
+// Audit is an append-only log of decisions; records leave it only through
+// retention (DeleteAuditBefore).
 type Audit interface {
 	// AppendAudit stores the records in one transaction.
 	AppendAudit(ctx context.Context, recs []AuditRecord) error
 	// ListAudit returns matching records, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// DeleteAuditBefore deletes the records whose time is before before
+	// (audit retention) and returns how many it deleted. It works in
+	// small batches, each its own transaction, so that it never holds a
+	// lock for long; a record at or after before is never deleted.
+	DeleteAuditBefore(ctx context.Context, before time.Time) (int, error)
 }
 
 // AccountKind tells individual accounts from organizations.

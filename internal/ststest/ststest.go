@@ -64,6 +64,10 @@ type Options struct {
 	PerAccountPerMinute int
 	PerAddressPerMinute int
 	IATRequiredClaims   map[string][]string
+	// Bounded storage (see server.Options).
+	AuthFailuresPerAddress int
+	AuthFailuresPerClient  int
+	AuditRetention         time.Duration
 }
 
 // Start runs an STS until the test ends.

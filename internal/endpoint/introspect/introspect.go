@@ -27,16 +27,14 @@ type Endpoint struct {
 }
 
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	form, oe := oauthhttp.ParseForm(w, r)
-	if oe != nil {
-		oauthhttp.WriteError(w, e.Log, oe)
-		return
-	}
-	c, cred, err := e.Auth.Authenticate(r.Context(), r, form)
+	form, c, cred, err := e.Auth.Request(w, r)
 	if err != nil {
+		// Every request refused before its client is known is audited
+		// (coalesced when repeated).
+		oe := oauth.AsError(err)
 		_ = e.Audit.Record(r.Context(), store.AuditRecord{
 			Time: e.Tokens.Now(), Action: "token.introspect", Decision: store.DecisionRefused,
-			ClientID: cred.ID, Error: string(oauth.ErrInvalidClient), RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr,
+			ClientID: cred.ID, Error: string(oe.Code), Detail: oe.Error(), RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr,
 		})
 		oauthhttp.WriteError(w, e.Log, err)
 		return

@@ -153,9 +153,6 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request, action string, 
 	if err != nil {
 		oe := oauth.AsError(err)
 		ev.Time, ev.Decision, ev.Error, ev.Detail = e.o.Now(), store.DecisionRefused, string(oe.Code), oe.Error()
-		if len(ev.ClientID) > 255 {
-			ev.ClientID = ev.ClientID[:255]
-		}
 		if e.o.Audit != nil {
 			if aerr := e.o.Audit.Record(r.Context(), ev); aerr != nil {
 				e.o.Logger.Error("audit of a refused registration request failed", "err", aerr, "request_id", ev.RequestID)

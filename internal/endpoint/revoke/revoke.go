@@ -64,16 +64,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) error {
-	form, oe := oauthhttp.ParseForm(w, r)
-	if oe != nil {
-		return oe
-	}
-	ctx := r.Context()
-	c, cred, err := e.Auth.Authenticate(ctx, r, form)
+	form, c, cred, err := e.Auth.Request(w, r)
 	ev.ClientID = cred.ID
 	if err != nil {
 		return err
 	}
+	ctx := r.Context()
 	raw := form.Get("token")
 	if raw == "" {
 		return oauth.NewError(oauth.ErrInvalidRequest, "token is required")

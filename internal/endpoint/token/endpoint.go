@@ -67,7 +67,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		ev.Decision = store.DecisionGranted
 	}
-	// Nothing is answered before its audit record is committed.
+	// Nothing is answered before its audit record is committed (or, for
+	// the repeat of a refusal, counted in its coalesced record).
 	if aerr := e.audit.Record(r.Context(), ev); aerr != nil {
 		if r.Context().Err() != nil {
 			return // the client left; the record is still written
@@ -85,21 +86,17 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
-	// 1. Parse.
-	form, oe := oauthhttp.ParseForm(w, r)
-	if oe != nil {
-		return nil, oe
-	}
+	// 1. Parse and 2. authenticate (failures bounded per source and
+	// client id).
+	form, c, cred, err := e.auth.Request(w, r)
 	if gt := form.Get("grant_type"); gt != "" {
 		ev.Action = "token." + shortGrant(gt)
 	}
-	// 2. Authenticate.
-	ctx := r.Context()
-	c, cred, err := e.auth.Authenticate(ctx, r, form)
 	ev.ClientID = cred.ID
 	if err != nil {
 		return nil, err
 	}
+	ctx := r.Context()
 	req, oe := ParseRequest(form)
 	if oe != nil {
 		return nil, oe

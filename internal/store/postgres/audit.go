@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 	"github.com/keybridge/sts/internal/store/sqlrows"
 )
 
@@ -40,4 +42,21 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		return nil, fmt.Errorf("postgres: list audit: %w", err)
 	}
 	return out, nil
+}
+
+// DeleteAuditBefore implements [store.Audit], one batch of
+// sqlrows.AuditDeleteBatch records per statement (its own transaction),
+// so that no lock is held for long.
+func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := rowsAffected(s.pool.Exec(ctx, queries.DeleteAuditBatch, sqlcodec.EncTime(before)))
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("postgres: delete audit: %w", err)
+		}
+		if n < sqlrows.AuditDeleteBatch {
+			return total, nil
+		}
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlcodec"
 	"github.com/keybridge/sts/internal/store/sqlrows"
 )
 
@@ -44,4 +46,21 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
 	}
 	return out, nil
+}
+
+// DeleteAuditBefore implements [store.Audit], one batch of
+// sqlrows.AuditDeleteBatch records per statement (its own transaction),
+// so that the writer connection is free between batches.
+func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := rowsAffected(s.w.ExecContext(ctx, queries.DeleteAuditBatch, sqlcodec.EncTime(before)))
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("sqlite: delete audit: %w", err)
+		}
+		if n < sqlrows.AuditDeleteBatch {
+			return total, nil
+		}
+	}
 }

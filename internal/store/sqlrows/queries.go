@@ -100,6 +100,9 @@ type Queries struct {
 	ConsumeJTI, DeleteExpiredJTIs                                   string
 	InsertAudit                                                     string
 	GetSetting, PutSetting                                          string
+	// DeleteAuditBatch deletes up to AuditDeleteBatch records older than
+	// its argument, the oldest first (through the audit_time index).
+	DeleteAuditBatch string
 
 	numbered bool
 }
@@ -195,6 +198,8 @@ func NewQueries(d Dialect) *Queries {
 
 		InsertAudit: `INSERT INTO audit (` + strings.TrimPrefix(AuditCols, "id, ") + `)
 		VALUES (` + marks(14) + `)`,
+		DeleteAuditBatch: `DELETE FROM audit WHERE id IN (
+		SELECT id FROM audit WHERE time < ? ORDER BY time LIMIT ` + strconv.Itoa(AuditDeleteBatch) + `)`,
 
 		numbered: d.numbered,
 	}
@@ -213,6 +218,12 @@ func NewQueries(d Dialect) *Queries {
 func marks(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
+
+// AuditDeleteBatch is how many audit records one retention statement
+// deletes: small enough that the write lock (SQLite) or the row locks
+// (PostgreSQL) are held for milliseconds, so the group-commit audit writer
+// and every other writer are never held up behind retention.
+const AuditDeleteBatch = 1000
 
 // DefaultAuditLimit is the number of records ListAudit returns when the
 // filter sets no limit.

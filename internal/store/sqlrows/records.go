@@ -1,6 +1,7 @@
 package sqlrows
 
 import (
+	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlcodec"
 )
@@ -227,12 +228,15 @@ func ScanSession(row Scanner) (*store.Session, error) {
 	return &ss, nil
 }
 
-// AuditValues returns r's columns in AuditCols order after the id.
-func AuditValues(r *store.AuditRecord) []any {
+// AuditValues returns r's columns in AuditCols order after the id, every
+// field within its cap (audit.Bound): whoever writes the record, a caller
+// cannot make one row large.
+func AuditValues(rec *store.AuditRecord) []any {
+	r := audit.Bound(*rec)
 	return []any{
 		sqlcodec.EncTime(r.Time), r.Action, r.Decision, r.ClientID, r.AccountID, r.Subject,
 		r.Actor, sqlcodec.EncList(r.Audience), r.JTI, r.Error, r.Detail, r.RequestID, r.Remote,
-		max(r.Count, 1),
+		r.Count,
 	}
 }
 
