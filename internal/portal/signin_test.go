@@ -205,6 +205,14 @@ func TestSignInBusy(t *testing.T) {
 			t.Fatalf("saturated: the page does not say the server is busy:\n%s", a.body)
 		}
 	}
+	// Account holders' sign-ins pass through the same gate.
+	acct, secret, err := s.Accounts.Create(context.Background(), store.AccountIndividual, "Acme", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := b.signIn(t, acct.ID, secret); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("account holder while saturated: %d", a.status)
+	}
 	// A name that cannot exist is refused before the gate: 401, not 503.
 	if a := b.signIn(t, "not a name", pw); a.status != http.StatusUnauthorized {
 		t.Fatalf("malformed name while saturated: %d", a.status)
@@ -213,6 +221,9 @@ func TestSignInBusy(t *testing.T) {
 	// Ten refusals for want of a slot did not count as failures.
 	if a := b.signIn(t, "alice", pw); !signedIn(a) {
 		t.Fatalf("after the burst: %d", a.status)
+	}
+	if a := newVisitor(base, "192.0.2.1").signIn(t, acct.ID, secret); !signedIn(a) {
+		t.Fatalf("account holder after the burst: %d", a.status)
 	}
 }
 
