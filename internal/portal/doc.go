@@ -7,5 +7,8 @@
 //
 // It also owns the operators' credentials: argon2id password hashes
 // (PHC strings), the first administrator created on first start
-// ([EnsureAdmin]) and the functions behind `sts operator`.
+// ([EnsureAdmin]) and the functions behind `sts operator`; and what keeps
+// sign-in from being turned against the server or its users: a bound on
+// concurrent password checks, a throttle per (user, source) with a
+// per-user ceiling, and the sign-in form's signed CSRF token.
 package portal

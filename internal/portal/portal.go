@@ -3,6 +3,7 @@ package portal
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"runtime"
 	"strings"
 	"time"
 
@@ -54,9 +56,12 @@ type Portal struct {
 	pages map[string]*template.Template
 	// static holds the embedded assets by name.
 	static map[string][]byte
-	// users and addrs slow down password guessing per user name and per
-	// remote address.
-	users, addrs *throttle
+	// throttle slows down password guessing; gate bounds the password
+	// checks running at once.
+	throttle *throttle
+	gate     *hashGate
+	// csrfKey signs the sign-in form's CSRF tokens.
+	csrfKey []byte
 }
 
 //go:embed templates/*.html
@@ -82,12 +87,19 @@ func New(o Options) (*Portal, error) {
 		o.SessionTTL = DefaultSessionTTL
 	}
 	p := &Portal{
-		o:      o,
-		static: map[string][]byte{},
-		// Three free failures per user name, ten per address (several
-		// people may share one), then 1 s, 2 s, 4 s, ... up to 15 minutes.
-		users: newThrottle(3, time.Second, 15*time.Minute, 10000),
-		addrs: newThrottle(10, time.Second, 15*time.Minute, 10000),
+		o:        o,
+		static:   map[string][]byte{},
+		throttle: newThrottle(),
+		gate:     newHashGate(0, waitersPerSlot*runtime.GOMAXPROCS(0), maxHashWait),
+	}
+	if o.Accounts != nil && o.Accounts.Sealer != nil {
+		// Derived from the key-encryption key, which every instance
+		// sharing the database has: a form served by one is accepted by
+		// another behind the same load balancer.
+		p.csrfKey = o.Accounts.Sealer.Derive("portal-signin-csrf")
+	} else {
+		p.csrfKey = make([]byte, 32)
+		rand.Read(p.csrfKey)
 	}
 	if err := p.parseTemplates(); err != nil {
 		return nil, err
@@ -328,7 +340,7 @@ func (p *Portal) audit(ctx context.Context, r *http.Request, rec store.AuditReco
 		rec.Decision = store.DecisionGranted
 	}
 	rec.RequestID = r.Header.Get("X-Request-Id")
-	rec.Remote = remoteHost(r)
+	rec.Remote = r.RemoteAddr
 	if err := p.o.Store.AppendAudit(ctx, []store.AuditRecord{rec}); err != nil {
 		p.o.Logger.Error("portal: audit", "action", rec.Action, "err", err)
 	}

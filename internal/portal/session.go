@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,12 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/store"
 )
 
@@ -23,8 +24,9 @@ const (
 	// sessionCookie holds 256 random bits; the store keeps only their
 	// SHA-256 hash.
 	sessionCookie = "sts_session"
-	// signinCookie is the sign-in form's CSRF token (double submit): a
-	// cross-site page can neither read it nor make the browser send it.
+	// signinCookie holds the random pre-session value that the sign-in
+	// form's signed CSRF token is bound to (see csrf.go): a cross-site page
+	// can neither read it nor make the browser send it.
 	signinCookie = "sts_signin"
 )
 
@@ -108,10 +110,22 @@ const (
 	maxMultipart = 1 << 20
 )
 
-// checkPost parses the form and checks its CSRF token against want in
-// constant time. A request a browser marks as cross-site is refused
-// whatever it carries.
+// checkPost parses the form and checks its CSRF token against want (the
+// session's) in constant time.
 func (p *Portal) checkPost(w http.ResponseWriter, r *http.Request, want string) error {
+	if err := p.readForm(w, r); err != nil {
+		return err
+	}
+	got := r.PostFormValue("csrf")
+	if want == "" || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return errForbidden
+	}
+	return nil
+}
+
+// readForm parses a posted form within the body limits. A request a
+// browser marks as cross-site is refused whatever it carries.
+func (p *Portal) readForm(w http.ResponseWriter, r *http.Request) error {
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
 		return errForbidden
 	}
@@ -129,10 +143,6 @@ func (p *Portal) checkPost(w http.ResponseWriter, r *http.Request, want string) 
 		}
 	default:
 		return badRequest("Forms must be posted as application/x-www-form-urlencoded or multipart/form-data.")
-	}
-	got := r.PostFormValue("csrf")
-	if want == "" || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return errForbidden
 	}
 	return nil
 }
@@ -197,17 +207,6 @@ func (p *Portal) cookie(name, value string, maxAge int) *http.Cookie {
 	}
 }
 
-// remoteHost is the client's address without port. The portal does not
-// trust forwarding headers: behind a proxy, the proxy's address is
-// throttled, which is the conservative choice.
-func remoteHost(r *http.Request) string {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return h
-}
-
 // safeNext accepts only a path inside the portal as the page to go to
 // after signing in, so that the sign-in page cannot redirect elsewhere.
 func safeNext(next string) string {
@@ -236,30 +235,97 @@ func (p *Portal) signinForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) renderSignin(w http.ResponseWriter, r *http.Request, status int, msg string, d signinData) {
-	token := randomToken()
-	http.SetCookie(w, p.cookie(signinCookie, token, 3600))
-	p.render(w, r, status, "signin", &view{Title: "Sign in", CSRF: token, Error: msg, Data: d})
+	// Keep the browser's pre-session value if it has one, so that a form
+	// left open in another tab stays valid; the token is fresh either way.
+	nonce := randomToken()
+	if c, err := r.Cookie(signinCookie); err == nil && validNonce(c.Value) {
+		nonce = c.Value
+	}
+	http.SetCookie(w, p.cookie(signinCookie, nonce, int(signinTokenTTL/time.Second)))
+	p.render(w, r, status, "signin", &view{Title: "Sign in", CSRF: p.signinToken(nonce, p.o.Now()), Error: msg, Data: d})
 }
 
-func (p *Portal) signin(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(signinCookie)
-	want := ""
-	if err == nil {
-		want = c.Value
+func validNonce(v string) bool {
+	if len(v) != signinNonceLen {
+		return false
 	}
-	if err := p.checkPost(w, r, want); err != nil {
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
+}
+
+// maxPasswordLen bounds a password or account secret presented at sign-in
+// (CheckNewPassword allows no longer one).
+const maxPasswordLen = 1024
+
+// signinName is who a sign-in names: an operator or an account.
+type signinName struct {
+	account bool
+	// id is the operator's name as typed, or the account id in lower case.
+	id string
+}
+
+// key is the name under which the throttle counts attempts: case does
+// not make another name.
+func (n signinName) key() string { return strings.ToLower(n.id) }
+
+// parseSigninName reads the user name field: an account id ("acct-" and
+// up to 59 lower-case letters and digits; ids are base32) or an operator
+// name (CheckUsername). A name that cannot exist is refused before any
+// password is hashed or any throttle slot taken.
+func parseSigninName(name string) (signinName, bool) {
+	if len(name) >= 5 && strings.EqualFold(name[:5], "acct-") {
+		id := strings.ToLower(name)
+		if len(id) == 5 || len(id) > 64 {
+			return signinName{}, false
+		}
+		for _, c := range id[5:] {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+				return signinName{}, false
+			}
+		}
+		return signinName{account: true, id: id}, true
+	}
+	if CheckUsername(name) != nil {
+		return signinName{}, false
+	}
+	return signinName{id: name}, true
+}
+
+// signin checks a sign-in in this order, cheapest first, so that nothing
+// an unauthenticated caller sends can make the server spend without bound:
+// the form and its CSRF token; the user name's syntax and the password's
+// length; a slot in the throttle, reserved before the password is checked
+// (see throttle); a slot of the hash gate, or 503 at once; then the
+// password check itself.
+func (p *Portal) signin(w http.ResponseWriter, r *http.Request) {
+	if err := p.readForm(w, r); err != nil {
 		p.fail(w, r, nil, err)
+		return
+	}
+	nonce := ""
+	if c, err := r.Cookie(signinCookie); err == nil {
+		nonce = c.Value
+	}
+	if !p.checkSigninToken(nonce, r.PostFormValue("csrf"), p.o.Now()) {
+		p.fail(w, r, nil, errForbidden)
 		return
 	}
 	ctx := r.Context()
 	name := strings.TrimSpace(r.PostFormValue("username"))
 	password := r.PostFormValue("password")
 	d := signinData{Username: name, Next: r.PostFormValue("next")}
-	now := p.o.Now()
-	userKey, addrKey := "u:"+strings.ToLower(name), "a:"+remoteHost(r)
 	rec := store.AuditRecord{Action: "portal.signin", Subject: "unknown"}
 
-	if wait := max(p.users.wait(userKey, now), p.addrs.wait(addrKey, now)); wait > 0 {
+	who, ok := parseSigninName(name)
+	if !ok || len(password) > maxPasswordLen {
+		rec.Decision, rec.Error, rec.Detail = store.DecisionRefused, "bad_credentials", "malformed user name or password"
+		p.audit(ctx, r, rec)
+		p.renderSignin(w, r, http.StatusUnauthorized, signinMessage, d)
+		return
+	}
+
+	att, wait := p.throttle.reserve(who.key(), clientip.Key(r.RemoteAddr), p.o.Now())
+	if att == nil {
 		rec.Decision, rec.Error, rec.Detail = store.DecisionRefused, "throttled", "too many failed sign-ins"
 		p.audit(ctx, r, rec)
 		secs := int((wait + time.Second - 1) / time.Second)
@@ -268,42 +334,29 @@ func (p *Portal) signin(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Too many failed sign-ins. Wait %d seconds and try again.", secs), d)
 		return
 	}
-
-	var subject string
-	ok := false
-	if strings.HasPrefix(strings.ToLower(name), "acct-") {
-		// An account holder: account id and the account's shared secret.
-		a, err := p.o.Accounts.CheckSecret(ctx, name, password)
-		if err == nil {
-			ok, subject = true, accountSubject(a.ID)
-		}
-		if a, gerr := p.o.Store.GetAccount(ctx, name); gerr == nil {
-			rec.Subject, rec.AccountID = accountSubject(a.ID), a.ID
-		}
-	} else {
-		o, err := p.o.Store.GetOperator(ctx, name)
-		switch {
-		case err == nil:
-			rec.Subject = operatorSubject(o.Username)
-			ok, subject = CheckPassword(o.PasswordHash, password), operatorSubject(o.Username)
-		case errors.Is(err, store.ErrNotFound):
-			// Spend the same time as for a real operator, so that the
-			// answer's delay does not tell which names exist.
-			CheckPassword(dummyHash, password)
-		default:
-			p.fail(w, r, nil, err)
-			return
-		}
+	if !p.gate.enter(ctx) {
+		// Not a decision about the credentials: nothing is counted.
+		att.cancel(p.o.Now())
+		w.Header().Set("Retry-After", fmt.Sprint(busyRetryAfter))
+		p.renderSignin(w, r, http.StatusServiceUnavailable, "The server is busy checking other sign-ins. Try again in a moment.", d)
+		return
 	}
-	if !ok {
-		p.users.fail(userKey, now)
-		p.addrs.fail(addrKey, now)
+	subject, err := p.checkCredentials(ctx, who, password, &rec)
+	p.gate.leave()
+	now := p.o.Now()
+	if err != nil {
+		att.cancel(now)
+		p.fail(w, r, nil, err)
+		return
+	}
+	if subject == "" {
+		att.fail(now)
 		rec.Decision, rec.Error, rec.Detail = store.DecisionRefused, "bad_credentials", "wrong user name or password"
 		p.audit(ctx, r, rec)
 		p.renderSignin(w, r, http.StatusUnauthorized, signinMessage, d)
 		return
 	}
-	p.users.reset(userKey)
+	att.succeed(now)
 
 	// A fresh session every time: a session id set before sign-in is
 	// never reused (no session fixation).
@@ -323,6 +376,65 @@ func (p *Portal) signin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(d.Next), http.StatusSeeOther)
 }
 
+// checkCredentials checks the password of who, holding a slot of the hash
+// gate, and returns the subject signed in, or "" when the credentials are
+// wrong; rec learns whom the attempt named, when that exists. Every
+// operator name costs one argon2id check, known or not, so that the
+// answer's delay does not tell which names exist.
+func (p *Portal) checkCredentials(ctx context.Context, who signinName, password string, rec *store.AuditRecord) (string, error) {
+	if who.account {
+		// An account holder: account id and the account's shared secret
+		// (256 random bits, compared in constant time; no hash).
+		a, err := p.o.Accounts.CheckSecret(ctx, who.id, password)
+		if g, gerr := p.o.Store.GetAccount(ctx, who.id); gerr == nil {
+			rec.Subject, rec.AccountID = accountSubject(g.ID), g.ID
+		}
+		if err != nil {
+			return "", nil
+		}
+		return accountSubject(a.ID), nil
+	}
+	o, err := p.o.Store.GetOperator(ctx, who.id)
+	if errors.Is(err, store.ErrNotFound) {
+		CheckPassword(dummyHash, password)
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	rec.Subject = operatorSubject(o.Username)
+	if !CheckPassword(o.PasswordHash, password) {
+		return "", nil
+	}
+	if NeedsRehash(o.PasswordHash, DefaultPasswordParams) {
+		p.rehash(ctx, o, password)
+	}
+	return operatorSubject(o.Username), nil
+}
+
+var errPasswordChanged = errors.New("the password changed meanwhile")
+
+// rehash stores a new hash of an operator's password, with the current
+// parameters, after a successful sign-in with a hash made with others:
+// hashes move to the current parameters as their owners sign in. It
+// changes nothing if the password was changed meanwhile; a failure is
+// only logged, since the old hash still works.
+func (p *Portal) rehash(ctx context.Context, o *store.Operator, password string) {
+	h, err := HashPassword(password, DefaultPasswordParams)
+	if err == nil {
+		_, err = p.o.Store.UpdateOperator(ctx, o.Username, func(cur *store.Operator) error {
+			if cur.PasswordHash != o.PasswordHash {
+				return errPasswordChanged
+			}
+			cur.PasswordHash = h
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, errPasswordChanged) {
+		p.o.Logger.Error("portal: rehash password", "operator", o.Username, "err", err)
+	}
+}
+
 func (p *Portal) signout(w http.ResponseWriter, r *http.Request, u *user) error {
 	if err := p.o.Store.DeleteSession(r.Context(), u.hash); err != nil {
 		return err
@@ -336,7 +448,7 @@ func (p *Portal) signout(w http.ResponseWriter, r *http.Request, u *user) error 
 	return redirect(w, r, Path+"/signin", "signedout")
 }
 
-// dummyHash is an argon2id hash with the default parameters of a password
+// dummyHash is an argon2id hash with DefaultPasswordParams of a password
 // nobody knows; checking a password against it takes as long as checking
 // a real operator's.
-const dummyHash = "$argon2id$v=19$m=65536,t=1,p=2$Zeh9Dy/k88tpLUFfYQKAEA$mQ78TjC5T19H4OykTvxl0aa2xBZhUIuQEyXpNa1mxLk"
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$pOqWCvbKxxDiGwtA+TcP4g$CKjdXU14O7rv/KjR97r2q3cojgC+Q4OVh8gKEwJ7sxA"

@@ -15,7 +15,9 @@ import (
 
 // cheapPassword are argon2id parameters for tests: the portal verifies a
 // password with the parameters stored in its hash, so operators created
-// with these sign in quickly even under the race detector.
+// with these are quick to create and to sign in the first time, even
+// under the race detector (that sign-in rehashes the password with
+// portal.DefaultPasswordParams).
 var cheapPassword = portal.PasswordParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
 // CreateOperator stores a portal operator with a generated password (hashed
