@@ -53,6 +53,9 @@ type Config struct {
 	// address, per minute.
 	RegistrationRatePerAccount int
 	RegistrationRatePerAddress int
+	// RegistrationTokenTTL is the lifetime of RFC 7592 registration access
+	// tokens; zero: they do not expire.
+	RegistrationTokenTTL time.Duration
 	// TrustedProxies are the hops whose X-Forwarded-For and Forwarded
 	// headers are believed (every address-keyed limit and the audit use
 	// the client address they name).
@@ -86,11 +89,18 @@ const (
 	FlagPublishers        = "software-statement-publishers"
 	FlagRateAccount       = "registration-rate-per-account"
 	FlagRateAddress       = "registration-rate-per-address"
+	FlagRegistrationTTL   = "registration-token-ttl"
 	FlagTrustedProxies    = "trusted-proxies"
 )
 
 // DefaultAddr is where `sts serve` listens with no configuration.
 const DefaultAddr = "127.0.0.1:8080"
+
+// DefaultRegistrationTokenTTL is how long a registration access token
+// works: long enough for a device that rarely calls home, short enough
+// that a copy that leaked and lay unused dies. Rotating the secret renews
+// it.
+const DefaultRegistrationTokenTTL = 90 * 24 * time.Hour
 
 // RegisterStorage adds the flags every command needs to find the data:
 // --data-dir, --database-url and --config.
@@ -120,7 +130,8 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.String(FlagIATRequiredClaims, "", `claims an initial access token needs per requested scope: "scope=claim1,claim2 scope2=claim3"`)
 	fs.String(FlagPublishers, "", `trusted software-statement issuers and their JWK set files: "issuer=path/to/jwks.json ..."`)
 	fs.Int(FlagRateAccount, 30, "registrations per account per minute")
-	fs.Int(FlagRateAddress, 60, "registrations per source address per minute")
+	fs.Int(FlagRateAddress, 60, "registration requests without a valid token per source address per minute")
+	fs.Duration(FlagRegistrationTTL, DefaultRegistrationTokenTTL, "lifetime of RFC 7592 registration access tokens (0: they never expire)")
 	fs.String(FlagTrustedProxies, "", "load balancers and proxies (CIDR or address, comma-separated) whose X-Forwarded-For / Forwarded headers name the client")
 }
 
@@ -221,6 +232,7 @@ func (c *Config) fill(v map[string]string) error {
 		}
 	}
 	c.IATMaxLifetime = dur(FlagIATMaxLifetime)
+	c.RegistrationTokenTTL = dur(FlagRegistrationTTL)
 	for _, f := range []struct {
 		name string
 		dst  *int

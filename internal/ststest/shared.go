@@ -76,6 +76,7 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		Limits: o.Limits, Leeway: 5 * time.Second, Now: clock.Now,
 		Accounts: s.Accounts, RequireApproval: o.RequireApproval, Publishers: o.Publishers,
 		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
+		RegistrationTokenTTL: o.RegistrationTokenTTL,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,8 @@ type Options struct {
 	PerAccountPerMinute int
 	PerAddressPerMinute int
 	IATRequiredClaims   map[string][]string
+	// RegistrationTokenTTL: see server.Options (zero: no expiry).
+	RegistrationTokenTTL time.Duration
 }
 
 // Start runs an STS until the test ends.
