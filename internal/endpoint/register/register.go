@@ -304,12 +304,7 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 	if p.identity, err = iatIdentity(iat); err != nil {
 		return 0, nil, err
 	}
-	if p.identity != "" && p.identity != spec.Identity {
-		return 0, nil, oauth.NewError(oauth.ErrInvalidClientMetadata,
-			"software_id/hardware_address/client_name: the initial access token is for another client (%s) than the metadata names (%s)",
-			describeIdentity(p.identity), describeIdentity(spec.Identity))
-	}
-	p.claims = e.requiredClaims(iat, built.Scopes)
+	p.claims, p.all = e.requiredClaims(iat, built.Scopes), iat.Claims
 
 	unlock := e.lock(acct.ID)
 	defer unlock()
@@ -333,7 +328,10 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 type proof struct {
 	rat      string
 	identity string
-	claims   map[string]any
+	// claims are the IAT's claims that --iat-required-claims asks for the
+	// scopes requested, stored with the client; all are all of its
+	// claims, compared with those stored.
+	claims, all map[string]any
 }
 
 // errNoContinuity refuses the re-registration of an existing client by a
@@ -377,22 +375,24 @@ func (e *Endpoint) continuity(c *store.Client, p proof) error {
 	case p.identity == "" || p.identity != c.Identity:
 		return errNoContinuity(c)
 	}
-	return compareClaims(c.IATClaims, p.claims)
+	return compareClaims(c.IATClaims, p.all)
 }
 
-// compareClaims refuses new claims that differ from those stored: a claim
-// a client was registered with (its FCC id, a serial number) cannot be
-// changed by registering it again; it can only be stated once more.
+// compareClaims refuses an IAT whose claims differ from those stored: a
+// claim a client was registered with (its FCC id, a serial number) cannot
+// be changed by registering it again, whatever scopes the new registration
+// asks for; it can only be stated once more, or left out where no scope
+// requested needs it (CheckScopes).
 func compareClaims(stored []byte, claims map[string]any) error {
-	if len(stored) == 0 || len(claims) == 0 {
+	if len(stored) == 0 {
 		return nil
 	}
 	var old map[string]any
 	if err := json.Unmarshal(stored, &old); err != nil {
 		return err
 	}
-	for _, k := range slices.Sorted(maps.Keys(claims)) {
-		if was, ok := old[k]; ok && !jsonEqual(was, claims[k]) {
+	for _, k := range slices.Sorted(maps.Keys(old)) {
+		if now, ok := claims[k]; ok && !jsonEqual(old[k], now) {
 			return oauth.NewError(oauth.ErrInvalidToken,
 				"the initial access token's %q claim differs from the one this client was registered with", k).
 				WithStatus(http.StatusUnauthorized)
@@ -529,6 +529,15 @@ func (e *Endpoint) registerOrReplace(ctx context.Context, iat *account.IAT, spec
 		if err != nil {
 			return nil, "", "", false, err
 		}
+		if existing != nil {
+			ev.ClientID = existing.ID // a refusal is audited against it
+		}
+		if p.identity != "" && p.identity != spec.Identity {
+			// An IAT issued for one client registers that client only.
+			return nil, "", "", existing != nil, oauth.NewError(oauth.ErrInvalidClientMetadata,
+				"software_id/hardware_address/client_name: the initial access token is for another client (%s) than the metadata names (%s)",
+				describeIdentity(p.identity), describeIdentity(spec.Identity))
+		}
 		if existing == nil {
 			if p.rat != "" {
 				// The token names a client, but not one of this identity:
@@ -558,7 +567,6 @@ func (e *Endpoint) registerOrReplace(ctx context.Context, iat *account.IAT, spec
 			}
 			return c, secret, rat, false, err
 		}
-		ev.ClientID = existing.ID
 		if err := e.continuity(existing, p); err != nil {
 			e.o.Logger.Warn("re-registration refused: no proof of continuity", "client_id", existing.ID, "account_id", accountID, "err", err)
 			return nil, "", "", true, err
