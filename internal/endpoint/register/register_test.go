@@ -491,8 +491,9 @@ func tamper(jws string) string {
 	return strings.Join(parts, ".")
 }
 
-// Registration is rate limited per source address (before the IAT is
-// looked at) and per account, with 429 and Retry-After.
+// Registration is rate limited per source address (requests without a
+// valid token; see TestAddressLimitCountsFailures) and per account, with
+// 429 and Retry-After.
 func TestRegisterRateLimits(t *testing.T) {
 	t.Run("per address", func(t *testing.T) {
 		s := ststest.Start(t, ststest.Options{PerAddressPerMinute: 3})
