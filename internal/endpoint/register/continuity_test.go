@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/clients"
+	"github.com/keybridge/sts/internal/endpoint/register"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/ststest"
 	"github.com/keybridge/sts/oauth"
@@ -260,8 +261,12 @@ func TestReregistrationComparesRequiredClaims(t *testing.T) {
 			wantUnspent(t, s, tc.iat)
 		})
 	}
-	// Missing when the scope needs it: refused as before.
+	// Missing when the scope needs it: refused as before. Too large to
+	// store: refused.
 	wantInvalidToken(t, s.Register(boundIAT(s, a.ID, md), md))
+	huge := boundIAT(s, a.ID, md, "fcc_id", strings.Repeat("x", register.MaxIATClaimsBytes))
+	wantInvalidToken(t, s.Register(huge, md))
+	wantUnspent(t, s, huge)
 	// The same value: re-registered.
 	r := s.Register(s.IAT(a.ID, map[string]any{"fcc_id": "FCC-A"}), withToken(md, reg))
 	if r.Status != http.StatusCreated || r.Registration().ClientID != reg.ClientID {

@@ -238,6 +238,10 @@ func (e *Endpoint) lock(accountID string) func() {
 	return m.Unlock
 }
 
+// MaxIATClaimsBytes bounds the JSON of the claims of one initial access
+// token that --iat-required-claims makes the server store with a client.
+const MaxIATClaimsBytes = 4096
+
 // mRegistrationToken is the member of a registration request that carries
 // the registration access token of the client it re-registers (see
 // continuity). It travels in the body, beside the metadata it authorises,
@@ -305,6 +309,11 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 		return 0, nil, err
 	}
 	p.claims, p.all = e.requiredClaims(iat, built.Scopes), iat.Claims
+	if b, err := json.Marshal(p.claims); err != nil || len(b) > MaxIATClaimsBytes {
+		// They are stored with the client: bounded like the metadata.
+		return 0, nil, oauth.NewError(oauth.ErrInvalidToken, "the initial access token's required claims take more than %d bytes", MaxIATClaimsBytes).
+			WithStatus(http.StatusUnauthorized).WithCause(err)
+	}
 
 	unlock := e.lock(acct.ID)
 	defer unlock()
