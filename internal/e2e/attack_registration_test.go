@@ -288,8 +288,18 @@ func TestAttackRegistrationLimiterJunkFirst(t *testing.T) {
 			t.Fatalf("junk request %d: %v", i, r)
 		}
 	}
-	if r := n.sendRaw(ctx, "junk", []byte(`{}`)); r.Status != http.StatusTooManyRequests {
-		t.Errorf("junk request 61: %v, want 429", r)
+	// The bucket refills at one a second while the junk is sent: the
+	// limit shows within a few more.
+	limited := false
+	for i := 0; i < 100 && !limited; i++ {
+		r := n.sendRaw(ctx, "junk", []byte(`{}`))
+		limited = r.Status == http.StatusTooManyRequests
+		if !limited && r.Status != http.StatusUnauthorized {
+			t.Fatalf("junk request %d: %v", 61+i, r)
+		}
+	}
+	if !limited {
+		t.Error("160 junk requests from one address were never limited")
 	}
 	mustRegister(t, n.Register(ctx, iatWith(t, acct, secret, nil), map[string]any{"client_name": "after the junk"}))
 }
