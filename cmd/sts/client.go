@@ -478,7 +478,9 @@ func newClientRotateSecret() *cobra.Command {
 		Short: "Replace a client's secret and print the new one (shown once)",
 		Long: `Replace a client's secret and print the new one, once. With --grace the
 old secret keeps working for that long, so that the client can be
-redeployed without downtime; by default it is refused at once.`,
+redeployed without downtime; by default it is refused at once. A client
+registered through RFC 7591 also gets a new registration access token
+(printed once); its old one is refused at once, whatever --grace says.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := out.json()
@@ -494,18 +496,27 @@ redeployed without downtime; by default it is refused at once.`,
 			}
 			defer env.Close()
 			now := time.Now()
-			c, secret, err := env.Clients().RotateSecret(cmd.Context(), "cli", args[0], grace)
+			c, secret, rat, err := env.Clients().RotateSecret(cmd.Context(), "cli", args[0], grace)
 			if err != nil {
 				return clientErr(args[0], err)
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				v := viewClient(c, now)
+				v := struct {
+					clientView
+					// RegistrationAccessToken is the client's new RFC 7592
+					// token, for a dynamically registered client.
+					RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+				}{viewClient(c, now), rat}
 				v.ClientSecret = secret
 				return writeJSON(w, v)
 			}
 			fmt.Fprintf(w, "New secret of client %q.\n", c.ID)
 			fmt.Fprintf(w, "  client_secret: %s\n", secret)
+			if rat != "" {
+				fmt.Fprintf(w, "  registration_access_token: %s\n", rat)
+				fmt.Fprintln(w, "The client's registration access token (RFC 7592) is replaced too; the old one no longer works.")
+			}
 			fmt.Fprintln(w, "The secret is shown only this once; store it now.")
 			if grace > 0 {
 				fmt.Fprintf(w, "The previous secret stays valid until %s.\n", rfc3339(c.PrevSecretExpiresAt))

@@ -62,6 +62,8 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				AuthFailuresPerAddress: c.AuthFailuresPerAddress,
 				AuthFailuresPerClient:  c.AuthFailuresPerClient,
 				AuditRetention:         c.AuditRetention,
+				// RFC 7592 registration access tokens expire.
+				RegistrationTokenTTL: c.RegistrationTokenTTL,
 				// Secure cookies under TLS, including TLS terminated by a
 				// load balancer in front of an https issuer.
 				Secure: c.TLSCert != "" || strings.HasPrefix(c.Issuer, "https://"),

@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,10 +154,10 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 	}
 	hw := s.HardwareAddress
 	if hw != "" {
-		if mac, err := net.ParseMAC(hw); err != nil || (len(mac) != 6 && len(mac) != 8) {
+		if n, ok := NormalizeHardwareAddress(hw); !ok {
 			bad("hardware_address", "%q is not a MAC address (EUI-48 or EUI-64, hex bytes separated by colons)", hw)
 		} else {
-			hw = mac.String() // lower-case hex with colons
+			hw = n
 		}
 	}
 	for _, f := range []struct{ name, v string }{{"software_id", s.SoftwareID}, {"software_version", s.SoftwareVersion}} {
@@ -203,6 +205,16 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 		Identity:           s.Identity,
 		Metadata:           s.Metadata,
 	}, nil
+}
+
+// NormalizeHardwareAddress returns a MAC address (EUI-48 or EUI-64) as it
+// is stored: lower-case hex with colons; false when s is not one.
+func NormalizeHardwareAddress(s string) (string, bool) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || (len(mac) != 6 && len(mac) != 8) {
+		return "", false
+	}
+	return mac.String(), true
 }
 
 // MaxIdentityLen bounds Spec.Identity: room for a software_id and a
@@ -331,11 +343,71 @@ func Widens(prev, next *store.Client) bool {
 		(next.ExchangeAny && !prev.ExchangeAny) || (next.IntrospectAny && !prev.IntrospectAny)
 }
 
+// Renames reports whether next is presented differently from prev: its
+// client_name, software_id or hardware_address, which are what an operator
+// saw and approved.
+func Renames(prev, next *store.Client) bool {
+	return prev.Name != next.Name || prev.SoftwareID != next.SoftwareID || prev.HardwareAddress != next.HardwareAddress
+}
+
+// RegistrationTokenPrefix starts every registration access token (RFC 7592
+// §3), so that one found in a log or a repository is recognisable.
+const RegistrationTokenPrefix = "sts_rat_"
+
+// NewRegistrationToken returns a registration access token (256 random
+// bits) and the hash that is stored instead of it.
+func NewRegistrationToken() (token string, hash []byte) {
+	var b [32]byte
+	rand.Read(b[:])
+	token = RegistrationTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, HashRegistrationToken(token)
+}
+
+// HashRegistrationToken is the SHA-256 hash stored for a registration
+// access token: the token has 256 random bits, so no keyed or slow hash is
+// needed.
+func HashRegistrationToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
 // Registry changes clients and audits each change.
 type Registry struct {
 	Store  store.Store
 	Hasher *clientauth.Hasher
 	Now    func() time.Time
+	// RegistrationTokenTTL is the lifetime of the registration access
+	// tokens it issues (RFC 7592); zero: they do not expire.
+	RegistrationTokenTTL time.Duration
+}
+
+// registrationTokenExpiry is when a registration access token issued at
+// now expires (zero: never).
+func (r *Registry) registrationTokenExpiry(now time.Time) time.Time {
+	if r.RegistrationTokenTTL <= 0 {
+		return time.Time{}
+	}
+	return now.Add(r.RegistrationTokenTTL).UTC()
+}
+
+// RegistrationTokenExpiresAt is when the registration access token of c
+// stops working; zero: never. A token stored before expiry was recorded
+// (RegistrationTokenExpiresAt zero) was issued at the client's last change
+// at the latest, so it is taken as issued then: it expires one
+// RegistrationTokenTTL after c.UpdatedAt, no later than a token issued
+// today would, instead of never.
+func (r *Registry) RegistrationTokenExpiresAt(c *store.Client) time.Time {
+	if len(c.RegistrationTokenHash) == 0 || !c.RegistrationTokenExpiresAt.IsZero() || r.RegistrationTokenTTL <= 0 {
+		return c.RegistrationTokenExpiresAt
+	}
+	return c.UpdatedAt.Add(r.RegistrationTokenTTL).UTC()
+}
+
+// RegistrationTokenExpired reports whether the registration access token
+// of c has expired at now.
+func (r *Registry) RegistrationTokenExpired(c *store.Client, now time.Time) bool {
+	exp := r.RegistrationTokenExpiresAt(c)
+	return !exp.IsZero() && !now.Before(exp)
 }
 
 // audit records changes made by "by" (e.g. "cli", "operator:alice",
@@ -384,17 +456,20 @@ func checkAccount(c *store.Client, a *store.Account) error {
 // returned once in the clear. A client put in an account must stay within
 // the account's bounds (WithinAccount), and the account must not be closed.
 func (r *Registry) Create(ctx context.Context, by string, s Spec, status store.ClientStatus) (*store.Client, string, error) {
-	return r.create(ctx, by, "client.create", s, status, nil)
+	return r.create(ctx, by, "client.create", s, status, nil, nil)
 }
 
 // Register is Create for dynamic registration (RFC 7591): the client also
-// gets the hash of its registration access token (RFC 7592 §3), and the
-// change is audited as client.register.
-func (r *Registry) Register(ctx context.Context, by string, s Spec, status store.ClientStatus, registrationTokenHash []byte) (*store.Client, string, error) {
-	return r.create(ctx, by, "client.register", s, status, registrationTokenHash)
+// gets the hash of its registration access token (RFC 7592 §3), which
+// expires after RegistrationTokenTTL, and iatClaims, the JSON object of the
+// claims of the initial access token that registered it which later
+// re-registrations must match (nil: none); the change is audited as
+// client.register.
+func (r *Registry) Register(ctx context.Context, by string, s Spec, status store.ClientStatus, registrationTokenHash, iatClaims []byte) (*store.Client, string, error) {
+	return r.create(ctx, by, "client.register", s, status, registrationTokenHash, iatClaims)
 }
 
-func (r *Registry) create(ctx context.Context, by, action string, s Spec, status store.ClientStatus, ratHash []byte) (*store.Client, string, error) {
+func (r *Registry) create(ctx context.Context, by, action string, s Spec, status store.ClientStatus, ratHash, iatClaims []byte) (*store.Client, string, error) {
 	c, err := s.Build(r.Now())
 	if err != nil {
 		return nil, "", err
@@ -407,7 +482,10 @@ func (r *Registry) create(ctx context.Context, by, action string, s Spec, status
 		return nil, "", err
 	}
 	c.Status = status
-	c.RegistrationTokenHash = ratHash
+	c.RegistrationTokenHash, c.IATClaims = ratHash, iatClaims
+	if ratHash != nil {
+		c.RegistrationTokenExpiresAt = r.registrationTokenExpiry(c.CreatedAt)
+	}
 	secret := clientauth.NewSecret()
 	c.SecretHash = r.Hasher.Hash(secret)
 	if err := r.Store.CreateClient(ctx, c); err != nil {
@@ -423,22 +501,36 @@ func (r *Registry) create(ctx context.Context, by, action string, s Spec, status
 }
 
 // RotateSecret replaces the secret; the old one stays valid for grace
-// (zero: refused at once).
-func (r *Registry) RotateSecret(ctx context.Context, by, id string, grace time.Duration) (*store.Client, string, error) {
-	secret := clientauth.NewSecret()
+// (zero: refused at once). A client that has a registration access token
+// (RFC 7592) gets a new one too, returned once in the clear ("" for a
+// client without one), and the old one is refused at once: whoever held
+// the old secret, which an operator replaces because it may have leaked,
+// may hold the token that would let them read or rotate the new one.
+func (r *Registry) RotateSecret(ctx context.Context, by, id string, grace time.Duration) (c *store.Client, secret, registrationToken string, err error) {
+	secret = clientauth.NewSecret()
+	rat, ratHash := NewRegistrationToken()
 	now := r.Now()
-	c, err := r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
+	c, err = r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
 		c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
 		if grace > 0 {
 			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace)
 		}
 		c.SecretHash, c.UpdatedAt = r.Hasher.Hash(secret), now
+		registrationToken = ""
+		if len(c.RegistrationTokenHash) > 0 {
+			registrationToken = rat
+			c.RegistrationTokenHash, c.RegistrationTokenExpiresAt = ratHash, r.registrationTokenExpiry(now)
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return c, secret, r.audit(ctx, by, c, "client.rotate_secret", "grace "+grace.String())
+	detail := "grace " + grace.String()
+	if registrationToken != "" {
+		detail += "; new registration access token"
+	}
+	return c, secret, registrationToken, r.audit(ctx, by, c, "client.rotate_secret", detail)
 }
 
 // SetStatus approves, enables or disables a client; it returns the status
@@ -446,6 +538,9 @@ func (r *Registry) RotateSecret(ctx context.Context, by, id string, grace time.D
 func (r *Registry) SetStatus(ctx context.Context, by, id string, st store.ClientStatus) (*store.Client, store.ClientStatus, error) {
 	var was store.ClientStatus
 	c, err := r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
+		// The expiry of a token stored without one is fixed before the
+		// client's last change moves (see RegistrationTokenExpiresAt).
+		c.RegistrationTokenExpiresAt = r.RegistrationTokenExpiresAt(c)
 		was, c.Status, c.UpdatedAt = c.Status, st, r.Now()
 		return nil
 	})
@@ -495,6 +590,7 @@ func (r *Registry) Update(ctx context.Context, by, id string, edit func(*Spec) e
 		}
 		n.Status, n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = c.Status, c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt
 		n.RegistrationTokenHash, n.CreatedAt, n.UpdatedAt = c.RegistrationTokenHash, c.CreatedAt, r.Now()
+		n.RegistrationTokenExpiresAt, n.IATClaims = r.RegistrationTokenExpiresAt(c), c.IATClaims
 		*c = *n
 		wrote = n
 		return nil
@@ -518,11 +614,26 @@ type Replacement struct {
 	// refused at once.
 	NewSecret bool
 	// RegistrationTokenHash, when not nil, replaces the hash of the
-	// registration access token.
+	// registration access token, which then expires after the registry's
+	// RegistrationTokenTTL.
 	RegistrationTokenHash []byte
-	// Reapprove returns an active client to pending when the new metadata
-	// widens what it may obtain (see Widens), so that an operator approves
-	// the change as they approved the client.
+	// IATClaims, when not nil, replaces the claims of the initial access
+	// token the client was registered with.
+	IATClaims []byte
+	// Reregistration: the client is registered anew (RFC 7591), so what
+	// an operator granted it is not carried over: impersonation,
+	// exchanging or introspecting any token and the resource URIs it
+	// serves. An update (RFC 7592) by the holder of the registration
+	// access token keeps them (impersonation only when Spec keeps it).
+	Reregistration bool
+	// NewHolder: the caller did not prove that it holds the client's
+	// current credentials (a re-registration authorised by an initial
+	// access token alone), so the new secret may go to someone else.
+	NewHolder bool
+	// Reapprove returns an active client to pending, so that an operator
+	// approves the change as they approved the client, when the new
+	// metadata widens what it may obtain (see Widens), renames it (see
+	// Renames) or goes to a NewHolder.
 	Reapprove bool
 	// Check, when set, is called with the stored client inside the
 	// transaction before anything changes; its error aborts the
@@ -567,20 +678,34 @@ func (r *Registry) Replace(ctx context.Context, by, id string, p Replacement) (*
 		if err := checkAccount(n, a); err != nil {
 			return err
 		}
+		now := r.Now()
+		if !p.Reregistration {
+			n.Resources, n.ExchangeAny, n.IntrospectAny = c.Resources, c.ExchangeAny, c.IntrospectAny
+		}
 		n.Status = c.Status
-		if p.Reapprove && c.Status == store.ClientActive && Widens(c, n) {
-			n.Status = store.ClientPending
-			statusNote = "; wider than before: pending until approved"
+		if p.Reapprove && c.Status == store.ClientActive {
+			switch {
+			case Widens(c, n):
+				n.Status, statusNote = store.ClientPending, "; wider than before: pending until approved"
+			case Renames(c, n):
+				n.Status, statusNote = store.ClientPending, "; renamed: pending until approved"
+			case p.NewHolder:
+				n.Status, statusNote = store.ClientPending, "; re-registered without its registration access token: pending until approved"
+			}
 		}
 		n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt
 		if p.NewSecret {
 			n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = r.Hasher.Hash(secret), nil, time.Time{}
 		}
-		n.RegistrationTokenHash = c.RegistrationTokenHash
+		n.RegistrationTokenHash, n.RegistrationTokenExpiresAt = c.RegistrationTokenHash, r.RegistrationTokenExpiresAt(c)
 		if p.RegistrationTokenHash != nil {
-			n.RegistrationTokenHash = p.RegistrationTokenHash
+			n.RegistrationTokenHash, n.RegistrationTokenExpiresAt = p.RegistrationTokenHash, r.registrationTokenExpiry(now)
 		}
-		n.CreatedAt, n.UpdatedAt = c.CreatedAt, r.Now()
+		n.IATClaims = c.IATClaims
+		if p.IATClaims != nil {
+			n.IATClaims = p.IATClaims
+		}
+		n.CreatedAt, n.UpdatedAt = c.CreatedAt, now
 		*c = *n
 		wrote = n
 		return nil

@@ -3,6 +3,7 @@ package clients_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -110,7 +111,7 @@ func TestRegistryReplace(t *testing.T) {
 	r := newRegistry(t)
 	newAccount(t, r, "acct-a", store.AccountActive, nil, nil)
 	spec := clients.Spec{Name: "radio", AccountID: "acct-a", Audiences: []string{"sas"}, AuthMethod: oauth.AuthMethodClientSecretBasic}
-	c, secret, err := r.Register(ctx, "account:acct-a", spec, store.ClientActive, []byte("rat-hash-1"))
+	c, secret, err := r.Register(ctx, "account:acct-a", spec, store.ClientActive, []byte("rat-hash-1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,14 +132,15 @@ func TestRegistryReplace(t *testing.T) {
 	}
 
 	// Secret, token and metadata change together; an equal scope of
-	// privileges keeps the client active even with Reapprove.
-	spec.Name, spec.SoftwareVersion = "radio 2", "2"
+	// privileges under the same name keeps the client active even with
+	// Reapprove.
+	spec.SoftwareVersion = "2"
 	n, secret2, err := r.Replace(ctx, "account:acct-a", c.ID, clients.Replacement{Action: "client.reregister", Spec: spec,
 		NewSecret: true, RegistrationTokenHash: []byte("rat-hash-2"), Reapprove: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if secret2 == "" || secret2 == secret || n.Name != "radio 2" || n.Status != store.ClientActive ||
+	if secret2 == "" || secret2 == secret || n.SoftwareVersion != "2" || n.Status != store.ClientActive ||
 		!bytes.Equal(n.RegistrationTokenHash, []byte("rat-hash-2")) || !bytes.Equal(n.SecretHash, r.Hasher.Hash(secret2)) ||
 		len(n.PrevSecretHash) != 0 || !n.CreatedAt.Equal(got.CreatedAt) || n.AccountID != "acct-a" {
 		t.Errorf("replaced: %+v", n)
@@ -203,20 +205,20 @@ func TestRegistryIdentity(t *testing.T) {
 	spec := func(name, identity, account string) clients.Spec {
 		return clients.Spec{Name: name, AccountID: account, Identity: identity}
 	}
-	a, _, err := r.Register(ctx, "x", spec("a", "name:a", "acct-a"), store.ClientActive, nil)
+	a, _, err := r.Register(ctx, "x", spec("a", "name:a", "acct-a"), store.ClientActive, nil, nil)
 	if err != nil || a.Identity != "name:a" {
 		t.Fatalf("Register: %+v, %v", a, err)
 	}
-	if _, _, err := r.Register(ctx, "x", spec("a2", "name:a", "acct-a"), store.ClientActive, nil); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := r.Register(ctx, "x", spec("a2", "name:a", "acct-a"), store.ClientActive, nil, nil); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("Register of a taken identity: %v, want ErrConflict", err)
 	}
-	if _, _, err := r.Register(ctx, "x", spec("a", "name:a", "acct-b"), store.ClientActive, nil); err != nil {
+	if _, _, err := r.Register(ctx, "x", spec("a", "name:a", "acct-b"), store.ClientActive, nil, nil); err != nil {
 		t.Errorf("Register of the identity in another account: %v", err)
 	}
-	if _, _, err := r.Register(ctx, "x", spec("bad", "name:a\x00b", "acct-a"), store.ClientActive, nil); !slices.Equal(fields(err), []string{"identity"}) {
+	if _, _, err := r.Register(ctx, "x", spec("bad", "name:a\x00b", "acct-a"), store.ClientActive, nil, nil); !slices.Equal(fields(err), []string{"identity"}) {
 		t.Errorf("Register of an identity with a NUL: %v", err)
 	}
-	b, _, err := r.Register(ctx, "x", spec("b", "name:b", "acct-a"), store.ClientActive, nil)
+	b, _, err := r.Register(ctx, "x", spec("b", "name:b", "acct-a"), store.ClientActive, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,5 +285,179 @@ func TestRegistryOperatorGrants(t *testing.T) {
 	got, _, err = r.Replace(ctx, "account:", c.ID, clients.Replacement{Action: "client.reregister", Spec: clients.Spec{Name: "rs08"}})
 	if err != nil || got.IntrospectAny {
 		t.Fatalf("replacement kept an operator's grant: %+v %v", got, err)
+	}
+}
+
+// A re-registration does not carry over what an operator granted
+// (impersonation, exchanging or introspecting any token, the resource URIs
+// served); an RFC 7592 update, by the holder of the registration access
+// token, keeps them.
+func TestReplaceOperatorGrants(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	newAccount(t, r, "acct-a", store.AccountActive, nil, nil)
+	spec := clients.Spec{Name: "rs", AccountID: "acct-a"}
+	grant := func(id string) {
+		t.Helper()
+		if _, err := r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
+			c.AllowImpersonation, c.ExchangeAny, c.IntrospectAny = true, true, true
+			c.Resources = []string{"https://rs.example.com"}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _, err := r.Register(ctx, "x", spec, store.ClientActive, []byte("h"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant(c.ID)
+	upd := spec
+	upd.AllowImpersonation = true
+	n, _, err := r.Replace(ctx, "client:"+c.ID, c.ID, clients.Replacement{Action: "client.update", Spec: upd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.AllowImpersonation || !n.ExchangeAny || !n.IntrospectAny || !slices.Equal(n.Resources, []string{"https://rs.example.com"}) {
+		t.Errorf("an update dropped operator grants: %+v", n)
+	}
+	n, _, err = r.Replace(ctx, "account:acct-a", c.ID, clients.Replacement{Action: "client.reregister", Spec: spec, NewSecret: true, Reregistration: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.AllowImpersonation || n.ExchangeAny || n.IntrospectAny || len(n.Resources) != 0 {
+		t.Errorf("a re-registration kept operator grants: %+v", n)
+	}
+}
+
+// With Reapprove an active client goes back to pending when a replacement
+// widens it, renames it, or goes to a new holder; a narrower one under the
+// same name by the same holder keeps it active, and a disabled client stays
+// disabled.
+func TestReplaceReapprove(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	newAccount(t, r, "acct-a", store.AccountActive, nil, nil)
+	base := clients.Spec{Name: "radio", AccountID: "acct-a", Audiences: []string{"sas"}, SoftwareID: "fw", HardwareAddress: "02:00:00:00:00:01"}
+	for _, tc := range []struct {
+		name      string
+		edit      func(*clients.Spec)
+		newHolder bool
+		from      store.ClientStatus
+		want      store.ClientStatus
+	}{
+		{"same", func(*clients.Spec) {}, false, store.ClientActive, store.ClientActive},
+		{"narrower", func(s *clients.Spec) { s.Audiences = nil }, false, store.ClientActive, store.ClientActive},
+		{"new version", func(s *clients.Spec) { s.SoftwareVersion = "2" }, false, store.ClientActive, store.ClientActive},
+		{"wider", func(s *clients.Spec) { s.Audiences = []string{"sas", "other"} }, false, store.ClientActive, store.ClientPending},
+		{"renamed", func(s *clients.Spec) { s.Name = "radio 2" }, false, store.ClientActive, store.ClientPending},
+		{"other device", func(s *clients.Spec) { s.HardwareAddress = "02:00:00:00:00:02" }, false, store.ClientActive, store.ClientPending},
+		{"new holder", func(*clients.Spec) {}, true, store.ClientActive, store.ClientPending},
+		{"disabled stays", func(s *clients.Spec) { s.Name = "x" }, true, store.ClientDisabled, store.ClientDisabled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := r.Register(ctx, "x", base, tc.from, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := base
+			tc.edit(&s)
+			n, _, err := r.Replace(ctx, "x", c.ID, clients.Replacement{Action: "client.reregister", Spec: s, NewHolder: tc.newHolder, Reapprove: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Status != tc.want {
+				t.Errorf("status %s, want %s", n.Status, tc.want)
+			}
+		})
+	}
+}
+
+// The registration access token expires RegistrationTokenTTL after it is
+// issued; one stored before expiry was recorded counts from the client's
+// last change, which later changes do not move; an operator's secret
+// rotation replaces it (the old one's hash is gone), and a client without
+// one gets none.
+func TestRegistrationTokenLifetime(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	const ttl = 90 * 24 * time.Hour
+	r.RegistrationTokenTTL = ttl
+	newAccount(t, r, "acct-a", store.AccountActive, nil, nil)
+	tok, hash := clients.NewRegistrationToken()
+	c, _, err := r.Register(ctx, "x", clients.Spec{Name: "a", AccountID: "acct-a"}, store.ClientActive, hash, []byte(`{"serial":"1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RegistrationTokenExpiresAt.Sub(c.CreatedAt); got != ttl {
+		t.Errorf("registration token lifetime %v, want %v", got, ttl)
+	}
+	if string(c.IATClaims) != `{"serial":"1"}` {
+		t.Errorf("IAT claims %q", c.IATClaims)
+	}
+	if r.RegistrationTokenExpired(c, c.CreatedAt.Add(ttl-time.Second)) || !r.RegistrationTokenExpired(c, c.CreatedAt.Add(ttl)) {
+		t.Error("expiry not at issue + TTL")
+	}
+
+	// Legacy: no expiry stored.
+	legacyAt := time.Now().Add(-80 * 24 * time.Hour).UTC().Truncate(time.Microsecond)
+	if _, err := r.Store.UpdateClient(ctx, c.ID, func(c *store.Client) error {
+		c.RegistrationTokenExpiresAt = time.Time{}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// UpdateClient stamps UpdatedAt; set it back to the legacy time.
+	if db, ok := r.Store.(interface{ DB() *sql.DB }); ok {
+		if _, err := db.DB().Exec(`UPDATE clients SET updated_at = ? WHERE id = ?`, legacyAt.UnixMicro(), c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ = r.Store.GetClient(ctx, c.ID)
+	if !c.UpdatedAt.Equal(legacyAt) || !c.RegistrationTokenExpiresAt.IsZero() {
+		t.Fatalf("legacy setup: updated %v, expires %v", c.UpdatedAt, c.RegistrationTokenExpiresAt)
+	}
+	if got := r.RegistrationTokenExpiresAt(c); !got.Equal(legacyAt.Add(ttl)) {
+		t.Errorf("legacy token expires %v, want %v", got, legacyAt.Add(ttl))
+	}
+	// A change to the client does not extend it.
+	c, _, err = r.SetStatus(ctx, "x", c.ID, store.ClientDisabled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.RegistrationTokenExpiresAt.Equal(legacyAt.Add(ttl)) {
+		t.Errorf("after a change the legacy token expires %v, want %v", c.RegistrationTokenExpiresAt, legacyAt.Add(ttl))
+	}
+	c, err = r.Update(ctx, "x", c.ID, func(s *clients.Spec) error { s.Name = "b"; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.RegistrationTokenExpiresAt.Equal(legacyAt.Add(ttl)) || string(c.IATClaims) != `{"serial":"1"}` {
+		t.Errorf("an operator's edit changed the token expiry %v or the IAT claims %q", c.RegistrationTokenExpiresAt, c.IATClaims)
+	}
+	// Without a TTL nothing expires.
+	never := &clients.Registry{Store: r.Store, Hasher: r.Hasher, Now: time.Now}
+	if never.RegistrationTokenExpired(&store.Client{RegistrationTokenHash: hash, UpdatedAt: legacyAt}, time.Now()) {
+		t.Error("a legacy token expired without a TTL")
+	}
+
+	// Rotation replaces the token.
+	c, secret, rat, err := r.RotateSecret(ctx, "cli", c.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secret == "" || rat == "" || rat == tok || !bytes.Equal(c.RegistrationTokenHash, clients.HashRegistrationToken(rat)) {
+		t.Errorf("rotation: secret %t, token %q, hash matches new %t", secret != "", rat, bytes.Equal(c.RegistrationTokenHash, clients.HashRegistrationToken(rat)))
+	}
+	if d := time.Until(c.RegistrationTokenExpiresAt); d < ttl-time.Minute || d > ttl {
+		t.Errorf("rotated token expires in %v, want %v", d, ttl)
+	}
+	op, _, err := r.Create(ctx, "cli", clients.Spec{Name: "op"}, store.ClientActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _, rat, err = r.RotateSecret(ctx, "cli", op.ID, 0)
+	if err != nil || rat != "" || len(op.RegistrationTokenHash) != 0 || !op.RegistrationTokenExpiresAt.IsZero() {
+		t.Errorf("rotation of a client without a registration token: %q %v %v", rat, op.RegistrationTokenHash, err)
 	}
 }

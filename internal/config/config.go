@@ -64,6 +64,9 @@ type Config struct {
 	AuthFailuresPerClient  int
 	// AuditRetention is how long audit records are kept (0: forever).
 	AuditRetention time.Duration
+	// RegistrationTokenTTL is the lifetime of RFC 7592 registration access
+	// tokens; zero: they do not expire.
+	RegistrationTokenTTL time.Duration
 	// TrustedProxies are the hops whose X-Forwarded-For and Forwarded
 	// headers are believed (every address-keyed limit and the audit use
 	// the client address they name).
@@ -97,6 +100,7 @@ const (
 	FlagPublishers        = "software-statement-publishers"
 	FlagRateAccount       = "registration-rate-per-account"
 	FlagRateAddress       = "registration-rate-per-address"
+	FlagRegistrationTTL   = "registration-token-ttl"
 	FlagTrustedProxies    = "trusted-proxies"
 	FlagAuthFailAddress   = "auth-failure-rate-per-address"
 	FlagAuthFailClient    = "auth-failure-rate-per-client"
@@ -109,6 +113,12 @@ const DefaultAuditRetention = 90 * 24 * time.Hour
 
 // DefaultAddr is where `sts serve` listens with no configuration.
 const DefaultAddr = "127.0.0.1:8080"
+
+// DefaultRegistrationTokenTTL is how long a registration access token
+// works: long enough for a device that rarely calls home, short enough
+// that a copy that leaked and lay unused dies. Rotating the secret renews
+// it.
+const DefaultRegistrationTokenTTL = 90 * 24 * time.Hour
 
 // RegisterStorage adds the flags every command needs to find the data:
 // --data-dir, --database-url and --config.
@@ -138,10 +148,11 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.String(FlagIATRequiredClaims, "", `claims an initial access token needs per requested scope: "scope=claim1,claim2 scope2=claim3"`)
 	fs.String(FlagPublishers, "", `trusted software-statement issuers and their JWK set files: "issuer=path/to/jwks.json ..."`)
 	fs.Int(FlagRateAccount, 30, "registrations per account per minute")
-	fs.Int(FlagRateAddress, 60, "registrations per source address per minute")
 	fs.Int(FlagAuthFailAddress, 30, "failed client authentications per source address per minute before 429 (correct credentials always pass)")
 	fs.Int(FlagAuthFailClient, 30, "failed client authentications per client id per minute before 429 (correct credentials always pass)")
 	fs.Duration(FlagAuditRetention, DefaultAuditRetention, "how long audit records are kept before background deletion (0 keeps them forever)")
+	fs.Int(FlagRateAddress, 60, "registration requests without a valid token per source address per minute")
+	fs.Duration(FlagRegistrationTTL, DefaultRegistrationTokenTTL, "lifetime of RFC 7592 registration access tokens (0: they never expire)")
 	fs.String(FlagTrustedProxies, "", "load balancers and proxies (CIDR or address, comma-separated) whose X-Forwarded-For / Forwarded headers name the client")
 }
 
@@ -264,6 +275,7 @@ func (c *Config) fill(v map[string]string) error {
 	}
 	c.IATMaxLifetime = dur(FlagIATMaxLifetime)
 	c.AuditRetention = dur(FlagAuditRetention)
+	c.RegistrationTokenTTL = dur(FlagRegistrationTTL)
 	for _, f := range []struct {
 		name string
 		dst  *int

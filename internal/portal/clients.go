@@ -242,10 +242,13 @@ func (p *Portal) clientNewForm(w http.ResponseWriter, r *http.Request, u *user) 
 }
 
 type secretData struct {
-	Client  *store.Client
-	Secret  string
-	Rotated bool
-	Grace   string
+	Client *store.Client
+	Secret string
+	// RegistrationToken is the new RFC 7592 registration access token a
+	// rotation issues to a dynamically registered client.
+	RegistrationToken string
+	Rotated           bool
+	Grace             string
 }
 
 func (p *Portal) clientCreate(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -413,11 +416,11 @@ func (p *Portal) clientRotate(w http.ResponseWriter, r *http.Request, u *user) e
 	if !ok {
 		return badRequest("Choose how long the old secret stays valid.")
 	}
-	c, secret, err := p.o.Clients.RotateSecret(r.Context(), u.by(), c.ID, grace)
+	c, secret, rat, err := p.o.Clients.RotateSecret(r.Context(), u.by(), c.ID, grace)
 	if err != nil {
 		return err
 	}
-	d := secretData{Client: c, Secret: secret, Rotated: true}
+	d := secretData{Client: c, Secret: secret, RegistrationToken: rat, Rotated: true}
 	if grace > 0 {
 		d.Grace = c.PrevSecretExpiresAt.UTC().Format(timeLayout)
 	}

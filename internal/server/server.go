@@ -75,6 +75,9 @@ type Options struct {
 	// AuditRetention is how long audit records are kept; older ones are
 	// deleted in the background. Zero keeps them forever.
 	AuditRetention time.Duration
+	// RegistrationTokenTTL is the lifetime of RFC 7592 registration access
+	// tokens (clients.Registry); zero: they do not expire.
+	RegistrationTokenTTL time.Duration
 	// TrustedProxies decides the client address of each request (nil
 	// trusts no proxy).
 	TrustedProxies *clientip.Resolver
@@ -128,7 +131,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Leeway: o.Leeway, Now: o.Now}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})
 	disc := discovery.New(Metadata(o.Issuer), o.Keys, o.Now)
-	registry := &clients.Registry{Store: o.Store, Hasher: o.Hasher, Now: o.Now}
+	registry := &clients.Registry{Store: o.Store, Hasher: o.Hasher, Now: o.Now, RegistrationTokenTTL: o.RegistrationTokenTTL}
 	reg := register.New(register.Options{
 		Issuer: o.Issuer, Store: o.Store, Accounts: o.Accounts, Clients: registry, Audit: s.audit,
 		RequireApproval: o.RequireApproval, Publishers: o.Publishers,

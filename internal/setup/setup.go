@@ -188,7 +188,7 @@ func (e *Env) Publishers() (map[string]*jose.JSONWebKeySet, error) {
 
 // Clients is the client registry over this environment's store.
 func (e *Env) Clients() *clients.Registry {
-	return &clients.Registry{Store: e.Store, Hasher: e.Hasher, Now: time.Now}
+	return &clients.Registry{Store: e.Store, Hasher: e.Hasher, Now: time.Now, RegistrationTokenTTL: e.Config.RegistrationTokenTTL}
 }
 
 // Close closes the store.

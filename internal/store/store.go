@@ -119,13 +119,14 @@ type Client struct {
 	// IntrospectAny is an operator's grant: the client is a resource
 	// server entitled to introspect every token (RFC 7662 §2.1).
 	IntrospectAny bool
-	// IATClaims is the JSON object of the identity and required claims of
-	// the initial access token that registered the client, compared on
-	// every re-registration.
+	// IATClaims is the JSON object of the claims of the initial access
+	// tokens that registered the client which --iat-required-claims asked
+	// for (the identity is Identity), compared on every re-registration.
 	IATClaims []byte
 	// RegistrationTokenExpiresAt is when the RFC 7592 registration access
-	// token stops working; zero for never (clients registered before it
-	// expired).
+	// token stops working; zero when none was recorded: never without a
+	// token lifetime, else one lifetime after UpdatedAt (tokens stored
+	// before expiry was; see clients.Registry.RegistrationTokenExpiresAt).
 	RegistrationTokenExpiresAt time.Time
 }
 

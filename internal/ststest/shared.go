@@ -77,7 +77,8 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		Accounts: s.Accounts, RequireApproval: o.RequireApproval, Publishers: o.Publishers,
 		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
 		AuthFailuresPerAddress: o.AuthFailuresPerAddress, AuthFailuresPerClient: o.AuthFailuresPerClient,
-		AuditRetention: o.AuditRetention,
+		AuditRetention:       o.AuditRetention,
+		RegistrationTokenTTL: o.RegistrationTokenTTL,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -68,6 +68,8 @@ type Options struct {
 	AuthFailuresPerAddress int
 	AuthFailuresPerClient  int
 	AuditRetention         time.Duration
+	// RegistrationTokenTTL: see server.Options (zero: no expiry).
+	RegistrationTokenTTL time.Duration
 }
 
 // Start runs an STS until the test ends.

@@ -3,19 +3,23 @@
 // and RFC 7592 management (GET, PUT, DELETE /register/{client_id} with the
 // registration access token).
 //
-// A registration runs: per-address rate limit → initial access token
-// (signature, account, lifetime; not yet spent) → per-account rate limit →
-// body → software statement → metadata → account bounds and per-scope IAT
-// claims → the IAT's jti is spent → the client is created, or, when the
-// account already has a client of the same identity, re-registered with a
-// new secret and registration access token. So a typo in the metadata does
-// not burn the IAT, and every change goes through the clients.Registry,
-// which audits it.
+// A registration runs: initial access token (signature, account, lifetime;
+// not yet spent; a request without a valid one counts against its source
+// address's limit, and beyond it is 429) → per-account rate limit → body
+// → software statement → metadata → account bounds and per-scope IAT
+// claims → the client of the same identity, if the account has one, and
+// the proof of continuity a re-registration needs (its registration
+// access token, or an IAT whose claims name it; the claims it was
+// registered with are compared) → the IAT's jti is spent → the client is
+// created, or re-registered with a new secret and registration access
+// token. So a typo in the metadata or a refused re-registration does not
+// burn the IAT, and every change goes through the clients.Registry, which
+// audits it.
 //
 // The identity (software_id and hardware_address, else client_name) is
 // stored with the client, unique per account in the database, so that
 // instances sharing one cannot register an identity twice: the one that
-// loses the race re-registers the other's client.
+// loses the race re-registers the other's client, when it has the proof.
 //
 // The client metadata of RFC 7591 §2 that applies to a server without an
 // authorization endpoint is accepted (client_name and the other
@@ -24,6 +28,6 @@
 // software_id, software_version, software_statement), plus Key Bridge's
 // extensions: hardware_address, extended_parameters, audiences,
 // token_format, allow_impersonation, access_token_ttl, refresh_token_ttl,
-// and, in an RFC 7592 update, rotate_secret. Unknown members are ignored
-// (§2).
+// and, in an RFC 7592 update, rotate_secret; a re-registration may carry
+// registration_access_token. Unknown members are ignored (§2).
 package register

@@ -132,3 +132,45 @@ func strList(v any) []string {
 	}
 	return out
 }
+
+// boundIAT is an initial access token of the account that names the
+// client of md (its software_id and hardware_address, else its
+// client_name), as an account issues one to re-register a device that
+// lost its credentials; extra claims are added.
+func boundIAT(s *ststest.STS, accountID string, md map[string]any, extra ...any) string {
+	s.T.Helper()
+	claims := map[string]any{}
+	if sw, ok := md["software_id"]; ok {
+		claims["software_id"] = sw
+		if hw, ok := md["hardware_address"]; ok {
+			claims["hardware_address"] = hw
+		}
+	} else if name, ok := md["client_name"]; ok {
+		claims["client_name"] = name
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		claims[extra[i].(string)] = extra[i+1]
+	}
+	return s.IAT(accountID, claims)
+}
+
+// reregister registers md with an IAT bound to its identity and fails the
+// test unless the answer is 201.
+func reregister(s *ststest.STS, accountID string, md map[string]any) *ststest.Registration {
+	s.T.Helper()
+	r := s.Register(boundIAT(s, accountID, md), md)
+	if r.Status != http.StatusCreated {
+		s.T.Fatalf("re-register: %d %s", r.Status, r.Body)
+	}
+	return r.Registration()
+}
+
+// withToken is md with the registration access token of reg, the other
+// proof of continuity a re-registration may show.
+func withToken(md map[string]any, reg *ststest.Registration) map[string]any {
+	out := map[string]any{"registration_access_token": reg.RegistrationAccessToken}
+	for k, v := range md {
+		out[k] = v
+	}
+	return out
+}

@@ -54,7 +54,7 @@ func raceInstances(t *testing.T, a, b *ststest.STS, st store.Store) {
 		}
 		var reqs []req
 		for range perInstance {
-			reqs = append(reqs, req{a, a.IAT(acct.ID, nil)}, req{b, b.IAT(acct.ID, nil)})
+			reqs = append(reqs, req{a, boundIAT(a, acct.ID, md)}, req{b, boundIAT(b, acct.ID, md)})
 		}
 		resps := make([]*ststest.Response, len(reqs))
 		start := make(chan struct{})
@@ -146,7 +146,7 @@ func TestReregistrationRetriesOnce(t *testing.T) {
 	// Lost: the lookup misses the client, the creation conflicts, and the
 	// retry re-registers it.
 	stale.lost.Store(1)
-	again := s.RegisterClient(acct.ID, md)
+	again := reregister(s, acct.ID, md)
 	if again.ClientID != reg.ClientID || again.ClientSecret == "" || again.ClientSecret == reg.ClientSecret {
 		t.Fatalf("registration after a lost race: %s (secret %t), want a re-registration of %s",
 			again.ClientID, again.ClientSecret != "", reg.ClientID)
@@ -169,16 +169,18 @@ func TestReregistrationRetriesOnce(t *testing.T) {
 
 	// Lost twice: refused, and still one client.
 	stale.lost.Store(2)
-	r := s.Register(s.IAT(acct.ID, nil), md)
+	r := s.Register(boundIAT(s, acct.ID, md), md)
 	wantError(t, r, http.StatusServiceUnavailable, oauth.ErrTemporarilyUnavail)
 	if cs, _ := first.Store.ListAccountClients(ctx, acct.ID); len(cs) != 1 {
 		t.Errorf("%d clients after two lost races, want 1", len(cs))
 	}
 
 	// Ghost: the client found is gone; the retry finds none and creates one.
+	// (The IAT names the identity, so that the client found could have
+	// been re-registered.)
 	ghostMD := map[string]any{"client_name": "ghost"}
 	stale.ghost.Store(1)
-	n := s.RegisterClient(acct.ID, ghostMD)
+	n := reregister(s, acct.ID, ghostMD)
 	c, err := first.Store.FindClientByIdentity(ctx, acct.ID, "name:ghost")
 	if err != nil || c.ID != n.ClientID || n.ClientID == "deleted-meanwhile" {
 		t.Errorf("registration after its client was deleted: %s; stored %+v, %v", n.ClientID, c, err)
@@ -237,7 +239,7 @@ func TestIdentityFollowsMetadata(t *testing.T) {
 	if got := identityOf(billing.ClientID); got != "name:invoicing" {
 		t.Errorf("identity after renaming: %q", got)
 	}
-	if again := s.RegisterClient(acct.ID, map[string]any{"client_name": "invoicing"}); again.ClientID != billing.ClientID {
+	if again := reregister(s, acct.ID, map[string]any{"client_name": "invoicing"}); again.ClientID != billing.ClientID {
 		t.Errorf("re-registration under the new name made client %s, want %s", again.ClientID, billing.ClientID)
 	}
 	if other := s.RegisterClient(acct.ID, map[string]any{"client_name": "billing"}); other.ClientID == billing.ClientID {

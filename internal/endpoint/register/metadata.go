@@ -475,6 +475,11 @@ func (e *Endpoint) info(c *store.Client, secret, rat string) map[string]any {
 	out["client_secret_expires_at"] = 0
 	if rat != "" {
 		out["registration_access_token"] = rat
+		// An extension: when the token stops working
+		// (--registration-token-ttl), so that a client renews it in time.
+		if exp := e.o.Clients.RegistrationTokenExpiresAt(c); !exp.IsZero() {
+			out["registration_access_token_expires_at"] = exp.Unix()
+		}
 	}
 	out["registration_client_uri"] = e.clientURI(c.ID)
 	out["client_name"] = c.Name

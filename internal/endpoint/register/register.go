@@ -1,16 +1,15 @@
 package register
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/keybridge/sts/internal/clientip"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/audit"
+	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/ratelimit"
@@ -42,7 +42,7 @@ const (
 
 // RegistrationTokenPrefix starts every registration access token, so that
 // one found in a log or a repository is recognisable.
-const RegistrationTokenPrefix = "sts_rat_"
+const RegistrationTokenPrefix = clients.RegistrationTokenPrefix
 
 // Options are the endpoint's dependencies and settings.
 type Options struct {
@@ -206,6 +206,19 @@ func (e *Endpoint) limit(w http.ResponseWriter, l *ratelimit.Limiter, key, what 
 		WithStatus(http.StatusTooManyRequests)
 }
 
+// unauthenticated answers a request that has no valid bearer token (err),
+// and counts it against its source address: the address limit counts
+// these failures only, so that a caller with a valid token is never
+// refused because others behind the same address (a load balancer, a NAT)
+// sent junk first. The token is checked before the limit is looked at; a
+// failure beyond the limit is answered 429 instead of err.
+func (e *Endpoint) unauthenticated(w http.ResponseWriter, r *http.Request, err error) error {
+	if lerr := e.limit(w, e.byAddress, clientip.Key(r.RemoteAddr), "without a valid token from this address"); lerr != nil {
+		return lerr
+	}
+	return err
+}
+
 func (e *Endpoint) leeway() time.Duration {
 	if e.o.Accounts != nil && e.o.Accounts.Leeway > 0 {
 		return e.o.Accounts.Leeway
@@ -222,21 +235,28 @@ func (e *Endpoint) lock(accountID string) func() {
 	return m.Unlock
 }
 
+// MaxIATClaimsBytes bounds the JSON of the claims of one initial access
+// token that --iat-required-claims makes the server store with a client.
+const MaxIATClaimsBytes = 4096
+
+// mRegistrationToken is the member of a registration request that carries
+// the registration access token of the client it re-registers (see
+// continuity). It travels in the body, beside the metadata it authorises,
+// because the Authorization header holds the initial access token.
+const mRegistrationToken = "registration_access_token"
+
 // register is RFC 7591 §3.1: it creates a client, or re-registers the
-// account's client of the same identity.
+// account's client of the same identity when the request proves
+// continuity with it (see continuity).
 func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (int, any, error) {
-	// The address limit comes first, before any signature is checked.
-	if err := e.limit(w, e.byAddress, clientip.Key(r.RemoteAddr), "from this address"); err != nil {
-		return 0, nil, err
-	}
 	raw, ok := bearer(r)
 	if !ok {
-		return 0, nil, errNoToken
+		return 0, nil, e.unauthenticated(w, r, errNoToken)
 	}
 	ctx := r.Context()
 	iat, err := e.o.Accounts.VerifyIAT(ctx, raw)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, e.unauthenticated(w, r, err)
 	}
 	acct := iat.Account
 	ev.AccountID = acct.ID
@@ -247,12 +267,24 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 	if oe != nil {
 		return 0, nil, oe
 	}
+	// The registration access token is not metadata: taken out before a
+	// software statement could supply one.
+	var p proof
+	if v, ok := fields[mRegistrationToken]; ok {
+		delete(fields, mRegistrationToken)
+		if string(v) != "null" && (json.Unmarshal(v, &p.rat) != nil || p.rat == "") {
+			return 0, nil, oauth.NewError(oauth.ErrInvalidRequest, "%s must be a non-empty string", mRegistrationToken)
+		}
+	}
 	if oe := e.applyStatement(fields); oe != nil {
 		return 0, nil, oe
 	}
 	md, oe := parseMetadata(fields)
 	if oe != nil {
 		return 0, nil, oe
+	}
+	if md.AllowImpersonation {
+		return 0, nil, errImpersonation
 	}
 	spec, err := md.spec(acct.ID)
 	if err != nil {
@@ -269,15 +301,20 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 	if err := e.o.Accounts.CheckScopes(iat, built.Scopes); err != nil {
 		return 0, nil, err
 	}
-	if err := e.o.Accounts.Consume(ctx, iat); err != nil {
+	specIdentity(&spec, built, md)
+	if p.identity, err = iatIdentity(iat); err != nil {
 		return 0, nil, err
 	}
+	p.claims, p.all = e.requiredClaims(iat, built.Scopes), iat.Claims
+	if b, err := json.Marshal(p.claims); err != nil || len(b) > MaxIATClaimsBytes {
+		// They are stored with the client: bounded like the metadata.
+		return 0, nil, oauth.NewError(oauth.ErrInvalidToken, "the initial access token's required claims take more than %d bytes", MaxIATClaimsBytes).
+			WithStatus(http.StatusUnauthorized).WithCause(err)
+	}
 
-	specIdentity(&spec, built, md)
-	rat, ratHash := newRegistrationToken()
 	unlock := e.lock(acct.ID)
 	defer unlock()
-	c, secret, reregistered, err := e.registerOrReplace(ctx, acct.ID, spec, ratHash)
+	c, secret, rat, reregistered, err := e.registerOrReplace(ctx, iat, spec, p, ev)
 	if reregistered {
 		ev.Action = "client.reregister"
 	}
@@ -290,33 +327,243 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 	return http.StatusCreated, e.info(c, secret, rat), nil
 }
 
+// proof is what a registration request shows of the client it may
+// re-register: the client's registration access token, the identity its
+// initial access token names, and the IAT's claims that
+// --iat-required-claims asks for the requested scopes.
+type proof struct {
+	rat      string
+	identity string
+	// claims are the IAT's claims that --iat-required-claims asks for the
+	// scopes requested, stored with the client; all are all of its
+	// claims, compared with those stored.
+	claims, all map[string]any
+}
+
+// errNoContinuity refuses the re-registration of an existing client by a
+// request that does not show it is that client. invalid_client_metadata
+// (RFC 7591 §3.2.2): the registration endpoint's own code for metadata the
+// server will not register, which every RFC 7591 client understands; the
+// identity members name a client the caller has not shown to be. The
+// caller is authenticated (a valid IAT of the account), so saying that the
+// account has a client of this identity tells it nothing it could not
+// learn otherwise.
+func errNoContinuity(c *store.Client) *oauth.Error {
+	return oauth.NewError(oauth.ErrInvalidClientMetadata,
+		"software_id/hardware_address/client_name: this account already has a client of this identity (%s); "+
+			"re-registering it needs its %s in the request, or an initial access token whose claims name it "+
+			"(software_id and hardware_address, or client_name)",
+		describeIdentity(c.Identity), mRegistrationToken)
+}
+
+// continuity decides whether p may re-register c, the account's client of
+// the identity the registration names. RFC 7591 re-registration replaces a
+// client's secret, so it must come from the client or from whoever the
+// account entrusted with this very client:
+//   - with c's registration access token (RFC 7592 §3), unexpired: the
+//     holder of the current credentials;
+//   - with an initial access token whose claims name c's identity: the
+//     account issued it for this client (a device that lost its secret
+//     gets a new IAT bound to its identity and keeps its client id).
+//
+// An IAT that names no client registers new identities only. And the
+// claims the client was registered with (--iat-required-claims) must not
+// differ in the new IAT.
+func (e *Endpoint) continuity(c *store.Client, p proof) error {
+	switch {
+	case p.rat != "":
+		if subtle.ConstantTimeCompare(clients.HashRegistrationToken(p.rat), c.RegistrationTokenHash) != 1 {
+			return invalidRAT(errors.New("not the registration access token of the client re-registered"))
+		}
+		if e.o.Clients.RegistrationTokenExpired(c, e.o.Now()) {
+			return invalidRAT(errors.New("expired registration access token"))
+		}
+	case p.identity == "" || p.identity != c.Identity:
+		return errNoContinuity(c)
+	}
+	return compareClaims(c.IATClaims, p.all)
+}
+
+// compareClaims refuses an IAT whose claims differ from those stored: a
+// claim a client was registered with (its FCC id, a serial number) cannot
+// be changed by registering it again, whatever scopes the new registration
+// asks for; it can only be stated once more, or left out where no scope
+// requested needs it (CheckScopes).
+func compareClaims(stored []byte, claims map[string]any) error {
+	if len(stored) == 0 {
+		return nil
+	}
+	var old map[string]any
+	if err := json.Unmarshal(stored, &old); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(old)) {
+		if now, ok := claims[k]; ok && !jsonEqual(old[k], now) {
+			return oauth.NewError(oauth.ErrInvalidToken,
+				"the initial access token's %q claim differs from the one this client was registered with", k).
+				WithStatus(http.StatusUnauthorized)
+		}
+	}
+	return nil
+}
+
+// jsonEqual compares two decoded JSON values.
+func jsonEqual(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+// mergeClaims is the JSON of the stored claims with claims added (equal
+// values, checked by compareClaims, are not changed): nil when both are
+// empty.
+func mergeClaims(stored []byte, claims map[string]any) ([]byte, error) {
+	all := map[string]any{}
+	if len(stored) > 0 {
+		if err := json.Unmarshal(stored, &all); err != nil {
+			return nil, err
+		}
+	}
+	maps.Copy(all, claims)
+	if len(all) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(all)
+}
+
+// requiredClaims are the claims of iat that --iat-required-claims asks for
+// the scopes requested (CheckScopes made sure each is there).
+func (e *Endpoint) requiredClaims(iat *account.IAT, scopes []string) map[string]any {
+	out := map[string]any{}
+	for _, sc := range scopes {
+		for _, k := range e.o.Accounts.RequiredClaims[sc] {
+			if v, ok := iat.Claims[k]; ok {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// iatIdentity is the identity of the client an IAT is for, from its
+// software_id and hardware_address claims, or else its client_name claim,
+// in the form identity gives the metadata's; "" when it names none.
+func iatIdentity(iat *account.IAT) (string, error) {
+	str := func(k string) (string, error) {
+		v, ok := iat.Claims[k]
+		if !ok || v == nil {
+			return "", nil
+		}
+		s, ok := v.(string)
+		if !ok {
+			return "", oauth.NewError(oauth.ErrInvalidToken, "the initial access token's %s claim must be a string", k).
+				WithStatus(http.StatusUnauthorized)
+		}
+		return s, nil
+	}
+	sw, err := str("software_id")
+	if err != nil {
+		return "", err
+	}
+	hw, err := str(mHardwareAddress)
+	if err != nil {
+		return "", err
+	}
+	name, err := str("client_name")
+	if err != nil {
+		return "", err
+	}
+	if hw != "" {
+		n, ok := clients.NormalizeHardwareAddress(hw)
+		if !ok {
+			return "", oauth.NewError(oauth.ErrInvalidToken, "the initial access token's hardware_address claim is not a MAC address").
+				WithStatus(http.StatusUnauthorized)
+		}
+		hw = n
+		if sw == "" {
+			return "", oauth.NewError(oauth.ErrInvalidToken, "the initial access token names a hardware_address without a software_id").
+				WithStatus(http.StatusUnauthorized)
+		}
+	}
+	name = strings.TrimSpace(name)
+	return identity(sw, hw, name, name != ""), nil
+}
+
+// describeIdentity words a stored identity for an error description.
+func describeIdentity(id string) string {
+	if rest, ok := strings.CutPrefix(id, "software:"); ok {
+		sw, hw, _ := strings.Cut(rest, "|")
+		if hw == "" {
+			return fmt.Sprintf("software_id %q", sw)
+		}
+		return fmt.Sprintf("software_id %q, hardware_address %s", sw, hw)
+	}
+	if name, ok := strings.CutPrefix(id, "name:"); ok {
+		return fmt.Sprintf("client_name %q", name)
+	}
+	return "none"
+}
+
 // registerOrReplace creates the account's client of spec, or re-registers
-// the account's client of the same identity: the same client, a new secret
-// and a new registration access token (the old ones stop working). It
-// reports whether it re-registered.
+// the account's client of the same identity when p proves continuity with
+// it: the same client, a new secret and a new registration access token
+// (the old ones stop working). It reports whether it re-registered. The
+// IAT is spent once the request is known to be acceptable, before the
+// write, so that a refused request leaves it unspent.
 //
 // The lookup and the creation are not atomic across instances sharing the
 // database: another one may create the client of the identity in between,
 // and then the store refuses the second (ErrConflict) and this becomes a
-// re-registration of that client; likewise, when the client found is
-// deleted meanwhile, this becomes a new registration. Each happens once: a
-// second surprise is an error.
-func (e *Endpoint) registerOrReplace(ctx context.Context, accountID string, spec clients.Spec, ratHash []byte) (c *store.Client, secret string, reregistered bool, err error) {
+// re-registration of that client, if p proves continuity with it; likewise,
+// when the client found is deleted meanwhile, this becomes a new
+// registration. Each happens once: a second surprise is an error. In these
+// races (only) a refusal comes after the IAT was spent.
+func (e *Endpoint) registerOrReplace(ctx context.Context, iat *account.IAT, spec clients.Spec, p proof, ev *store.AuditRecord) (c *store.Client, secret, rat string, reregistered bool, err error) {
+	accountID := iat.Account.ID
 	by := "account:" + accountID
+	spent := false
+	spend := func() error {
+		if spent {
+			return nil
+		}
+		spent = true
+		return e.o.Accounts.Consume(ctx, iat)
+	}
+	rat, ratHash := clients.NewRegistrationToken()
 	for attempt := 0; ; attempt++ {
 		existing, err := e.find(ctx, accountID, spec.Identity)
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
+		}
+		if existing != nil {
+			ev.ClientID = existing.ID // a refusal is audited against it
+		}
+		if p.identity != "" && p.identity != spec.Identity {
+			// An IAT issued for one client registers that client only.
+			return nil, "", "", existing != nil, oauth.NewError(oauth.ErrInvalidClientMetadata,
+				"software_id/hardware_address/client_name: the initial access token is for another client (%s) than the metadata names (%s)",
+				describeIdentity(p.identity), describeIdentity(spec.Identity))
 		}
 		if existing == nil {
-			if spec.AllowImpersonation {
-				return nil, "", false, errImpersonation
+			if p.rat != "" {
+				// The token names a client, but not one of this identity:
+				// a change of identity is an RFC 7592 update.
+				return nil, "", "", false, oauth.NewError(oauth.ErrInvalidClientMetadata,
+					"%s: the account has no client of this identity (%s) to re-register; to change a client's software_id, hardware_address or client_name, update it (RFC 7592 PUT)",
+					mRegistrationToken, describeIdentity(spec.Identity))
+			}
+			if err := spend(); err != nil {
+				return nil, "", "", false, err
 			}
 			status := store.ClientActive
 			if e.o.RequireApproval {
 				status = store.ClientPending
 			}
-			c, secret, err = e.o.Clients.Register(ctx, by, spec, status, ratHash)
+			claims, err := mergeClaims(nil, p.claims)
+			if err != nil {
+				return nil, "", "", false, err
+			}
+			c, secret, err = e.o.Clients.Register(ctx, by, spec, status, ratHash, claims)
 			if spec.Identity != "" && errors.Is(err, store.ErrConflict) {
 				if attempt == 0 {
 					e.o.Logger.Info("client of the same identity registered meanwhile elsewhere; re-registering it", "account_id", accountID)
@@ -324,29 +571,53 @@ func (e *Endpoint) registerOrReplace(ctx context.Context, accountID string, spec
 				}
 				err = oauth.NewError(oauth.ErrTemporarilyUnavail, "concurrent registrations of this client kept conflicting; register again").WithCause(err)
 			}
-			return c, secret, false, err
+			return c, secret, rat, false, err
+		}
+		if err := e.continuity(existing, p); err != nil {
+			e.o.Logger.Warn("re-registration refused: no proof of continuity", "client_id", existing.ID, "account_id", accountID, "err", err)
+			return nil, "", "", true, err
+		}
+		if err := spend(); err != nil {
+			return nil, "", "", true, err
+		}
+		claims, err := mergeClaims(existing.IATClaims, p.claims)
+		if err != nil {
+			return nil, "", "", true, err
 		}
 		c, secret, err = e.o.Clients.Replace(ctx, by, existing.ID, clients.Replacement{
 			Action: "client.reregister", Spec: spec, NewSecret: true,
-			RegistrationTokenHash: ratHash, Reapprove: e.o.RequireApproval,
-			Check: keepImpersonation(spec),
+			RegistrationTokenHash: ratHash, IATClaims: claims,
+			Reregistration: true, NewHolder: p.rat == "", Reapprove: e.o.RequireApproval,
+			Check: func(cur *store.Client) error {
+				// What was proven must still hold at the write (a
+				// concurrent re-registration may have replaced the token),
+				// and the claims merged must still be the stored ones.
+				if err := e.continuity(cur, p); err != nil {
+					return err
+				}
+				if !bytes.Equal(cur.IATClaims, existing.IATClaims) {
+					return oauth.NewError(oauth.ErrTemporarilyUnavail, "the client was re-registered meanwhile; register again")
+				}
+				return nil
+			},
 		})
 		if attempt == 0 && errors.Is(err, store.ErrNotFound) {
 			e.o.Logger.Info("client of the same identity deleted meanwhile; registering anew", "client_id", existing.ID, "account_id", accountID)
 			continue
 		}
-		return c, secret, true, err
+		return c, secret, rat, true, err
 	}
 }
 
 // errImpersonation refuses a registration that asks to impersonate:
 // exchanging tokens without appearing in act is a right an operator grants
-// (portal or CLI), never one a client takes for itself.
+// (portal or CLI), never one a client takes for itself, nor keeps across a
+// re-registration.
 var errImpersonation = oauth.NewError(oauth.ErrInvalidClientMetadata,
 	"allow_impersonation: granted by an operator (portal or CLI), not through registration")
 
-// keepImpersonation lets a re-registration or update keep (or drop) an
-// impersonation right an operator granted, but not gain one.
+// keepImpersonation lets an update keep (or drop) an impersonation right
+// an operator granted, but not gain one.
 func keepImpersonation(spec clients.Spec) func(*store.Client) error {
 	return func(cur *store.Client) error {
 		if spec.AllowImpersonation && !cur.AllowImpersonation {
@@ -369,20 +640,6 @@ func (e *Endpoint) find(ctx context.Context, accountID, id string) (*store.Clien
 	return c, err
 }
 
-// newRegistrationToken returns a registration access token (256 random
-// bits) and the SHA-256 hash that is stored instead of it.
-func newRegistrationToken() (string, []byte) {
-	var b [32]byte
-	rand.Read(b[:])
-	t := RegistrationTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-	return t, hashToken(t)
-}
-
-func hashToken(t string) []byte {
-	h := sha256.Sum256([]byte(t))
-	return h[:]
-}
-
 // clientURI is the client configuration endpoint (RFC 7592 §3).
 func (e *Endpoint) clientURI(id string) string {
 	return e.o.Issuer + Path + "/" + url.PathEscape(id)
@@ -396,12 +653,12 @@ func invalidRAT(cause error) *oauth.Error {
 		WithStatus(http.StatusUnauthorized).WithCause(cause)
 }
 
-var dummyHash = make([]byte, sha256.Size)
+var dummyHash = make([]byte, len(clients.HashRegistrationToken("")))
 
 // authenticate finds the client the registration access token rat was
 // issued for.
 func (e *Endpoint) authenticate(ctx context.Context, id, rat string) (*store.Client, error) {
-	got := hashToken(rat)
+	got := clients.HashRegistrationToken(rat)
 	c, err := e.o.Store.GetClient(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -417,6 +674,12 @@ func (e *Endpoint) authenticate(ctx context.Context, id, rat string) (*store.Cli
 	if subtle.ConstantTimeCompare(got, c.RegistrationTokenHash) != 1 {
 		return nil, invalidRAT(errors.New("wrong registration access token"))
 	}
+	if e.o.Clients.RegistrationTokenExpired(c, e.o.Now()) {
+		// --registration-token-ttl: a token that leaked and lay unused
+		// stops working; the client renews it by rotating its secret, or
+		// re-registers.
+		return nil, invalidRAT(errors.New("expired registration access token"))
+	}
 	return c, nil
 }
 
@@ -424,16 +687,16 @@ func (e *Endpoint) authenticate(ctx context.Context, id, rat string) (*store.Cli
 // client id, authorised by its registration access token.
 func (e *Endpoint) manage(w http.ResponseWriter, r *http.Request, id string, ev *store.AuditRecord) (int, any, error) {
 	ev.ClientID = id
-	if err := e.limit(w, e.byAddress, clientip.Key(r.RemoteAddr), "from this address"); err != nil {
-		return 0, nil, err
-	}
 	raw, ok := bearer(r)
 	if !ok {
-		return 0, nil, errNoToken
+		return 0, nil, e.unauthenticated(w, r, errNoToken)
 	}
 	ctx := r.Context()
 	c, err := e.authenticate(ctx, id, raw)
 	if err != nil {
+		if oauth.AsError(err).Code == oauth.ErrInvalidToken {
+			return 0, nil, e.unauthenticated(w, r, err)
+		}
 		return 0, nil, err
 	}
 	ev.AccountID = c.AccountID
@@ -464,7 +727,10 @@ var forbiddenInUpdate = []string{"registration_access_token", "registration_clie
 
 // update is RFC 7592 §2.2: the request's metadata replaces the client's
 // (omitted members are deleted); "rotate_secret": true also issues a new
-// secret. The registration access token stays the same.
+// secret and a new registration access token. Without it the registration
+// access token stays the same. What an operator granted the client is
+// kept (clients.Replacement.Reregistration is false): the holder of the
+// registration access token is the same client.
 func (e *Endpoint) update(w http.ResponseWriter, r *http.Request, c *store.Client, rat string) (int, any, error) {
 	ctx := r.Context()
 	fields, oe := readObject(w, r)
@@ -536,8 +802,17 @@ func (e *Endpoint) update(w http.ResponseWriter, r *http.Request, c *store.Clien
 	if err := probs.err(); err != nil {
 		return 0, nil, err
 	}
+	// A new secret comes with a new registration access token (RFC 7592
+	// §3: the server "MAY issue a new registration access token" on an
+	// update), which renews its lifetime (--registration-token-ttl): a
+	// client that rotates its secret keeps managing its registration.
+	var ratHash []byte
+	if md.RotateSecret {
+		rat, ratHash = clients.NewRegistrationToken()
+	}
 	n, secret, err := e.o.Clients.Replace(ctx, "client:"+c.ID, c.ID, clients.Replacement{
-		Action: "client.update", Spec: spec, NewSecret: md.RotateSecret, Reapprove: e.o.RequireApproval,
+		Action: "client.update", Spec: spec, NewSecret: md.RotateSecret, RegistrationTokenHash: ratHash,
+		Reapprove: e.o.RequireApproval,
 		Check: func(cur *store.Client) error {
 			// A re-registration may have replaced the token meanwhile.
 			if subtle.ConstantTimeCompare(cur.RegistrationTokenHash, c.RegistrationTokenHash) != 1 {

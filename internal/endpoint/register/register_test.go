@@ -292,7 +292,7 @@ func TestReregistrationRotatesSecretKeepsID(t *testing.T) {
 	first := s.RegisterClient(a.ID, md)
 	md["scope"] = "read write"
 	md["hardware_address"] = "00-1a-2b-3c-4d-5e" // the same MAC, written otherwise
-	second := s.RegisterClient(a.ID, md)
+	second := reregister(s, a.ID, md)
 	if second.ClientID != first.ClientID {
 		t.Fatalf("re-registration made a new client %s (was %s)", second.ClientID, first.ClientID)
 	}
@@ -327,7 +327,7 @@ func TestReregistrationRotatesSecretKeepsID(t *testing.T) {
 	// Without software_id the identity is the client_name; without
 	// either, every registration is new.
 	n1 := s.RegisterClient(a.ID, map[string]any{"client_name": "billing"})
-	n2 := s.RegisterClient(a.ID, map[string]any{"client_name": "billing", "scope": "read"})
+	n2 := reregister(s, a.ID, map[string]any{"client_name": "billing", "scope": "read"})
 	if n1.ClientID != n2.ClientID {
 		t.Error("the same client_name made two clients")
 	}
@@ -350,9 +350,10 @@ func TestReregistrationConcurrent(t *testing.T) {
 	s := ststest.Start(t, ststest.Options{PerAddressPerMinute: 1000, PerAccountPerMinute: 1000})
 	a := s.NewAccount(store.AccountIndividual, "Alice")
 	const n = 8
+	md := map[string]any{"software_id": "fw", "hardware_address": "02:00:00:00:00:01"}
 	iats := make([]string, n)
 	for i := range iats {
-		iats[i] = s.IAT(a.ID, nil)
+		iats[i] = boundIAT(s, a.ID, md)
 	}
 	ids := make([]string, n)
 	var wg sync.WaitGroup
@@ -360,7 +361,7 @@ func TestReregistrationConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := s.Register(iats[i], map[string]any{"software_id": "fw", "hardware_address": "02:00:00:00:00:01"})
+			r := s.Register(iats[i], md)
 			ids[i] = r.Registration().ClientID
 		}()
 	}
@@ -405,14 +406,15 @@ func TestRequireApproval(t *testing.T) {
 	if r := tokenFor(s, reg.Client()); r.Status != http.StatusOK {
 		t.Fatalf("after approval: %d %s", r.Status, r.Body)
 	}
-	// The same metadata again: still approved, with the new secret.
-	again := s.RegisterClient(a.ID, md)
+	// The same metadata again, with the registration access token (the
+	// same holder): still approved, with the new secret.
+	again := s.RegisterClient(a.ID, withToken(md, reg))
 	if again.ClientID != reg.ClientID || again.Status != "active" {
 		t.Fatalf("re-registration: %s %s", again.ClientID, again.Status)
 	}
 	// Wider: pending again.
 	md["audiences"] = []string{"sas", "https://backend.example.com"}
-	wider := s.RegisterClient(a.ID, md)
+	wider := s.RegisterClient(a.ID, withToken(md, again))
 	if wider.Status != "pending" {
 		t.Errorf("widening re-registration: status %q, want pending", wider.Status)
 	}
@@ -432,7 +434,7 @@ func TestRequireApproval(t *testing.T) {
 	if _, _, err := reg2.SetStatus(context.Background(), "operator:test", wider.ClientID, store.ClientDisabled); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.RegisterClient(a.ID, md); got.Status != "disabled" {
+	if got := reregister(s, a.ID, md); got.Status != "disabled" {
 		t.Errorf("re-registration of a disabled client: status %q", got.Status)
 	}
 }
@@ -489,8 +491,9 @@ func tamper(jws string) string {
 	return strings.Join(parts, ".")
 }
 
-// Registration is rate limited per source address (before the IAT is
-// looked at) and per account, with 429 and Retry-After.
+// Registration is rate limited per source address (requests without a
+// valid token; see TestAddressLimitCountsFailures) and per account, with
+// 429 and Retry-After.
 func TestRegisterRateLimits(t *testing.T) {
 	t.Run("per address", func(t *testing.T) {
 		s := ststest.Start(t, ststest.Options{PerAddressPerMinute: 3})
@@ -542,9 +545,9 @@ func TestRegistrationAudit(t *testing.T) {
 	reg := r.Registration()
 	upd := s.Manage(http.MethodPut, reg, map[string]any{"client_id": reg.ClientID, "client_name": "y", "rotate_secret": true})
 	wantError(t, s.Register(iat, map[string]any{}), http.StatusUnauthorized, oauth.ErrInvalidToken)
-	s.Manage(http.MethodDelete, reg, nil)
+	s.Manage(http.MethodDelete, upd.Registration(), nil) // the rotation replaced the token
 
-	secrets := []string{iat, reg.ClientSecret, reg.RegistrationAccessToken, upd.Registration().ClientSecret, a.Secret}
+	secrets := []string{iat, reg.ClientSecret, reg.RegistrationAccessToken, upd.Registration().ClientSecret, upd.Registration().RegistrationAccessToken, a.Secret}
 	want := map[string]string{
 		"client.register": store.DecisionGranted, "client.update": store.DecisionGranted,
 		"client.rotate_secret": store.DecisionGranted, "client.delete": store.DecisionGranted,
@@ -604,11 +607,19 @@ func TestImpersonationOnlyFromOperators(t *testing.T) {
 	if r.Status != http.StatusOK || r.JSON()["allow_impersonation"] != true {
 		t.Fatalf("keeping an operator's grant: %d %s", r.Status, r.Body)
 	}
-	again := s.RegisterClient(a.ID, md) // re-registration without it drops it
-	if again.ClientID != reg.ClientID {
-		t.Fatalf("re-registration made a new client")
+	// A re-registration cannot ask to keep it (it is a new registration
+	// of the client, whoever holds it now), and drops it.
+	md["allow_impersonation"] = true
+	wantError(t, s.Register(boundIAT(s, a.ID, md), withToken(md, reg)), http.StatusBadRequest, oauth.ErrInvalidClientMetadata)
+	if c, _ := s.Store.GetClient(context.Background(), reg.ClientID); !c.AllowImpersonation {
+		t.Fatal("a refused re-registration dropped the operator's grant")
+	}
+	md["allow_impersonation"] = false
+	again := s.RegisterClient(a.ID, withToken(md, reg))
+	if again.ClientID != reg.ClientID || again.Metadata["allow_impersonation"] != false {
+		t.Fatalf("re-registration: %s, allow_impersonation %v", again.ClientID, again.Metadata["allow_impersonation"])
 	}
 	if c, _ := s.Store.GetClient(context.Background(), reg.ClientID); c.AllowImpersonation {
-		t.Fatal("re-registration without allow_impersonation kept it")
+		t.Fatal("re-registration kept an operator's impersonation grant")
 	}
 }

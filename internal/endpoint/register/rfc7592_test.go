@@ -240,15 +240,21 @@ func TestRFC7592_2_2_RotateSecret(t *testing.T) {
 	if got.ClientSecret == "" || got.ClientSecret == reg.ClientSecret {
 		t.Fatalf("rotation returned secret %q", got.ClientSecret)
 	}
-	if got.RegistrationAccessToken != reg.RegistrationAccessToken {
-		t.Error("the registration access token changed on secret rotation")
+	// §3: the server "MAY issue a new registration access token": a new
+	// secret comes with a new token, whose lifetime starts afresh.
+	if got.RegistrationAccessToken == "" || got.RegistrationAccessToken == reg.RegistrationAccessToken {
+		t.Error("the registration access token was not replaced on secret rotation")
+	}
+	wantInvalidToken(t, s.Manage(http.MethodGet, reg, nil))
+	if r := s.Manage(http.MethodGet, got, nil); r.Status != http.StatusOK {
+		t.Errorf("the new registration access token: %d %s", r.Status, r.Body)
 	}
 	wantError(t, tokenFor(s, reg.Client()), http.StatusUnauthorized, oauth.ErrInvalidClient)
 	if r := tokenFor(s, got.Client()); r.Status != http.StatusOK {
 		t.Errorf("new secret: %d %s", r.Status, r.Body)
 	}
 	md["rotate_secret"] = "yes"
-	wantError(t, s.Manage(http.MethodPut, reg, md), http.StatusBadRequest, oauth.ErrInvalidClientMetadata)
+	wantError(t, s.Manage(http.MethodPut, got, md), http.StatusBadRequest, oauth.ErrInvalidClientMetadata)
 }
 
 // RFC 7592 §2.2: "If the client attempts to set an invalid metadata field
