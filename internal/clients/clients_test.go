@@ -282,7 +282,7 @@ func TestRegistryOperatorGrants(t *testing.T) {
 	}); err != nil || len(got.Resources) != 0 || got.ExchangeAny || !got.IntrospectAny {
 		t.Fatalf("update: %+v %v", got, err)
 	}
-	got, _, err = r.Replace(ctx, "account:", c.ID, clients.Replacement{Action: "client.reregister", Spec: clients.Spec{Name: "rs08"}})
+	got, _, err = r.Replace(ctx, "account:", c.ID, clients.Replacement{Action: "client.reregister", Spec: clients.Spec{Name: "rs08"}, Reregistration: true})
 	if err != nil || got.IntrospectAny {
 		t.Fatalf("replacement kept an operator's grant: %+v %v", got, err)
 	}

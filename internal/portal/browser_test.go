@@ -200,7 +200,12 @@ func TestBrowser(t *testing.T) {
 	adminPassword := s.CreateOperator("admin")
 	backend := "https://backend.example.com/api"
 	// The caller whose token rs08 exchanges (the seed's story).
-	frontend := s.CreateClient(func(c *store.Client) { c.Name, c.Scopes = "frontend", []string{"api"} })
+	// frontend's tokens are for rs08 (the resource it serves, which the
+	// operator grants below); rs08 exchanges them for the backend.
+	const rs08Resource = "https://rs08.example.com"
+	frontend := s.CreateClient(func(c *store.Client) {
+		c.Name, c.Scopes, c.Audiences = "frontend", []string{"api"}, []string{rs08Resource}
+	})
 
 	// 1. A bad password fails with the one message and no session.
 	if st := b.signIn("admin", "not-the-password"); st != http.StatusUnauthorized {
@@ -328,6 +333,13 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	b.shot("client-approved")
+	// Which resource rs08 serves is an operator's grant (issue 8): the
+	// field is on the operator's form only.
+	b.open("/portal/clients/" + rs08.ID)
+	b.fill("#resources", rs08Resource)
+	if st := b.submit("#save"); st != http.StatusOK || !b.has("The changes are saved") {
+		t.Fatalf("grant rs08 its resource: %d", st)
+	}
 
 	// 9. The portal's secret works in the seed's exchange.
 	subject := s.ClientCredentials(frontend, nil)
