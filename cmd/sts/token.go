@@ -510,11 +510,20 @@ func inspectJWT(ctx context.Context, ks interface {
 	if nbf, ok := claims["nbf"].(float64); ok && now.Before(time.Unix(int64(nbf), 0)) {
 		reasons = append(reasons, "not valid before "+rfc3339(time.Unix(int64(nbf), 0)))
 	}
-	// A revoked token is not valid, however good its signature (RFC 7009).
+	// A revoked token is not valid, however good its signature (RFC 7009):
+	// revoked by its jti, or with its refresh family.
 	if jti, _ := claims["jti"].(string); jti != "" {
-		revoked, err := ks.IsRevoked(ctx, jti)
-		if err != nil {
-			return nil, fmt.Errorf("check revocation: %w", err)
+		keys := []string{jti}
+		if fid, _ := claims["family_id"].(string); fid != "" {
+			keys = append(keys, store.FamilyRevocation(fid))
+		}
+		revoked := false
+		for _, k := range keys {
+			r, err := ks.IsRevoked(ctx, k)
+			if err != nil {
+				return nil, fmt.Errorf("check revocation: %w", err)
+			}
+			revoked = revoked || r
 		}
 		in.Revoked = &revoked
 		if revoked {

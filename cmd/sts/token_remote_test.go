@@ -66,3 +66,28 @@ func TestTokenIntrospectRevoke(t *testing.T) {
 	// Wrong credentials: a one-line OAuth error, non-zero status.
 	c.fail("invalid_client", "token", "revoke", at, "--server", issuer, "--client-id", "op", "--client-secret", "wrong")
 }
+
+// TestTokenInspectFamilyRevoked: a JWT issued in a refresh family is
+// reported revoked once its family is (issue 8's family revocation).
+func TestTokenInspectFamilyRevoked(t *testing.T) {
+	c := newCLI(t, testKEK)
+	srv := "--server=" + strings.TrimSuffix(startServer(t, c), server.TokenPath)
+	secret := createClient(t, c, "--name", "fam", "--client-id", "fam", "--grant-type", "client-credentials",
+		"--grant-type", "exchange", "--grant-type", "refresh_token", "--scope", "read")
+	auth := []string{srv, "--client-id", "fam", "--client-secret", secret}
+	at := strings.TrimSpace(c.ok(append([]string{"token", "client-credentials"}, auth...)...))
+	var resp struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	c.okJSON(&resp, append([]string{"token", "exchange", "--subject-token", at, "-o", "json"}, auth...)...)
+	if resp.RefreshToken == "" || strings.Count(resp.AccessToken, ".") != 2 {
+		t.Fatalf("exchange gave no family: %+v", resp)
+	}
+	c.ok("token", "inspect", resp.AccessToken)
+	c.ok(append([]string{"token", "revoke", resp.RefreshToken, "--token-type-hint", "refresh_token"}, auth...)...)
+	out, _, err := c.run("token", "inspect", resp.AccessToken)
+	if err == nil || !strings.Contains(out, "REVOKED") {
+		t.Errorf("inspect of a JWT whose family is revoked: %v\n%s", err, out)
+	}
+}
