@@ -30,27 +30,7 @@ printing the answer. "-" reads the token from stdin.`,
 		Example: `  STS_CLIENT_SECRET="$RS08_SECRET" sts token introspect --client-id rs08 "$TOKEN"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := tc.asJSON()
-			if err != nil {
-				return err
-			}
-			raw, err := readArg(cmd.InOrStdin(), args[0], "token")
-			if err != nil {
-				return err
-			}
-			endpoint, err := tc.url(cmd, server.IntrospectPath)
-			if err != nil {
-				return err
-			}
-			form := url.Values{"token": {raw}}
-			if hint != "" {
-				form.Set("token_type_hint", hint)
-			}
-			header := make(http.Header)
-			if err := tc.authenticate(header, form); err != nil {
-				return err
-			}
-			body, err := postForm(cmd.Context(), endpoint, header, form)
+			asJSON, body, err := tc.postToken(cmd, server.IntrospectPath, args[0], hint)
 			if err != nil {
 				return err
 			}
@@ -122,27 +102,8 @@ answers the same for a token it does not know or that was already invalid
 		Example: `  STS_CLIENT_SECRET="$FRONTEND_SECRET" sts token revoke --client-id "$FRONTEND_ID" "$SUBJECT"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := tc.asJSON()
+			asJSON, _, err := tc.postToken(cmd, server.RevokePath, args[0], hint)
 			if err != nil {
-				return err
-			}
-			raw, err := readArg(cmd.InOrStdin(), args[0], "token")
-			if err != nil {
-				return err
-			}
-			endpoint, err := tc.url(cmd, server.RevokePath)
-			if err != nil {
-				return err
-			}
-			form := url.Values{"token": {raw}}
-			if hint != "" {
-				form.Set("token_type_hint", hint)
-			}
-			header := make(http.Header)
-			if err := tc.authenticate(header, form); err != nil {
-				return err
-			}
-			if _, err := postForm(cmd.Context(), endpoint, header, form); err != nil {
 				return err
 			}
 			if asJSON {
@@ -155,4 +116,32 @@ answers the same for a token it does not know or that was already invalid
 	tc.register(cmd)
 	cmd.Flags().StringVar(&hint, "token-type-hint", "", "access_token or refresh_token (RFC 7009 §2.1)")
 	return cmd
+}
+
+// postToken sends a token (the argument, or stdin for "-") with its type
+// hint to the introspection or revocation endpoint (RFC 7662 §2.1, RFC
+// 7009 §2.1), authenticated as the client, and returns whether -o json was
+// asked and the answer's body.
+func (tc *tokenClient) postToken(cmd *cobra.Command, path, arg, hint string) (asJSON bool, body []byte, err error) {
+	if asJSON, err = tc.asJSON(); err != nil {
+		return false, nil, err
+	}
+	raw, err := readArg(cmd.InOrStdin(), arg, "token")
+	if err != nil {
+		return false, nil, err
+	}
+	endpoint, err := tc.url(cmd, path)
+	if err != nil {
+		return false, nil, err
+	}
+	form := url.Values{"token": {raw}}
+	if hint != "" {
+		form.Set("token_type_hint", hint)
+	}
+	header := make(http.Header)
+	if err := tc.authenticate(header, form); err != nil {
+		return false, nil, err
+	}
+	body, err = postForm(cmd.Context(), endpoint, header, form)
+	return asJSON, body, err
 }
