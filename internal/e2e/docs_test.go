@@ -101,14 +101,14 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// docFiles are the documents whose examples run: docs/ (the README joins
-// once its walk-through follows the conventions above).
+// docFiles are the documents whose examples run: the README and docs/.
 func docFiles(t *testing.T) (root string, files []string) {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
+	files = []string{"README.md"}
 	more, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
