@@ -450,7 +450,7 @@ func TestCheckScopesRequiredClaims(t *testing.T) {
 	if err == nil {
 		t.Fatal("scope spectrum granted without its claims")
 	}
-	wantInvalidToken(t, err)
+	wantInvalidTokenTelling(t, err, `scope "spectrum" needs the claim "fcc_id"`)
 	if err := svc.CheckScopes(verify(map[string]any{"fcc_id": "2AS3K-1"}), []string{"spectrum"}); err == nil {
 		t.Error("scope spectrum granted with one of its two claims")
 	}

@@ -277,7 +277,8 @@ func (s *Service) CheckScopes(iat *IAT, scopes []string) error {
 	for _, sc := range scopes {
 		for _, claim := range s.RequiredClaims[sc] {
 			if v, ok := iat.Claims[claim]; !ok || v == nil || v == "" {
-				return invalid(fmt.Errorf("scope %q requires claim %q", sc, claim))
+				// Checked on a verified IAT: its holder may be told.
+				return invalidBecause("scope %q needs the claim %q, which it lacks", sc, claim)
 			}
 		}
 	}

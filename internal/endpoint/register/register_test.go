@@ -623,3 +623,40 @@ func TestImpersonationOnlyFromOperators(t *testing.T) {
 		t.Fatal("re-registration kept an operator's impersonation grant")
 	}
 }
+
+// TestRefusalsLeaveIATUnspent (issue 9, item 2): every refusal found after
+// the IAT verified — an operator-only member, a target outside the
+// account's bounds, a missing required claim, an untrusted software
+// statement, a bad type — leaves the IAT unspent, so that the same IAT
+// registers once the metadata is right.
+func TestRefusalsLeaveIATUnspent(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{PerAddressPerMinute: 1000, PerAccountPerMinute: 1000,
+		IATRequiredClaims: map[string][]string{"spectrum": {"fcc_id"}}})
+	acct, _, err := s.Accounts.Create(context.Background(), store.AccountIndividual, "Bounded", []string{"sas"}, []string{"read spectrum"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iat := s.IAT(acct.ID, nil)
+	for _, tc := range []struct {
+		name string
+		md   map[string]any
+	}{
+		{"allow_impersonation", map[string]any{"client_name": "r", "allow_impersonation": true}},
+		{"audience outside the account", map[string]any{"client_name": "r", "audiences": []string{"https://elsewhere.example.com"}}},
+		{"scope outside the account", map[string]any{"client_name": "r", "scope": "admin"}},
+		{"scope needing a claim the IAT lacks", map[string]any{"client_name": "r", "scope": "spectrum"}},
+		{"untrusted software statement", map[string]any{"client_name": "r", "software_statement": "eyJhbGciOiJub25lIn0.e30."}},
+		{"grant type misspelt", map[string]any{"client_name": "r", "grant_types": []string{"client-credentials"}}},
+	} {
+		r := s.Register(iat, tc.md)
+		if r.Status < 400 || r.Status >= 500 {
+			t.Errorf("%s: %d %s, want a refusal", tc.name, r.Status, r.Body)
+		}
+		if r.Status == http.StatusUnauthorized && !strings.Contains(string(r.Body), "needs the claim") {
+			t.Errorf("%s: 401 %s: the IAT was refused without saying why", tc.name, r.Body)
+		}
+	}
+	if r := s.Register(iat, map[string]any{"client_name": "r", "audiences": []string{"sas"}, "scope": "read"}); r.Status != http.StatusCreated {
+		t.Fatalf("the same IAT after six refusals: %d %s", r.Status, r.Body)
+	}
+}
