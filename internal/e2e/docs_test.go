@@ -11,11 +11,15 @@ package e2e_test
 // Conventions the documents follow:
 //   - Blocks fenced ```sh are run; ```sh {norun} (the README's own commands
 //     that build and test this repository) and any other fence are not.
-//   - The default address 127.0.0.1:8080 is replaced by a free port, so that
+//   - The addresses 127.0.0.1:8080 (the STS), :8081 and :8082 (the example
+//     backend and exchange service) are replaced by free ports, so that
 //     documents run in parallel and beside a real server.
-//   - A line that starts a server in the background (`sts serve ... &`) is
-//     followed, in the script, by a wait until the server is ready; the
-//     server and every other background job end with the script.
+//   - The example programs (`go install ./examples/...`) are on PATH too,
+//     as resource-server and exchange.
+//   - A line that starts a program in the background with an explicit
+//     `--addr` (`sts serve --addr ... &`) is followed, in the script, by a
+//     wait until that address answers HTTP; background jobs end with the
+//     script.
 
 import (
 	"bufio"
@@ -27,6 +31,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -67,24 +72,30 @@ func shellBlocks(doc string) []shellBlock {
 	return out
 }
 
-// backgroundServe matches a line that starts `sts serve` in the background.
-var backgroundServe = regexp.MustCompile(`^\s*sts serve\b.*&\s*(#.*)?$`)
+// background matches a line that starts a program listening on --addr in
+// the background, capturing the address.
+var background = regexp.MustCompile(`^[^#]*--addr[ =](\S+)[^#]*&\s*(#.*)?$`)
 
-// docScript turns a document's blocks into one bash script for a server on
-// port.
-func docScript(name string, blocks []shellBlock, port int) string {
+// docPorts are the documents' addresses, replaced by free ports.
+var docPorts = []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082"}
+
+// docScript turns a document's blocks into one bash script, with the
+// documents' addresses replaced by those of ports (one per docPorts).
+func docScript(name string, blocks []shellBlock, ports []int) string {
 	var b strings.Builder
 	b.WriteString("set -euo pipefail\n")
-	// Background jobs (the server) end with the script, gracefully.
+	// Background jobs (the servers) end with the script, gracefully.
 	b.WriteString("trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n")
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for _, blk := range blocks {
 		fmt.Fprintf(&b, "echo '>>> %s:%d' >&2\n", name, blk.line)
 		for _, line := range strings.SplitAfter(blk.text, "\n") {
-			line = strings.ReplaceAll(line, "127.0.0.1:8080", addr)
+			for i, p := range docPorts {
+				line = strings.ReplaceAll(line, p, fmt.Sprintf("127.0.0.1:%d", ports[i]))
+			}
 			b.WriteString(line)
-			if backgroundServe.MatchString(strings.TrimSuffix(line, "\n")) {
-				fmt.Fprintf(&b, "for i in $(seq 1 300); do curl -fsS -o /dev/null http://%s/readyz 2>/dev/null && break; sleep 0.1; done\n", addr)
+			if m := background.FindStringSubmatch(strings.TrimSuffix(line, "\n")); m != nil {
+				// Any HTTP answer means it listens.
+				fmt.Fprintf(&b, "for i in $(seq 1 300); do curl -s -o /dev/null http://%s/ 2>/dev/null && break; sleep 0.1; done\n", m[1])
 			}
 		}
 	}
@@ -149,9 +160,14 @@ func runDoc(t *testing.T, bin, name string, blocks []shellBlock) {
 	if err := os.Symlink(bin, filepath.Join(binDir, "sts")); err != nil {
 		t.Fatal(err)
 	}
+	for _, ex := range exampleBinaries(t) {
+		if err := os.Symlink(ex, filepath.Join(binDir, filepath.Base(ex))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", docScript(name, blocks, freePort(t)))
+	cmd := exec.CommandContext(ctx, "bash", "-c", docScript(name, blocks, []int{freePort(t), freePort(t), freePort(t)}))
 	cmd.Dir = dir
 	var env []string
 	for _, kv := range os.Environ() {
@@ -183,8 +199,45 @@ func TestShellBlocks(t *testing.T) {
 	if len(blocks) != 2 || blocks[0].text != "echo one\nsts serve &\n" || blocks[0].line != 5 || !strings.Contains(blocks[1].text, "echo two") {
 		t.Fatalf("blocks = %+v", blocks)
 	}
-	script := docScript("doc.md", blocks, 9999)
-	if !strings.Contains(script, "curl -fsS -o /dev/null http://127.0.0.1:9999/readyz") || strings.Contains(script, "go test") {
-		t.Errorf("script:\n%s", script)
+	script := docScript("doc.md", blocks, []int{9999, 9998, 9997})
+	if strings.Contains(script, "curl -s -o /dev/null http://127.0.0.1:9999/") || strings.Contains(script, "go test") {
+		t.Errorf("script waits for a server started without --addr, or runs a norun block:\n%s", script)
 	}
+	blocks = shellBlocks("```sh\nsts serve --addr 127.0.0.1:8080 > log &   # comment\nresource-server --addr 127.0.0.1:8081 &\necho 127.0.0.1:8082\n```\n")
+	script = docScript("doc.md", blocks, []int{9999, 9998, 9997})
+	for _, want := range []string{"curl -s -o /dev/null http://127.0.0.1:9999/", "curl -s -o /dev/null http://127.0.0.1:9998/", "echo 127.0.0.1:9997"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("script lacks %q:\n%s", want, script)
+		}
+	}
+}
+
+// exampleBinaries builds the example programs once (resource-server and
+// exchange) and returns their paths.
+func exampleBinaries(t *testing.T) []string {
+	t.Helper()
+	examples.once.Do(func() {
+		dir := filepath.Dir(buildSTS(t))
+		for _, name := range []string{"resource-server", "exchange"} {
+			path := filepath.Join(dir, name)
+			cmd := exec.Command("go", "build", "-o", path, "./examples/"+name)
+			root, _ := filepath.Abs("../..")
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				examples.err = fmt.Errorf("go build ./examples/%s: %v\n%s", name, err, out)
+				return
+			}
+			examples.paths = append(examples.paths, path)
+		}
+	})
+	if examples.err != nil {
+		t.Fatal(examples.err)
+	}
+	return examples.paths
+}
+
+var examples struct {
+	once  sync.Once
+	paths []string
+	err   error
 }
