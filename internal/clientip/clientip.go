@@ -18,12 +18,24 @@ import (
 // The zero value trusts no proxy: the peer's address is the client's.
 type Resolver struct {
 	trusted []netip.Prefix
+	// header is the one forwarding header the proxies write: HeaderXFF or
+	// HeaderForwarded. Only that one is read: a proxy that appends to
+	// X-Forwarded-For passes a caller's own Forwarded header through
+	// untouched, so reading both would let any caller name its address.
+	header string
 }
 
+// The forwarding headers a Resolver can read.
+const (
+	HeaderXFF       = "X-Forwarded-For"
+	HeaderForwarded = "Forwarded" // RFC 7239
+)
+
 // Parse reads a comma- or space-separated list of CIDR prefixes or single
-// addresses ("10.0.0.0/8, 192.0.2.7, ::1").
+// addresses ("10.0.0.0/8, 192.0.2.7, ::1"); the proxies write
+// X-Forwarded-For (see WithHeader).
 func Parse(list string) (*Resolver, error) {
-	r := &Resolver{}
+	r := &Resolver{header: HeaderXFF}
 	for _, f := range strings.FieldsFunc(list, func(c rune) bool { return c == ',' || c == ' ' }) {
 		if strings.Contains(f, "/") {
 			p, err := netip.ParsePrefix(f)
@@ -39,6 +51,20 @@ func Parse(list string) (*Resolver, error) {
 		}
 		a = a.Unmap()
 		r.trusted = append(r.trusted, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return r, nil
+}
+
+// WithHeader makes r read name (HeaderXFF or HeaderForwarded, in any
+// case) as the header its proxies write, and no other.
+func (r *Resolver) WithHeader(name string) (*Resolver, error) {
+	switch {
+	case strings.EqualFold(name, HeaderXFF):
+		r.header = HeaderXFF
+	case strings.EqualFold(name, HeaderForwarded):
+		r.header = HeaderForwarded
+	default:
+		return nil, fmt.Errorf("forwarded-header: %q is not %s or %s", name, HeaderXFF, HeaderForwarded)
 	}
 	return r, nil
 }
@@ -67,7 +93,7 @@ func (r *Resolver) Addr(req *http.Request) netip.Addr {
 	if !peer.IsValid() || !r.Trusted(peer) {
 		return peer
 	}
-	hops := forwarded(req.Header)
+	hops := forwarded(req.Header, r.header)
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
 		a := parseHost(hops[i])
@@ -130,14 +156,14 @@ func parseHost(s string) netip.Addr {
 	return a.Unmap()
 }
 
-// forwarded lists the client addresses the forwarding headers name, the
-// farthest first: the for= parameters of Forwarded (RFC 7239 §5.2) when
-// that header is present, else X-Forwarded-For. Several header lines are
-// read in order, as one list.
-func forwarded(h http.Header) []string {
+// forwarded lists the client addresses the forwarding header names, the
+// farthest first: the for= parameters of Forwarded (RFC 7239 §5.2), or the
+// entries of X-Forwarded-For. Several header lines are read in order, as
+// one list.
+func forwarded(h http.Header, header string) []string {
 	var out []string
-	if fw := h.Values("Forwarded"); len(fw) > 0 {
-		for _, line := range fw {
+	if header == HeaderForwarded {
+		for _, line := range h.Values(HeaderForwarded) {
 			for _, elem := range strings.Split(line, ",") {
 				for _, pair := range strings.Split(elem, ";") {
 					k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
@@ -149,7 +175,7 @@ func forwarded(h http.Header) []string {
 		}
 		return out
 	}
-	for _, line := range h.Values("X-Forwarded-For") {
+	for _, line := range h.Values(HeaderXFF) {
 		for _, a := range strings.Split(line, ",") {
 			out = append(out, strings.TrimSpace(a))
 		}

@@ -24,9 +24,10 @@ func TestAddr(t *testing.T) {
 		{"several header lines", "10.1.2.3:80", http.Header{"X-Forwarded-For": {"1.1.1.1", "203.0.113.9, 10.9.9.9"}}, "203.0.113.9"},
 		{"garbage stops the walk", "10.1.2.3:80", http.Header{"X-Forwarded-For": {"203.0.113.9, nonsense"}}, "10.1.2.3"},
 		{"trusted proxy without header", "10.1.2.3:80", nil, "10.1.2.3"},
-		{"Forwarded wins", "192.0.2.7:80", http.Header{"Forwarded": {`for=198.51.100.20;proto=https, for="[2001:db8::1]:443"`}, "X-Forwarded-For": {"1.1.1.1"}}, "2001:db8::1"},
-		{"Forwarded v4", "192.0.2.7:80", http.Header{"Forwarded": {`for=198.51.100.20`}}, "198.51.100.20"},
-		{"Forwarded obfuscated", "192.0.2.7:80", http.Header{"Forwarded": {`for=_hidden`}}, "192.0.2.7"},
+		// The proxy appends to X-Forwarded-For and passes the caller's
+		// own Forwarded header through: that header is not believed.
+		{"caller's Forwarded ignored", "192.0.2.7:80", http.Header{"Forwarded": {`for=198.51.100.20`}, "X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
+		{"caller's Forwarded alone ignored", "192.0.2.7:80", http.Header{"Forwarded": {`for=198.51.100.20`}}, "192.0.2.7"},
 		{"trusted v6 prefix", "[2001:db8:1::5]:443", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
 		{"mapped v4", "[::ffff:10.1.2.3]:80", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
 	}
@@ -41,6 +42,36 @@ func TestAddr(t *testing.T) {
 				t.Errorf("Addr = %s, want %s", got, c.want)
 			}
 		})
+	}
+}
+
+// TestForwardedHeader: with --forwarded-header Forwarded, only Forwarded
+// (RFC 7239) is read, and a caller's X-Forwarded-For is ignored.
+func TestForwardedHeader(t *testing.T) {
+	r, err := Parse("192.0.2.7")
+	if err == nil {
+		r, err = r.WithHeader("forwarded")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		header http.Header
+		want   string
+	}{
+		{http.Header{"Forwarded": {`for=198.51.100.20;proto=https, for="[2001:db8::1]:443"`}, "X-Forwarded-For": {"1.1.1.1"}}, "2001:db8::1"},
+		{http.Header{"Forwarded": {`for=198.51.100.20`}}, "198.51.100.20"},
+		{http.Header{"Forwarded": {`for=_hidden`}}, "192.0.2.7"},
+		{http.Header{"X-Forwarded-For": {"1.1.1.1"}}, "192.0.2.7"},
+	} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr, req.Header = "192.0.2.7:80", tc.header
+		if got := r.Addr(req).String(); got != tc.want {
+			t.Errorf("%v: Addr = %s, want %s", tc.header, got, tc.want)
+		}
+	}
+	if _, err := r.WithHeader("X-Real-IP"); err == nil {
+		t.Error("WithHeader accepted an unknown header")
 	}
 }
 

@@ -102,6 +102,7 @@ const (
 	FlagRateAddress       = "registration-rate-per-address"
 	FlagRegistrationTTL   = "registration-token-ttl"
 	FlagTrustedProxies    = "trusted-proxies"
+	FlagForwardedHeader   = "forwarded-header"
 	FlagAuthFailAddress   = "auth-failure-rate-per-address"
 	FlagAuthFailClient    = "auth-failure-rate-per-client"
 	FlagAuditRetention    = "audit-retention"
@@ -153,7 +154,8 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.Duration(FlagAuditRetention, DefaultAuditRetention, "how long audit records are kept before background deletion (0 keeps them forever)")
 	fs.Int(FlagRateAddress, 60, "registration requests without a valid token per source address per minute")
 	fs.Duration(FlagRegistrationTTL, DefaultRegistrationTokenTTL, "lifetime of RFC 7592 registration access tokens (0: they never expire)")
-	fs.String(FlagTrustedProxies, "", "load balancers and proxies (CIDR or address, comma-separated) whose X-Forwarded-For / Forwarded headers name the client")
+	fs.String(FlagTrustedProxies, "", "load balancers and proxies (CIDR or address, comma-separated) whose forwarding header names the client")
+	fs.String(FlagForwardedHeader, clientip.HeaderXFF, "the one header the trusted proxies write: X-Forwarded-For or Forwarded")
 }
 
 // ServerSetting is the annotation RegisterOnly puts on the flags it adds:
@@ -318,6 +320,10 @@ func (c *Config) fill(v map[string]string) error {
 		var err error
 		if c.TrustedProxies, err = clientip.Parse(s); err != nil {
 			errs = append(errs, err)
+		} else if h, ok := v[FlagForwardedHeader]; ok {
+			if c.TrustedProxies, err = c.TrustedProxies.WithHeader(h); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 

@@ -55,8 +55,9 @@ func TestAttackDataFileModes(t *testing.T) {
 // TestAttackForwardedFor (issue 8, finding 8): X-Forwarded-For is believed
 // only from --trusted-proxies. From a trusted hop, the audit records the
 // client's address (the nearest hop the proxy saw, not the first entry,
-// which any caller can write), as every address-keyed limit does; from an
-// untrusted peer the header changes nothing.
+// which any caller can write), as every address-keyed limit does; a
+// Forwarded header the caller adds is ignored; from an untrusted peer the
+// header changes nothing.
 func TestAttackForwardedFor(t *testing.T) {
 	for _, trusted := range []bool{false, true} {
 		var args []string
@@ -69,6 +70,10 @@ func TestAttackForwardedFor(t *testing.T) {
 			strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {"nobody"}, "client_secret": {"x"}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+		// A caller's own Forwarded header, which a balancer appending to
+		// X-Forwarded-For passes through: never believed (review of
+		// issue 8: it let any caller choose its address).
+		req.Header.Set("Forwarded", "for=198.51.100.77")
 		if r := n.send(t.Context(), req); r.Status != http.StatusUnauthorized {
 			t.Fatalf("unknown client: %s", r)
 		}
