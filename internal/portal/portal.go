@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/keybridge/sts/internal/audit"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -37,6 +38,10 @@ type Options struct {
 	// portal in the pending state until an operator approves them, as
 	// dynamic registrations are. Clients operators register are active.
 	RequireApproval bool
+	// Audit, when set, records the portal's decisions through the server's
+	// audit writer, which caps fields and coalesces repeated refusals from
+	// one source (sign-in floods); without it records go to Store.
+	Audit *audit.Writer
 	// Secure marks cookies Secure (the server runs behind TLS).
 	Secure bool
 	// SessionTTL is how long a sign-in lasts; 12 hours when zero.
@@ -341,7 +346,13 @@ func (p *Portal) audit(ctx context.Context, r *http.Request, rec store.AuditReco
 	}
 	rec.RequestID = r.Header.Get("X-Request-Id")
 	rec.Remote = r.RemoteAddr
-	if err := p.o.Store.AppendAudit(ctx, []store.AuditRecord{rec}); err != nil {
+	var err error
+	if p.o.Audit != nil {
+		err = p.o.Audit.Record(ctx, rec)
+	} else {
+		err = p.o.Store.AppendAudit(ctx, []store.AuditRecord{rec})
+	}
+	if err != nil {
 		p.o.Logger.Error("portal: audit", "action", rec.Action, "err", err)
 	}
 }

@@ -141,6 +141,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	portalHandler, err := portal.New(portal.Options{
 		Issuer: o.Issuer, Store: o.Store, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
 		RequireApproval: o.RequireApproval, Secure: o.Secure, Logger: o.Logger, Now: o.Now,
+		Audit: s.audit,
 	})
 	if err != nil {
 		return nil, err

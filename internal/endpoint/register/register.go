@@ -655,6 +655,11 @@ func invalidRAT(cause error) *oauth.Error {
 
 var dummyHash = make([]byte, len(clients.HashRegistrationToken("")))
 
+// errUnknownClient: the path names no client. Its refusal is audited
+// without the id, which the caller chose freely: otherwise each request
+// with a new id would be a new audit record, which coalescing cannot merge.
+var errUnknownClient = errors.New("unknown client")
+
 // authenticate finds the client the registration access token rat was
 // issued for.
 func (e *Endpoint) authenticate(ctx context.Context, id, rat string) (*store.Client, error) {
@@ -663,7 +668,7 @@ func (e *Endpoint) authenticate(ctx context.Context, id, rat string) (*store.Cli
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		subtle.ConstantTimeCompare(got, dummyHash)
-		return nil, invalidRAT(errors.New("unknown client"))
+		return nil, invalidRAT(errUnknownClient)
 	case err != nil:
 		return nil, err
 	}
@@ -686,13 +691,16 @@ func (e *Endpoint) authenticate(ctx context.Context, id, rat string) (*store.Cli
 // manage is RFC 7592 §2: read, update or delete the registration of
 // client id, authorised by its registration access token.
 func (e *Endpoint) manage(w http.ResponseWriter, r *http.Request, id string, ev *store.AuditRecord) (int, any, error) {
-	ev.ClientID = id
 	raw, ok := bearer(r)
 	if !ok {
 		return 0, nil, e.unauthenticated(w, r, errNoToken)
 	}
 	ctx := r.Context()
 	c, err := e.authenticate(ctx, id, raw)
+	if !errors.Is(err, errUnknownClient) {
+		// A refusal about an existing client is audited against it.
+		ev.ClientID = id
+	}
 	if err != nil {
 		if oauth.AsError(err).Code == oauth.ErrInvalidToken {
 			return 0, nil, e.unauthenticated(w, r, err)
