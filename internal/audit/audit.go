@@ -289,6 +289,38 @@ func (w *Writer) loop() {
 	}
 }
 
+// Flush writes the counts of repeats not yet written, ending their
+// windows, and returns once they are committed: for a reader that must see
+// every refusal counted now (tests, an operator's export).
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	w.cmu.Lock()
+	flush := w.takeLocked(func(*repeat) bool { return true })
+	w.cmu.Unlock()
+	dones := make([]chan error, 0, len(flush))
+	for _, f := range flush {
+		p := pending{rec: f, done: make(chan error, 1)}
+		w.queue <- p
+		dones = append(dones, p.done)
+	}
+	w.mu.RUnlock()
+	for _, d := range dones {
+		select {
+		case err := <-d:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // Close writes the pending counts and what is queued, and stops the
 // writer.
 func (w *Writer) Close() {

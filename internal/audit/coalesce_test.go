@@ -243,3 +243,32 @@ func TestCloseFlushesConcurrentRefusals(t *testing.T) {
 		t.Errorf("%d refusals acknowledged, %d recorded, want %d", acked, total, n)
 	}
 }
+
+// Flush writes the pending counts at once, and the window starts again.
+func TestFlush(t *testing.T) {
+	st := openStore(t)
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	w := audit.NewWriter(st, audit.Options{Now: c.now, Window: time.Hour})
+	defer w.Close()
+	for i := range 5 {
+		record(t, w, refusal(i, "192.0.2.1:1"))
+	}
+	if recs := list(t, st); len(recs) != 1 {
+		t.Fatalf("before Flush: %d records, want the first alone", len(recs))
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs := list(t, st)
+	if len(recs) != 2 || recs[0].Count+recs[1].Count != 5 {
+		t.Fatalf("after Flush: %+v, want two records counting 5", recs)
+	}
+	record(t, w, refusal(5, "192.0.2.1:1")) // a new window: written at once
+	if recs := list(t, st); len(recs) != 3 {
+		t.Errorf("after Flush, the next refusal: %d records, want 3", len(recs))
+	}
+	w.Close()
+	if err := w.Flush(context.Background()); err != audit.ErrClosed {
+		t.Errorf("Flush after Close: %v", err)
+	}
+}

@@ -132,6 +132,9 @@ func TestSignIn(t *testing.T) {
 	}
 
 	// Sign-ins are audited, granted and refused.
+	if err := s.Server.FlushAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	recs, err := s.Store.ListAudit(context.Background(), store.AuditFilter{Action: "portal.signin", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -140,9 +143,9 @@ func TestSignIn(t *testing.T) {
 	for _, rec := range recs {
 		switch rec.Decision {
 		case store.DecisionGranted:
-			granted++
+			granted += max(rec.Count, 1)
 		case store.DecisionRefused:
-			refused++
+			refused += max(rec.Count, 1) // repeats are coalesced
 		}
 		if strings.Contains(rec.Detail+rec.Subject, pw) || strings.Contains(rec.Detail+rec.Subject, secret) {
 			t.Errorf("audit record %+v holds a password", rec)

@@ -166,6 +166,12 @@ func (t *table) evict(now time.Time) {
 	}
 }
 
+// ceilingAfter is how many failures of its own for a user put a source
+// under that user's ceiling. A guesser gains ceilingAfter-1 guesses per
+// fresh address over a rule of one; the pair and address limits still
+// bound each address.
+const ceilingAfter = 3
+
 // throttle is the portal's sign-in throttle.
 type throttle struct {
 	mu                  sync.Mutex
@@ -197,9 +203,11 @@ func (t *throttle) reserve(user, source string, now time.Time) (*attempt, time.D
 	pair := t.pairs.get(a.pair, now)
 	wait := max(t.pairs.wait(pair, now), t.addrs.wait(t.addrs.get(a.addr, now), now))
 	// The per-user ceiling holds back only a source that has failed for
-	// this user: a correct password from anywhere else is never refused
-	// because of someone else's guesses.
-	if pair != nil && pair.fails > 0 {
+	// this user ceilingAfter times: a correct password from anywhere else,
+	// or after a typo or two, is never refused because of someone else's
+	// guesses (review of issue 8: one typo during a distributed attack
+	// locked the real user out).
+	if pair != nil && pair.fails >= ceilingAfter {
 		wait = max(wait, t.users.wait(t.users.get(a.user, now), now))
 	}
 	if wait > 0 {

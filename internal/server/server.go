@@ -309,6 +309,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 // Close flushes the audit writer. The store is the caller's to close.
 func (s *Server) Close() { s.audit.Close() }
 
+// FlushAudit writes the counts of coalesced refusals not yet written.
+func (s *Server) FlushAudit(ctx context.Context) error { return s.audit.Flush(ctx) }
+
 // Intervals of the background work.
 const (
 	// KeyMaintenanceInterval: how often keys are reread and rotated when due.

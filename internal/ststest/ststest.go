@@ -214,9 +214,13 @@ func (s *STS) Exchange(c *Client, subject, subjectType string, extra url.Values)
 	return s.PostForm(server.TokenPath, c, form)
 }
 
-// Audit returns the newest audit records.
+// Audit returns the newest audit records, once the counts of coalesced
+// refusals are written.
 func (s *STS) Audit() []store.AuditRecord {
 	s.T.Helper()
+	if err := s.Server.FlushAudit(context.Background()); err != nil {
+		s.T.Fatal(err)
+	}
 	recs, err := s.Store.ListAudit(context.Background(), store.AuditFilter{Limit: 1000})
 	if err != nil {
 		s.T.Fatal(err)
