@@ -22,9 +22,15 @@ type hashGate struct {
 }
 
 // Defaults of the gate: one slot per CPU the Go scheduler uses
-// (GOMAXPROCS, which follows the container's CPU limit), four waiters per
-// slot, each for at most two seconds.
+// (GOMAXPROCS, which follows the container's CPU limit) but no more than
+// maxHashSlots, four waiters per slot, each for at most two seconds.
 const (
+	// maxHashSlots bounds the memory of concurrent password checks by
+	// itself, whatever the CPU count: a hash made with older parameters
+	// (argon2id m=64 MiB) is checked at its own cost, so 4 slots hold at
+	// most 256 MiB (review of issue 8: one slot per CPU on a 32-CPU host
+	// was 2 GiB). Sign-ins are rare; four at once is plenty.
+	maxHashSlots   = 4
 	waitersPerSlot = 4
 	maxHashWait    = 2 * time.Second
 	// busyRetryAfter is the Retry-After of a sign-in refused because every
@@ -34,7 +40,7 @@ const (
 
 func newHashGate(slots int, maxWaiting int, maxWait time.Duration) *hashGate {
 	if slots <= 0 {
-		slots = runtime.GOMAXPROCS(0)
+		slots = defaultHashSlots()
 	}
 	if maxWaiting < 0 {
 		maxWaiting = 0
@@ -68,3 +74,7 @@ func (g *hashGate) enter(ctx context.Context) bool {
 }
 
 func (g *hashGate) leave() { <-g.slots }
+
+// defaultHashSlots is the gate's number of slots: one per CPU, at most
+// maxHashSlots.
+func defaultHashSlots() int { return min(runtime.GOMAXPROCS(0), maxHashSlots) }

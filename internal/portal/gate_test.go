@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -52,7 +53,11 @@ func TestHashGate(t *testing.T) {
 }
 
 func TestHashGateDefault(t *testing.T) {
-	if g := newHashGate(0, 0, time.Second); cap(g.slots) < 1 {
-		t.Fatalf("%d slots", cap(g.slots))
+	if g := newHashGate(0, 0, time.Second); cap(g.slots) < 1 || cap(g.slots) > maxHashSlots {
+		t.Fatalf("%d slots, want 1..%d whatever the CPU count", cap(g.slots), maxHashSlots)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(64))
+	if n := defaultHashSlots(); n != maxHashSlots {
+		t.Errorf("with 64 CPUs: %d slots, want %d", n, maxHashSlots)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"runtime"
 	"strings"
 	"time"
 
@@ -95,7 +94,7 @@ func New(o Options) (*Portal, error) {
 		o:        o,
 		static:   map[string][]byte{},
 		throttle: newThrottle(),
-		gate:     newHashGate(0, waitersPerSlot*runtime.GOMAXPROCS(0), maxHashWait),
+		gate:     newHashGate(0, waitersPerSlot*defaultHashSlots(), maxHashWait),
 	}
 	if o.Accounts != nil && o.Accounts.Sealer != nil {
 		// Derived from the key-encryption key, which every instance
