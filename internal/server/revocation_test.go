@@ -208,3 +208,31 @@ func TestRevocation_InactiveClientTokensRefused(t *testing.T) {
 		})
 	}
 }
+
+// The tokens of a client whose account is suspended or closed are refused
+// as subject tokens and introspect inactive, as the client itself can no
+// longer authenticate (review of issue 8).
+func TestRevocation_InactiveAccountTokensRefused(t *testing.T) {
+	w := newExchangeWorld(t, nil)
+	acct := w.s.NewAccount(store.AccountIndividual, "Alice")
+	device := w.s.CreateClient(func(c *store.Client) {
+		c.AccountID, c.Scopes, c.Audiences = acct.ID, []string{"api"}, []string{rsResource}
+	})
+	subject := w.s.ClientCredentials(device, nil)
+	exchange := func() *ststest.Response {
+		return w.s.Exchange(w.rs, subject, oauth.TokenTypeAccessToken, nil)
+	}
+	wantOK(t, exchange())
+	ctx := context.Background()
+	if _, err := w.s.Accounts.SetStatus(ctx, acct.ID, store.AccountSuspended); err != nil {
+		t.Fatal(err)
+	}
+	w.s.ExpireClientCache()
+	wantError(t, exchange(), http.StatusBadRequest, oauth.ErrInvalidRequest)
+	wantInactive(t, w.s, w.rs, "of a suspended account's client", map[string]string{"subject": subject})
+	if _, err := w.s.Accounts.SetStatus(ctx, acct.ID, store.AccountActive); err != nil {
+		t.Fatal(err)
+	}
+	w.s.ExpireClientCache()
+	wantOK(t, exchange())
+}

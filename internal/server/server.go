@@ -128,7 +128,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now,
 		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
 	}
-	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Leeway: o.Leeway, Now: o.Now}
+	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Accounts: cache.HotAccounts(), Leeway: o.Leeway, Now: o.Now}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})
 	disc := discovery.New(Metadata(o.Issuer), o.Keys, o.Now)
 	registry := &clients.Registry{Store: o.Store, Hasher: o.Hasher, Now: o.Now, RegistrationTokenTTL: o.RegistrationTokenTTL}

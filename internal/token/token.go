@@ -106,6 +106,11 @@ type Service struct {
 	// to still exists, is the one it was issued to and is active (see
 	// Validate). The token endpoint passes its cached view.
 	Clients store.Clients
+	// Accounts, when set, is asked whether the account of a token's
+	// client is active (the token endpoint passes its cached view).
+	Accounts interface {
+		GetAccount(ctx context.Context, id string) (*store.Account, error)
+	}
 	// Leeway tolerated on exp and nbf for clock skew.
 	Leeway time.Duration
 	Now    func() time.Time
@@ -216,6 +221,17 @@ func (s *Service) Validate(ctx context.Context, raw string) (*Validated, error) 
 	}
 	if c.Status != store.ClientActive {
 		return nil, fmt.Errorf("%w: client %q is %s", ErrClientInactive, c.ID, c.Status)
+	}
+	// The clients of a suspended or closed account cannot authenticate;
+	// their tokens are not accepted either (review of issue 8).
+	if c.AccountID != "" && s.Accounts != nil {
+		a, err := s.Accounts.GetAccount(ctx, c.AccountID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if err != nil || a.Status != store.AccountActive {
+			return nil, fmt.Errorf("%w: the account of client %q is not active", ErrClientInactive, c.ID)
+		}
 	}
 	return v, nil
 }
