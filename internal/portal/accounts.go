@@ -60,7 +60,13 @@ func (p *Portal) accountList(w http.ResponseWriter, r *http.Request, u *user) er
 // parseLimits checks the audiences and scopes an account's clients are
 // limited to.
 func parseLimits(f *accountForm) (auds, scopes []string) {
-	for _, a := range strings.Fields(f.Audiences) {
+	// One audience per line, as on the client form; scopes are separated
+	// by spaces (RFC 6749 §3.3).
+	lines, bad := splitLines(f.Audiences)
+	if bad != "" {
+		f.Errors["audiences"] = lineError(bad, "audience")
+	}
+	for _, a := range lines {
 		if err := clients.CheckAudience(a); err != nil {
 			f.Errors["audiences"] = strconvQuote(a) + ": " + err.Error()
 		} else if !slices.Contains(auds, a) {
