@@ -184,15 +184,40 @@ type auditData struct {
 // auditLimits are the page sizes the audit page offers.
 var auditLimits = []string{"50", "100", "500", "1000"}
 
-// parseTime accepts the value of an <input type="datetime-local"> (read
-// as UTC), a date, or RFC 3339.
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339, "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t, nil
+// timeInputs are the forms the audit filters accept, each with the
+// precision it names: the table's own form (so that a time can be copied
+// from it), the same with "T", shorter, or a date alone. RFC 3339 with an
+// offset is accepted too.
+var timeInputs = []struct {
+	layout    string
+	precision time.Duration
+}{
+	{"2006-01-02 15:04:05", time.Second},
+	{"2006-01-02T15:04:05", time.Second},
+	{"2006-01-02 15:04", time.Minute},
+	{"2006-01-02T15:04", time.Minute},
+	{"2006-01-02", 24 * time.Hour},
+}
+
+// timeHint says what parseTime accepts.
+const timeHint = "use YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS], in UTC, such as 2026-01-31 or 2026-01-31 13:45"
+
+// parseTime reads an audit filter's time (UTC unless it says otherwise)
+// and returns the instant it names and the end of the period it names at
+// its precision: "2026-01-31" is that whole day, so that "until" it
+// includes the day, as a person reading it expects.
+func parseTime(s string) (start, end time.Time, err error) {
+	s = strings.TrimSpace(s)
+	trimmed := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s, "UTC"), "Z"), " ")
+	for _, in := range timeInputs {
+		if t, err := time.ParseInLocation(in.layout, trimmed, time.UTC); err == nil {
+			return t, t.Add(in.precision), nil
 		}
 	}
-	return time.Time{}, errors.New("use the form 2026-01-31T13:45 (UTC)")
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, t.Add(time.Second), nil
+	}
+	return time.Time{}, time.Time{}, fmt.Errorf("%q is not a date or time: %s", s, timeHint)
 }
 
 func (p *Portal) auditList(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -211,15 +236,20 @@ func (p *Portal) auditList(w http.ResponseWriter, r *http.Request, u *user) erro
 	}
 	f.Limit, _ = strconv.Atoi(d.Limit)
 	var err error
+	// Since is inclusive; Until includes the period it names (the store's
+	// Until is exclusive, so it gets the period's end).
 	if d.Since != "" {
-		if f.Since, err = parseTime(d.Since); err != nil {
+		if f.Since, _, err = parseTime(d.Since); err != nil {
 			d.Errors["since"] = err.Error()
 		}
 	}
 	if d.Until != "" {
-		if f.Until, err = parseTime(d.Until); err != nil {
+		if _, f.Until, err = parseTime(d.Until); err != nil {
 			d.Errors["until"] = err.Error()
 		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		d.Errors["until"] = "is before since: nothing can match"
 	}
 	status := http.StatusOK
 	if len(d.Errors) == 0 {
@@ -269,6 +299,7 @@ var funcs = template.FuncMap{
 	},
 	"grantChoices": func() any { return grantChoices },
 	"auditLimits":  func() []string { return auditLimits },
+	"timeHint":     func() string { return timeHint },
 	"short": func(s string, n int) string {
 		if len(s) <= n {
 			return s
