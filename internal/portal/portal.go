@@ -181,6 +181,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /portal/accounts/{id}", p.auth(anyone, p.accountDetail))
 	m.HandleFunc("POST /portal/accounts/{id}", p.auth(operators, p.accountUpdate))
 	m.HandleFunc("POST /portal/accounts/{id}/status", p.auth(operators, p.accountStatus))
+	m.HandleFunc("POST /portal/accounts/{id}/secret", p.auth(anyone, p.accountRotateSecret))
 	m.HandleFunc("POST /portal/accounts/{id}/certificates", p.auth(operators, p.certificateIssue))
 	m.HandleFunc("POST /portal/accounts/{id}/certificates/upload", p.auth(operators, p.certificateUpload))
 	m.HandleFunc("GET /portal/accounts/{id}/certificates/{cert}", p.auth(operators, p.certificatePEM))
