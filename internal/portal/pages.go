@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/store"
@@ -271,7 +272,60 @@ const timeLayout = "2006-01-02 15:04:05 UTC"
 func clientPath(id string) string  { return Path + "/clients/" + url.PathEscape(id) }
 func accountPath(id string) string { return Path + "/accounts/" + url.PathEscape(id) }
 
+// maxShownID is the longest id a table shows whole. Generated ids (a
+// client's 26 characters, an account's 21, a key's 22) are shown whole; a longer
+// id an operator chose is shortened visibly, the whole id in its title and
+// on its own page (with a copy button).
+const maxShownID = 26
+
+// idHTML shows an id that is never broken inside (class "id").
+func idHTML(s string) template.HTML {
+	e := template.HTMLEscapeString(s)
+	if len(s) <= maxShownID {
+		return template.HTML(`<code class="id">` + e + `</code>`)
+	}
+	return template.HTML(`<code class="id" title="` + e + `">` + template.HTMLEscapeString(s[:maxShownID-1]) + `…</code>`)
+}
+
+// timeHTML shows a time as the "time" function does, breakable only
+// between the date and the time of day, so that narrow columns stay
+// readable.
+func timeHTML(t time.Time) template.HTML {
+	if t.IsZero() {
+		return "—"
+	}
+	t = t.UTC()
+	return template.HTML(`<time datetime="` + t.Format(time.RFC3339) + `"><span class="nowrap">` + t.Format("2006-01-02") +
+		`</span> <span class="nowrap">` + t.Format("15:04:05") + ` UTC</span></time>`)
+}
+
+// subjectHTML shows an audit record's subject or actor. One that is an
+// id, alone or after a kind ("client:", "account:"), is not broken inside
+// the id; any other wraps where it must.
+func subjectHTML(s string) template.HTML {
+	kind, rest, ok := strings.Cut(s, ":")
+	if !ok || strings.ContainsAny(kind, " /") {
+		kind, rest = "", s
+	} else {
+		kind += ":"
+	}
+	if len(rest) > maxShownID || strings.ContainsFunc(rest, unicode.IsSpace) {
+		return template.HTML(template.HTMLEscapeString(truncate(s, 60)))
+	}
+	return template.HTML(template.HTMLEscapeString(kind) + `<wbr><span class="nowrap">` + template.HTMLEscapeString(rest) + `</span>`)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 var funcs = template.FuncMap{
+	"id":          idHTML,
+	"subject":     subjectHTML,
+	"ts":          timeHTML,
 	"clientPath":  clientPath,
 	"accountPath": accountPath,
 	"certPath": func(accountID, certID string) string {
@@ -300,13 +354,8 @@ var funcs = template.FuncMap{
 	"grantChoices": func() any { return grantChoices },
 	"auditLimits":  func() []string { return auditLimits },
 	"timeHint":     func() string { return timeHint },
-	"short": func(s string, n int) string {
-		if len(s) <= n {
-			return s
-		}
-		return s[:n] + "…"
-	},
-	"lower": strings.ToLower,
+	"short":        truncate,
+	"lower":        strings.ToLower,
 	// dict passes several values to a shared template part.
 	"dict": func(kv ...any) (map[string]any, error) {
 		if len(kv)%2 != 0 {
