@@ -31,7 +31,8 @@ func tryIt(c *store.Client, tokenURL string) string {
 	} else {
 		b.WriteString(`-u "` + id + `:$CLIENT_SECRET"`)
 	}
-	b.WriteString(" -d grant_type=client_credentials " + shellWord(tokenURL))
+	// Continued lines, so that the page shows the whole command.
+	b.WriteString(" \\\n  -d grant_type=client_credentials \\\n  " + shellWord(tokenURL))
 	return b.String()
 }
 
