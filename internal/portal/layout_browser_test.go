@@ -24,7 +24,7 @@ func (b *browser) viewport(width int64) {
 type layoutReport struct {
 	ScrollWidth int `json:"scrollWidth"`
 	InnerWidth  int `json:"innerWidth"`
-	// IDs counts the ids (code.id) on the page; Wrapped lists those laid
+	// IDs counts the ids (class "id") on the page; Wrapped lists those laid
 	// out on more than one line or allowed to wrap.
 	IDs     int      `json:"ids"`
 	Wrapped []string `json:"wrapped"`
@@ -35,7 +35,7 @@ type layoutReport struct {
 
 const measureLayout = `(() => {
   const r = {scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, ids: 0, wrapped: [], scrolled: []};
-  for (const el of document.querySelectorAll("code.id:not(.long)")) {
+  for (const el of document.querySelectorAll(".id:not(.long)")) {
     r.ids++;
     // A wrapped inline element has one client rectangle per line.
     if (getComputedStyle(el).whiteSpace !== "nowrap" || el.getClientRects().length !== 1) {
