@@ -272,10 +272,10 @@ const timeLayout = "2006-01-02 15:04:05 UTC"
 func clientPath(id string) string  { return Path + "/clients/" + url.PathEscape(id) }
 func accountPath(id string) string { return Path + "/accounts/" + url.PathEscape(id) }
 
-// maxShownID is the longest id a table shows whole. Generated ids (a
-// client's 26 characters, an account's 21, a key's 22) are shown whole; a longer
-// id an operator chose is shortened visibly, the whole id in its title and
-// on its own page (with a copy button).
+// maxShownID is the longest id a table shows whole: generated ids (a
+// client's 26 characters, an account's 21, a key's 22) always are. A
+// longer id an operator chose is shortened visibly, the whole id in its
+// title and on its own page (with a copy button).
 const maxShownID = 26
 
 // idHTML shows an id that is never broken inside (class "id").
@@ -284,7 +284,7 @@ func idHTML(s string) template.HTML {
 	if len(s) <= maxShownID {
 		return template.HTML(`<code class="id">` + e + `</code>`)
 	}
-	return template.HTML(`<code class="id" title="` + e + `">` + template.HTMLEscapeString(s[:maxShownID-1]) + `…</code>`)
+	return template.HTML(`<code class="id" title="` + e + `">` + template.HTMLEscapeString(truncate(s, maxShownID-1)) + `</code>`)
 }
 
 // timeHTML shows a time as the "time" function does, breakable only
@@ -315,11 +315,17 @@ func subjectHTML(s string) template.HTML {
 	return template.HTML(template.HTMLEscapeString(kind) + `<wbr><span class="nowrap">` + template.HTMLEscapeString(rest) + `</span>`)
 }
 
+// truncate shortens s to n characters (not bytes: a subject may be any
+// text), marking the cut with "…".
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	i := 0
+	for at := range s {
+		if i == n {
+			return s[:at] + "…"
+		}
+		i++
 	}
-	return s[:n] + "…"
+	return s
 }
 
 var funcs = template.FuncMap{
