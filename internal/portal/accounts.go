@@ -60,7 +60,13 @@ func (p *Portal) accountList(w http.ResponseWriter, r *http.Request, u *user) er
 // parseLimits checks the audiences and scopes an account's clients are
 // limited to.
 func parseLimits(f *accountForm) (auds, scopes []string) {
-	for _, a := range strings.Fields(f.Audiences) {
+	// One audience per line, as on the client form; scopes are separated
+	// by spaces (RFC 6749 §3.3).
+	lines, bad := splitLines(f.Audiences)
+	if bad != "" {
+		f.Errors["audiences"] = lineError(bad, "audience")
+	}
+	for _, a := range lines {
 		if err := clients.CheckAudience(a); err != nil {
 			f.Errors["audiences"] = strconvQuote(a) + ": " + err.Error()
 		} else if !slices.Contains(auds, a) {
@@ -82,6 +88,11 @@ func strconvQuote(s string) string { return strconv.Quote(s) }
 type accountSecretData struct {
 	Account *store.Account
 	Secret  string
+	// Rotated: the secret replaces the account's previous one. SignedOut:
+	// the holder rotated their own secret, which ended their session.
+	Rotated, SignedOut bool
+	// Warning is a problem the rotation had after replacing the secret.
+	Warning string
 }
 
 func (p *Portal) accountCreate(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -260,6 +271,45 @@ func (p *Portal) accountStatus(w http.ResponseWriter, r *http.Request, u *user) 
 	}
 	p.audit(ctx, r, store.AuditRecord{Action: account.StatusAction(to), AccountID: a.ID, Subject: u.by(), Detail: string(a.Status) + " → " + string(to)})
 	return redirect(w, r, accountPath(a.ID), msg)
+}
+
+// accountRotateSecret replaces an individual account's shared secret (an
+// operator, or the account's holder) and shows the new one once. The
+// account service ends the holders' portal sessions, since they signed in
+// with the old secret: a holder rotating their own secret is signed out,
+// after the page has shown them the new one.
+func (p *Portal) accountRotateSecret(w http.ResponseWriter, r *http.Request, u *user) error {
+	ctx := r.Context()
+	a, err := p.accountOf(r, u)
+	if err != nil {
+		return err
+	}
+	if a.Kind != store.AccountIndividual {
+		return &pageError{http.StatusConflict, "An organization has no shared secret: it signs its initial access tokens with the keys of its certificates."}
+	}
+	a, secret, err := p.o.Accounts.RotateSecret(ctx, a.ID)
+	if secret == "" {
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return &pageError{http.StatusConflict, "The secret was not rotated: " + err.Error() + "."}
+	}
+	d := accountSecretData{Account: a, Secret: secret, Rotated: true, SignedOut: !u.IsOperator()}
+	if err != nil {
+		// The secret is replaced already: it must be shown, or it is lost.
+		p.o.Logger.Error("portal: rotate account secret", "account", a.ID, "err", err)
+		d.Warning = "The holders' portal sessions could not all be ended (the error is logged): those signed in stay signed in until their sessions expire."
+	}
+	p.audit(ctx, r, store.AuditRecord{Action: account.ActionRotateSecret, AccountID: a.ID, Subject: u.by(), Detail: "holders' portal sessions ended"})
+	v := &view{Title: "New shared secret", Nav: "accounts", User: u, Data: d}
+	if d.SignedOut {
+		// The session is gone from the store; the browser forgets it too,
+		// and the page is rendered as for someone signed out.
+		http.SetCookie(w, p.cookie(sessionCookie, "", -1))
+		v.User, v.Nav = nil, ""
+		v.Flash = "You are signed out, since your session was opened with the old secret. Copy the new secret below, then sign in with your account ID and the new secret."
+	}
+	return p.ok(w, r, "account_secret", v)
 }
 
 func (p *Portal) certificateIssue(w http.ResponseWriter, r *http.Request, u *user) error {

@@ -283,6 +283,12 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("registered client %q secret %q", rs08.ID, rs08.Secret)
 	}
 	b.run("copy button", chromedp.WaitVisible(chromedp.CSS(`button[data-copy="client-secret"]`)), chromedp.Click(chromedp.CSS(`button[data-copy="client-secret"]`)))
+	// Try it: the client's own id and the server's token endpoint, the
+	// secret read from the terminal (issue 9).
+	if try := b.text("#try-it"); !strings.Contains(try, `"`+rs08.ID+`:$CLIENT_SECRET"`) || !strings.Contains(try, s.URL+"/token/oauth2") ||
+		strings.Contains(try, "$CLIENT_ID") || strings.Contains(try, rs08.Secret) || !strings.HasPrefix(try, "read -rs CLIENT_SECRET") {
+		t.Errorf("Try it snippet:\n%s", try)
+	}
 	b.shot("client-secret-once")
 	// The detail page never shows the secret again.
 	b.open("/portal/clients/" + rs08.ID)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/store"
@@ -161,7 +162,8 @@ var fieldOf = map[string]string{
 // The registry checks the rest, the account's limits included.
 func (f *clientForm) apply(s *clients.Spec, operator bool) {
 	s.Name = f.Name
-	s.Audiences = strings.Fields(f.Audiences)
+	s.Audiences = f.lines("audiences", f.Audiences, "audience")
+	// RFC 6749 §3.3: scope is a list of space-delimited tokens.
 	s.Scopes = strings.Fields(f.Scopes)
 	s.GrantTypes = f.GrantTypes
 	if len(s.GrantTypes) == 0 {
@@ -173,7 +175,7 @@ func (f *clientForm) apply(s *clients.Spec, operator bool) {
 		// declare the resources it serves, which would entitle its client
 		// to exchange and introspect other parties' tokens.
 		s.AllowImpersonation = f.AllowImpersonation
-		s.Resources = strings.Fields(f.Resources)
+		s.Resources = f.lines("resources", f.Resources, "resource")
 		s.ExchangeAny, s.IntrospectAny = f.ExchangeAny, f.IntrospectAny
 	}
 	var err error
@@ -183,6 +185,40 @@ func (f *clientForm) apply(s *clients.Spec, operator bool) {
 	if s.RefreshTTL, err = parseTTL(f.RefreshTTL); err != nil {
 		f.Errors["refresh_ttl"] = err.Error()
 	}
+}
+
+// lines splits a "one per line" field: each line, trimmed, is one value,
+// and empty lines are skipped. A line with white space inside is not split
+// further (a value cannot hold a space, and splitting would silently turn
+// one mistyped value into two): it is refused with a field error naming it.
+func (f *clientForm) lines(field, text, what string) []string {
+	vals, bad := splitLines(text)
+	if bad != "" {
+		f.Errors[field] = lineError(bad, what)
+	}
+	return vals
+}
+
+// splitLines returns the trimmed non-empty lines of text, and the first one
+// holding white space (which it leaves out).
+func splitLines(text string) (vals []string, bad string) {
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "":
+		case strings.ContainsFunc(l, unicode.IsSpace):
+			if bad == "" {
+				bad = l
+			}
+		default:
+			vals = append(vals, l)
+		}
+	}
+	return vals, bad
+}
+
+func lineError(line, what string) string {
+	return strconv.Quote(line) + " contains white space: put each " + what + " on a line of its own"
 }
 
 // addProblems records the registry's problems next to their fields; it
@@ -249,6 +285,13 @@ type secretData struct {
 	RegistrationToken string
 	Rotated           bool
 	Grace             string
+	// TokenEndpoint is where the client obtains tokens; TryIt a shell
+	// snippet doing so (see tryIt).
+	TokenEndpoint, TryIt string
+}
+
+func (p *Portal) secretData(c *store.Client, secret string) secretData {
+	return secretData{Client: c, Secret: secret, TokenEndpoint: p.o.TokenEndpoint, TryIt: tryIt(c, p.o.TokenEndpoint)}
 }
 
 func (p *Portal) clientCreate(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -312,7 +355,7 @@ func (p *Portal) clientCreate(w http.ResponseWriter, r *http.Request, u *user) e
 	}
 	// The secret is shown here once, so this answer is not a redirect; the
 	// page is no-store like every portal page.
-	return p.ok(w, r, "client_secret", &view{Title: "Client registered", Nav: "new", User: u, Data: secretData{Client: c, Secret: secret}})
+	return p.ok(w, r, "client_secret", &view{Title: "Client registered", Nav: "new", User: u, Data: p.secretData(c, secret)})
 }
 
 // client returns the client with the path's id if u may see it; an
@@ -420,7 +463,8 @@ func (p *Portal) clientRotate(w http.ResponseWriter, r *http.Request, u *user) e
 	if err != nil {
 		return err
 	}
-	d := secretData{Client: c, Secret: secret, RegistrationToken: rat, Rotated: true}
+	d := p.secretData(c, secret)
+	d.RegistrationToken, d.Rotated = rat, true
 	if grace > 0 {
 		d.Grace = c.PrevSecretExpiresAt.UTC().Format(timeLayout)
 	}

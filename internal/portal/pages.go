@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/store"
@@ -184,15 +185,40 @@ type auditData struct {
 // auditLimits are the page sizes the audit page offers.
 var auditLimits = []string{"50", "100", "500", "1000"}
 
-// parseTime accepts the value of an <input type="datetime-local"> (read
-// as UTC), a date, or RFC 3339.
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339, "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t, nil
+// timeInputs are the forms the audit filters accept, each with the
+// precision it names: the table's own form (so that a time can be copied
+// from it), the same with "T", shorter, or a date alone. RFC 3339 with an
+// offset is accepted too.
+var timeInputs = []struct {
+	layout    string
+	precision time.Duration
+}{
+	{"2006-01-02 15:04:05", time.Second},
+	{"2006-01-02T15:04:05", time.Second},
+	{"2006-01-02 15:04", time.Minute},
+	{"2006-01-02T15:04", time.Minute},
+	{"2006-01-02", 24 * time.Hour},
+}
+
+// timeHint says what parseTime accepts.
+const timeHint = "use YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS], in UTC, such as 2026-01-31 or 2026-01-31 13:45"
+
+// parseTime reads an audit filter's time (UTC unless it says otherwise)
+// and returns the instant it names and the end of the period it names at
+// its precision: "2026-01-31" is that whole day, so that "until" it
+// includes the day, as a person reading it expects.
+func parseTime(s string) (start, end time.Time, err error) {
+	s = strings.TrimSpace(s)
+	trimmed := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s, "UTC"), "Z"), " ")
+	for _, in := range timeInputs {
+		if t, err := time.ParseInLocation(in.layout, trimmed, time.UTC); err == nil {
+			return t, t.Add(in.precision), nil
 		}
 	}
-	return time.Time{}, errors.New("use the form 2026-01-31T13:45 (UTC)")
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, t.Add(time.Second), nil
+	}
+	return time.Time{}, time.Time{}, fmt.Errorf("%q is not a date or time: %s", s, timeHint)
 }
 
 func (p *Portal) auditList(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -211,15 +237,20 @@ func (p *Portal) auditList(w http.ResponseWriter, r *http.Request, u *user) erro
 	}
 	f.Limit, _ = strconv.Atoi(d.Limit)
 	var err error
+	// Since is inclusive; Until includes the period it names (the store's
+	// Until is exclusive, so it gets the period's end).
 	if d.Since != "" {
-		if f.Since, err = parseTime(d.Since); err != nil {
+		if f.Since, _, err = parseTime(d.Since); err != nil {
 			d.Errors["since"] = err.Error()
 		}
 	}
 	if d.Until != "" {
-		if f.Until, err = parseTime(d.Until); err != nil {
+		if _, f.Until, err = parseTime(d.Until); err != nil {
 			d.Errors["until"] = err.Error()
 		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		d.Errors["until"] = "is before since: nothing can match"
 	}
 	status := http.StatusOK
 	if len(d.Errors) == 0 {
@@ -241,7 +272,66 @@ const timeLayout = "2006-01-02 15:04:05 UTC"
 func clientPath(id string) string  { return Path + "/clients/" + url.PathEscape(id) }
 func accountPath(id string) string { return Path + "/accounts/" + url.PathEscape(id) }
 
+// maxShownID is the longest id a table shows whole: generated ids (a
+// client's 26 characters, an account's 21, a key's 22) always are. A
+// longer id an operator chose is shortened visibly, the whole id in its
+// title and on its own page (with a copy button).
+const maxShownID = 26
+
+// idHTML shows an id that is never broken inside (class "id").
+func idHTML(s string) template.HTML {
+	e := template.HTMLEscapeString(s)
+	if len(s) <= maxShownID {
+		return template.HTML(`<code class="id">` + e + `</code>`)
+	}
+	return template.HTML(`<code class="id" title="` + e + `">` + template.HTMLEscapeString(truncate(s, maxShownID-1)) + `</code>`)
+}
+
+// timeHTML shows a time as the "time" function does, breakable only
+// between the date and the time of day, so that narrow columns stay
+// readable.
+func timeHTML(t time.Time) template.HTML {
+	if t.IsZero() {
+		return "—"
+	}
+	t = t.UTC()
+	return template.HTML(`<time datetime="` + t.Format(time.RFC3339) + `"><span class="nowrap">` + t.Format("2006-01-02") +
+		`</span> <span class="nowrap">` + t.Format("15:04:05") + ` UTC</span></time>`)
+}
+
+// subjectHTML shows an audit record's subject or actor. One that is an
+// id, alone or after a kind ("client:", "account:"), is not broken inside
+// the id; any other wraps where it must.
+func subjectHTML(s string) template.HTML {
+	kind, rest, ok := strings.Cut(s, ":")
+	if !ok || strings.ContainsAny(kind, " /") {
+		kind, rest = "", s
+	} else {
+		kind += ":"
+	}
+	if len(rest) > maxShownID || strings.ContainsFunc(rest, unicode.IsSpace) {
+		return template.HTML(template.HTMLEscapeString(truncate(s, 60)))
+	}
+	return template.HTML(template.HTMLEscapeString(kind) + `<wbr><span class="nowrap">` + template.HTMLEscapeString(rest) + `</span>`)
+}
+
+// truncate shortens s to n characters (not bytes: a subject may be any
+// text), marking the cut with "…".
+func truncate(s string, n int) string {
+	i := 0
+	for at := range s {
+		if i == n {
+			return s[:at] + "…"
+		}
+		i++
+	}
+	return s
+}
+
 var funcs = template.FuncMap{
+	"id":          idHTML,
+	"subject":     subjectHTML,
+	"ts":          timeHTML,
 	"clientPath":  clientPath,
 	"accountPath": accountPath,
 	"certPath": func(accountID, certID string) string {
@@ -269,13 +359,9 @@ var funcs = template.FuncMap{
 	},
 	"grantChoices": func() any { return grantChoices },
 	"auditLimits":  func() []string { return auditLimits },
-	"short": func(s string, n int) string {
-		if len(s) <= n {
-			return s
-		}
-		return s[:n] + "…"
-	},
-	"lower": strings.ToLower,
+	"timeHint":     func() string { return timeHint },
+	"short":        truncate,
+	"lower":        strings.ToLower,
 	// dict passes several values to a shared template part.
 	"dict": func(kv ...any) (map[string]any, error) {
 		if len(kv)%2 != 0 {

@@ -26,13 +26,20 @@ import (
 // Path is the prefix the portal is served under.
 const Path = "/portal"
 
+// defaultTokenPath is the server's token endpoint path (server.TokenPath,
+// which this package cannot import).
+const defaultTokenPath = "/token/oauth2"
+
 // Options are the portal's dependencies and settings.
 type Options struct {
-	Issuer   string
-	Store    store.Store
-	Accounts *account.Service
-	Clients  *clients.Registry
-	Keys     *keys.Manager
+	Issuer string
+	// TokenEndpoint is the token endpoint's URL, as the server's metadata
+	// publishes it; Issuer + "/token/oauth2" when empty.
+	TokenEndpoint string
+	Store         store.Store
+	Accounts      *account.Service
+	Clients       *clients.Registry
+	Keys          *keys.Manager
 	// RequireApproval puts clients that account holders register in the
 	// portal in the pending state until an operator approves them, as
 	// dynamic registrations are. Clients operators register are active.
@@ -89,6 +96,9 @@ func New(o Options) (*Portal, error) {
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = DefaultSessionTTL
+	}
+	if o.TokenEndpoint == "" {
+		o.TokenEndpoint = o.Issuer + defaultTokenPath
 	}
 	p := &Portal{
 		o:        o,
@@ -175,6 +185,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /portal/accounts/{id}", p.auth(anyone, p.accountDetail))
 	m.HandleFunc("POST /portal/accounts/{id}", p.auth(operators, p.accountUpdate))
 	m.HandleFunc("POST /portal/accounts/{id}/status", p.auth(operators, p.accountStatus))
+	m.HandleFunc("POST /portal/accounts/{id}/secret", p.auth(anyone, p.accountRotateSecret))
 	m.HandleFunc("POST /portal/accounts/{id}/certificates", p.auth(operators, p.certificateIssue))
 	m.HandleFunc("POST /portal/accounts/{id}/certificates/upload", p.auth(operators, p.certificateUpload))
 	m.HandleFunc("GET /portal/accounts/{id}/certificates/{cert}", p.auth(operators, p.certificatePEM))

@@ -44,14 +44,6 @@ type user struct {
 // IsOperator reports whether the user is an operator.
 func (u *user) IsOperator() bool { return u.Operator != "" }
 
-// Name is how the navigation bar names the user.
-func (u *user) Name() string {
-	if u.IsOperator() {
-		return u.Operator
-	}
-	return u.Account.Name + " (" + u.Account.ID + ")"
-}
-
 // by is who acts, as the client registry and the audit log name it.
 func (u *user) by() string { return u.Subject }
 

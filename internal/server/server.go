@@ -139,7 +139,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Logger: o.Logger, Now: o.Now,
 	})
 	portalHandler, err := portal.New(portal.Options{
-		Issuer: o.Issuer, Store: o.Store, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
+		Issuer: o.Issuer, TokenEndpoint: o.Issuer + TokenPath, Store: o.Store, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
 		RequireApproval: o.RequireApproval, Secure: o.Secure, Logger: o.Logger, Now: o.Now,
 		Audit: s.audit,
 	})
