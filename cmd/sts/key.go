@@ -118,6 +118,15 @@ keys (within seconds).`,
 			if snap.Current != nil {
 				current = snap.Current.ID
 			}
+			if retired != "" {
+				// The same record as a rotation in the portal.
+				if err := env.Store.AppendAudit(ctx, []store.AuditRecord{{
+					Time: time.Now(), Action: "key.rotate", Decision: store.DecisionGranted,
+					Subject: "cli", Detail: "retired " + retired + ", current " + current,
+				}}); err != nil {
+					return fmt.Errorf("audit key.rotate: %w", err)
+				}
+			}
 			for _, k := range snap.Keys() {
 				if k.State == store.KeyNext {
 					next = k.ID

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/keybridge/sts/internal/store"
 	"slices"
 	"strings"
 	"testing"
@@ -43,6 +44,12 @@ func TestKeyListAndRotate(t *testing.T) {
 	}
 	if !strings.Contains(out, first.Current+" is retired") {
 		t.Errorf("rotate does not name the retired key:\n%s", out)
+	}
+	// Audited as the portal audits a rotation (the creation of the first
+	// keys is not a rotation).
+	recs, err := c.env().Store.ListAudit(t.Context(), store.AuditFilter{Action: "key.rotate"})
+	if err != nil || len(recs) != 1 || !strings.Contains(recs[0].Detail, "retired "+first.Current) {
+		t.Errorf("key.rotate audit: %+v, %v", recs, err)
 	}
 	c.okJSON(&keys, "key", "list", "-o", "json")
 	if got, want := states(keys), "current:"+current+" next:"+next+" retired:"+first.Current; got != want {
