@@ -1,0 +1,267 @@
+package sqlstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keybridge/sts/internal/store/postgres"
+	"github.com/keybridge/sts/internal/store/sqlite"
+)
+
+// table is what the schema test compares of a table: its columns in order,
+// its primary key, and its named indexes (those of CREATE INDEX, not the
+// ones a database makes for a key), each as "unique? partial? (columns)".
+type table struct {
+	Columns    []string
+	PrimaryKey []string
+	Indexes    map[string]string
+}
+
+// indexShape describes an index for the comparison.
+func indexShape(unique, partial bool, cols []string) string {
+	return fmt.Sprintf("unique=%t partial=%t (%s)", unique, partial, strings.Join(cols, ", "))
+}
+
+// TestSchemasMatch checks that the migrations of both backends, each in its
+// own dialect, build the same tables, columns, keys and indexes: the shared
+// code of package sqlstore runs on both. goose's own version table is left
+// out.
+func TestSchemasMatch(t *testing.T) {
+	u := os.Getenv("STS_TEST_DATABASE_URL")
+	if u == "" {
+		t.Skip("STS_TEST_DATABASE_URL is not set: set it to a PostgreSQL URL, e.g. " +
+			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable, to compare the schemas")
+	}
+	ctx := t.Context()
+
+	lite, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	got := sqliteSchema(t, lite)
+
+	schema := newSchema(t, u)
+	pg, err := postgres.Open(ctx, u, postgres.WithPoolConfig(func(c *pgxpool.Config) {
+		c.ConnConfig.RuntimeParams["search_path"] = schema
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	want := postgresSchema(t, pg.Pool(), schema)
+
+	if len(got) == 0 {
+		t.Fatal("no SQLite tables")
+	}
+	for name, l := range got {
+		p, ok := want[name]
+		if !ok {
+			t.Errorf("table %s: in SQLite only", name)
+			continue
+		}
+		if !reflect.DeepEqual(l, p) {
+			t.Errorf("table %s:\nSQLite     %+v\nPostgreSQL %+v", name, *l, *p)
+		}
+	}
+	for name := range want {
+		if got[name] == nil {
+			t.Errorf("table %s: in PostgreSQL only", name)
+		}
+	}
+}
+
+func sqliteSchema(t *testing.T, s *sqlite.Store) map[string]*table {
+	t.Helper()
+	ctx, db := t.Context(), s.DB()
+	names := queryStrings(t, func() ([]string, error) {
+		rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master
+			WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'goose_db_version'`)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return nil, err
+			}
+			out = append(out, n)
+		}
+		return out, rows.Err()
+	})
+	out := map[string]*table{}
+	for _, name := range names {
+		tb := &table{Indexes: map[string]string{}}
+		rows, err := db.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk := map[int]string{}
+		for rows.Next() {
+			var col string
+			var n int
+			if err := rows.Scan(&col, &n); err != nil {
+				t.Fatal(err)
+			}
+			tb.Columns = append(tb.Columns, col)
+			if n > 0 {
+				pk[n] = col
+			}
+		}
+		rows.Close()
+		for i := 1; i <= len(pk); i++ {
+			tb.PrimaryKey = append(tb.PrimaryKey, pk[i])
+		}
+		// origin 'c': made by CREATE INDEX, not for a key or constraint.
+		rows, err = db.QueryContext(ctx, `SELECT name, "unique", partial FROM pragma_index_list(?) WHERE origin = 'c'`, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type index struct {
+			name            string
+			unique, partial bool
+		}
+		var idx []index
+		for rows.Next() {
+			var i index
+			if err := rows.Scan(&i.name, &i.unique, &i.partial); err != nil {
+				t.Fatal(err)
+			}
+			idx = append(idx, i)
+		}
+		rows.Close()
+		for _, i := range idx {
+			cols := queryStrings(t, func() ([]string, error) {
+				rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_index_info(?) ORDER BY seqno`, i.name)
+				if err != nil {
+					return nil, err
+				}
+				defer rows.Close()
+				var out []string
+				for rows.Next() {
+					var c string
+					if err := rows.Scan(&c); err != nil {
+						return nil, err
+					}
+					out = append(out, c)
+				}
+				return out, rows.Err()
+			})
+			tb.Indexes[i.name] = indexShape(i.unique, i.partial, cols)
+		}
+		out[name] = tb
+	}
+	return out
+}
+
+func postgresSchema(t *testing.T, pool *pgxpool.Pool, schema string) map[string]*table {
+	t.Helper()
+	ctx := t.Context()
+	out := map[string]*table{}
+	rows, err := pool.Query(ctx, `SELECT table_name::text, column_name::text FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name <> 'goose_db_version'
+		ORDER BY table_name, ordinal_position`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var tname, col string
+		if err := rows.Scan(&tname, &col); err != nil {
+			t.Fatal(err)
+		}
+		if out[tname] == nil {
+			out[tname] = &table{Indexes: map[string]string{}}
+		}
+		out[tname].Columns = append(out[tname].Columns, col)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Every index of the schema's tables with its columns in order; the
+	// primary key's gives the key, those behind other constraints (there
+	// are none) would count as named indexes.
+	rows, err = pool.Query(ctx, `SELECT i.relname::text, c.relname::text, x.indisprimary, x.indisunique,
+			x.indpred IS NOT NULL,
+			array(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
+				JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum ORDER BY k.ord)
+		FROM pg_index x
+		JOIN pg_class i ON i.oid = x.indexrelid
+		JOIN pg_class c ON c.oid = x.indrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname <> 'goose_db_version'`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			iname, tname             string
+			primary, unique, partial bool
+			cols                     []string
+		)
+		if err := rows.Scan(&iname, &tname, &primary, &unique, &partial, &cols); err != nil {
+			t.Fatal(err)
+		}
+		tb := out[tname]
+		if tb == nil {
+			t.Fatalf("index %s of unknown table %s", iname, tname)
+		}
+		if primary {
+			tb.PrimaryKey = cols
+		} else {
+			tb.Indexes[iname] = indexShape(unique, partial, cols)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// queryStrings runs q and fails the test on its error.
+func queryStrings(t *testing.T, q func() ([]string, error)) []string {
+	t.Helper()
+	out, err := q()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// newSchema creates a fresh schema in the test database, dropped with
+// everything in it when the test ends, and returns its name.
+func newSchema(t *testing.T, databaseURL string) string {
+	t.Helper()
+	b := make([]byte, 8)
+	rand.Read(b)
+	schema := "sts_t_" + hex.EncodeToString(b)
+	exec := func(sql string) {
+		// Not t.Context, which is done when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, databaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`CREATE SCHEMA ` + pgx.Identifier{schema}.Sanitize())
+	t.Cleanup(func() { exec(`DROP SCHEMA ` + pgx.Identifier{schema}.Sanitize() + ` CASCADE`) })
+	return schema
+}
