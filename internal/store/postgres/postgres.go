@@ -60,8 +60,7 @@ type Store struct {
 	// path); it scopes migrations, change notices and elections.
 	schema string
 	// db is a database/sql view of pool, for goose only.
-	db       *sql.DB
-	migrator *goose.Provider
+	db *sql.DB
 }
 
 var _ store.Store = (*Store)(nil)
@@ -123,7 +122,8 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (_ *Store, er
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	s.db = stdlib.OpenDBFromPool(s.pool)
-	if s.migrator, err = s.migrate(ctx); err != nil {
+	migrator, err := s.migrate(ctx)
+	if err != nil {
 		return nil, err
 	}
 	pool := &executor{s.pool}
@@ -133,16 +133,16 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (_ *Store, er
 		Read:     pool,
 		Write:    pool,
 		InTx:     s.inTx,
+		Migrator: migrator,
 		OnChange: s.notify,
 	})
 	ok = true
 	return s, nil
 }
 
-// migrate applies the embedded migrations, each in its own transaction,
-// and returns the provider, for Version. It refuses a database whose schema
-// is newer than the newest migration this binary embeds: a newer binary
-// migrated it, and this one would misread or corrupt what it does not know.
+// migrate applies the embedded migrations (see sqlstore.Migrate) to the
+// first schema of the search path, under that schema's session advisory
+// lock, and returns the provider.
 func (s *Store) migrate(ctx context.Context) (*goose.Provider, error) {
 	// The tables, and goose's version table, go to the first existing
 	// schema of the search path; the migration lock is that schema's, so
@@ -170,34 +170,8 @@ func (s *Store) migrate(ctx context.Context) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, s.db, fsys,
-		goose.WithDisableGlobalRegistry(true),
+	return sqlstore.Migrate(ctx, "postgres", goose.DialectPostgres, s.db, fsys,
 		goose.WithSessionLocker(locker))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	// p.Close would close s.db, which Close closes.
-	current, known, err := p.GetVersions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	if current > known {
-		return nil, fmt.Errorf("postgres: database schema version %d is newer than this binary knows (%d); upgrade sts", current, known)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return p, nil
-}
-
-// Version returns the schema version of the database: the newest migration
-// applied.
-func (s *Store) Version(ctx context.Context) (int64, error) {
-	v, _, err := s.migrator.GetVersions(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("postgres: schema version: %w", err)
-	}
-	return v, nil
 }
 
 // Pool returns the connection pool, for tests and maintenance.

@@ -44,7 +44,6 @@ type Store struct {
 	// endpoint's hot path prepared once per connection.
 	reads *sqlstore.SQLExecutor
 
-	migrator *goose.Provider // over w
 }
 
 // dialect is SQLite's: ? placeholders, byte-ordered text by default; a
@@ -107,7 +106,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxIdleTime(0)
 	s.w.SetConnMaxLifetime(0)
-	if s.migrator, err = migrate(ctx, s.w); err != nil {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	migrator, err := sqlstore.Migrate(ctx, "sqlite", goose.DialectSQLite3, s.w, fsys)
+	if err != nil {
 		return nil, err
 	}
 
@@ -130,7 +134,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		Dialect: dialect,
 		Read:    s.reads,
 		Write:   sqlstore.NewSQLExecutor(s.w),
-		InTx:    sqlstore.SQLInTx(s.w),
+		InTx:     sqlstore.SQLInTx(s.w),
+		Migrator: migrator,
 	})
 	q := s.Queries()
 	if err := s.reads.Prepare(ctx, q.GetClient, q.GetToken, q.IsRevoked); err != nil {
@@ -195,44 +200,6 @@ func dsn(abs string, writer bool) string {
 	}
 	u := url.URL{Path: filepath.ToSlash(abs)}
 	return "file:" + u.EscapedPath() + "?" + q.Encode()
-}
-
-// migrate applies the embedded migrations, each in its own transaction,
-// and returns the provider, for Version. It refuses a database whose schema
-// is newer than the newest migration this binary embeds: a newer binary
-// migrated it, and this one would misread or corrupt what it does not know.
-func migrate(ctx context.Context, db *sql.DB) (*goose.Provider, error) {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
-		goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	// p.Close would close db, which the Store still needs.
-	current, known, err := p.GetVersions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	if current > known {
-		return nil, fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d); upgrade sts", current, known)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return nil, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return p, nil
-}
-
-// Version returns the schema version of the database: the newest migration
-// applied.
-func (s *Store) Version(ctx context.Context) (int64, error) {
-	v, _, err := s.migrator.GetVersions(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: schema version: %w", err)
-	}
-	return v, nil
 }
 
 // DB returns the write pool, for tests and maintenance. It holds a single

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
 )
@@ -66,6 +68,9 @@ type Config struct {
 	// InTx runs fn in a write transaction on an Executor of its own and
 	// commits if fn returns nil, rolls back otherwise.
 	InTx func(ctx context.Context, fn func(tx Executor) error) error
+	// Migrator is the provider that migrated the database (see
+	// [Migrate]), for Version.
+	Migrator *goose.Provider
 	// OnChange, if not nil, announces a change of cached data (a
 	// store.Change kind and key) from inside the transaction that makes
 	// it, so that it is heard on commit and never after a rollback. The
@@ -86,6 +91,7 @@ type Store struct {
 	r, w     Executor
 	inTx     func(context.Context, func(Executor) error) error
 	onChange func(ctx context.Context, tx Executor, kind, key string) error
+	migrator *goose.Provider
 	q        *sqlrows.Queries
 
 	// The reads of read-modify-write transactions, with d.ForUpdate.
@@ -99,6 +105,7 @@ func New(c Config) *Store {
 	return &Store{
 		Now:  time.Now,
 		name: c.Name, d: c.Dialect, r: c.Read, w: c.Write, inTx: c.InTx, onChange: c.OnChange,
+		migrator:              c.Migrator,
 		q:                     q,
 		getClientForUpdate:    q.GetClient + c.Dialect.ForUpdate,
 		getAccountForUpdate:   q.GetAccount + c.Dialect.ForUpdate,
