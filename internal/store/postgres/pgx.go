@@ -40,12 +40,7 @@ func (e *executor) Query(ctx context.Context, query string, args []any, each fun
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return sqlstore.EachRow(rows, each)
 }
 
 // ExecBatch sends the statements in one batch: one round trip.

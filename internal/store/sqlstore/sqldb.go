@@ -98,12 +98,7 @@ func (e *SQLExecutor) Query(ctx context.Context, query string, args []any, each 
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return EachRow(rows, each)
 }
 
 // ExecBatch implements [Executor] with one statement prepared for the

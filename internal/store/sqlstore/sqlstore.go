@@ -34,6 +34,25 @@ type Executor interface {
 	ExecBatch(ctx context.Context, query string, args [][]any) error
 }
 
+// Rows is what a *sql.Rows and a pgx.Rows have in common, but Close, whose
+// signatures differ.
+type Rows interface {
+	Row
+	Next() bool
+	Err() error
+}
+
+// EachRow calls each for every row of rows, in order, stopping at the first
+// error, for an Executor's Query; the caller closes rows.
+func EachRow(rows Rows, each func(Row) error) error {
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // Dialect is what differs between the databases beyond the column
 // encodings, which are the same (package sqlcodec).
 type Dialect struct {

@@ -1,21 +1,14 @@
-package sqlstore_test
+package postgres_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/keybridge/sts/internal/store/postgres"
 	"github.com/keybridge/sts/internal/store/sqlite"
 )
 
@@ -33,16 +26,13 @@ func indexShape(unique, partial bool, cols []string) string {
 	return fmt.Sprintf("unique=%t partial=%t (%s)", unique, partial, strings.Join(cols, ", "))
 }
 
-// TestSchemasMatch checks that the migrations of both backends, each in its
-// own dialect, build the same tables, columns, keys and indexes: the shared
+// TestSchemasMatch checks that the migrations of both backends (this one's
+// and SQLite's), each in its own dialect, build the same tables, columns, keys and indexes: the shared
 // code of package sqlstore runs on both. goose's own version table is left
 // out.
 func TestSchemasMatch(t *testing.T) {
-	u := os.Getenv("STS_TEST_DATABASE_URL")
-	if u == "" {
-		t.Skip("STS_TEST_DATABASE_URL is not set: set it to a PostgreSQL URL, e.g. " +
-			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable, to compare the schemas")
-	}
+	schema := newSchema(t) // or skips
+	t.Parallel()
 	ctx := t.Context()
 
 	lite, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sts.db"))
@@ -52,13 +42,7 @@ func TestSchemasMatch(t *testing.T) {
 	defer lite.Close()
 	got := sqliteSchema(t, lite)
 
-	schema := newSchema(t, u)
-	pg, err := postgres.Open(ctx, u, postgres.WithPoolConfig(func(c *pgxpool.Config) {
-		c.ConnConfig.RuntimeParams["search_path"] = schema
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pg := open(t, schema)
 	defer pg.Close()
 	want := postgresSchema(t, pg.Pool(), schema)
 
@@ -239,29 +223,4 @@ func queryStrings(t *testing.T, q func() ([]string, error)) []string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// newSchema creates a fresh schema in the test database, dropped with
-// everything in it when the test ends, and returns its name.
-func newSchema(t *testing.T, databaseURL string) string {
-	t.Helper()
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "sts_t_" + hex.EncodeToString(b)
-	exec := func(sql string) {
-		// Not t.Context, which is done when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, databaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec(`CREATE SCHEMA ` + pgx.Identifier{schema}.Sanitize())
-	t.Cleanup(func() { exec(`DROP SCHEMA ` + pgx.Identifier{schema}.Sanitize() + ` CASCADE`) })
-	return schema
 }
