@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -69,84 +70,69 @@ func TestSchemasMatch(t *testing.T) {
 func sqliteSchema(t *testing.T, s *sqlite.Store) map[string]*table {
 	t.Helper()
 	ctx, db := t.Context(), s.DB()
-	names := queryStrings(t, func() ([]string, error) {
-		rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master
-			WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'goose_db_version'`)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return nil, err
-			}
-			out = append(out, n)
-		}
-		return out, rows.Err()
-	})
-	out := map[string]*table{}
-	for _, name := range names {
-		tb := &table{Indexes: map[string]string{}}
-		rows, err := db.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`, name)
+	// each runs a query and calls scan for every row.
+	each := func(scan func(*sql.Rows) error, query string, args ...any) {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, query, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pk := map[int]string{}
+		defer rows.Close()
 		for rows.Next() {
-			var col string
-			var n int
-			if err := rows.Scan(&col, &n); err != nil {
+			if err := scan(rows); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string]*table{}
+	each(func(r *sql.Rows) error {
+		var name string
+		err := r.Scan(&name)
+		out[name] = &table{Indexes: map[string]string{}}
+		return err
+	}, `SELECT name FROM sqlite_master
+		WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'goose_db_version'`)
+	for name, tb := range out {
+		pk := map[int]string{}
+		each(func(r *sql.Rows) error {
+			var col string
+			var n int
+			err := r.Scan(&col, &n)
 			tb.Columns = append(tb.Columns, col)
 			if n > 0 {
 				pk[n] = col
 			}
-		}
-		rows.Close()
+			return err
+		}, `SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`, name)
 		for i := 1; i <= len(pk); i++ {
 			tb.PrimaryKey = append(tb.PrimaryKey, pk[i])
 		}
 		// origin 'c': made by CREATE INDEX, not for a key or constraint.
-		rows, err = db.QueryContext(ctx, `SELECT name, "unique", partial FROM pragma_index_list(?) WHERE origin = 'c'`, name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The columns are read after the list: DB is one connection.
 		type index struct {
 			name            string
 			unique, partial bool
 		}
 		var idx []index
-		for rows.Next() {
+		each(func(r *sql.Rows) error {
 			var i index
-			if err := rows.Scan(&i.name, &i.unique, &i.partial); err != nil {
-				t.Fatal(err)
-			}
+			err := r.Scan(&i.name, &i.unique, &i.partial)
 			idx = append(idx, i)
-		}
-		rows.Close()
+			return err
+		}, `SELECT name, "unique", partial FROM pragma_index_list(?) WHERE origin = 'c'`, name)
 		for _, i := range idx {
-			cols := queryStrings(t, func() ([]string, error) {
-				rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_index_info(?) ORDER BY seqno`, i.name)
-				if err != nil {
-					return nil, err
-				}
-				defer rows.Close()
-				var out []string
-				for rows.Next() {
-					var c string
-					if err := rows.Scan(&c); err != nil {
-						return nil, err
-					}
-					out = append(out, c)
-				}
-				return out, rows.Err()
-			})
+			var cols []string
+			each(func(r *sql.Rows) error {
+				var col string
+				err := r.Scan(&col)
+				cols = append(cols, col)
+				return err
+			}, `SELECT name FROM pragma_index_info(?) ORDER BY seqno`, i.name)
 			tb.Indexes[i.name] = indexShape(i.unique, i.partial, cols)
 		}
-		out[name] = tb
 	}
 	return out
 }
@@ -210,16 +196,6 @@ func postgresSchema(t *testing.T, pool *pgxpool.Pool, schema string) map[string]
 		}
 	}
 	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// queryStrings runs q and fails the test on its error.
-func queryStrings(t *testing.T, q func() ([]string, error)) []string {
-	t.Helper()
-	out, err := q()
-	if err != nil {
 		t.Fatal(err)
 	}
 	return out

@@ -43,7 +43,6 @@ type Store struct {
 	// reads is the executor of r, with the statements of the token
 	// endpoint's hot path prepared once per connection.
 	reads *sqlstore.SQLExecutor
-
 }
 
 // dialect is SQLite's: ? placeholders, byte-ordered text by default; a
@@ -130,10 +129,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 	s.reads = sqlstore.NewSQLExecutor(s.r)
 	s.Store = sqlstore.New(sqlstore.Config{
-		Name:    "sqlite",
-		Dialect: dialect,
-		Read:    s.reads,
-		Write:   sqlstore.NewSQLExecutor(s.w),
+		Name:     "sqlite",
+		Dialect:  dialect,
+		Read:     s.reads,
+		Write:    sqlstore.NewSQLExecutor(s.w),
 		InTx:     sqlstore.SQLInTx(s.w),
 		Migrator: migrator,
 	})
