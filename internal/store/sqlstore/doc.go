@@ -19,5 +19,12 @@
 // The column lists, scans and query text are package sqlrows'; the column
 // encodings package sqlcodec's. This package adds the behaviour: which
 // statements run, in which transaction, and how their errors map to
-// store.ErrNotFound and store.ErrConflict.
+// store.ErrNotFound and store.ErrConflict. It is apart from sqlrows because
+// sqlrows is text and mapping, tested without a database, while this one
+// runs statements; it is tested through both backends, by the conformance
+// suite (storetest.Run) and the migration suite (storetest.RunMigrations).
+//
+// The executor of database/sql ([SQLExecutor], [SQLInTx]) is here, as any
+// database/sql driver can use it; the pgx one is the PostgreSQL backend's,
+// which keeps pgx without database/sql in between.
 package sqlstore
