@@ -60,12 +60,19 @@ const benchParallelism = 8
 // form body for rs08.
 func benchSetup(b *testing.B) (*ststest.STS, *ststest.Client, string) {
 	s := ststest.Start(b, ststest.Options{})
-	user := s.CreateClient(func(c *store.Client) { c.Scopes = []string{"api"} })
-	rs08 := s.CreateClient(func(c *store.Client) {
-		c.Audiences = []string{backend}
+	// The user's token is addressed to rs08 (a resource it serves), which
+	// policy.MayExchange requires of a subject token.
+	const rs08Resource = "https://rs08.example.com"
+	user := s.CreateClient(func(c *store.Client) {
+		c.Audiences = []string{rs08Resource}
 		c.Scopes = []string{"api"}
 	})
-	subject := s.ClientCredentials(user, nil)
+	rs08 := s.CreateClient(func(c *store.Client) {
+		c.Audiences = []string{backend}
+		c.Resources = []string{rs08Resource}
+		c.Scopes = []string{"api"}
+	})
+	subject := s.ClientCredentials(user, url.Values{"resource": {rs08Resource}})
 	body := url.Values{
 		"grant_type":         {oauth.GrantTypeTokenExchange},
 		"resource":           {backend},

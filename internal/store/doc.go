@@ -1,8 +1,9 @@
 // Package store defines what the STS keeps: clients, signing keys, opaque
 // and refresh tokens (as hashes), revoked JWT identifiers and audit records.
 // It holds the interfaces, plain record structs and sentinel errors; the
-// backends live in sub-packages (sqlite, and postgres later) and all of them
-// pass the one conformance suite in storetest.
+// SQL backends (sqlite, postgres) share one implementation of every table,
+// package sqlstore, and all of them pass the one conformance suite in
+// storetest.
 //
 // A store stores; it does not decide. Operations that must be atomic are
 // named after the invariant they keep (RotateKeys, RotateRefreshToken,

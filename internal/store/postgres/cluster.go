@@ -7,10 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/store/sqlstore"
 )
 
 // changesChannel is the LISTEN/NOTIFY channel of every Key Bridge STS
@@ -18,15 +18,12 @@ import (
 // deployments (or tests) sharing a database ignore each other.
 const changesChannel = "sts_changes"
 
-// execer is a pool or a transaction.
-type execer interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-// notify announces a change. Inside a transaction, PostgreSQL delivers it
-// on commit and drops it on rollback, so listeners never hear of a change
-// that did not happen.
-func (s *Store) notify(ctx context.Context, q execer, kind, key string) error {
+// notify announces a change: it is the sqlstore.Config.OnChange hook, which
+// the shared table code calls inside the transaction of every write of
+// cached data (clients, accounts, revocations, keys). Inside a transaction,
+// PostgreSQL delivers the notice on commit and drops it on rollback, so
+// listeners never hear of a change that did not happen.
+func (s *Store) notify(ctx context.Context, q sqlstore.Executor, kind, key string) error {
 	_, err := q.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, s.schema+"|"+kind+":"+key)
 	return err
 }

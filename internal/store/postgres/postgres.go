@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -21,20 +20,22 @@ import (
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
+	"github.com/keybridge/sts/internal/store/sqlstore"
 )
 
-// queries is the text of the queries PostgreSQL shares with SQLite, with
-// PostgreSQL's placeholders; built once, here, not per request.
-var queries = sqlrows.NewQueries(sqlrows.PostgreSQL)
-
-// The reads that lock the rows they read (SELECT … FOR UPDATE), so that
-// concurrent read-modify-writes queue as they do on SQLite's single writer.
-var (
-	qGetClientForUpdate    = queries.GetClient + ` FOR UPDATE`
-	qGetAccountForUpdate   = queries.GetAccount + ` FOR UPDATE`
-	qGetOperatorForUpdate  = queries.GetOperator + ` FOR UPDATE`
-	qRefreshStateForUpdate = queries.RefreshState + ` FOR UPDATE`
-)
+// dialect is PostgreSQL's: $n placeholders and byte-ordered text
+// (sqlrows.PostgreSQL); reads that lock the rows they read (SELECT … FOR
+// UPDATE) and a table lock for key rotation, so that concurrent
+// read-modify-writes queue as they do on SQLite's single writer; pgx's and
+// the server's errors.
+var dialect = sqlstore.Dialect{
+	Text:      sqlrows.PostgreSQL,
+	ForUpdate: ` FOR UPDATE`,
+	LockKeys:  `LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE`,
+	NoRows:    func(err error) bool { return errors.Is(err, pgx.ErrNoRows) },
+	Unique:    func(err error) bool { return sqlState(err) == uniqueViolation },
+	Retryable: retryable,
+}
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -50,18 +51,16 @@ const (
 // concurrent use, and several Stores (in several processes) may share one
 // database.
 type Store struct {
-	// Now is the clock UpdateClient, UpdateAccount and UpdateOperator stamp
-	// UpdatedAt with. Open sets it to time.Now; replace it before the Store
-	// is first used.
-	Now func() time.Time
+	// Store is every table, over the pool; its Now is the clock of
+	// UpdateClient, UpdateAccount and UpdateOperator.
+	*sqlstore.Store
 
 	pool *pgxpool.Pool
 	// schema is the schema the tables live in (the first of the search
 	// path); it scopes migrations, change notices and elections.
 	schema string
 	// db is a database/sql view of pool, for goose only.
-	db       *sql.DB
-	migrator *goose.Provider
+	db *sql.DB
 }
 
 var _ store.Store = (*Store)(nil)
@@ -109,7 +108,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (_ *Store, er
 		f(cfg)
 	}
 
-	s := &Store{Now: time.Now}
+	s := &Store{}
 	ok := false
 	defer func() {
 		if !ok {
@@ -123,17 +122,27 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (_ *Store, er
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	s.db = stdlib.OpenDBFromPool(s.pool)
-	if s.migrator, err = s.migrate(ctx); err != nil {
+	migrator, err := s.migrate(ctx)
+	if err != nil {
 		return nil, err
 	}
+	pool := &executor{s.pool}
+	s.Store = sqlstore.New(sqlstore.Config{
+		Name:     "postgres",
+		Dialect:  dialect,
+		Read:     pool,
+		Write:    pool,
+		InTx:     s.inTx,
+		Migrator: migrator,
+		OnChange: s.notify,
+	})
 	ok = true
 	return s, nil
 }
 
-// migrate applies the embedded migrations, each in its own transaction,
-// and returns the provider, for Version. It refuses a database whose schema
-// is newer than the newest migration this binary embeds: a newer binary
-// migrated it, and this one would misread or corrupt what it does not know.
+// migrate applies the embedded migrations (see sqlstore.Migrate) to the
+// first schema of the search path, under that schema's session advisory
+// lock, and returns the provider.
 func (s *Store) migrate(ctx context.Context) (*goose.Provider, error) {
 	// The tables, and goose's version table, go to the first existing
 	// schema of the search path; the migration lock is that schema's, so
@@ -161,34 +170,8 @@ func (s *Store) migrate(ctx context.Context) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, s.db, fsys,
-		goose.WithDisableGlobalRegistry(true),
+	return sqlstore.Migrate(ctx, "postgres", goose.DialectPostgres, s.db, fsys,
 		goose.WithSessionLocker(locker))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	// p.Close would close s.db, which Close closes.
-	current, known, err := p.GetVersions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	if current > known {
-		return nil, fmt.Errorf("postgres: database schema version %d is newer than this binary knows (%d); upgrade sts", current, known)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return p, nil
-}
-
-// Version returns the schema version of the database: the newest migration
-// applied.
-func (s *Store) Version(ctx context.Context) (int64, error) {
-	v, _, err := s.migrator.GetVersions(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("postgres: schema version: %w", err)
-	}
-	return v, nil
 }
 
 // Pool returns the connection pool, for tests and maintenance.
@@ -210,20 +193,8 @@ func (s *Store) Close() error {
 // nil. Methods that read then write take row locks (SELECT … FOR UPDATE)
 // or a table lock, so that concurrent callers queue as they do on SQLite's
 // single writer.
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
-}
-
-// mapErr turns a unique violation into store.ErrConflict and pgx.ErrNoRows
-// into store.ErrNotFound, keeping the cause in the message.
-func mapErr(err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.ErrNotFound
-	}
-	if sqlState(err) == uniqueViolation {
-		return fmt.Errorf("%w (%v)", store.ErrConflict, err)
-	}
-	return err
+func (s *Store) inTx(ctx context.Context, fn func(sqlstore.Executor) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&executor{tx}) })
 }
 
 // sqlState returns the SQLSTATE of a server error, or "".
@@ -243,31 +214,6 @@ func retryable(err error) bool {
 		return true
 	}
 	return false
-}
-
-// rowsAffected returns the count of rows changed by a statement.
-func rowsAffected(tag pgconn.CommandTag, err error) (int, error) {
-	if err != nil {
-		return 0, err
-	}
-	return int(tag.RowsAffected()), nil
-}
-
-// collect scans every row of rows with scan.
-func collect[T any](rows pgx.Rows, err error, scan func(sqlrows.Scanner) (T, error)) ([]T, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }
 
 // passwords returns the passwords written in a connection URL, in its user
@@ -316,33 +262,3 @@ func (e *redactedError) Error() string {
 }
 
 func (e *redactedError) Unwrap() error { return e.err }
-
-// updateRow is the read-modify-write of UpdateClient, UpdateAccount and
-// UpdateOperator: it reads the row with SELECT … FOR UPDATE (get), so that
-// concurrent updates queue and never lose each other's changes, applies
-// update, writes the row (put) with UpdatedAt set to s.Now(), and, when
-// change is not empty, announces it on commit. update must not change the
-// key nor call the Store: the transaction holds the row lock meanwhile.
-func updateRow[T any](ctx context.Context, s *Store, u sqlrows.Updatable[T], get, put, key, change string, update func(*T) error) (*T, error) {
-	var v *T
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if v, err = u.Scan(tx.QueryRow(ctx, get, key)); err != nil {
-			return mapErr(err)
-		}
-		if err := u.Apply(v, key, s.Now(), update); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, put, sqlrows.UpdateArgs(u.Values(v), key)...); err != nil {
-			return mapErr(err)
-		}
-		if change == "" {
-			return nil
-		}
-		return s.notify(ctx, tx, change, key)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: update %s %q: %w", u.What, key, err)
-	}
-	return v, nil
-}

@@ -20,11 +20,8 @@ import (
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
+	"github.com/keybridge/sts/internal/store/sqlstore"
 )
-
-// queries is the text of the queries SQLite shares with PostgreSQL, with
-// SQLite's placeholders.
-var queries = sqlrows.NewQueries(sqlrows.SQLite)
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -36,21 +33,35 @@ const busyTimeout = 10 * time.Second
 // Store is a [store.Store] backed by one SQLite database file. It is safe for
 // concurrent use.
 type Store struct {
-	// Now is the clock UpdateClient, UpdateAccount and UpdateOperator stamp
-	// UpdatedAt with. Open sets it to time.Now; replace it before the Store
-	// is first used.
-	Now func() time.Time
+	// Store is every table, over the two pools; its Now is the clock of
+	// UpdateClient, UpdateAccount and UpdateOperator.
+	*sqlstore.Store
 
 	w *sql.DB // one connection: every write and write transaction
 	r *sql.DB // read-only connections for single-statement reads
 
-	migrator *goose.Provider // over w
+	// reads is the executor of r, with the statements of the token
+	// endpoint's hot path prepared once per connection.
+	reads *sqlstore.SQLExecutor
+}
 
-	// Statements of the token endpoint's hot path, prepared once per
-	// connection of r.
-	getClient *sql.Stmt
-	getToken  *sql.Stmt
-	isRevoked *sql.Stmt
+// dialect is SQLite's: ? placeholders, byte-ordered text by default; a
+// write transaction is BEGIN IMMEDIATE (see dsn), which takes the write
+// lock at once, so a read-modify-write needs no row lock.
+var dialect = sqlstore.Dialect{
+	Text:   sqlrows.SQLite,
+	NoRows: sqlstore.SQLNoRows,
+	Unique: func(err error) bool {
+		var se *sqlitedriver.Error
+		if !errors.As(err, &se) {
+			return false
+		}
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return true
+		}
+		return false
+	},
 }
 
 var _ store.Store = (*Store)(nil)
@@ -76,7 +87,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 
-	s := &Store{Now: time.Now}
+	s := &Store{}
 	ok := false
 	defer func() {
 		if !ok {
@@ -94,7 +105,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxIdleTime(0)
 	s.w.SetConnMaxLifetime(0)
-	if s.migrator, err = migrate(ctx, s.w); err != nil {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	migrator, err := sqlstore.Migrate(ctx, "sqlite", goose.DialectSQLite3, s.w, fsys)
+	if err != nil {
 		return nil, err
 	}
 
@@ -111,17 +127,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 
-	for _, p := range []struct {
-		stmt  **sql.Stmt
-		query string
-	}{
-		{&s.getClient, queries.GetClient},
-		{&s.getToken, queries.GetToken},
-		{&s.isRevoked, queries.IsRevoked},
-	} {
-		if *p.stmt, err = s.r.PrepareContext(ctx, p.query); err != nil {
-			return nil, fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
-		}
+	s.reads = sqlstore.NewSQLExecutor(s.r)
+	s.Store = sqlstore.New(sqlstore.Config{
+		Name:     "sqlite",
+		Dialect:  dialect,
+		Read:     s.reads,
+		Write:    sqlstore.NewSQLExecutor(s.w),
+		InTx:     sqlstore.SQLInTx(s.w),
+		Migrator: migrator,
+	})
+	q := s.Queries()
+	if err := s.reads.Prepare(ctx, q.GetClient, q.GetToken, q.IsRevoked); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	ok = true
 	return s, nil
@@ -184,44 +201,6 @@ func dsn(abs string, writer bool) string {
 	return "file:" + u.EscapedPath() + "?" + q.Encode()
 }
 
-// migrate applies the embedded migrations, each in its own transaction,
-// and returns the provider, for Version. It refuses a database whose schema
-// is newer than the newest migration this binary embeds: a newer binary
-// migrated it, and this one would misread or corrupt what it does not know.
-func migrate(ctx context.Context, db *sql.DB) (*goose.Provider, error) {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
-		goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	// p.Close would close db, which the Store still needs.
-	current, known, err := p.GetVersions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	if current > known {
-		return nil, fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d); upgrade sts", current, known)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return nil, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return p, nil
-}
-
-// Version returns the schema version of the database: the newest migration
-// applied.
-func (s *Store) Version(ctx context.Context) (int64, error) {
-	v, _, err := s.migrator.GetVersions(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: schema version: %w", err)
-	}
-	return v, nil
-}
-
 // DB returns the write pool, for tests and maintenance. It holds a single
 // connection: do not keep a transaction or rows open on it while calling
 // the Store's methods.
@@ -230,10 +209,8 @@ func (s *Store) DB() *sql.DB { return s.w }
 // Close closes the statements and both pools.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.getClient, s.getToken, s.isRevoked} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	if s.reads != nil {
+		errs = append(errs, s.reads.Close())
 	}
 	for _, db := range []*sql.DB{s.r, s.w} {
 		if db != nil {
@@ -241,84 +218,4 @@ func (s *Store) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// inTx runs fn in a write transaction and commits if fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	// Rolls back if fn fails or panics; a no-op after Commit.
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-// mapErr turns a unique-constraint violation into store.ErrConflict and
-// sql.ErrNoRows into store.ErrNotFound, keeping the cause in the message.
-func mapErr(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.ErrNotFound
-	}
-	var se *sqlitedriver.Error
-	if errors.As(err, &se) {
-		switch se.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-			return fmt.Errorf("%w (%v)", store.ErrConflict, err)
-		}
-	}
-	return err
-}
-
-// rowsAffected returns the count of rows changed by a statement.
-func rowsAffected(res sql.Result, err error) (int, error) {
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
-}
-
-// collect scans every row of rows with scan.
-func collect[T any](rows *sql.Rows, err error, scan func(sqlrows.Scanner) (T, error)) ([]T, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
-// updateRow is the read-modify-write of UpdateClient, UpdateAccount and
-// UpdateOperator: in one immediate transaction (SQLite's single writer
-// queues concurrent updates) it reads the row, applies update, and writes
-// it with UpdatedAt set to s.Now(). update must not change the key nor call
-// the Store.
-func updateRow[T any](ctx context.Context, s *Store, u sqlrows.Updatable[T], get, put, key string, update func(*T) error) (*T, error) {
-	var v *T
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if v, err = u.Scan(tx.QueryRowContext(ctx, get, key)); err != nil {
-			return mapErr(err)
-		}
-		if err := u.Apply(v, key, s.Now(), update); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, put, sqlrows.UpdateArgs(u.Values(v), key)...)
-		return mapErr(err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: update %s %q: %w", u.What, key, err)
-	}
-	return v, nil
 }

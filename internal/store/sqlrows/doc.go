@@ -6,8 +6,8 @@
 // the two only in their placeholders and collations.
 //
 // The dialect differences in that text are here and only here ([Dialect]):
-// a backend builds its [Queries] once, at package initialisation, so that
-// no query is rewritten per request. What differs in behaviour — transactions,
-// locking (SELECT … FOR UPDATE, LOCK TABLE), error mapping, migrations —
-// stays in each backend.
+// package sqlstore builds a store's [Queries] once, when a backend opens it,
+// so that no query is rewritten per request. The statements that run them, in their
+// transactions, are package sqlstore's; what differs in behaviour (locking,
+// error classification) is its Dialect, and migrations are each backend's.
 package sqlrows

@@ -1,8 +1,7 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
@@ -12,18 +11,17 @@ import (
 // thumbprint, so the same certificate cannot belong to two accounts: adding
 // it to another one is ErrConflict too.
 func (s *Store) AddCertificate(ctx context.Context, c *store.Certificate) error {
-	if _, err := s.pool.Exec(ctx, queries.InsertCertificate, sqlrows.CertificateValues(c)...); err != nil {
-		return fmt.Errorf("postgres: add certificate %q: %w", c.ID, mapErr(err))
+	if _, err := s.w.Exec(ctx, s.q.InsertCertificate, sqlrows.CertificateValues(c)...); err != nil {
+		return s.errorf("add certificate %q: %w", c.ID, s.mapErr(err))
 	}
 	return nil
 }
 
 // ListCertificates implements [store.Certificates].
 func (s *Store) ListCertificates(ctx context.Context, accountID string) ([]*store.Certificate, error) {
-	rows, err := s.pool.Query(ctx, queries.ListCertificates, accountID)
-	out, err := collect(rows, err, sqlrows.ScanCertificate)
+	out, err := collect(ctx, s.r, sqlrows.ScanCertificate, s.q.ListCertificates, accountID)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list certificates of %q: %w", accountID, err)
+		return nil, s.errorf("list certificates of %q: %w", accountID, err)
 	}
 	return out, nil
 }
@@ -31,12 +29,12 @@ func (s *Store) ListCertificates(ctx context.Context, accountID string) ([]*stor
 // DeleteCertificate implements [store.Certificates]. A certificate of
 // another account is reported ErrNotFound and left alone.
 func (s *Store) DeleteCertificate(ctx context.Context, accountID, id string) error {
-	n, err := rowsAffected(s.pool.Exec(ctx, queries.DeleteCertificate, accountID, id))
+	n, err := s.w.Exec(ctx, s.q.DeleteCertificate, accountID, id)
 	if err != nil {
-		return fmt.Errorf("postgres: delete certificate %q: %w", id, err)
+		return s.errorf("delete certificate %q: %w", id, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("postgres: delete certificate %q of %q: %w", id, accountID, store.ErrNotFound)
+		return s.errorf("delete certificate %q of %q: %w", id, accountID, store.ErrNotFound)
 	}
 	return nil
 }

@@ -1,11 +1,8 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlcodec"
@@ -13,21 +10,19 @@ import (
 )
 
 // AppendAudit implements [store.Audit]. The records' ID fields are ignored:
-// the identity column numbers records in the order they are appended. The
-// inserts go in one batch, one round trip, in one transaction.
+// the database numbers records in the order they are appended. The inserts
+// go in one batch (Executor.ExecBatch), in one transaction.
 func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for i := range recs {
-			b.Queue(queries.InsertAudit, sqlrows.AuditValues(&recs[i])...)
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
+	args := make([][]any, len(recs))
+	for i := range recs {
+		args[i] = sqlrows.AuditValues(&recs[i])
+	}
+	err := s.inTx(ctx, func(tx Executor) error { return tx.ExecBatch(ctx, s.q.InsertAudit, args) })
 	if err != nil {
-		return fmt.Errorf("postgres: append audit: %w", err)
+		return s.errorf("append audit: %w", err)
 	}
 	return nil
 }
@@ -35,25 +30,24 @@ func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error
 // ListAudit implements [store.Audit]. Since is inclusive and Until
 // exclusive; records of the same time are listed last appended first.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error) {
-	q, args := queries.ListAudit(f)
-	rows, err := s.pool.Query(ctx, q, args...)
-	out, err := collect(rows, err, sqlrows.ScanAudit)
+	q, args := s.q.ListAudit(f)
+	out, err := collect(ctx, s.r, sqlrows.ScanAudit, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list audit: %w", err)
+		return nil, s.errorf("list audit: %w", err)
 	}
 	return out, nil
 }
 
 // DeleteAuditBefore implements [store.Audit], one batch of
 // sqlrows.AuditDeleteBatch records per statement (its own transaction),
-// so that no lock is held for long.
+// so that no lock is held for long and other writers go in between.
 func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time) (int, error) {
 	total := 0
 	for {
-		n, err := rowsAffected(s.pool.Exec(ctx, queries.DeleteAuditBatch, sqlcodec.EncTime(before)))
-		total += n
+		n, err := s.w.Exec(ctx, s.q.DeleteAuditBatch, sqlcodec.EncTime(before))
+		total += int(n)
 		if err != nil {
-			return total, fmt.Errorf("postgres: delete audit: %w", err)
+			return total, s.errorf("delete audit: %w", err)
 		}
 		if n < sqlrows.AuditDeleteBatch {
 			return total, nil

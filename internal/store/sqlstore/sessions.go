@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
@@ -13,8 +12,8 @@ import (
 // CreateSession implements [store.Sessions]. A session whose hash exists is
 // ErrConflict: it never replaces another.
 func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
-	if _, err := s.w.ExecContext(ctx, queries.InsertSession, sqlrows.SessionValues(ss)...); err != nil {
-		return fmt.Errorf("sqlite: create session: %w", mapErr(err))
+	if _, err := s.w.Exec(ctx, s.q.InsertSession, sqlrows.SessionValues(ss)...); err != nil {
+		return s.errorf("create session: %w", s.mapErr(err))
 	}
 	return nil
 }
@@ -22,34 +21,34 @@ func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
 // GetSession implements [store.Sessions]. A session expiring at now is still
 // returned, as DeleteExpiredSessions at now keeps it.
 func (s *Store) GetSession(ctx context.Context, hash []byte, now time.Time) (*store.Session, error) {
-	ss, err := sqlrows.ScanSession(s.r.QueryRowContext(ctx, queries.GetSession, hash, sqlcodec.EncTime(now)))
+	ss, err := sqlrows.ScanSession(s.r.QueryRow(ctx, s.q.GetSession, hash, sqlcodec.EncTime(now)))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get session: %w", mapErr(err))
+		return nil, s.errorf("get session: %w", s.mapErr(err))
 	}
 	return ss, nil
 }
 
 // DeleteSession implements [store.Sessions].
 func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
-	if _, err := s.w.ExecContext(ctx, queries.DeleteSession, hash); err != nil {
-		return fmt.Errorf("sqlite: delete session: %w", err)
+	if _, err := s.w.Exec(ctx, s.q.DeleteSession, hash); err != nil {
+		return s.errorf("delete session: %w", err)
 	}
 	return nil
 }
 
 // DeleteSubjectSessions implements [store.Sessions].
 func (s *Store) DeleteSubjectSessions(ctx context.Context, subject string) error {
-	if _, err := s.w.ExecContext(ctx, queries.DeleteSubjectSessions, subject); err != nil {
-		return fmt.Errorf("sqlite: delete sessions of %q: %w", subject, err)
+	if _, err := s.w.Exec(ctx, s.q.DeleteSubjectSessions, subject); err != nil {
+		return s.errorf("delete sessions of %q: %w", subject, err)
 	}
 	return nil
 }
 
 // DeleteExpiredSessions implements [store.Sessions].
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
-	n, err := rowsAffected(s.w.ExecContext(ctx, queries.DeleteExpiredSessions, sqlcodec.EncTime(now)))
+	n, err := s.w.Exec(ctx, s.q.DeleteExpiredSessions, sqlcodec.EncTime(now))
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete expired sessions: %w", err)
+		return 0, s.errorf("delete expired sessions: %w", err)
 	}
-	return n, nil
+	return int(n), nil
 }

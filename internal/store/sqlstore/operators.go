@@ -1,8 +1,7 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlrows"
@@ -10,29 +9,27 @@ import (
 
 // CreateOperator implements [store.Operators].
 func (s *Store) CreateOperator(ctx context.Context, o *store.Operator) error {
-	if _, err := s.pool.Exec(ctx, queries.InsertOperator, sqlrows.OperatorValues(o)...); err != nil {
-		return fmt.Errorf("postgres: create operator %q: %w", o.Username, mapErr(err))
+	if _, err := s.w.Exec(ctx, s.q.InsertOperator, sqlrows.OperatorValues(o)...); err != nil {
+		return s.errorf("create operator %q: %w", o.Username, s.mapErr(err))
 	}
 	return nil
 }
 
 // GetOperator implements [store.Operators].
 func (s *Store) GetOperator(ctx context.Context, username string) (*store.Operator, error) {
-	o, err := sqlrows.ScanOperator(s.pool.QueryRow(ctx, queries.GetOperator, username))
+	o, err := sqlrows.ScanOperator(s.r.QueryRow(ctx, s.q.GetOperator, username))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get operator %q: %w", username, mapErr(err))
+		return nil, s.errorf("get operator %q: %w", username, s.mapErr(err))
 	}
 	return o, nil
 }
 
 // ListOperators implements [store.Operators]. Usernames are ordered by
-// their bytes (COLLATE "C"), as SQLite orders them, not by the database's
-// collation.
+// their bytes, whatever the database's collation.
 func (s *Store) ListOperators(ctx context.Context) ([]*store.Operator, error) {
-	rows, err := s.pool.Query(ctx, queries.ListOperators)
-	out, err := collect(rows, err, sqlrows.ScanOperator)
+	out, err := collect(ctx, s.r, sqlrows.ScanOperator, s.q.ListOperators)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list operators: %w", err)
+		return nil, s.errorf("list operators: %w", err)
 	}
 	return out, nil
 }
@@ -40,5 +37,5 @@ func (s *Store) ListOperators(ctx context.Context) ([]*store.Operator, error) {
 // UpdateOperator implements [store.Operators] like UpdateClient (operators
 // are not cached, so nothing is announced).
 func (s *Store) UpdateOperator(ctx context.Context, username string, update func(*store.Operator) error) (*store.Operator, error) {
-	return updateRow(ctx, s, sqlrows.OperatorRows, qGetOperatorForUpdate, queries.UpdateOperator, username, "", update)
+	return updateRow(ctx, s, sqlrows.OperatorRows, s.getOperatorForUpdate, s.q.UpdateOperator, username, "", update)
 }
