@@ -24,14 +24,15 @@ import (
 func TestAttackRefusalFloodsCoalesced(t *testing.T) {
 	c := newCluster(t, clusterOptions{SQLite: true}, "a")
 	n := c.Nodes[0]
-	v := newPortalVisitor(n, "127.0.0.1")
-	if err := v.form(); err != nil {
-		t.Fatal(err)
-	}
 	const each, workers = 600, 8
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*workers)
 	for w := range workers {
+		// A visitor each: one keeps its form's CSRF token.
+		v := newPortalVisitor(n, "127.0.0.1")
+		if err := v.form(); err != nil {
+			t.Fatal(err)
+		}
 		wg.Go(func() {
 			for i := w; i < each; i += workers {
 				if a, err := v.post("no such user!", "x"); err != nil || a.status != http.StatusUnauthorized {
