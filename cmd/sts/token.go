@@ -515,7 +515,9 @@ func inspectJWT(ctx context.Context, ks interface {
 	if jti, _ := claims["jti"].(string); jti != "" {
 		keys := []string{jti}
 		if fid, _ := claims["family_id"].(string); fid != "" {
-			keys = append(keys, store.FamilyRevocation(fid))
+			for _, f := range store.FamilyLineage(fid) {
+				keys = append(keys, store.FamilyRevocation(f))
+			}
 		}
 		revoked := false
 		for _, k := range keys {

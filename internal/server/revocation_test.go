@@ -236,3 +236,55 @@ func TestRevocation_InactiveAccountTokensRefused(t *testing.T) {
 	w.s.ExpireClientCache()
 	wantOK(t, exchange())
 }
+
+// Another client that exchanges a family's token starts a child family:
+// revoking the parent revokes what the child derived, but the child's
+// client revoking, or replaying, its own refresh token leaves the
+// parent's tokens alone (review of issue 8: it revoked the parent's whole
+// family).
+func TestRevocation_ChildFamilyOfAnotherClient(t *testing.T) {
+	for _, trigger := range []string{"revocation", "replay"} {
+		t.Run(trigger, func(t *testing.T) {
+			w := newExchangeWorld(t, func(c *store.Client) {
+				c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeRefreshToken)
+			})
+			// The user's own family: its refresh token and JWT.
+			w.s.Store.UpdateClient(context.Background(), w.user.ID, func(c *store.Client) error {
+				c.GrantTypes = append(c.GrantTypes, oauth.GrantTypeTokenExchange, oauth.GrantTypeRefreshToken)
+				return nil
+			})
+			w.s.ExpireClientCache()
+			parent := wantOK(t, w.s.Exchange(w.user, w.subject, oauth.TokenTypeAccessToken, nil))
+			if parent.RefreshToken == "" {
+				t.Fatalf("no parent family: %+v", parent)
+			}
+			_, pc := verifyWithJWKS(t, w.s, parent.AccessToken)
+			// rs, which serves the token's audience, derives from it.
+			child := wantOK(t, w.s.Exchange(w.rs, parent.AccessToken, oauth.TokenTypeJWT, nil))
+			_, cc := verifyWithJWKS(t, w.s, child.AccessToken)
+			pf, _ := pc["family_id"].(string)
+			cf, _ := cc["family_id"].(string)
+			if pf == "" || len(cf) <= len(pf) || cf[:len(pf)+1] != pf+store.FamilySeparator {
+				t.Fatalf("child family %q of parent %q", cf, pf)
+			}
+			switch trigger {
+			case "revocation":
+				wantRevoked200(t, revoke(w.s, w.rs, url.Values{"token": {child.RefreshToken}}))
+			case "replay":
+				wantOK(t, refreshWith(w.s, w.rs, child.RefreshToken, nil))
+				wantError(t, refreshWith(w.s, w.rs, child.RefreshToken, nil), http.StatusBadRequest, oauth.ErrInvalidGrant)
+			}
+			wantInactive(t, w.s, w.rs, "of the revoked child family", map[string]string{"child JWT": child.AccessToken})
+			if in := introspect(t, w.s, w.user, parent.AccessToken); in["active"] != true {
+				t.Fatalf("the parent's JWT after its child's %s: %v", trigger, in)
+			}
+			wantOK(t, refreshWith(w.s, w.user, parent.RefreshToken, nil))
+
+			// Revoking the parent revokes a fresh child too.
+			parent2 := wantOK(t, w.s.Exchange(w.user, w.subject, oauth.TokenTypeAccessToken, nil))
+			child2 := wantOK(t, w.s.Exchange(w.rs, parent2.AccessToken, oauth.TokenTypeJWT, nil))
+			wantRevoked200(t, revoke(w.s, w.user, url.Values{"token": {parent2.RefreshToken}}))
+			wantInactive(t, w.s, w.rs, "of a child of a revoked family", map[string]string{"child JWT": child2.AccessToken, "child refresh token": child2.RefreshToken})
+		})
+	}
+}

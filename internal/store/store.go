@@ -251,7 +251,9 @@ type Tokens interface {
 	// expiry of the family's stored tokens, so that the family's JWTs,
 	// which are not stored, are refused too (no token of a family outlives
 	// its stored tokens: each is capped by the token it came from). A
-	// family without stored tokens, or "", records nothing.
+	// family without stored tokens, or "", records nothing. A family's
+	// child families (ids familyID + FamilySeparator + ...) are revoked
+	// with it; a child's revocation leaves its parent alone.
 	RevokeFamily(ctx context.Context, familyID string, now time.Time) error
 	// DeleteExpiredTokens removes tokens that expired before now.
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
@@ -269,6 +271,27 @@ type Revocation struct {
 // refresh family among the revocations. A jti this server issues never
 // contains ":", so the two kinds of key cannot collide.
 func FamilyRevocation(familyID string) string { return "family:" + familyID }
+
+// FamilySeparator joins a family id and the id of a child family: what
+// another client derives from a family's token starts a child family, so
+// that revoking (or replaying) the child's tokens leaves the parent's
+// client alone, while revoking the parent revokes the child too.
+const FamilySeparator = "."
+
+// FamilyLineage returns the ids a token of family id belongs to, the
+// root first: "a.b.c" → "a", "a.b", "a.b.c".
+func FamilyLineage(id string) []string {
+	if id == "" {
+		return nil
+	}
+	var out []string
+	for i := 0; i < len(id); i++ {
+		if id[i] == FamilySeparator[0] {
+			out = append(out, id[:i])
+		}
+	}
+	return append(out, id)
+}
 
 // Revocations stores the identifiers (jti) of revoked JWTs, and the
 // revoked refresh families (FamilyRevocation), until the tokens expire.

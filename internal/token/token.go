@@ -236,13 +236,33 @@ func (s *Service) Validate(ctx context.Context, raw string) (*Validated, error) 
 	return v, nil
 }
 
-// familyRevoked reports whether the refresh family id was revoked (see
-// store.Tokens.RevokeFamily); a token outside any family is in none.
+// familyRevoked reports whether the refresh family id, or a family it
+// descends from, was revoked (see store.Tokens.RevokeFamily); a token
+// outside any family is in none.
 func (s *Service) familyRevoked(ctx context.Context, id string) (bool, error) {
-	if id == "" {
-		return false, nil
+	for _, f := range store.FamilyLineage(id) {
+		revoked, err := s.Revocations.IsRevoked(ctx, store.FamilyRevocation(f))
+		if err != nil || revoked {
+			return revoked, err
+		}
 	}
-	return s.Revocations.IsRevoked(ctx, store.FamilyRevocation(id))
+	return false, nil
+}
+
+// MaxFamilyDepth bounds the nesting of child families (each costs a
+// lookup per validation); deeper derivations join their parent's family.
+const MaxFamilyDepth = 4
+
+// ChildFamily returns a new child family of parent (see
+// store.FamilySeparator), or parent itself at MaxFamilyDepth; "" for none.
+func ChildFamily(parent string) string {
+	if parent == "" {
+		return ""
+	}
+	if len(store.FamilyLineage(parent)) >= MaxFamilyDepth {
+		return parent
+	}
+	return parent + store.FamilySeparator + NewID()
 }
 
 // ParseUnverified decodes a compact JWT's header typ and claims without

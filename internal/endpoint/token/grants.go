@@ -150,8 +150,14 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 	// one of its refresh tokens (RFC 9700 §4.14.2), revokes it too. It
 	// never outlives the token it came from (policy), so the family's
 	// revocation outlasts it. The family is the subject token's: the
-	// issued token is the subject's, and holds one family.
+	// issued token is the subject's, and holds one family. Another client
+	// deriving from it starts a child family: revoking the parent revokes
+	// the child, but the child's client revoking (or replaying) its own
+	// refresh token does not revoke the parent's (review of issue 8).
 	b.FamilyID = sub.FamilyID
+	if sub.ClientID != c.ID {
+		b.FamilyID = token.ChildFamily(sub.FamilyID)
+	}
 	if sub.Kind == store.TokenRefresh {
 		// A token made from a refresh token keeps its audience (SPEC §7).
 		b.Audience = sub.Record.Audience

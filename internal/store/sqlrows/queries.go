@@ -139,9 +139,14 @@ func NewQueries(d Dialect) *Queries {
 
 		GetToken:     `SELECT ` + TokenCols + ` FROM tokens WHERE hash = ?`,
 		InsertToken:  `INSERT INTO tokens (` + TokenCols + `) VALUES (` + marks(13) + `)`,
-		RevokeFamily: `UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at = 0`,
+		// A family and its child families: ids equal to the argument,
+		// or starting with it and the separator (substr, not LIKE: ids
+		// may hold '_').
+		RevokeFamily: `UPDATE tokens SET revoked_at = ?
+		WHERE (family_id = ? OR substr(family_id, 1, ?) = ?) AND revoked_at = 0`,
 		RecordFamilyRevocation: `INSERT INTO revoked_jtis (` + RevocationCols + `)
-		SELECT ?, MAX(expires_at), ? FROM tokens WHERE family_id = ? HAVING COUNT(*) > 0
+		SELECT ?, MAX(expires_at), ? FROM tokens WHERE family_id = ? OR substr(family_id, 1, ?) = ?
+		HAVING COUNT(*) > 0
 		ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at, revoked_at = excluded.revoked_at
 		WHERE excluded.expires_at > revoked_jtis.expires_at`,
 		RevokeToken: `UPDATE tokens

@@ -137,11 +137,12 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 // announces it on commit, so that every instance refuses the family's
 // JWTs at once.
 func (s *Store) revokeFamily(ctx context.Context, tx Executor, familyID string, now time.Time) error {
-	if _, err := tx.Exec(ctx, s.q.RevokeFamily, sqlcodec.EncTime(now), familyID); err != nil {
+	prefix := familyID + store.FamilySeparator
+	if _, err := tx.Exec(ctx, s.q.RevokeFamily, sqlcodec.EncTime(now), familyID, len(prefix), prefix); err != nil {
 		return err
 	}
 	key := store.FamilyRevocation(familyID)
-	if _, err := tx.Exec(ctx, s.q.RecordFamilyRevocation, key, sqlcodec.EncTime(now), familyID); err != nil {
+	if _, err := tx.Exec(ctx, s.q.RecordFamilyRevocation, key, sqlcodec.EncTime(now), familyID, len(prefix), prefix); err != nil {
 		return err
 	}
 	return s.notify(ctx, tx, store.ChangeRevocation, key)

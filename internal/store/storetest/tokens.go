@@ -23,6 +23,7 @@ var tokenTests = []test{
 	{"Revoke", testTokenRevoke},
 	{"RevokeFamily", testTokenRevokeFamily},
 	{"RevokeFamilyRecorded", testTokenRevokeFamilyRecorded},
+	{"RevokeFamilyChildren", testTokenRevokeFamilyChildren},
 	{"DeleteExpired", testTokenDeleteExpired},
 }
 
@@ -356,6 +357,44 @@ func testTokenRevokeFamilyRecorded(t *testing.T, s store.Store) {
 	must(t, err)
 	if n != 1 || isRevoked(t, s, key) {
 		t.Errorf("DeleteExpiredRevocations after the family's last expiry removed %d entries, want 1", n)
+	}
+}
+
+// testTokenRevokeFamilyChildren: revoking a family revokes its child
+// families' tokens (ids "fam.x"), and its recorded revocation lasts until
+// the latest expiry among them; revoking a child leaves the parent and its
+// siblings alone; "fam_x" and "famx", which are not children, are not
+// touched (no LIKE wildcard, no bare prefix).
+func testTokenRevokeFamilyChildren(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	child := sampleToken("child", store.TokenRefresh, "fam"+store.FamilySeparator+"c1")
+	child.ExpiresAt = at(72 * time.Hour)
+	createTokens(t, s, sampleToken("parent", store.TokenRefresh, "fam"), child,
+		sampleToken("sibling", store.TokenRefresh, "fam"+store.FamilySeparator+"c2"),
+		sampleToken("grandchild", store.TokenRefresh, "fam"+store.FamilySeparator+"c2"+store.FamilySeparator+"g"),
+		sampleToken("underscore", store.TokenRefresh, "fam_c3"), sampleToken("prefix", store.TokenRefresh, "famx"))
+	now := at(time.Hour)
+	must(t, s.RevokeFamily(ctx, "fam"+store.FamilySeparator+"c2", now))
+	for name, want := range map[string]bool{"parent": false, "child": false, "sibling": true, "grandchild": true, "underscore": false, "prefix": false} {
+		if got := !getToken(t, s, name).RevokedAt.IsZero(); got != want {
+			t.Errorf("after revoking child c2: %s revoked = %v, want %v", name, got, want)
+		}
+	}
+	if isRevoked(t, s, store.FamilyRevocation("fam")) {
+		t.Error("revoking a child recorded its parent as revoked")
+	}
+	must(t, s.RevokeFamily(ctx, "fam", now))
+	for name, want := range map[string]bool{"parent": true, "child": true, "underscore": false, "prefix": false} {
+		if got := !getToken(t, s, name).RevokedAt.IsZero(); got != want {
+			t.Errorf("after revoking the parent: %s revoked = %v, want %v", name, got, want)
+		}
+	}
+	got, err := s.ListRevocations(ctx, time.Time{}, now)
+	must(t, err)
+	for _, r := range got {
+		if r.JTI == store.FamilyRevocation("fam") && !sameTime(r.ExpiresAt, child.ExpiresAt) {
+			t.Errorf("the parent's revocation lasts until %v, want its child's last expiry %v", r.ExpiresAt, child.ExpiresAt)
+		}
 	}
 }
 
