@@ -137,8 +137,8 @@ func NewQueries(d Dialect) *Queries {
 		WHERE id = ?`,
 		ListAccounts: `SELECT ` + AccountCols + ` FROM accounts ORDER BY created_at, id` + bo,
 
-		GetToken:     `SELECT ` + TokenCols + ` FROM tokens WHERE hash = ?`,
-		InsertToken:  `INSERT INTO tokens (` + TokenCols + `) VALUES (` + marks(13) + `)`,
+		GetToken:    `SELECT ` + TokenCols + ` FROM tokens WHERE hash = ?`,
+		InsertToken: `INSERT INTO tokens (` + TokenCols + `) VALUES (` + marks(13) + `)`,
 		// A family and its child families: ids equal to the argument,
 		// or starting with it and the separator (substr, not LIKE: ids
 		// may hold '_').
