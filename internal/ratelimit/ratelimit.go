@@ -80,6 +80,24 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	return false, wait
 }
 
+// Peek reports whether key's bucket holds a token, without taking it, and
+// otherwise how long until it does: for limits charged only when the
+// work they guard succeeds (Allow then takes the token).
+func (l *Limiter) Peek(key string) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return true, 0
+	}
+	tokens := math.Min(float64(l.perMinute), b.tokens+max(now.Sub(b.last).Seconds(), 0)*l.rate())
+	if tokens >= 1 {
+		return true, 0
+	}
+	return false, time.Duration((1 - tokens) / l.rate() * float64(time.Second))
+}
+
 // sweep removes the buckets that are full again at now.
 func (l *Limiter) sweep(now time.Time) {
 	burst := float64(l.perMinute)

@@ -113,3 +113,23 @@ func TestFailures(t *testing.T) {
 		t.Fatalf("after a minute: %+v", v)
 	}
 }
+
+// Peek looks without taking; Allow takes.
+func TestPeek(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := New(2, 0, func() time.Time { return now })
+	for range 3 {
+		if ok, _ := l.Peek("k"); !ok {
+			t.Fatal("Peek of a full bucket said no")
+		}
+	}
+	l.Allow("k")
+	l.Allow("k")
+	if ok, wait := l.Peek("k"); ok || wait <= 0 || wait > 30*time.Second {
+		t.Errorf("Peek of an empty bucket = %v, %v", ok, wait)
+	}
+	now = now.Add(30 * time.Second)
+	if ok, _ := l.Peek("k"); !ok {
+		t.Error("Peek after the refill said no")
+	}
+}

@@ -197,6 +197,11 @@ func bearer(r *http.Request) (string, bool) {
 // limit takes a token from key's bucket or answers 429 with Retry-After.
 func (e *Endpoint) limit(w http.ResponseWriter, l *ratelimit.Limiter, key, what string) error {
 	ok, wait := l.Allow(key)
+	return e.refuseIfEmpty(w, ok, wait, what)
+}
+
+// refuseIfEmpty answers 429 with Retry-After unless ok.
+func (e *Endpoint) refuseIfEmpty(w http.ResponseWriter, ok bool, wait time.Duration, what string) error {
 	if ok {
 		return nil
 	}
@@ -248,7 +253,7 @@ const mRegistrationToken = "registration_access_token"
 // register is RFC 7591 §3.1: it creates a client, or re-registers the
 // account's client of the same identity when the request proves
 // continuity with it (see continuity).
-func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (int, any, error) {
+func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (status int, body any, err error) {
 	raw, ok := bearer(r)
 	if !ok {
 		return 0, nil, e.unauthenticated(w, r, errNoToken)
@@ -260,9 +265,20 @@ func (e *Endpoint) register(w http.ResponseWriter, r *http.Request, ev *store.Au
 	}
 	acct := iat.Account
 	ev.AccountID = acct.ID
-	if err := e.limit(w, e.byAccount, acct.ID, "for this account"); err != nil {
-		return 0, nil, err
+	// The account's limit is charged for registrations made, not for
+	// refused ones: otherwise one leaked IAT, which a refusal leaves
+	// unspent, could keep the account's devices at 429 (review of issue
+	// 8). A refusal counts against the source address instead.
+	if ok, wait := e.byAccount.Peek(acct.ID); !ok {
+		return 0, nil, e.refuseIfEmpty(w, ok, wait, "for this account")
 	}
+	defer func() {
+		if err == nil {
+			e.byAccount.Allow(acct.ID)
+		} else {
+			e.byAddress.Allow(clientip.Key(r.RemoteAddr))
+		}
+	}()
 	fields, oe := readObject(w, r)
 	if oe != nil {
 		return 0, nil, oe

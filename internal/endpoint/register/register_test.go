@@ -660,3 +660,24 @@ func TestRefusalsLeaveIATUnspent(t *testing.T) {
 		t.Fatalf("the same IAT after six refusals: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestAccountLimitCountsRegistrations (review of issue 8): the per-account
+// limit is charged for registrations made, so refused requests with a
+// leaked IAT (which stays unspent) cannot hold the account's devices at
+// 429; the registrations themselves are still limited.
+func TestAccountLimitCountsRegistrations(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{PerAddressPerMinute: 1000, PerAccountPerMinute: 2})
+	a := s.NewAccount(store.AccountIndividual, "Alice")
+	leaked := s.IAT(a.ID, nil)
+	for range 10 {
+		wantError(t, s.Register(leaked, map[string]any{"client_name": "x", "allow_impersonation": true}), http.StatusBadRequest, oauth.ErrInvalidClientMetadata)
+	}
+	for i := range 2 {
+		if r := s.Register(s.IAT(a.ID, nil), map[string]any{"client_name": fmt.Sprint("device-", i)}); r.Status != http.StatusCreated {
+			t.Fatalf("registration %d after 10 refusals: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if r := s.Register(s.IAT(a.ID, nil), map[string]any{"client_name": "device-3"}); r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Errorf("third registration within the minute: %d %s", r.Status, r.Body)
+	}
+}
