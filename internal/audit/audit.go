@@ -39,7 +39,12 @@ const MaxBatch = 512
 const (
 	DefaultWindow     = time.Minute
 	DefaultMaxPending = 4096
+	DefaultMaxKinds   = 1000
 )
+
+// OverflowDetail is the detail of the record that counts the refusals
+// past the budget of new kinds (see Options.MaxKinds).
+const OverflowDetail = "more distinct refusals than the audit budget allows: counted here without their client, subject or address"
 
 // ErrClosed is returned by Record after Close.
 var ErrClosed = errors.New("audit: writer closed")
@@ -55,6 +60,12 @@ type Options struct {
 	// MaxPending bounds the kinds of refusal counted in memory
 	// (DefaultMaxPending); when full, every pending count is written.
 	MaxPending int
+	// MaxKinds bounds the new kinds of refusal written per window, over
+	// all sources (DefaultMaxKinds): past it, a refusal is counted in one
+	// record per action and error, without its client, subject or
+	// address. Coalescing per source bounds one address; this bounds many
+	// (a caller with a whole IPv6 /48 has 65,536 /64s).
+	MaxKinds int
 }
 
 type pending struct {
@@ -78,10 +89,13 @@ type Writer struct {
 	mu     sync.RWMutex // guards closed against Record racing Close
 	closed bool
 
-	cmu     sync.Mutex // guards seen
-	seen    map[[32]byte]*repeat
-	stopped chan struct{}
-	wg      sync.WaitGroup
+	cmu   sync.Mutex // guards seen, kinds and kindsFrom
+	seen  map[[32]byte]*repeat
+	kinds int // new kinds opened since kindsFrom
+	// kindsFrom starts the window of the MaxKinds budget.
+	kindsFrom time.Time
+	stopped   chan struct{}
+	wg        sync.WaitGroup
 }
 
 // NewWriter starts a writer over s; call Close to flush and stop it.
@@ -97,6 +111,9 @@ func NewWriter(s store.Audit, o Options) *Writer {
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
+	}
+	if o.MaxKinds <= 0 {
+		o.MaxKinds = DefaultMaxKinds
 	}
 	w := &Writer{
 		store: s, o: o, queue: make(chan pending, MaxBatch),
@@ -122,7 +139,7 @@ func (w *Writer) Record(ctx context.Context, rec store.AuditRecord) error {
 	var flush []store.AuditRecord
 	if rec.Decision == store.DecisionRefused {
 		var counted bool
-		if flush, counted = w.coalesce(rec); counted {
+		if rec, flush, counted = w.coalesce(rec); counted {
 			w.mu.RUnlock()
 			return nil
 		}
@@ -150,17 +167,29 @@ func (w *Writer) Record(ctx context.Context, rec store.AuditRecord) error {
 // coalesce counts rec when it repeats a refusal of the current window
 // (counted), or else opens a window for it and returns the records of
 // pending counts that must be written first: its own kind's from the
-// window that ended, or every one when the table is full.
-func (w *Writer) coalesce(rec store.AuditRecord) (flush []store.AuditRecord, counted bool) {
+// window that ended, or every one when the table is full. It returns rec
+// as it is counted: past the budget of new kinds, its overflow form.
+func (w *Writer) coalesce(rec store.AuditRecord) (_ store.AuditRecord, flush []store.AuditRecord, counted bool) {
 	k := key(&rec)
 	now := w.o.Now()
 	w.cmu.Lock()
 	defer w.cmu.Unlock()
+	if _, ok := w.seen[k]; !ok {
+		if now.Sub(w.kindsFrom) >= w.o.Window {
+			w.kinds, w.kindsFrom = 0, now
+		}
+		if w.kinds >= w.o.MaxKinds {
+			rec = overflow(rec)
+			k = key(&rec)
+		} else {
+			w.kinds++
+		}
+	}
 	if r, ok := w.seen[k]; ok {
 		if now.Sub(r.start) < w.o.Window {
 			r.n++
 			r.last = rec
-			return nil, true
+			return rec, nil, true
 		}
 		if r.n > 0 {
 			flush = append(flush, r.record())
@@ -171,7 +200,7 @@ func (w *Writer) coalesce(rec store.AuditRecord) (flush []store.AuditRecord, cou
 		flush = append(flush, w.takeLocked(func(*repeat) bool { return true })...)
 	}
 	w.seen[k] = &repeat{start: now}
-	return flush, false
+	return rec, flush, false
 }
 
 // takeLocked removes the windows done says are over and returns the
@@ -338,4 +367,13 @@ func (w *Writer) Close() {
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
+}
+
+// overflow is rec as the budget of new kinds counts it: its action,
+// decision and error, nothing a caller chooses.
+func overflow(rec store.AuditRecord) store.AuditRecord {
+	return store.AuditRecord{
+		Time: rec.Time, Action: rec.Action, Decision: rec.Decision, Error: rec.Error,
+		Detail: OverflowDetail, RequestID: rec.RequestID,
+	}
 }

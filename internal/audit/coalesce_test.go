@@ -272,3 +272,43 @@ func TestFlush(t *testing.T) {
 		t.Errorf("Flush after Close: %v", err)
 	}
 }
+
+// TestNewKindsBudget (review of issue 8): a caller with many addresses (a
+// whole IPv6 /48) cannot write a record per address: past MaxKinds new
+// kinds a window, refusals are counted in one record per action and
+// error, without what the caller chose; nothing is lost from the counts.
+func TestNewKindsBudget(t *testing.T) {
+	st := openStore(t)
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	w := audit.NewWriter(st, audit.Options{Now: c.now, Window: time.Hour, MaxKinds: 10})
+	defer w.Close()
+	const n = 500
+	for i := range n {
+		rec := refusal(i, fmt.Sprintf("[2001:db8:0:%x::1]:443", i))
+		rec.ClientID = fmt.Sprint("made-up-", i)
+		record(t, w, rec)
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs := list(t, st)
+	total, overflowed := 0, 0
+	for _, r := range recs {
+		total += max(r.Count, 1)
+		if r.Detail == audit.OverflowDetail {
+			overflowed += max(r.Count, 1)
+			if r.ClientID != "" || r.Remote != "" || r.Error != "invalid_client" {
+				t.Errorf("overflow record keeps caller input: %+v", r)
+			}
+		}
+	}
+	if total != n || overflowed != n-10 || len(recs) > 12 {
+		t.Errorf("%d records counting %d refusals (%d past the budget), want ≤ 12 counting %d (%d)", len(recs), total, overflowed, n, n-10)
+	}
+	// The next window has a budget again.
+	c.add(time.Hour)
+	record(t, w, refusal(n, "[2001:db8:1::1]:443"))
+	if recs := list(t, st); recs[0].Remote != "[2001:db8:1::1]:443" {
+		t.Errorf("a refusal in the next window: %+v", recs[0])
+	}
+}
