@@ -105,7 +105,7 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				fmt.Fprintf(out, "First start: created the portal operator %q. Its password, shown only this once:\n  %s\n", portal.AdminName, adminPassword)
 				fmt.Fprintf(out, "Sign in at %s%s/ (replace it with `sts operator reset-password %s`).\n", c.Issuer, portal.Path, portal.AdminName)
 			}
-			fmt.Fprintf(out, "Next: register a client in another terminal with\n  go run ./cmd/sts client create --name my-service --audience https://backend.example.com/api\n")
+			fmt.Fprintf(out, "Next: register a client in another terminal (go install ./cmd/sts first, or use go run ./cmd/sts):\n  sts client create --name my-service --audience https://backend.example.com/api\n")
 			env.Logger.Info("serving", "addr", ln.Addr().String(), "issuer", c.Issuer, "signing_key", km.Snapshot().Current.ID)
 			return srv.Run(ctx, ln, c.TLSCert, c.TLSKey)
 		},
