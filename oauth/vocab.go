@@ -6,11 +6,16 @@ import (
 	"strings"
 )
 
-// Grant types understood by the token endpoint (RFC 6749 §4.4, §6; RFC 8693 §2.1).
+// Grant types understood by the token endpoint (RFC 6749 §4.4, §6; RFC 8693 §2.1;
+// RFC 7523 §2.1).
 const (
 	GrantTypeTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
 	GrantTypeClientCredentials = "client_credentials"
 	GrantTypeRefreshToken      = "refresh_token"
+	// GrantTypeJWTBearer presents a JWT from a trusted issuer as an
+	// authorization grant (RFC 7523 §2.1), as identity chaining across
+	// domains does.
+	GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
 // Token type identifiers (RFC 8693 §3).

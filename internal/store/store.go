@@ -33,6 +33,7 @@ type Store interface {
 	Operators
 	Sessions
 	Settings
+	Issuers
 	// Close releases the backend's resources.
 	Close() error
 }
@@ -128,6 +129,108 @@ type Client struct {
 	// token lifetime, else one lifetime after UpdatedAt (tokens stored
 	// before expiry was; see clients.Registry.RegistrationTokenExpiresAt).
 	RegistrationTokenExpiresAt time.Time
+	// Policy holds the operator's CEL rules for this client's exchanges
+	// (never set by registration: a client does not write its own
+	// policy). Policy.Subject is not used for clients.
+	Policy Policy
+}
+
+// Policy is a set of CEL rules (github.com/google/cel-go) an operator
+// attaches to a trusted issuer or a client; empty strings are absent
+// rules. The store keeps them as text; internal/celpolicy compiles and
+// evaluates them.
+type Policy struct {
+	// Condition must evaluate to true for a token to be issued.
+	Condition string `json:"condition,omitempty"`
+	// Scope evaluates to the list of scopes that may be issued; the
+	// issued scope is bounded by it (as by the client's scopes).
+	Scope string `json:"scope,omitempty"`
+	// Claims maps a claim name of the issued token to the expression of
+	// its value. Reserved claims (iss, sub, aud, ...) are refused.
+	Claims map[string]string `json:"claims,omitempty"`
+	// Subject (trusted issuers only) evaluates to the issued subject
+	// before the issuer's SubjectPrefix; empty means the upstream sub.
+	Subject string `json:"subject,omitempty"`
+}
+
+// IsZero reports whether p has no rule.
+func (p Policy) IsZero() bool {
+	return p.Condition == "" && p.Scope == "" && len(p.Claims) == 0 && p.Subject == ""
+}
+
+// Sources of a trusted issuer.
+const (
+	// IssuerSourceStore: managed with the CLI or the portal.
+	IssuerSourceStore = "store"
+	// IssuerSourceConfig: declared in the configuration file, applied at
+	// start; read-only elsewhere.
+	IssuerSourceConfig = "config"
+)
+
+// TrustedIssuer is another issuer whose tokens this server accepts as
+// subject or actor tokens (RFC 8693) and as JWT bearer assertions
+// (RFC 7523), under the issuer's rules.
+type TrustedIssuer struct {
+	// Name is the operator's short name for the issuer, unique, of
+	// lower-case letters, digits and '-' (at most 63); the default
+	// SubjectPrefix is Name + ":".
+	Name string
+	// Issuer is the exact "iss" value of its tokens; unique.
+	Issuer  string
+	Enabled bool
+	// Source is IssuerSourceStore or IssuerSourceConfig.
+	Source string
+	// JWKSURI is where its keys are fetched. With JWKSURI and JWKS both
+	// empty, the keys come through discovery (OpenID Connect Discovery,
+	// then RFC 8414 metadata) of Issuer.
+	JWKSURI string
+	// JWKS is a static JSON Web Key Set (air-gapped issuers).
+	JWKS []byte
+	// IntrospectionEndpoint, with its client credentials, validates the
+	// issuer's opaque access tokens (RFC 7662).
+	IntrospectionEndpoint     string
+	IntrospectionClientID     string
+	IntrospectionClientSecret string
+	// TokenTypes are the accepted token type URNs: id_token, jwt,
+	// access_token (oauth.TokenType*).
+	TokenTypes []string
+	// Algorithms are the accepted JWS algorithms (asymmetric only).
+	Algorithms []string
+	// Audiences: an upstream token must carry at least one of them in aud.
+	Audiences []string
+	// MaxAge, when not zero, refuses tokens issued (iat) longer ago.
+	MaxAge time.Duration
+	// Leeway tolerated on exp, nbf and iat for clock skew.
+	Leeway time.Duration
+	// Clients are the ids of the clients that may present its tokens;
+	// "*" allows every client.
+	Clients []string
+	// SubjectPrefix is prepended to the issued subject, so that two
+	// issuers' equal sub values stay distinct subjects.
+	SubjectPrefix string
+	// Policy holds the issuer's CEL rules, Subject included.
+	Policy Policy
+	// AllowHTTP permits plain http:// fetches to hosts other than
+	// loopback (never the default).
+	AllowHTTP bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Issuers stores trusted issuers.
+type Issuers interface {
+	// CreateIssuer inserts i; ErrConflict if its Name or Issuer exists.
+	CreateIssuer(ctx context.Context, i *TrustedIssuer) error
+	// GetIssuer returns the issuer named name, or ErrNotFound.
+	GetIssuer(ctx context.Context, name string) (*TrustedIssuer, error)
+	// ListIssuers returns every trusted issuer ordered by name.
+	ListIssuers(ctx context.Context) ([]*TrustedIssuer, error)
+	// UpdateIssuer applies update inside a transaction, like
+	// UpdateClient; ErrNotFound if absent. A change of Issuer that
+	// collides with another is ErrConflict.
+	UpdateIssuer(ctx context.Context, name string, update func(*TrustedIssuer) error) (*TrustedIssuer, error)
+	// DeleteIssuer removes one; ErrNotFound if absent.
+	DeleteIssuer(ctx context.Context, name string) error
 }
 
 // Clients stores registered clients.
@@ -507,8 +610,8 @@ type Sessions interface {
 // Change is a notice that a record changed, so that in-memory copies in
 // every process using the database can drop or reload it at once.
 type Change struct {
-	Kind string // ChangeClient, ChangeAccount, ChangeRevocation or ChangeKeys
-	Key  string // the client or account id, or the jti; empty for keys
+	Kind string // ChangeClient, ChangeAccount, ChangeRevocation, ChangeKeys or ChangeIssuer
+	Key  string // the client or account id, the jti or the issuer name; empty for keys
 }
 
 // Kinds of Change.
@@ -517,6 +620,7 @@ const (
 	ChangeAccount    = "account"
 	ChangeRevocation = "revocation"
 	ChangeKeys       = "keys"
+	ChangeIssuer     = "issuer"
 )
 
 // ChangeFeed is implemented by backends that several server instances can
