@@ -24,6 +24,20 @@ type Actor struct {
 	Actor    *Actor `json:"act,omitempty"`
 }
 
+// SubjectID is an RFC 9493 subject identifier, as carried in the "sub_id"
+// claim (RFC 9493 §4.1). Key Bridge STS writes one of format "iss_sub"
+// (§3.2.3) in every token whose subject another issuer vouched for: Issuer
+// is that issuer and Subject its "sub", while the token's own "sub" is the
+// mapped subject.
+type SubjectID struct {
+	Format  string `json:"format"`
+	Issuer  string `json:"iss,omitempty"`
+	Subject string `json:"sub,omitempty"`
+}
+
+// SubjectIDFormatIssSub is the "iss_sub" format of RFC 9493 §3.2.3.
+const SubjectIDFormatIssSub = "iss_sub"
+
 // Chain returns the actors from the most recent to the least recent.
 func (a *Actor) Chain() []Actor {
 	var out []Actor

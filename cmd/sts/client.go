@@ -340,6 +340,8 @@ func shortGrants(gs []string) string {
 			out[i] = "client-credentials"
 		case oauth.GrantTypeRefreshToken:
 			out[i] = "refresh-token"
+		case oauth.GrantTypeJWTBearer:
+			out[i] = "jwt-bearer"
 		default:
 			out[i] = g
 		}

@@ -281,6 +281,8 @@ var grantAliases = map[string]string{
 	"client-credentials":             oauth.GrantTypeClientCredentials,
 	oauth.GrantTypeRefreshToken:      oauth.GrantTypeRefreshToken,
 	"refresh-token":                  oauth.GrantTypeRefreshToken,
+	oauth.GrantTypeJWTBearer:         oauth.GrantTypeJWTBearer,
+	"jwt-bearer":                     oauth.GrantTypeJWTBearer,
 }
 
 // ParseGrantTypes resolves aliases; none given means DefaultGrantTypes.
@@ -292,7 +294,7 @@ func ParseGrantTypes(in []string) ([]string, error) {
 	for _, g := range in {
 		v, ok := grantAliases[strings.TrimSpace(g)]
 		if !ok {
-			return nil, fmt.Errorf("%q is not one of token-exchange, client-credentials, refresh-token", g)
+			return nil, fmt.Errorf("%q is not one of token-exchange, client-credentials, refresh-token, jwt-bearer", g)
 		}
 		if !slices.Contains(out, v) {
 			out = append(out, v)

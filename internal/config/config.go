@@ -64,6 +64,8 @@ type Config struct {
 	AuthFailuresPerClient  int
 	// AuditRetention is how long audit records are kept (0: forever).
 	AuditRetention time.Duration
+	// MaxActDepth caps the depth of act chains in issued tokens.
+	MaxActDepth int
 	// RegistrationTokenTTL is the lifetime of RFC 7592 registration access
 	// tokens; zero: they do not expire.
 	RegistrationTokenTTL time.Duration
@@ -106,6 +108,7 @@ const (
 	FlagAuthFailAddress   = "auth-failure-rate-per-address"
 	FlagAuthFailClient    = "auth-failure-rate-per-client"
 	FlagAuditRetention    = "audit-retention"
+	FlagMaxActDepth       = "max-act-depth"
 )
 
 // DefaultAuditRetention keeps audit records 90 days, a common minimum for
@@ -152,6 +155,7 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.Int(FlagAuthFailAddress, 30, "failed client authentications per source address per minute before 429 (correct credentials always pass)")
 	fs.Int(FlagAuthFailClient, 30, "failed client authentications per client id per minute before 429 (correct credentials always pass)")
 	fs.Duration(FlagAuditRetention, DefaultAuditRetention, "how long audit records are kept before background deletion (0 keeps them forever)")
+	fs.Int(FlagMaxActDepth, 5, "longest delegation (act) chain an issued token may carry, on every path (1-32)")
 	fs.Int(FlagRateAddress, 60, "registration requests without a valid token per source address per minute")
 	fs.Duration(FlagRegistrationTTL, DefaultRegistrationTokenTTL, "lifetime of RFC 7592 registration access tokens (0: they never expire)")
 	fs.String(FlagTrustedProxies, "", "load balancers and proxies (CIDR or address, comma-separated) whose forwarding header names the client")
@@ -277,6 +281,14 @@ func (c *Config) fill(v map[string]string) error {
 	}
 	c.IATMaxLifetime = dur(FlagIATMaxLifetime)
 	c.AuditRetention = dur(FlagAuditRetention)
+	c.MaxActDepth = 5
+	if s, ok := v[FlagMaxActDepth]; ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 32 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a number from 1 to 32", FlagMaxActDepth, s))
+		}
+		c.MaxActDepth = n
+	}
 	c.RegistrationTokenTTL = dur(FlagRegistrationTTL)
 	for _, f := range []struct {
 		name string

@@ -24,6 +24,11 @@ type Subject struct {
 	// Audience, when non-nil, fixes the audiences the token may have
 	// (a refresh token keeps the audience it was issued for).
 	Audience []string
+	// Federated: another issuer vouched for the subject. No refresh
+	// token is issued for it: the upstream token's own lifetime and
+	// revocation bound what is derived from it, and a refresh token
+	// would outlive both (SPEC §3 "Trust and policy").
+	Federated bool
 }
 
 // Request is the part of a token request the policy reads.
@@ -43,6 +48,17 @@ type Limits struct {
 	AccessTokenTTL  time.Duration // default lifetime of access tokens
 	RefreshTokenTTL time.Duration // default lifetime of refresh tokens
 	MaxTokenTTL     time.Duration // no signed token lives longer
+	// MaxActDepth caps the depth of act chains on every path (zero:
+	// DefaultMaxActDepth).
+	MaxActDepth int
+}
+
+// ActDepth returns the cap on act chains.
+func (l Limits) ActDepth() int {
+	if l.MaxActDepth <= 0 {
+		return DefaultMaxActDepth
+	}
+	return l.MaxActDepth
 }
 
 // Decision is what will be issued.
@@ -98,6 +114,9 @@ func decideType(c *store.Client, s Subject, r Request, d *Decision) *oauth.Error
 	case oauth.TokenTypeJWT:
 		d.IssuedTokenType, d.Format = oauth.TokenTypeJWT, store.TokenFormatJWT
 	case oauth.TokenTypeRefreshToken:
+		if s.Federated {
+			return oauth.NewError(oauth.ErrInvalidRequest, "a token from another issuer cannot be exchanged for a refresh token")
+		}
 		if !slices.Contains(c.GrantTypes, oauth.GrantTypeRefreshToken) {
 			return oauth.NewError(oauth.ErrInvalidRequest, "this client may not receive refresh tokens")
 		}
@@ -111,8 +130,8 @@ func decideType(c *store.Client, s Subject, r Request, d *Decision) *oauth.Error
 	// The refresh grant always rotates its refresh token (RFC 9700
 	// §4.14.2), and so does the exchange of a refresh token: the one
 	// beside the issued token is then the presented one's successor.
-	d.Refresh = r.GrantType == oauth.GrantTypeRefreshToken ||
-		(r.GrantType == oauth.GrantTypeTokenExchange &&
+	d.Refresh = !s.Federated && r.GrantType == oauth.GrantTypeRefreshToken ||
+		(r.GrantType == oauth.GrantTypeTokenExchange && !s.Federated &&
 			d.IssuedTokenType != oauth.TokenTypeRefreshToken &&
 			slices.Contains(c.GrantTypes, oauth.GrantTypeRefreshToken))
 	return nil
@@ -218,11 +237,14 @@ type Party struct {
 	Audience []string     // the token's aud
 	Act      *oauth.Actor // the token's existing act chain
 	MayAct   *oauth.Actor // the token's may_act claim
+	// Issuer is the trusted issuer that vouched for the token; "" for
+	// this server's own tokens.
+	Issuer string
 }
 
-// MaxActDepth bounds delegation chains so that a token cannot grow without
-// limit through repeated exchanges.
-const MaxActDepth = 8
+// DefaultMaxActDepth bounds delegation chains so that a token cannot grow
+// without limit through repeated exchanges (--max-act-depth).
+const DefaultMaxActDepth = 5
 
 // Addressed reports whether a token issued to the client issuedTo for the
 // audiences aud is the business of client c: c is the client it was issued
@@ -281,8 +303,12 @@ func MayIntrospect(c *store.Client, t Party, refresh bool) bool {
 //     any other client becomes the actor.
 //
 // When the subject token carries may_act, the acting party (the actor, or
-// the client when there is no actor token) must be the one it names.
-func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oauth.Error) {
+// the client when there is no actor token) must be the one it names; a
+// may_act that names an issuer (RFC 8693 §4.4) names a party of that
+// issuer. An actor token from a trusted issuer represents the calling
+// client only when its subject is mapped to the client's id. No chain
+// longer than maxDepth is issued.
+func Delegation(c *store.Client, subject Party, actor *Party, maxDepth int) (*oauth.Actor, *oauth.Error) {
 	var act *oauth.Actor
 	acting := &oauth.Actor{Subject: c.ID, ClientID: c.ID}
 	switch {
@@ -291,18 +317,18 @@ func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oa
 			if actor.Subject != c.ID {
 				return nil, oauth.NewError(oauth.ErrInvalidRequest, "actor_token must represent the calling client: its subject is another party")
 			}
-			if actor.ClientID != c.ID {
+			if actor.Issuer == "" && actor.ClientID != c.ID {
 				return nil, oauth.NewError(oauth.ErrInvalidRequest, "actor_token must be a token issued to the calling client")
 			}
 		}
-		if 1+actor.Act.Depth()+subject.Act.Depth() > MaxActDepth {
+		if 1+actor.Act.Depth()+subject.Act.Depth() > maxDepth {
 			return nil, oauth.NewError(oauth.ErrInvalidRequest, "the delegation chain is too long")
 		}
-		acting = &oauth.Actor{Subject: actor.Subject}
+		acting = &oauth.Actor{Subject: actor.Subject, Issuer: actor.Issuer}
 		if actor.ClientID != "" && actor.ClientID != actor.Subject {
 			acting.ClientID = actor.ClientID
 		}
-		act = &oauth.Actor{Subject: acting.Subject, ClientID: acting.ClientID, Actor: nestChain(actor.Act, subject.Act)}
+		act = &oauth.Actor{Subject: acting.Subject, Issuer: acting.Issuer, ClientID: acting.ClientID, Actor: nestChain(actor.Act, subject.Act)}
 	case subject.Subject == c.ID, c.AllowImpersonation:
 		act = subject.Act
 	default:
@@ -314,11 +340,11 @@ func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oa
 		act = prev
 	}
 	if m := subject.MayAct; m != nil && subject.Subject != acting.Subject {
-		if m.Subject != acting.Subject || (m.ClientID != "" && m.ClientID != clientOf(acting)) {
+		if m.Subject != acting.Subject || m.Issuer != acting.Issuer || (m.ClientID != "" && m.ClientID != clientOf(acting)) {
 			return nil, oauth.NewError(oauth.ErrInvalidRequest, "the subject token does not allow this party to act for it (may_act)")
 		}
 	}
-	if act.Depth() > MaxActDepth {
+	if act.Depth() > maxDepth {
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the delegation chain is too long")
 	}
 	return act, nil
@@ -327,7 +353,7 @@ func Delegation(c *store.Client, subject Party, actor *Party) (*oauth.Actor, *oa
 // sameParty compares two act layers; a layer without client_id is the
 // party's own client (the client_id written only when it differs).
 func sameParty(a, b *oauth.Actor) bool {
-	return a.Subject == b.Subject && clientOf(a) == clientOf(b)
+	return a.Subject == b.Subject && a.Issuer == b.Issuer && clientOf(a) == clientOf(b)
 }
 
 func clientOf(a *oauth.Actor) string {

@@ -181,7 +181,7 @@ func TestDelegation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := client()
 			c.AllowImpersonation = tt.impersonate
-			got, err := Delegation(c, tt.subject, tt.actor)
+			got, err := Delegation(c, tt.subject, tt.actor, DefaultMaxActDepth)
 			if tt.wantErr {
 				if err == nil || err.Code != oauth.ErrInvalidRequest {
 					t.Fatalf("got %v, want invalid_request", err)
@@ -206,19 +206,21 @@ func TestDelegationDepthBounded(t *testing.T) {
 		}
 		return a
 	}
-	if _, err := Delegation(client(), Party{Subject: "alice", Act: chain(MaxActDepth)}, nil); err == nil {
-		t.Fatal("a chain beyond MaxActDepth was accepted")
-	}
-	// The actor's chain and the subject's chain count together.
-	self := &Party{Subject: "rs08", ClientID: "rs08"}
-	self.Act = chain(MaxActDepth / 2)
-	if _, err := Delegation(client(), Party{Subject: "alice", Act: chain(MaxActDepth / 2)}, self); err == nil {
-		t.Fatal("actor and subject chains beyond MaxActDepth together were accepted")
-	}
-	self.Act = chain(MaxActDepth/2 - 1)
-	got, err := Delegation(client(), Party{Subject: "alice", Act: chain(MaxActDepth / 2)}, self)
-	if err != nil || got.Depth() != MaxActDepth {
-		t.Fatalf("depth %d, %v; want %d", got.Depth(), err, MaxActDepth)
+	for _, max := range []int{DefaultMaxActDepth, 8} {
+		if _, err := Delegation(client(), Party{Subject: "alice", Act: chain(max)}, nil, max); err == nil {
+			t.Fatalf("a chain beyond %d was accepted", max)
+		}
+		// The actor's chain and the subject's chain count together.
+		self := &Party{Subject: "rs08", ClientID: "rs08"}
+		self.Act = chain(max - 1 - max/2 + 1)
+		if _, err := Delegation(client(), Party{Subject: "alice", Act: chain(max / 2)}, self, max); err == nil {
+			t.Fatalf("actor and subject chains beyond %d together were accepted", max)
+		}
+		self.Act = chain(max - 1 - max/2)
+		got, err := Delegation(client(), Party{Subject: "alice", Act: chain(max / 2)}, self, max)
+		if err != nil || got.Depth() != max {
+			t.Fatalf("depth %d, %v; want %d", got.Depth(), err, max)
+		}
 	}
 }
 
@@ -226,7 +228,7 @@ func TestDelegationLeavesTokensUntouched(t *testing.T) {
 	inner := &oauth.Actor{Subject: "agent"}
 	actor := &Party{Subject: "rs08", ClientID: "rs08", Act: inner}
 	prior := &oauth.Actor{Subject: "gateway"}
-	if _, err := Delegation(client(), Party{Subject: "alice", Act: prior}, actor); err != nil {
+	if _, err := Delegation(client(), Party{Subject: "alice", Act: prior}, actor, DefaultMaxActDepth); err != nil {
 		t.Fatal(err)
 	}
 	if inner.Actor != nil {
@@ -333,18 +335,18 @@ func TestValidTarget(t *testing.T) {
 func TestDelegationNoRepeatedHop(t *testing.T) {
 	c := client()
 	act := &oauth.Actor{Subject: c.ID, ClientID: c.ID}
-	got, err := Delegation(c, Party{Subject: "alice", Act: act}, nil)
+	got, err := Delegation(c, Party{Subject: "alice", Act: act}, nil, DefaultMaxActDepth)
 	if err != nil || !equalActor(got, act) {
 		t.Fatalf("act %+v %v: the client already acting must not be nested again", got, err)
 	}
 	// Nor when it acts again through its own actor token.
-	got, err = Delegation(c, Party{Subject: "alice", Act: act}, &Party{Subject: c.ID, ClientID: c.ID})
+	got, err = Delegation(c, Party{Subject: "alice", Act: act}, &Party{Subject: c.ID, ClientID: c.ID}, DefaultMaxActDepth)
 	if err != nil || !equalActor(got, act) {
 		t.Fatalf("act %+v %v: the client already acting must not be nested again", got, err)
 	}
 	// A different party acting after it is a new hop.
 	c.AllowImpersonation = true
-	got, err = Delegation(c, Party{Subject: "alice", Act: act}, &Party{Subject: "bob"})
+	got, err = Delegation(c, Party{Subject: "alice", Act: act}, &Party{Subject: "bob"}, DefaultMaxActDepth)
 	if err != nil || got.Depth() != 2 {
 		t.Fatalf("act %+v %v", got, err)
 	}

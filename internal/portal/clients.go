@@ -526,4 +526,5 @@ var grantChoices = []struct{ Value, Label, Hint string }{
 	{oauth.GrantTypeClientCredentials, "client_credentials", "obtain a token for the client itself (RFC 6749 §4.4)"},
 	{oauth.GrantTypeTokenExchange, "token-exchange", "exchange a subject token for a narrower one (RFC 8693)"},
 	{oauth.GrantTypeRefreshToken, "refresh_token", "receive and use refresh tokens (RFC 6749 §6)"},
+	{oauth.GrantTypeJWTBearer, "jwt-bearer", "present a trusted issuer's JWT as the grant (RFC 7523 §2.1, identity chaining)"},
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/keybridge/sts/internal/endpoint/register"
 	"github.com/keybridge/sts/internal/endpoint/revoke"
 	tokenep "github.com/keybridge/sts/internal/endpoint/token"
+	"github.com/keybridge/sts/internal/federation"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"
@@ -33,6 +34,7 @@ import (
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/cached"
 	"github.com/keybridge/sts/internal/token"
+	"github.com/keybridge/sts/internal/trust"
 	"github.com/keybridge/sts/oauth"
 )
 
@@ -83,8 +85,11 @@ type Options struct {
 	TrustedProxies *clientip.Resolver
 	// Secure: the server is reached over TLS (portal cookies are Secure).
 	Secure bool
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Federation tunes the fetching of trusted issuers' keys, discovery
+	// documents and introspection answers (zero values: the defaults).
+	Federation federation.Options
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Server is an assembled STS.
@@ -93,6 +98,10 @@ type Server struct {
 	handler http.Handler
 	audit   *audit.Writer
 	cache   *cached.Store
+	// Trust is the live view of the trusted issuers and client rules.
+	Trust *trust.Registry
+	// Fetcher fetches and verifies what trusted issuers publish.
+	Fetcher *federation.Fetcher
 	// Tokens mints and validates tokens (exposed for tests and benchmarks).
 	Tokens *token.Service
 	// Token is the token endpoint.
@@ -129,7 +138,22 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
 	}
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Accounts: cache.HotAccounts(), Leeway: o.Leeway, Now: o.Now}
-	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Logger: o.Logger, Now: o.Now})
+	if o.Federation.Logger == nil {
+		o.Federation.Logger = o.Logger
+	}
+	if o.Federation.Now == nil {
+		o.Federation.Now = o.Now
+	}
+	s.Fetcher = federation.NewFetcher(o.Federation)
+	s.Trust = trust.New(o.Store, o.Logger, s.Fetcher.Forget)
+	if err := s.Trust.Load(ctx); err != nil {
+		return nil, fmt.Errorf("load trusted issuers: %w", err)
+	}
+	fed := &tokenep.Federation{
+		Registry: s.Trust, Fetcher: s.Fetcher, JTIs: o.Store,
+		AssertionAudiences: []string{o.Issuer, o.Issuer + TokenPath},
+	}
+	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Federation: fed, Logger: o.Logger, Now: o.Now})
 	disc := discovery.New(Metadata(o.Issuer), o.Keys, o.Now)
 	registry := &clients.Registry{Store: o.Store, Hasher: o.Hasher, Now: o.Now, RegistrationTokenTTL: o.RegistrationTokenTTL}
 	reg := register.New(register.Options{
@@ -170,7 +194,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 // Metadata is the RFC 8414 document of a server with this issuer.
 func Metadata(issuer string) oauth.Metadata {
 	auth := []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost}
-	accepted := []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken}
+	// id_token is accepted from trusted issuers (sts issuer add).
+	accepted := []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken, oauth.TokenTypeIDToken}
 	return oauth.Metadata{
 		Issuer:                                    issuer,
 		TokenEndpoint:                             issuer + TokenPath,
@@ -184,7 +209,7 @@ func Metadata(issuer string) oauth.Metadata {
 		IntrospectionEndpoint:                     issuer + IntrospectPath,
 		IntrospectionEndpointAuthMethodsSupported: auth,
 		SubjectTokenTypesSupported:                accepted,
-		ActorTokenTypesSupported:                  []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT},
+		ActorTokenTypesSupported:                  []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken},
 		RequestedTokenTypesSupported:              policy.RequestedTokenTypes,
 		TokenSigningAlgValuesSupported:            []string{keys.ES256, keys.EdDSA, keys.RS256},
 	}
@@ -276,6 +301,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 	}
 	go s.every(bg, KeyMaintenanceInterval, "signing key maintenance", s.opts.Keys.Tick)
 	go s.every(bg, RevocationSyncInterval, "revocation sync", s.cache.Sync)
+	go s.Trust.Run(bg, IssuerSyncInterval)
 	go s.every(bg, s.opts.CleanupInterval, "cleanup", s.cleanup)
 	if s.opts.AuditRetention > 0 {
 		go s.retainAudit(bg)
@@ -319,6 +345,9 @@ const (
 	// RevocationSyncInterval bounds how long a revocation made on another
 	// instance takes to be honoured here.
 	RevocationSyncInterval = time.Second
+	// IssuerSyncInterval bounds how long a change of a trusted issuer made
+	// without the change feed (the CLI on SQLite) takes to be applied.
+	IssuerSyncInterval = 2 * time.Second
 )
 
 // listen applies the changes other instances announce until ctx ends,
@@ -327,9 +356,12 @@ func (s *Server) listen(ctx context.Context, feed store.ChangeFeed) {
 	for ctx.Err() == nil {
 		err := feed.Listen(ctx, func(ch store.Change) {
 			var err error
-			if ch.Kind == store.ChangeKeys {
+			switch ch.Kind {
+			case store.ChangeKeys:
 				err = s.opts.Keys.Reload(ctx)
-			} else {
+			case store.ChangeIssuer:
+				err = s.Trust.Load(ctx)
+			default:
 				err = s.cache.Apply(ctx, ch)
 			}
 			if err != nil && ctx.Err() == nil {

@@ -40,6 +40,13 @@ type Claims struct {
 	// server issues none, and refuses to exchange tokens that carry one
 	// rather than drop the binding.
 	Cnf json.RawMessage `json:"cnf,omitempty"`
+	// SubID names the issuer that vouched for the subject and its own
+	// sub, when that is another issuer (RFC 9493 §4.1).
+	SubID *oauth.SubjectID `json:"sub_id,omitempty"`
+	// Extra are claims computed by the operator's CEL claim rules
+	// (internal/celpolicy refuses names of the claims above). Written by
+	// SignJWT, not read back by validation.
+	Extra map[string]any `json:"-"`
 }
 
 // Prefixes of opaque tokens; they make a leaked token recognisable to
@@ -138,6 +145,15 @@ func (s *Service) SignJWT(c *Claims, typ string) (string, error) {
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", err
+	}
+	if len(c.Extra) > 0 {
+		// The computed claims join the object's members; their names
+		// never collide with the fields above (celpolicy.ReservedClaims).
+		extra, err := json.Marshal(c.Extra)
+		if err != nil {
+			return "", fmt.Errorf("claim rules: %w", err)
+		}
+		payload = append(append(payload[:len(payload)-1], ','), extra[1:]...)
 	}
 	obj, err := signer.Sign(payload)
 	if err != nil {

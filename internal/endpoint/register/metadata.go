@@ -52,7 +52,7 @@ var humanReadable = []string{"client_name", "client_uri", "logo_uri", "tos_uri",
 
 // grantNames are the grant types a client may register for, by their
 // RFC 7591 §2 values.
-var grantNames = []string{oauth.GrantTypeClientCredentials, oauth.GrantTypeTokenExchange, oauth.GrantTypeRefreshToken}
+var grantNames = []string{oauth.GrantTypeClientCredentials, oauth.GrantTypeTokenExchange, oauth.GrantTypeRefreshToken, oauth.GrantTypeJWTBearer}
 
 // metadata is a checked registration request.
 type metadata struct {

@@ -25,6 +25,7 @@ type Endpoint struct {
 	audit  *audit.Writer
 	limits policy.Limits
 	grants map[string]Grant
+	fed    *Federation
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -35,25 +36,32 @@ type Options struct {
 	Tokens *token.Service
 	Audit  *audit.Writer
 	Limits policy.Limits
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Federation, when not nil, accepts trusted issuers' tokens and
+	// enables the JWT bearer grant.
+	Federation *Federation
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // New returns the token endpoint.
 func New(o Options) *Endpoint {
-	return &Endpoint{
-		auth: o.Auth, tokens: o.Tokens, audit: o.Audit, limits: o.Limits, log: o.Logger, now: o.Now,
+	e := &Endpoint{
+		auth: o.Auth, tokens: o.Tokens, audit: o.Audit, limits: o.Limits, fed: o.Federation, log: o.Logger, now: o.Now,
 		grants: map[string]Grant{
-			oauth.GrantTypeTokenExchange:     tokenExchange{o.Tokens},
+			oauth.GrantTypeTokenExchange:     tokenExchange{tokens: o.Tokens, fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits},
 			oauth.GrantTypeClientCredentials: clientCredentials{},
-			oauth.GrantTypeRefreshToken:      refreshGrant{o.Tokens},
+			oauth.GrantTypeRefreshToken:      refreshGrant{tokens: o.Tokens, limits: o.Limits},
 		},
 	}
+	if o.Federation != nil {
+		e.grants[oauth.GrantTypeJWTBearer] = jwtBearer{fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits}
+	}
+	return e
 }
 
 // GrantTypes lists the supported grant types, for metadata.
 func GrantTypes() []string {
-	return []string{oauth.GrantTypeTokenExchange, oauth.GrantTypeClientCredentials, oauth.GrantTypeRefreshToken}
+	return []string{oauth.GrantTypeTokenExchange, oauth.GrantTypeClientCredentials, oauth.GrantTypeRefreshToken, oauth.GrantTypeJWTBearer}
 }
 
 // ServeHTTP runs the pipeline and writes the answer.
@@ -118,13 +126,11 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 	if b.Act != nil {
 		ev.Actor = b.Act.Subject
 	}
-	// 5. Policy.
-	now := e.now()
-	preq := policy.Request{GrantType: req.GrantType, Scope: req.Scope, Targets: req.Targets()}
-	if req.GrantType == oauth.GrantTypeTokenExchange {
-		preq.RequestedTokenType = req.RequestedTokenType
+	if b.Via != "" {
+		ev.Detail = "subject vouched for by " + b.Via
 	}
-	d, oe := policy.Decide(c, b.Subject, preq, e.limits, now)
+	// 5. Policy.
+	d, oe := e.decide(c, req, b)
 	if oe != nil {
 		return nil, oe
 	}
@@ -214,6 +220,8 @@ func (e *Endpoint) issue(ctx context.Context, c *store.Client, req *Request, b *
 		Scope:     rec.Scope,
 		Act:       b.Act,
 		FamilyID:  rec.FamilyID,
+		SubID:     b.SubID,
+		Extra:     b.Claims,
 	}, oauth.JWTTypeAccessToken)
 	if err != nil {
 		return nil, err

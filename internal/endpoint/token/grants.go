@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/internal/federation"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/token"
@@ -22,6 +23,13 @@ type Basis struct {
 	RotateFrom []byte
 	// FamilyID of the refresh family the issued tokens join, if any.
 	FamilyID string
+	// SubID names the issuer that vouched for the subject when it is not
+	// this server (RFC 9493 "sub_id").
+	SubID *oauth.SubjectID
+	// Claims are computed by the operator's CEL claim rules.
+	Claims map[string]any
+	// Via names the trusted issuer that vouched, for the audit record.
+	Via string
 }
 
 // Grant is one grant type's own part of the pipeline.
@@ -39,7 +47,12 @@ func (clientCredentials) Resolve(_ context.Context, c *store.Client, _ *Request)
 }
 
 // tokenExchange is RFC 8693 §2.
-type tokenExchange struct{ tokens *token.Service }
+type tokenExchange struct {
+	tokens *token.Service
+	fed    *Federation
+	issuer string
+	limits policy.Limits
+}
 
 // invalidToken is the answer for a subject or actor token that is invalid
 // or unacceptable (RFC 8693 §2.2.2); the reason is a hidden cause.
@@ -57,7 +70,7 @@ func checkType(param, typ string) *oauth.Error {
 	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken:
 		return nil
 	case oauth.TokenTypeIDToken:
-		return oauth.NewError(oauth.ErrInvalidRequest, "%s: id_token is accepted only from a trusted OpenID Connect issuer, and none is configured", param)
+		return oauth.NewError(oauth.ErrInvalidRequest, "%s: an id_token is accepted only from a trusted issuer (sts issuer add), and this one's issuer is not trusted", param)
 	case oauth.TokenTypeSAML1, oauth.TokenTypeSAML2:
 		return oauth.NewError(oauth.ErrInvalidRequest, "%s: SAML assertions are not supported", param)
 	}
@@ -65,7 +78,45 @@ func checkType(param, typ string) *oauth.Error {
 		oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken)
 }
 
-// validate checks one presented token against its declared type.
+// present validates one presented token against its declared type: a
+// trusted issuer's (Federation), or this server's own.
+func (g tokenExchange) present(ctx context.Context, c *store.Client, param, raw, typ string, tr *Trace) (*presented, error) {
+	switch typ {
+	case oauth.TokenTypeSAML1, oauth.TokenTypeSAML2:
+		return nil, checkType(param+"_type", typ)
+	}
+	if typ == oauth.TokenTypeIDToken || typ == oauth.TokenTypeJWT || typ == oauth.TokenTypeAccessToken {
+		p, ok, err := g.fed.upstream(ctx, c, g.issuer, param, raw, federation.Check{TokenType: typ}, oauth.ErrInvalidRequest, tr)
+		if ok || err != nil {
+			return p, err
+		}
+	}
+	v, err := g.validate(ctx, c, param, raw, typ)
+	if err != nil {
+		tr.add(param, "refused", "%v", err)
+		return nil, err
+	}
+	tr.add(param, "ok", "a token of this server: sub %q, issued to client %q", v.Subject, v.ClientID)
+	return &presented{
+		party:     policy.Party{Subject: v.Subject, ClientID: v.ClientID, Audience: v.Audience, Act: v.Act, MayAct: localMayAct(v.MayAct, g.issuer)},
+		local:     v,
+		upSubject: v.Subject,
+		expires:   time.Unix(v.Expiry, 0),
+	}, nil
+}
+
+// localMayAct reads a may_act naming this server's issuer as one naming
+// no issuer: the party is this server's.
+func localMayAct(m *oauth.Actor, self string) *oauth.Actor {
+	if m == nil || m.Issuer != self {
+		return m
+	}
+	n := *m
+	n.Issuer = ""
+	return &n
+}
+
+// validate checks one of this server's tokens against its declared type.
 func (g tokenExchange) validate(ctx context.Context, c *store.Client, param, raw, typ string) (*token.Validated, error) {
 	if err := checkType(param+"_type", typ); err != nil {
 		return nil, err
@@ -113,37 +164,59 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 	case r.ActorToken == "" && r.ActorTokenType != "":
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "actor_token_type must not be sent without actor_token")
 	}
-	sub, err := g.validate(ctx, c, "subject_token", r.SubjectToken, r.SubjectTokenType)
+	tr := r.trace
+	subP, err := g.present(ctx, c, "subject_token", r.SubjectToken, r.SubjectTokenType, tr)
 	if err != nil {
 		return nil, err
 	}
-	subject := policy.Party{Subject: sub.Subject, ClientID: sub.ClientID, Audience: sub.Audience, Act: sub.Act, MayAct: sub.MayAct}
-	if oe := policy.MayExchange(c, subject); oe != nil {
-		return nil, oe
+	if subP.local != nil {
+		// Who may present this server's own tokens; a trusted issuer's
+		// tokens are for the clients the operator named (Federation).
+		if oe := policy.MayExchange(c, subP.party); oe != nil {
+			tr.add("subject_token", "refused", "%s", oe.Description)
+			return nil, oe
+		}
 	}
-	var actor *policy.Party
+	var actP *presented
 	if r.ActorToken != "" {
 		if r.ActorTokenType == oauth.TokenTypeRefreshToken {
 			return nil, oauth.NewError(oauth.ErrInvalidRequest, "actor_token_type refresh_token is not accepted")
 		}
-		a, err := g.validate(ctx, c, "actor_token", r.ActorToken, r.ActorTokenType)
-		if err != nil {
+		if actP, err = g.present(ctx, c, "actor_token", r.ActorToken, r.ActorTokenType, tr); err != nil {
 			return nil, err
 		}
+		// A local actor token has no may_act of its own to honour.
+		actP.party.MayAct = nil
+	}
+	rules, err := evalRules(g.fed.registry(), c, g.issuer, r, subP, actP, oauth.ErrInvalidRequest, tr)
+	if err != nil {
+		return nil, err
+	}
+	var actor *policy.Party
+	if actP != nil {
 		// Whose the actor token may be (the calling client's own, about
 		// itself) is a delegation rule: policy.Delegation.
-		actor = &policy.Party{Subject: a.Subject, ClientID: a.ClientID, Audience: a.Audience, Act: a.Act}
+		actor = &actP.party
 	}
-	act, oe := policy.Delegation(c, subject, actor)
+	act, oe := policy.Delegation(c, subP.party, actor, g.limits.ActDepth())
 	if oe != nil {
+		tr.add("delegation", "refused", "%s", oe.Description)
 		return nil, oe
 	}
+	tr.delegation(act)
+	if subP.up != nil {
+		return federatedBasis(subP, act, rules), nil
+	}
+	sub := subP.local
 	b := &Basis{Subject: policy.Subject{
 		ID:        sub.Subject,
 		Act:       act,
 		Scopes:    strings.Fields(sub.Scope),
 		ExpiresAt: time.Unix(sub.Expiry, 0),
-	}}
+	}, SubID: sub.SubID, Claims: rules.claims}
+	if rules.scopes != nil {
+		b.Scopes = intersect(b.Scopes, rules.scopes)
+	}
 	// What is derived from a token of a refresh family (a refresh token,
 	// or an access token of either format issued in the family) joins the
 	// family, so that revoking the family (RFC 7009 §2.1), or replaying
@@ -172,7 +245,10 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 
 // refreshGrant is RFC 6749 §6, with rotation: each refresh token is used
 // once; its replay revokes the family.
-type refreshGrant struct{ tokens *token.Service }
+type refreshGrant struct {
+	tokens *token.Service
+	limits policy.Limits
+}
 
 func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) (*Basis, error) {
 	if r.RefreshToken == "" {
@@ -193,7 +269,7 @@ func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) 
 	rec := v.Record
 	// The client's current rules, not those of the day the refresh token
 	// was issued: if impersonation was withdrawn, the client is in act.
-	act, oe := policy.Delegation(c, policy.Party{Subject: rec.Subject, ClientID: rec.ClientID, Act: v.Act}, nil)
+	act, oe := policy.Delegation(c, policy.Party{Subject: rec.Subject, ClientID: rec.ClientID, Act: v.Act}, nil, g.limits.ActDepth())
 	if oe != nil {
 		return nil, oe
 	}

@@ -22,6 +22,12 @@ type Request struct {
 	ActorTokenType     string
 	RequestedTokenType string
 	RefreshToken       string
+	// Assertion is the JWT of the JWT bearer grant (RFC 7523 §2.1).
+	Assertion string
+
+	// trace, when not nil, records each step's decision and the request
+	// issues nothing (Endpoint.Explain).
+	trace *Trace
 }
 
 // ParseRequest builds a Request from a form already checked for repeats
@@ -37,6 +43,7 @@ func ParseRequest(form url.Values) (*Request, *oauth.Error) {
 		ActorTokenType:     oauth.NormalizeTokenType(form.Get("actor_token_type")),
 		RequestedTokenType: oauth.NormalizeTokenType(form.Get("requested_token_type")),
 		RefreshToken:       form.Get("refresh_token"),
+		Assertion:          form.Get("assertion"),
 	}
 	if s, ok := form["scope"]; ok {
 		r.Scope = strings.Fields(s[0])
