@@ -79,6 +79,7 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		AuthFailuresPerAddress: o.AuthFailuresPerAddress, AuthFailuresPerClient: o.AuthFailuresPerClient,
 		AuditRetention:       o.AuditRetention,
 		RegistrationTokenTTL: o.RegistrationTokenTTL,
+		Federation:           o.Federation,
 	})
 	if err != nil {
 		t.Fatal(err)

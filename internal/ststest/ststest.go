@@ -22,6 +22,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/federation"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/server"
@@ -72,6 +73,9 @@ type Options struct {
 	AuditRetention         time.Duration
 	// RegistrationTokenTTL: see server.Options (zero: no expiry).
 	RegistrationTokenTTL time.Duration
+	// Federation tunes fetching from trusted issuers (see
+	// server.Options).
+	Federation federation.Options
 }
 
 // Start runs an STS until the test ends.
