@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -330,6 +331,24 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 		err = nil
 	}
 	return err
+}
+
+// Explanation is what Explain reports (see tokenep.Endpoint.Explain).
+type Explanation = tokenep.Explanation
+
+// Explain reports the token endpoint's decisions for a request of the
+// client clientID (form holds the token request's parameters) without
+// issuing, storing or auditing anything: `sts policy explain` and the
+// portal's explain page.
+func (s *Server) Explain(ctx context.Context, clientID string, form url.Values) (*tokenep.Explanation, error) {
+	c, err := s.opts.Store.GetClient(ctx, clientID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("no client %q", clientID)
+		}
+		return nil, err
+	}
+	return s.Token.Explain(ctx, c, form), nil
 }
 
 // Close flushes the audit writer. The store is the caller's to close.
