@@ -178,9 +178,15 @@ func newEnv() (*cel.Env, error) {
 		ext.Lists(ext.ListsMaxRangeSize(maxRangeSize)),
 		ext.Sets(),
 		ext.Math(),
-		// Regular expression literals are checked when compiled, not on
-		// the first request.
-		cel.ExtendedValidations(),
+		// Literal regular expressions, timestamps and durations are
+		// checked when compiled, not on the first request. (Not
+		// cel.ExtendedValidations: it refuses mixed-type literals, which
+		// JSON claims such as {"ns": "prod", "n": 1} need.)
+		cel.ASTValidators(
+			cel.ValidateRegexLiterals(),
+			cel.ValidateTimestampLiterals(),
+			cel.ValidateDurationLiterals(),
+		),
 	)
 }
 
@@ -289,16 +295,17 @@ func compileRule(e *cel.Env, owner, name, expr string, want *cel.Type) (*rule, e
 		for _, ce := range iss.Errors() {
 			// Location columns are 0-based; people count from 1, as
 			// cel-go's own display does.
-			msgs = append(msgs, fmt.Sprintf("%d:%d: %s", ce.Location.Line(), ce.Location.Column()+1, ce.Message))
+			msg := strings.TrimSuffix(ce.Message, " (in container '')")
+			msgs = append(msgs, fmt.Sprintf("%d:%d: %s", ce.Location.Line(), ce.Location.Column()+1, msg))
 		}
 		return nil, fail("%s", strings.Join(msgs, "; "))
 	}
 	got := ast.OutputType()
 	if want != nil && !fits(want, got) {
-		return nil, fail("the expression is a %s; a %s rule must give a %s", cel.FormatCELType(got), name, cel.FormatCELType(want))
+		return nil, fail("its type is %s; a %s rule must be %s", cel.FormatCELType(got), name, cel.FormatCELType(want))
 	}
 	if want == nil && !jsonable(got) {
-		return nil, fail("the expression is a %s, which a JSON claim cannot hold", cel.FormatCELType(got))
+		return nil, fail("its type is %s, which a JSON claim cannot hold", cel.FormatCELType(got))
 	}
 	prg, err := e.Program(ast,
 		cel.CostLimit(CostLimit),
