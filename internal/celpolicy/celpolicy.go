@@ -105,11 +105,17 @@ type Error struct {
 	// Msg says what is wrong; compile errors start with the position in
 	// the expression (line:column, from 1).
 	Msg string
+	// cause is cel-go's evaluation error, if any (errors.Is finds, for
+	// example, a cancellation by the cost limit through it).
+	cause error
 }
 
 // Error renders e as `client "c-1": condition: 1:9: undeclared reference
 // to 'subjct'`.
 func (e *Error) Error() string { return e.Owner + ": " + e.Rule + ": " + e.Msg }
+
+// Unwrap returns the evaluation error e reports, if any.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Program is a compiled store.Policy. It is safe for concurrent use.
 type Program struct {
@@ -350,6 +356,11 @@ func jsonable(t *cel.Type) bool {
 		// Protocol buffer messages: none is declared in the
 		// environment, but a well-known type literal could appear.
 		return false
+	case types.MapKind:
+		// JSON object member names are strings.
+		if k := t.Parameters()[0].Kind(); k != types.StringKind && k != types.DynKind {
+			return false
+		}
 	}
 	for _, p := range t.Parameters() {
 		if !jsonable(p) {
@@ -387,7 +398,7 @@ func (p *Program) Eval(in *Input, explain bool) (Result, error) {
 			v, err = conv(out)
 		}
 		if err != nil {
-			err = &Error{Owner: p.owner, Rule: r.name, Msg: err.Error()}
+			err = &Error{Owner: p.owner, Rule: r.name, Msg: err.Error(), cause: err}
 		}
 		if explain {
 			s := Step{Rule: r.name, Expr: r.expr, Value: v}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/cel-go/interpreter"
+
 	"github.com/keybridge/sts/internal/store"
 )
 
@@ -182,6 +184,8 @@ func TestCompileBad(t *testing.T) {
 			`client "c-1": claim x: its type is list(bytes), which a JSON claim cannot hold`, false},
 		{"claim optional bytes", store.Policy{Claims: map[string]string{"x": `optional.of(b"x")`}},
 			`client "c-1": claim x: its type is optional_type(bytes), which a JSON claim cannot hold`, false},
+		{"claim map with int keys", store.Policy{Claims: map[string]string{"m": `{1: "a"}`}},
+			`client "c-1": claim m: its type is map(int, string), which a JSON claim cannot hold`, false},
 		{"expression too long", store.Policy{Condition: `"` + strings.Repeat("x", MaxExprLen) + `" != ""`},
 			fmt.Sprintf(`client "c-1": condition: the expression is %d bytes long, more than 4096`, MaxExprLen+len(`"" != ""`)), false},
 		{"blank expression", store.Policy{Claims: map[string]string{"x": " \n"}},
@@ -518,7 +522,7 @@ func TestEvalErrors(t *testing.T) {
 			`client "c-1": claim b: bytes have no JSON form (use base64 or string())`, Result{Allowed: true}},
 		{"claim NaN", store.Policy{Claims: map[string]string{"nan": `0.0 / 0.0`}},
 			`client "c-1": claim nan: the value NaN has no JSON form`, Result{Allowed: true}},
-		{"claim map with int keys", store.Policy{Claims: map[string]string{"m": `{1: "a"}`}},
+		{"claim map with dyn int keys", store.Policy{Claims: map[string]string{"m": `{dyn(1): "a"}`}},
 			`client "c-1": claim m: a map key is a int; JSON object keys are strings`, Result{Allowed: true}},
 		{"division by zero", store.Policy{Claims: map[string]string{"x": `1 / (size(subject.name))`}},
 			`client "c-1": claim x: division by zero`, Result{Allowed: true}},
@@ -547,6 +551,10 @@ func TestEvalErrors(t *testing.T) {
 			var ce *Error
 			if !errors.As(err, &ce) || ce.Owner != owner {
 				t.Errorf("error is not an *Error naming the owner: %#v", err)
+			}
+			var cancelled interpreter.EvalCancelledError
+			if strings.HasPrefix(tc.name, "cost limit") && (!errors.As(err, &cancelled) || cancelled.Cause != interpreter.CostLimitExceeded) {
+				t.Errorf("error %#v does not unwrap to cel-go's cost limit cancellation", err)
 			}
 			if !reflect.DeepEqual(res, tc.res) {
 				t.Errorf("result with the error\n got %#v\nwant %#v", res, tc.res)
