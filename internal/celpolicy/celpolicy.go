@@ -389,38 +389,19 @@ func (p *Program) Eval(in *Input, explain bool) (Result, error) {
 	}
 	act := newActivation(in)
 	res := Result{Allowed: true}
-	// run evaluates r and, with explain, records its step. It returns the
-	// value converted for JSON (or the error as an *Error).
-	run := func(r *rule, conv func(ref.Val) (any, error)) (any, error) {
-		out, _, err := r.prg.Eval(act)
-		var v any
-		if err == nil {
-			v, err = conv(out)
-		}
-		if err != nil {
-			err = &Error{Owner: p.owner, Rule: r.name, Msg: err.Error(), cause: err}
-		}
-		if explain {
-			s := Step{Rule: r.name, Expr: r.expr, Value: v}
-			if _, ok := v.(absentClaim); ok {
-				s.Value = nil // an empty optional: the claim is not set
-			}
-			if err != nil {
-				s.Err = err.(*Error).Msg
-			}
-			res.Steps = append(res.Steps, s)
-		}
-		return v, err
+	var steps *[]Step
+	if explain {
+		steps = &res.Steps
 	}
 	if r := p.subject; r != nil {
-		v, err := run(r, subjectValue)
+		v, err := p.run(act, r, subjectValue, steps)
 		if err != nil {
 			return res, err
 		}
 		res.Subject = v.(string)
 	}
 	if r := p.condition; r != nil {
-		v, err := run(r, conditionValue)
+		v, err := p.run(act, r, conditionValue, steps)
 		if err != nil {
 			return res, err
 		}
@@ -431,14 +412,14 @@ func (p *Program) Eval(in *Input, explain bool) (Result, error) {
 		}
 	}
 	if r := p.scope; r != nil {
-		v, err := run(r, scopeValue)
+		v, err := p.run(act, r, scopeValue, steps)
 		if err != nil {
 			return res, err
 		}
 		res.Scopes = v.([]string)
 	}
 	for _, r := range p.claims {
-		v, err := run(r, claimValue)
+		v, err := p.run(act, r, claimValue, steps)
 		if err != nil {
 			return res, err
 		}
@@ -451,6 +432,34 @@ func (p *Program) Eval(in *Input, explain bool) (Result, error) {
 		res.Claims[r.claim] = v
 	}
 	return res, nil
+}
+
+// run evaluates r and converts its value with conv; with steps, it
+// records the step. An error is returned as an *Error.
+func (p *Program) run(act *activation, r *rule, conv func(ref.Val) (any, error), steps *[]Step) (any, error) {
+	out, _, err := r.prg.Eval(act)
+	var v any
+	if err == nil {
+		v, err = conv(out)
+	}
+	var e *Error
+	if err != nil {
+		e = &Error{Owner: p.owner, Rule: r.name, Msg: err.Error(), cause: err}
+	}
+	if steps != nil {
+		s := Step{Rule: r.name, Expr: r.expr, Value: v}
+		if _, ok := v.(absentClaim); ok {
+			s.Value = nil // an empty optional: the claim is not set
+		}
+		if e != nil {
+			s.Err = e.Msg
+		}
+		*steps = append(*steps, s)
+	}
+	if e != nil {
+		return nil, e
+	}
+	return v, nil
 }
 
 // Owner returns the owner p was compiled for ("" for a nil Program).

@@ -730,3 +730,20 @@ func BenchmarkEvalConditionAndClaim(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvalGitHubConditionAndClaim is the GitHub Actions recipe: a
+// condition on repository and ref, and a claim rule copying repository.
+func BenchmarkEvalGitHubConditionAndClaim(b *testing.B) {
+	prog := mustCompile(b, store.Policy{
+		Condition: `subject.repository == "octo-org/octo-repo" && subject.ref == "refs/heads/main"`,
+		Claims:    map[string]string{"repository": `subject.repository`},
+	})
+	in := &Input{Subject: claims(b, githubClaims), SubjectIssuer: "https://token.actions.githubusercontent.com"}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := prog.Eval(in, false)
+		if err != nil || !res.Allowed || res.Claims["repository"] != "octo-org/octo-repo" {
+			b.Fatal(res, err)
+		}
+	}
+}
