@@ -1,6 +1,8 @@
 package celpolicy
 
 import (
+	"encoding/json"
+
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
@@ -42,7 +44,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "client":
 		if a.client == nil {
 			c := a.in.Client
-			a.client = types.NewStringStringMap(types.DefaultTypeAdapter, map[string]string{
+			a.client = types.NewStringStringMap(claimsAdapter{}, map[string]string{
 				"id": c.ID, "account": c.Account, "name": c.Name,
 			})
 		}
@@ -50,7 +52,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "request":
 		if a.request == nil {
 			r := a.in.Request
-			ad := types.DefaultTypeAdapter
+			ad := claimsAdapter{}
 			a.request = types.NewRefValMap(ad, map[ref.Val]ref.Val{
 				types.String("audiences"): types.NewStringList(ad, r.Audiences),
 				types.String("resources"): types.NewStringList(ad, r.Resources),
@@ -72,5 +74,32 @@ func claimsValue(m map[string]any) ref.Val {
 	if m == nil {
 		m = map[string]any{}
 	}
-	return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m)
+	return types.NewStringInterfaceMap(claimsAdapter{}, m)
+}
+
+// claimsAdapter converts claim values to CEL values as they are read.
+// Beyond cel-go's default conversions it reads json.Number (claims
+// decoded with json.Decoder.UseNumber): an integer becomes an int (no
+// precision lost), any other number a double. Maps and lists keep this
+// adapter for the values inside them.
+type claimsAdapter struct{}
+
+// NativeToValue implements types.Adapter.
+func (a claimsAdapter) NativeToValue(v any) ref.Val {
+	switch v := v.(type) {
+	case map[string]any:
+		return types.NewStringInterfaceMap(a, v)
+	case []any:
+		return types.NewDynamicList(a, v)
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return types.Int(i)
+		}
+		f, err := v.Float64()
+		if err != nil {
+			return types.NewErr("the number %q is out of range", string(v))
+		}
+		return types.Double(f)
+	}
+	return types.DefaultTypeAdapter.NativeToValue(v)
 }

@@ -48,8 +48,8 @@ import (
 // Input is what the rules see of one request.
 type Input struct {
 	// Subject holds the subject token's claims as encoding/json decodes
-	// them (numbers as float64; int64 and the other Go integer types are
-	// accepted too).
+	// them: numbers as float64, or as json.Number with UseNumber (then
+	// integers stay exact); Go integer types are accepted too.
 	Subject       map[string]any
 	SubjectIssuer string
 	// Actor is nil when no actor token was presented.

@@ -26,6 +26,18 @@ func claims(t testing.TB, js string) map[string]any {
 	return m
 }
 
+// numberClaims decodes claims keeping numbers as json.Number.
+func numberClaims(t testing.TB, js string) map[string]any {
+	t.Helper()
+	d := json.NewDecoder(strings.NewReader(js))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("claims: %v", err)
+	}
+	return m
+}
+
 // githubClaims is a GitHub Actions OIDC token's payload, with the claims
 // GitHub documents ("About security hardening with OpenID Connect").
 const githubClaims = `{
@@ -347,6 +359,15 @@ func TestEval(t *testing.T) {
 			},
 			in:   k8sIn,
 			want: Result{Allowed: true, Claims: map[string]any{"lifetime": int64(31536000), "exp_copy": float64(1731613413)}},
+		},
+		{
+			name: "json.Number claims (UseNumber), nested too",
+			p: store.Policy{
+				Condition: `subject.exp > 0 && subject.big == 9007199254740993 && subject.nested.list[0].f == 1.5`,
+				Claims:    map[string]string{"big": `subject.big`, "f": `subject.nested.list[0].f`},
+			},
+			in:   &Input{Subject: numberClaims(t, `{"exp": 1700000000, "big": 9007199254740993, "nested": {"list": [{"f": 1.5}]}}`)},
+			want: Result{Allowed: true, Claims: map[string]any{"big": int64(9007199254740993), "f": 1.5}},
 		},
 		{
 			name: "has() on present and absent claims",
