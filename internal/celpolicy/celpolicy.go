@@ -102,11 +102,12 @@ type Error struct {
 	Owner string
 	// Rule is RuleCondition, RuleScope, RuleSubject or "claim NAME".
 	Rule string
-	// Msg says what is wrong; compile errors start with the position in
-	// the expression (line:column, from 1).
+	// Msg says what is wrong; syntax and type errors start with their
+	// position in the expression (line:column, from 1).
 	Msg string
-	// cause is cel-go's evaluation error, if any (errors.Is finds, for
-	// example, a cancellation by the cost limit through it).
+	// cause is cel-go's evaluation error, if any: errors.As finds
+	// through it, for example, interpreter.EvalCancelledError with
+	// Cause CostLimitExceeded.
 	cause error
 }
 
