@@ -66,7 +66,7 @@ type Client struct{ ID, Account, Name string }
 type Request struct{ Audiences, Resources, Scope []string }
 
 // ReservedClaims may not be set by a claim rule: the server writes them.
-var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "may_act", "cnf", "client_id", "scope", "family_id", "subject_issuer"}
+var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "may_act", "cnf", "client_id", "scope", "family_id", "sub_id", "token_type"}
 
 // Limits on what an operator may write. An expression is short (a rule,
 // not a program); a claim name is an ordinary JSON member name.

@@ -238,7 +238,7 @@ func evalRules(reg *trust.Registry, c *store.Client, self string, r *Request, su
 		}
 		if !res.Allowed {
 			tr.add(owner, "refused", "the condition is false")
-			return res, oauth.NewError(code, "the condition of %s is not met", owner).WithCause(errors.New("condition is false"))
+			return res, oauth.NewError(code, "the condition of %s is not met", owner).WithCause(fmt.Errorf("condition %q is false", res.Denied))
 		}
 		return res, nil
 	}
