@@ -10,7 +10,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/keybridge/sts/internal/store")
+	"github.com/keybridge/sts/internal/store"
+)
 
 // introEntry is a cached introspection answer: v for an active token,
 // err for an inactive one.
