@@ -66,6 +66,10 @@ func (f *Fetcher) Introspect(ctx context.Context, ti *store.TrustedIssuer, raw s
 	}
 	f.mu.Unlock()
 
+	// One budget for discovery and the call: no request waits longer
+	// than FetchTimeout.
+	ctx, cancel := context.WithTimeout(ctx, f.o.FetchTimeout)
+	defer cancel()
 	endpoint := ti.IntrospectionEndpoint
 	if endpoint == "" {
 		m, err := f.Discover(ctx, ti)

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -65,14 +66,18 @@ func (f *Fetcher) state(ti *store.TrustedIssuer) *issuerState {
 }
 
 // wait waits for c or ctx; what and issuer name the fetch in the error
-// of a canceled wait.
-func wait[T any](ctx context.Context, c *call[T], issuer, what string) (T, error) {
+// of an abandoned wait.
+func wait[T any](ctx context.Context, c *call[T], issuer, what string, timeout time.Duration) (T, error) {
 	select {
 	case <-c.done:
 		return c.v, c.err
 	case <-ctx.Done():
 		var zero T
-		return zero, upstreamError(issuer, what, &fetchError{safe: "the request was canceled", cause: ctx.Err()})
+		safe := "the request was canceled"
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			safe = fmt.Sprintf("no answer within %s", timeout)
+		}
+		return zero, upstreamError(issuer, what, &fetchError{safe: safe, cause: ctx.Err()})
 	}
 }
 
@@ -95,7 +100,7 @@ func (f *Fetcher) Discover(ctx context.Context, ti *store.TrustedIssuer) (*Metad
 		go f.runDiscover(context.WithoutCancel(ctx), ti, st, c)
 	}
 	f.mu.Unlock()
-	return wait(ctx, c, ti.Issuer, "discovery document")
+	return wait(ctx, c, ti.Issuer, "discovery document", f.o.FetchTimeout)
 }
 
 // runDiscover fetches the discovery document for the callers of c.
@@ -170,22 +175,24 @@ func (f *Fetcher) discover(ctx context.Context, ti *store.TrustedIssuer) (*Metad
 	return nil, 0, upstreamError(ti.Issuer, "discovery document", first)
 }
 
-// keySet returns the issuer's keys; refresh forces a fetch (an unknown
-// kid) when the rate limit allows it, else ok is false.
-func (f *Fetcher) keySet(ctx context.Context, ti *store.TrustedIssuer) (*keySet, error) {
+// keySet returns the issuer's keys, from cache or fetched; fetched says
+// they were (just) fetched, so an unknown kid need not fetch them again.
+func (f *Fetcher) keySet(ctx context.Context, ti *store.TrustedIssuer) (ks *keySet, fetched bool, err error) {
 	if len(ti.JWKS) > 0 {
-		return f.staticKeys(ti)
+		ks, err = f.staticKeys(ti)
+		return ks, false, err
 	}
 	now := f.o.Now()
 	f.mu.Lock()
 	st := f.state(ti)
 	if ks := st.keys; ks != nil && (now.Before(ks.expires) || now.Before(st.keysRetry)) {
 		f.mu.Unlock()
-		return ks, nil
+		return ks, false, nil
 	}
 	c := f.startKeys(ctx, ti, st)
 	f.mu.Unlock()
-	return wait(ctx, c, ti.Issuer, "keys")
+	ks, err = wait(ctx, c, ti.Issuer, "keys", f.o.FetchTimeout)
+	return ks, true, err
 }
 
 // refreshKeys fetches the keys again after a token named a kid they do
@@ -209,7 +216,7 @@ func (f *Fetcher) refreshKeys(ctx context.Context, ti *store.TrustedIssuer) (ks 
 		c = f.startKeys(ctx, ti, st)
 	}
 	f.mu.Unlock()
-	ks, err = wait(ctx, c, ti.Issuer, "keys")
+	ks, err = wait(ctx, c, ti.Issuer, "keys", f.o.FetchTimeout)
 	return ks, true, err
 }
 

@@ -244,12 +244,16 @@ func (f *Fetcher) VerifyJWT(ctx context.Context, ti *store.TrustedIssuer, raw st
 		return nil, bad(ti, "must carry exactly one signature")
 	}
 
-	ks, err := f.keySet(ctx, ti)
+	// One budget for every fetch this verification may need (discovery,
+	// keys, a refresh): no request waits longer than FetchTimeout.
+	ctx, cancel := context.WithTimeout(ctx, f.o.FetchTimeout)
+	defer cancel()
+	ks, fetched, err := f.keySet(ctx, ti)
 	if err != nil {
 		return nil, err
 	}
 	cands := candidates(ks, hd)
-	if len(cands) == 0 && hd.Kid != "" {
+	if len(cands) == 0 && hd.Kid != "" && !fetched {
 		// An unknown kid is how a key rotation at the upstream shows
 		// (OpenID Connect Core §10.1.1): fetch the keys again, but at
 		// most once per UnknownKidInterval, or random kids would make us
