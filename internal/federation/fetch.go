@@ -37,15 +37,16 @@ func (e *fetchError) Unwrap() error { return e.cause }
 // upstreamError makes the *Error of a failed fetch of what ("keys",
 // "discovery document", ...) of issuer.
 func upstreamError(issuer, what string, err error) *Error {
-	safe := "the upstream answered badly"
+	safe, cause := "the upstream answered badly", err
 	var fe *fetchError
 	if errors.As(err, &fe) {
-		safe = fe.safe
+		// The safe text is in the Reason; the Cause keeps the detail.
+		safe, cause = fe.safe, fe.cause
 	}
 	return &Error{
 		Reason:   fmt.Sprintf("the %s of issuer %s could not be fetched: %s", what, issuer, safe),
 		Upstream: true,
-		Cause:    err,
+		Cause:    cause,
 	}
 }
 

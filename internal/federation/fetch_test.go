@@ -296,6 +296,19 @@ func TestSlowUpstream(t *testing.T) {
 			if d < timeout || d > timeout+700*time.Millisecond {
 				t.Fatalf("returned after %s, want about %s", d, timeout)
 			}
+			if n := strings.Count(err.Error(), "no answer within"); n != 1 {
+				t.Fatalf("Error() repeats the reason: %q", err.Error())
+			}
+			// A caller's own shorter deadline is honoured too.
+			f = newTestFetcher(p, Options{FetchTimeout: time.Second})
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			start = time.Now()
+			_, err = f.VerifyJWT(ctx, p.TrustedIssuer(), p.Sign(p.Claims("alice")), Check{})
+			wantReason(t, err, "could not be fetched", true)
+			if d := time.Since(start); d > 600*time.Millisecond {
+				t.Fatalf("caller deadline of 100ms: returned after %s", d)
+			}
 		})
 	}
 }

@@ -22,11 +22,14 @@ type introEntry struct {
 	err     *Error
 }
 
-// introKey is the cache key of a token: its SHA-256 with the issuer, so
-// the cache never holds the token itself.
-func introKey(issuer, raw string) [32]byte {
+// introKey is the cache key of a token: its SHA-256 with the issuer and
+// the version of its record, so the cache never holds the token itself
+// and an updated issuer starts afresh.
+func introKey(ti *store.TrustedIssuer, raw string) [32]byte {
 	h := sha256.New()
-	h.Write([]byte(issuer))
+	h.Write([]byte(ti.Issuer))
+	h.Write([]byte{0})
+	h.Write([]byte(ti.UpdatedAt.UTC().Format(time.RFC3339Nano)))
 	h.Write([]byte{0})
 	h.Write([]byte(raw))
 	var k [32]byte
@@ -50,7 +53,7 @@ func (f *Fetcher) Introspect(ctx context.Context, ti *store.TrustedIssuer, raw s
 	if raw == "" {
 		return nil, bad(ti, "is empty")
 	}
-	key := introKey(ti.Issuer, raw)
+	key := introKey(ti, raw)
 	now := f.o.Now()
 	f.mu.Lock()
 	if e := f.intro[key]; e != nil {

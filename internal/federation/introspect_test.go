@@ -9,6 +9,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/keybridge/sts/internal/store"
 )
 
 func TestIntrospect(t *testing.T) {
@@ -160,23 +162,23 @@ func TestIntrospectRefusals(t *testing.T) {
 func TestIntrospectionCacheBounded(t *testing.T) {
 	clock := newTestClock()
 	f := NewFetcher(Options{Now: clock.Now})
-	old := introKey("i", "old")
+	old := introKey(&store.TrustedIssuer{Issuer: "i"}, "old")
 	f.remember(old, &introEntry{issuer: "i", expires: clock.Now().Add(time.Second)})
 	for i := range MaxIntrospectionEntries - 1 {
-		f.remember(introKey("i", fmt.Sprint(i)), &introEntry{issuer: "i", expires: clock.Now().Add(time.Hour)})
+		f.remember(introKey(&store.TrustedIssuer{Issuer: "i"}, fmt.Sprint(i)), &introEntry{issuer: "i", expires: clock.Now().Add(time.Hour)})
 	}
 	if len(f.intro) != MaxIntrospectionEntries {
 		t.Fatalf("%d entries", len(f.intro))
 	}
 	clock.Advance(2 * time.Second)
-	f.remember(introKey("i", "new"), &introEntry{issuer: "i", expires: clock.Now().Add(time.Hour)})
+	f.remember(introKey(&store.TrustedIssuer{Issuer: "i"}, "new"), &introEntry{issuer: "i", expires: clock.Now().Add(time.Hour)})
 	if len(f.intro) != MaxIntrospectionEntries {
 		t.Fatalf("%d entries after eviction", len(f.intro))
 	}
 	if _, ok := f.intro[old]; ok {
 		t.Fatal("the expired entry was not the one evicted")
 	}
-	f.remember(introKey("i", "newer"), &introEntry{issuer: "i", expires: clock.Now().Add(time.Hour)})
+	f.remember(introKey(&store.TrustedIssuer{Issuer: "i"}, "newer"), &introEntry{issuer: "i", expires: clock.Now().Add(time.Hour)})
 	if len(f.intro) > MaxIntrospectionEntries {
 		t.Fatalf("%d entries: unbounded", len(f.intro))
 	}

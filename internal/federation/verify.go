@@ -154,7 +154,7 @@ func audiences(ti *store.TrustedIssuer, c Check) []string {
 // party must not be replayable here (RFC 7519 §4.1.3, RFC 7523 §3).
 func checkAudience(ti *store.TrustedIssuer, want, aud []string) *Error {
 	if len(want) == 0 {
-		return &Error{Reason: fmt.Sprintf("issuer %s has no audience configured, so none of its tokens is accepted", ti.Issuer)}
+		return &Error{Reason: fmt.Sprintf("no audience is configured for tokens of issuer %s, so none is accepted", ti.Issuer)}
 	}
 	for _, a := range aud {
 		if slices.Contains(want, a) {

@@ -157,7 +157,7 @@ func TestVerifyJWTRefusals(t *testing.T) {
 		{name: "aud of the check replaces the issuer's", raw: p.Sign(p.Claims("alice")), check: &Check{Audiences: []string{"https://sts.example/token"}},
 			reason: "audience must include one of [https://sts.example/token]"},
 		{name: "no audience configured", ti: func() *store.TrustedIssuer { x := *ti; x.Audiences = nil; return &x },
-			raw: p.Sign(p.Claims("alice")), reason: "has no audience configured"},
+			raw: p.Sign(p.Claims("alice")), reason: "no audience is configured for tokens of issuer " + p.Issuer},
 		{name: "missing sub", raw: p.Sign(with(func(c map[string]any) { delete(c, "sub") })), reason: "token from issuer " + p.Issuer + " has no sub"},
 		{name: "empty sub", raw: p.Sign(with(func(c map[string]any) { c["sub"] = "" })), reason: "has no sub"},
 		{name: "oversized", raw: p.Sign(big), reason: fmt.Sprintf("is larger than %d bytes", DefaultMaxTokenBytes)},
