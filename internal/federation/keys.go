@@ -105,7 +105,10 @@ func (f *Fetcher) Discover(ctx context.Context, ti *store.TrustedIssuer) (*Metad
 
 // runDiscover fetches the discovery document for the callers of c.
 func (f *Fetcher) runDiscover(ctx context.Context, ti *store.TrustedIssuer, st *issuerState, c *call[*Metadata]) {
+	// Both places of the document share one FetchTimeout.
+	ctx, cancel := context.WithTimeout(ctx, f.o.FetchTimeout)
 	m, age, err := f.discover(ctx, ti)
+	cancel()
 	now := f.o.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
