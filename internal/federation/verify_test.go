@@ -525,3 +525,50 @@ func BenchmarkVerifyJWT(b *testing.B) {
 		b.Fatal("the benchmark fetched")
 	}
 }
+
+// TestWorkloadShapedTokens: tokens shaped as Kubernetes projected service
+// account tokens and GitHub Actions OIDC tokens (claims as those
+// platforms document them) verify, with their nested and string claims
+// intact for the policy.
+func TestWorkloadShapedTokens(t *testing.T) {
+	p := newTestIdP(t, jose.RS256)
+	f := newTestFetcher(p, Options{})
+	now := p.Clock.Now()
+	k8s := map[string]any{
+		"aud": []string{"sts"}, "iss": p.Issuer, "sub": "system:serviceaccount:payments:api",
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "0b6a2c7e",
+		"kubernetes.io": map[string]any{
+			"namespace":      "payments",
+			"node":           map[string]any{"name": "node-1", "uid": "7f1b"},
+			"pod":            map[string]any{"name": "api-5d9c", "uid": "a1b2"},
+			"serviceaccount": map[string]any{"name": "api", "uid": "c3d4"},
+		},
+	}
+	gha := map[string]any{
+		"jti": "ef9b", "sub": "repo:octo-org/octo-repo:ref:refs/heads/main", "aud": "sts",
+		"ref": "refs/heads/main", "sha": "d4e5", "repository": "octo-org/octo-repo", "repository_owner": "octo-org",
+		"repository_id": "74", "repository_owner_id": "65", "repository_visibility": "private",
+		"actor": "octocat", "actor_id": "12", "run_id": "42", "run_number": "10", "run_attempt": "2",
+		"workflow": "deploy", "event_name": "push", "ref_type": "branch", "environment": "prod",
+		"job_workflow_ref":   "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
+		"runner_environment": "github-hosted",
+		"iss":                p.Issuer, "nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+	}
+	ti := p.TrustedIssuer()
+	ti.MaxAge = 10 * time.Minute
+	v, err := f.VerifyJWT(context.Background(), ti, p.Sign(k8s), Check{TokenType: oauth.TokenTypeJWT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := v.Claims["kubernetes.io"].(map[string]any)
+	if ns["namespace"] != "payments" || ns["serviceaccount"].(map[string]any)["name"] != "api" {
+		t.Fatalf("kubernetes.io claim %v", ns)
+	}
+	v, err = f.VerifyJWT(context.Background(), ti, p.SignWith(p.Current(), map[string]any{"x5t": "abc"}, gha), Check{TokenType: oauth.TokenTypeJWT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Subject != "repo:octo-org/octo-repo:ref:refs/heads/main" || v.Claims["repository"] != "octo-org/octo-repo" || v.Claims["ref"] != "refs/heads/main" {
+		t.Fatalf("GitHub claims %v", v.Claims)
+	}
+}
