@@ -42,7 +42,8 @@ const (
 // Options tune a Fetcher; zero values take the defaults.
 type Options struct {
 	// HTTPClient makes the outbound calls; nil builds one with
-	// ConnectTimeout and no redirects to another host.
+	// ConnectTimeout. Either way the Fetcher uses a copy whose Timeout is
+	// FetchTimeout and which follows no redirect to another host.
 	HTTPClient *http.Client
 	// ConnectTimeout bounds the TCP and TLS handshake (default 2 s).
 	ConnectTimeout time.Duration
@@ -158,6 +159,7 @@ type Error struct {
 	Cause    error
 }
 
+// Error returns the Reason, with the Cause for the log.
 func (e *Error) Error() string {
 	if e.Cause != nil {
 		return e.Reason + ": " + e.Cause.Error()
@@ -165,6 +167,7 @@ func (e *Error) Error() string {
 	return e.Reason
 }
 
+// Unwrap returns the Cause.
 func (e *Error) Unwrap() error { return e.Cause }
 
 // Metadata is the part of a discovery document (OpenID Connect Discovery

@@ -89,9 +89,9 @@ func (f *Fetcher) Discover(ctx context.Context, ti *store.TrustedIssuer) (*Metad
 	f.mu.Lock()
 	st := f.state(ti)
 	if st.meta != nil && (now.Before(st.metaExpires) || now.Before(st.metaRetry)) {
-		m := st.meta
+		m := *st.meta // a copy: the cached one is shared
 		f.mu.Unlock()
-		return m, nil
+		return &m, nil
 	}
 	c := st.metaCall
 	if c == nil {
@@ -100,7 +100,12 @@ func (f *Fetcher) Discover(ctx context.Context, ti *store.TrustedIssuer) (*Metad
 		go f.runDiscover(context.WithoutCancel(ctx), ti, st, c)
 	}
 	f.mu.Unlock()
-	return wait(ctx, c, ti.Issuer, "discovery document", f.o.FetchTimeout)
+	m, err := wait(ctx, c, ti.Issuer, "discovery document", f.o.FetchTimeout)
+	if err != nil {
+		return nil, err
+	}
+	cp := *m
+	return &cp, nil
 }
 
 // runDiscover fetches the discovery document for the callers of c.
