@@ -293,7 +293,8 @@ func TestSlowUpstream(t *testing.T) {
 			_, err := f.VerifyJWT(context.Background(), p.TrustedIssuer(), p.Sign(p.Claims("alice")), Check{})
 			d := time.Since(start)
 			wantReason(t, err, "could not be fetched: no answer within 300ms", true)
-			if d < timeout || d > timeout+700*time.Millisecond {
+			// The handler sleeps 5 s; generous slack for a loaded machine.
+			if d < timeout || d > timeout+1500*time.Millisecond {
 				t.Fatalf("returned after %s, want about %s", d, timeout)
 			}
 			if n := strings.Count(err.Error(), "no answer within"); n != 1 {

@@ -358,13 +358,13 @@ func TestCacheControl(t *testing.T) {
 			verify()
 			p.Clock.Advance(tc.fresh - p.Clock.Now().Sub(start))
 			verify()
-			if got := p.JWKSHits.Load(); got != 1 {
-				t.Fatalf("at %s: %d JWKS fetches, want 1", tc.fresh, got)
+			if got, d := p.JWKSHits.Load(), p.DiscoveryHits.Load(); got != 1 || d != 1 {
+				t.Fatalf("at %s: %d JWKS and %d discovery fetches, want 1 and 1", tc.fresh, got, d)
 			}
 			p.Clock.Advance(tc.stale - p.Clock.Now().Sub(start))
 			verify()
-			if got := p.JWKSHits.Load(); got != 2 {
-				t.Fatalf("at %s: %d JWKS fetches, want 2", tc.stale, got)
+			if got, d := p.JWKSHits.Load(), p.DiscoveryHits.Load(); got != 2 || d != 2 {
+				t.Fatalf("at %s: %d JWKS and %d discovery fetches, want 2 and 2", tc.stale, got, d)
 			}
 		})
 	}
