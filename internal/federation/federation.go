@@ -12,20 +12,38 @@
 package federation
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
 )
 
+// Defaults of Options.
+const (
+	DefaultConnectTimeout     = 2 * time.Second
+	DefaultFetchTimeout       = 5 * time.Second
+	DefaultMaxResponseBytes   = 512 << 10
+	DefaultMinCache           = time.Minute
+	DefaultMaxCache           = 24 * time.Hour
+	DefaultCache              = 15 * time.Minute
+	DefaultUnknownKidInterval = 30 * time.Second
+	DefaultKeepStale          = 24 * time.Hour
+	DefaultIntrospectionCache = time.Minute
+	DefaultInactiveCache      = 5 * time.Second
+	DefaultMaxTokenBytes      = 16 << 10
+	// MaxIntrospectionEntries bounds the introspection cache.
+	MaxIntrospectionEntries = 10000
+)
+
 // Options tune a Fetcher; zero values take the defaults.
 type Options struct {
 	// HTTPClient makes the outbound calls; nil builds one with
-	// ConnectTimeout and no redirects to another host.
+	// ConnectTimeout. Either way the Fetcher uses a copy whose Timeout is
+	// FetchTimeout and which follows no redirect to another host.
 	HTTPClient *http.Client
 	// ConnectTimeout bounds the TCP and TLS handshake (default 2 s).
 	ConnectTimeout time.Duration
@@ -55,6 +73,38 @@ type Options struct {
 	MaxTokenBytes int
 	Logger        *slog.Logger
 	Now           func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.ConnectTimeout, DefaultConnectTimeout)
+	def(&o.FetchTimeout, DefaultFetchTimeout)
+	def(&o.MinCache, DefaultMinCache)
+	def(&o.MaxCache, DefaultMaxCache)
+	def(&o.UnknownKidInterval, DefaultUnknownKidInterval)
+	def(&o.KeepStale, DefaultKeepStale)
+	def(&o.IntrospectionCache, DefaultIntrospectionCache)
+	def(&o.InactiveCache, DefaultInactiveCache)
+	if o.MaxCache < o.MinCache {
+		o.MaxCache = o.MinCache
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.MaxTokenBytes <= 0 {
+		o.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
 }
 
 // Via says how an upstream token was verified.
@@ -109,6 +159,7 @@ type Error struct {
 	Cause    error
 }
 
+// Error returns the Reason, with the Cause for the log.
 func (e *Error) Error() string {
 	if e.Cause != nil {
 		return e.Reason + ": " + e.Cause.Error()
@@ -116,6 +167,7 @@ func (e *Error) Error() string {
 	return e.Reason
 }
 
+// Unwrap returns the Cause.
 func (e *Error) Unwrap() error { return e.Cause }
 
 // Metadata is the part of a discovery document (OpenID Connect Discovery
@@ -130,44 +182,41 @@ type Metadata struct {
 // Fetcher fetches and caches what trusted issuers publish, and verifies
 // their tokens. It is safe for concurrent use.
 type Fetcher struct {
-	o Options
+	o      Options
+	client *http.Client
+	// fetches counts outbound HTTP requests (see Fetches).
+	fetches atomic.Int64
+
+	mu      sync.Mutex
+	issuers map[string]*issuerState // by TrustedIssuer.Issuer
+	intro   map[[32]byte]*introEntry
 }
 
 // NewFetcher returns a Fetcher.
 func NewFetcher(o Options) *Fetcher {
-	return &Fetcher{o: o}
+	o = o.withDefaults()
+	return &Fetcher{
+		o:       o,
+		client:  o.buildClient(),
+		issuers: make(map[string]*issuerState),
+		intro:   make(map[[32]byte]*introEntry),
+	}
 }
 
-var errTODO = errors.New("federation: not implemented yet")
-
-// PeekIssuer returns the "iss" claim of a compact JWS without verifying
-// anything, to choose the issuer whose keys verify it; ok is false for
-// what is not a JWT (an opaque token) or has no iss.
-func PeekIssuer(raw string) (iss string, ok bool) {
-	return "", false
-}
-
-// Discover fetches (or serves from cache) the issuer's discovery document,
-// OpenID Connect Discovery first, then RFC 8414; a document whose issuer
-// differs from ti.Issuer is refused.
-func (f *Fetcher) Discover(ctx context.Context, ti *store.TrustedIssuer) (*Metadata, error) {
-	return nil, errTODO
-}
-
-// VerifyJWT verifies raw as a JWT of ti: signature by one of its keys
-// (refreshing them, rate-limited, on an unknown kid), an allowed
-// asymmetric algorithm, iss, sub, exp, nbf, iat and MaxAge with ti's
-// leeway, audience, and the declared token type. Failures are *Error.
-func (f *Fetcher) VerifyJWT(ctx context.Context, ti *store.TrustedIssuer, raw string, c Check) (*Verified, error) {
-	return nil, errTODO
-}
-
-// Introspect validates an opaque token at ti's introspection endpoint
-// (RFC 7662), with caching by token hash. An inactive token is an *Error.
-func (f *Fetcher) Introspect(ctx context.Context, ti *store.TrustedIssuer, raw string) (*Verified, error) {
-	return nil, errTODO
-}
+// Fetches reports how many outbound HTTP requests the Fetcher has made
+// (discovery, key sets, introspection), so that a test can show that a
+// verification served from cache made none.
+func (f *Fetcher) Fetches() int64 { return f.fetches.Load() }
 
 // Forget drops what is cached for the issuer (after it was changed or
-// removed).
-func (f *Fetcher) Forget(issuer string) {}
+// removed): its discovery document, keys and introspection answers.
+func (f *Fetcher) Forget(issuer string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.issuers, issuer)
+	for k, e := range f.intro {
+		if e.issuer == issuer {
+			delete(f.intro, k)
+		}
+	}
+}
