@@ -316,7 +316,9 @@ func (s *Spec) Build(audience string, now time.Time) (*store.TrustedIssuer, erro
 		}
 		auds = []string{audience}
 	}
-	now = now.UTC()
+	// To the microsecond, as the store keeps times: the record returned
+	// equals the one read back.
+	now = now.UTC().Truncate(time.Microsecond)
 	return &store.TrustedIssuer{
 		Name: s.Name, Issuer: s.Issuer, Enabled: true, Source: store.IssuerSourceStore,
 		JWKSURI: s.JWKSURI, JWKS: slices.Clone(s.JWKS),
