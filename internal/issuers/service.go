@@ -26,6 +26,9 @@ type Service struct {
 // the configuration file.
 var ErrReadOnly = errors.New("declared in the configuration file")
 
+// errChanged: an issuer changed between Update's read and its write.
+var errChanged = errors.New("changed meanwhile")
+
 func (s *Service) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
@@ -82,7 +85,8 @@ func (s *Service) add(ctx context.Context, spec Spec, source string) (*store.Tru
 	return ti, nil
 }
 
-// Update changes an issuer managed in the store: edit receives its current
+// Update changes an issuer managed in the store: edit (called before the
+// store's transaction, so it may take its time) receives its current
 // settings as a Spec (every default explicit) and changes only what it
 // means to; the result is checked like a new issuer. The name cannot
 // change. Enabled, the source and the creation time are kept.
@@ -114,11 +118,15 @@ func (s *Service) Update(ctx context.Context, name string, edit func(*Spec) erro
 		if ti.Source == store.IssuerSourceConfig {
 			return readOnly(name)
 		}
+		// edit saw cur: a change made since would be lost silently.
+		if !ti.UpdatedAt.Equal(cur.UpdatedAt) {
+			return fmt.Errorf("issuer %q %w; try again: %w", name, errChanged, store.ErrConflict)
+		}
 		n.Enabled, n.Source, n.CreatedAt = ti.Enabled, ti.Source, ti.CreatedAt
 		*ti = *n
 		return nil
 	})
-	if errors.Is(err, store.ErrConflict) {
+	if errors.Is(err, store.ErrConflict) && !errors.Is(err, errChanged) {
 		return nil, fmt.Errorf("another issuer has issuer URL %q: %w", n.Issuer, err)
 	}
 	return out, err
