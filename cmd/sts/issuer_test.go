@@ -224,3 +224,50 @@ func TestClientPolicyFlags(t *testing.T) {
 		t.Errorf("stored policy: %+v %v", stored, err)
 	}
 }
+
+// `sts serve` applies the configuration file's issuers before serving;
+// they are read-only for `sts issuer`; an invalid one stops the start
+// with a message naming it.
+func TestServeAppliesConfigIssuers(t *testing.T) {
+	c := newCLI(t, testKEK)
+	c.ok("client", "create", "--name", "deployer", "--client-id", "deployer")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), mustRead(t, writeJWKS(t, false)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sts.yaml")
+	write := func(yaml string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("STS_CONFIG", cfg)
+
+	write("issuers:\n  - name: k8s\n    issuer: https://kubernetes.default.svc\n    jwks-file: jwks.json\n    clients: [ghost]\n")
+	_, _, err := c.run("serve", "--addr", "127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), `issuer "k8s"`) || !strings.Contains(err.Error(), `no client "ghost"`) {
+		t.Fatalf("serve with an unknown client: %v", err)
+	}
+
+	write("issuers:\n  - name: k8s\n    issuer: https://kubernetes.default.svc\n    jwks-file: jwks.json\n    clients: [deployer]\n    condition: 'subject.sub != \"\"'\n")
+	_, _, stop := c.serve()
+	stop()
+	var v issuerView
+	c.okJSON(&v, "issuer", "show", "k8s", "-o", "json")
+	if v.Source != store.IssuerSourceConfig || !v.Enabled || v.Condition == "" || !slices.Equal(v.Clients, []string{"deployer"}) {
+		t.Errorf("applied issuer: %+v", v)
+	}
+	c.fail(`issuer "k8s" is declared in the configuration file; change it there`, "issuer", "disable", "k8s")
+	c.fail("declared in the configuration file", "issuer", "update", "k8s", "--max-age", "1m")
+	c.fail("declared in the configuration file", "issuer", "remove", "k8s")
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
