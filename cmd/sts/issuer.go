@@ -304,7 +304,11 @@ them all first.`,
 				return err
 			}
 			var secret string
-			if fs.Changed("introspection-client-secret-file") || os.Getenv(envIntrospectionSecret) != "" {
+			// The variable is read only when the introspection settings
+			// change: one left set in the shell must not attach a secret
+			// to an issuer without an introspection endpoint.
+			introChanged := fs.Changed("introspection-endpoint") || fs.Changed("introspection-client-id")
+			if fs.Changed("introspection-client-secret-file") || introChanged && os.Getenv(envIntrospectionSecret) != "" {
 				if secret, err = f.secret(); err != nil {
 					return err
 				}
@@ -337,7 +341,7 @@ them all first.`,
 					}
 				}
 				str("introspection-client-id", &s.IntrospectionClientID, f.introClientID)
-				if secret != "" {
+				if secret != "" && s.IntrospectionEndpoint != "" {
 					s.IntrospectionClientSecret = secret
 				}
 				list("token-type", &s.TokenTypes, f.tokenTypes)

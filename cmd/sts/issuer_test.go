@@ -189,6 +189,22 @@ func TestIssuerIntrospectionSecret(t *testing.T) {
 	if ti.IntrospectionClientSecret != "from-env" || ti.IntrospectionClientID != "sts-c" {
 		t.Errorf("after update: %+v", ti)
 	}
+	// Other changes leave the secret alone, whatever the variable says.
+	t.Setenv(envIntrospectionSecret, "stray")
+	c.ok("issuer", "update", "other", "--max-age", "5m")
+	c.ok("issuer", "add", "https://plain.example.com", "--name", "plain", "--client", "*", "--skip-discovery-check")
+	c.ok("issuer", "update", "plain", "--max-age", "5m")
+	ti, _ = c.env().Store.GetIssuer(t.Context(), "other")
+	plain, _ := c.env().Store.GetIssuer(t.Context(), "plain")
+	if ti.IntrospectionClientSecret != "from-env" || plain.IntrospectionClientSecret != "" {
+		t.Errorf("a stray variable changed a secret: %q %q", ti.IntrospectionClientSecret, plain.IntrospectionClientSecret)
+	}
+	// Removing the endpoint removes its credentials.
+	c.ok("issuer", "update", "other", "--introspection-endpoint", "", "--token-type", "jwt")
+	ti, _ = c.env().Store.GetIssuer(t.Context(), "other")
+	if ti.IntrospectionEndpoint != "" || ti.IntrospectionClientID != "" || ti.IntrospectionClientSecret != "" {
+		t.Errorf("after removing the endpoint: %+v", ti)
+	}
 }
 
 // CEL rules on clients: set on create, changed and cleared on update,
