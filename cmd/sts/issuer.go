@@ -206,7 +206,7 @@ and --claim attach CEL rules, checked now.`,
 					return err
 				}
 			}
-			ti, err = issuerService(env).Add(cmd.Context(), spec)
+			ti, err = issuerService(env).Add(cmd.Context(), "cli", spec)
 			if errors.Is(err, store.ErrConflict) {
 				return fmt.Errorf("an issuer named %q or with issuer URL %s already exists", spec.Name, spec.Issuer)
 			}
@@ -324,7 +324,7 @@ them all first.`,
 				}
 			}
 			svc := issuerService(env)
-			ti, err := svc.Update(cmd.Context(), args[0], func(s *issuers.Spec) error {
+			ti, err := svc.Update(cmd.Context(), "cli", args[0], func(s *issuers.Spec) error {
 				str("issuer", &s.Issuer, f.issuer)
 				switch {
 				case fs.Changed("jwks-uri"):
@@ -604,9 +604,9 @@ func newIssuerSetEnabled(verb string, on bool) *cobra.Command {
 				err error
 			)
 			if on {
-				ti, was, err = svc.Enable(cmd.Context(), args[0])
+				ti, was, err = svc.Enable(cmd.Context(), "cli", args[0])
 			} else {
-				ti, was, err = svc.Disable(cmd.Context(), args[0])
+				ti, was, err = svc.Disable(cmd.Context(), "cli", args[0])
 			}
 			if err != nil {
 				return issuerErr(args[0], err)
@@ -631,7 +631,7 @@ func newIssuerRemove() *cobra.Command {
 		Short: "Stop trusting an issuer and forget its settings",
 		Args:  cobra.ExactArgs(1),
 		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
-			if err := issuerService(env).Remove(cmd.Context(), args[0]); err != nil {
+			if err := issuerService(env).Remove(cmd.Context(), "cli", args[0]); err != nil {
 				return issuerErr(args[0], err)
 			}
 			w := cmd.OutOrStdout()

@@ -213,7 +213,7 @@ func TestService(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t)
 	spec := issuers.Spec{Name: "okta", Issuer: "https://example.okta.com", Clients: []string{"c1"}, Audiences: []string{"api://sts"}}
-	ti, err := s.Add(ctx, spec)
+	ti, err := s.Add(ctx, "test", spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,23 +221,23 @@ func TestService(t *testing.T) {
 		t.Errorf("Add: %+v", ti)
 	}
 	// Conflicts: the name, the issuer URL.
-	if _, err := s.Add(ctx, spec); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.Add(ctx, "test", spec); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("Add again: %v", err)
 	}
 	other := spec
 	other.Name = "okta2"
-	if _, err := s.Add(ctx, other); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.Add(ctx, "test", other); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("Add with the same issuer URL: %v", err)
 	}
 	// Clients must exist.
 	other.Issuer, other.Clients = "https://other.example.com", []string{"c1", "ghost"}
-	if _, err := s.Add(ctx, other); !slices.Equal(fields(err), []string{"client"}) || !strings.Contains(err.Error(), `"ghost"`) {
+	if _, err := s.Add(ctx, "test", other); !slices.Equal(fields(err), []string{"client"}) || !strings.Contains(err.Error(), `"ghost"`) {
 		t.Errorf("Add with an unknown client: %v", err)
 	}
 
 	// A partial update keeps what it does not change.
 	before := ti
-	upd, err := s.Update(ctx, "okta", func(sp *issuers.Spec) error {
+	upd, err := s.Update(ctx, "test", "okta", func(sp *issuers.Spec) error {
 		sp.Clients = []string{"c1", "c2"}
 		sp.MaxAge = time.Hour
 		return nil
@@ -249,29 +249,29 @@ func TestService(t *testing.T) {
 		upd.SubjectPrefix != "okta:" || upd.Leeway != before.Leeway || !upd.Enabled {
 		t.Errorf("Update: %+v", upd)
 	}
-	if _, err := s.Update(ctx, "okta", func(sp *issuers.Spec) error { sp.Clients = []string{"ghost"}; return nil }); err == nil {
+	if _, err := s.Update(ctx, "test", "okta", func(sp *issuers.Spec) error { sp.Clients = []string{"ghost"}; return nil }); err == nil {
 		t.Error("Update to an unknown client: no error")
 	}
-	if _, err := s.Update(ctx, "okta", func(sp *issuers.Spec) error { sp.Name = "x"; return nil }); err == nil {
+	if _, err := s.Update(ctx, "test", "okta", func(sp *issuers.Spec) error { sp.Name = "x"; return nil }); err == nil {
 		t.Error("Update renaming: no error")
 	}
-	if _, err := s.Update(ctx, "absent", func(*issuers.Spec) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Update(ctx, "test", "absent", func(*issuers.Spec) error { return nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Update of an absent issuer: %v", err)
 	}
 
 	// Disable and enable report the previous state.
-	d, was, err := s.Disable(ctx, "okta")
+	d, was, err := s.Disable(ctx, "test", "okta")
 	if err != nil || !was || d.Enabled {
 		t.Errorf("Disable: %+v %t %v", d, was, err)
 	}
-	if _, was, _ := s.Disable(ctx, "okta"); was {
+	if _, was, _ := s.Disable(ctx, "test", "okta"); was {
 		t.Error("Disable twice: was enabled")
 	}
 	// An update keeps the issuer disabled.
-	if u, err := s.Update(ctx, "okta", func(sp *issuers.Spec) error { sp.MaxAge = 0; return nil }); err != nil || u.Enabled {
+	if u, err := s.Update(ctx, "test", "okta", func(sp *issuers.Spec) error { sp.MaxAge = 0; return nil }); err != nil || u.Enabled {
 		t.Errorf("Update of a disabled issuer: %+v %v", u, err)
 	}
-	e, was, err := s.Enable(ctx, "okta")
+	e, was, err := s.Enable(ctx, "test", "okta")
 	if err != nil || was || !e.Enabled {
 		t.Errorf("Enable: %+v %t %v", e, was, err)
 	}
@@ -279,13 +279,13 @@ func TestService(t *testing.T) {
 	if err != nil || len(list) != 1 {
 		t.Fatalf("List: %v %v", list, err)
 	}
-	if err := s.Remove(ctx, "okta"); err != nil {
+	if err := s.Remove(ctx, "test", "okta"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, "okta"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get after Remove: %v", err)
 	}
-	if err := s.Remove(ctx, "okta"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.Remove(ctx, "test", "okta"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Remove again: %v", err)
 	}
 }
@@ -293,7 +293,7 @@ func TestService(t *testing.T) {
 func TestApplyConfig(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t)
-	managed, err := s.Add(ctx, issuers.Spec{Name: "managed", Issuer: "https://managed.example.com", Clients: []string{"*"}})
+	managed, err := s.Add(ctx, "test", issuers.Spec{Name: "managed", Issuer: "https://managed.example.com", Clients: []string{"*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,13 +313,13 @@ func TestApplyConfig(t *testing.T) {
 	}
 	// Read-only elsewhere, with a clear message.
 	want := `issuer "k8s" is declared in the configuration file; change it there`
-	if _, err := s.Update(ctx, "k8s", func(*issuers.Spec) error { return nil }); err == nil || !strings.Contains(err.Error(), want) {
+	if _, err := s.Update(ctx, "test", "k8s", func(*issuers.Spec) error { return nil }); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Update of a config issuer: %v", err)
 	}
-	if _, _, err := s.Disable(ctx, "k8s"); !errors.Is(err, issuers.ErrReadOnly) {
+	if _, _, err := s.Disable(ctx, "test", "k8s"); !errors.Is(err, issuers.ErrReadOnly) {
 		t.Errorf("Disable of a config issuer: %v", err)
 	}
-	if err := s.Remove(ctx, "k8s"); !errors.Is(err, issuers.ErrReadOnly) {
+	if err := s.Remove(ctx, "test", "k8s"); !errors.Is(err, issuers.ErrReadOnly) {
 		t.Errorf("Remove of a config issuer: %v", err)
 	}
 
@@ -371,5 +371,71 @@ func TestApplyConfig(t *testing.T) {
 	done, err = s.ApplyConfig(ctx, nil)
 	if err != nil || !slices.Equal(done.Removed, []string{"k8s"}) {
 		t.Errorf("empty apply: %+v %v", done, err)
+	}
+}
+
+// Every change is audited with who made it; a no-op is not.
+func TestAudit(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t)
+	spec := issuers.Spec{Name: "okta", Issuer: "https://example.okta.com", Clients: []string{"c1"}}
+	if _, err := s.Add(ctx, "operator:alice", spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "cli", "okta", func(sp *issuers.Spec) error { sp.MaxAge = time.Minute; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	s.Disable(ctx, "cli", "okta")
+	s.Disable(ctx, "cli", "okta") // already disabled: nothing to record
+	s.Enable(ctx, "cli", "okta")
+	if err := s.Remove(ctx, "cli", "okta"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyConfig(ctx, []issuers.Spec{{Name: "k8s", Issuer: "https://k8s.example.com", Clients: []string{"*"}}}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.Store.ListAudit(ctx, store.AuditFilter{Action: "issuer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(recs) - 1; i >= 0; i-- { // oldest first
+		got = append(got, recs[i].Action+" by "+recs[i].Subject)
+	}
+	want := []string{"issuer.add by operator:alice", "issuer.update by cli", "issuer.disable by cli", "issuer.enable by cli",
+		"issuer.remove by cli", "issuer.add by config"}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit = %v, want %v", got, want)
+	}
+	if len(recs) > 0 && !strings.Contains(recs[0].Detail, "https://k8s.example.com") {
+		t.Errorf("detail = %q", recs[0].Detail)
+	}
+}
+
+// Instances starting at once from one file and database all succeed, and
+// agree.
+func TestApplyConfigConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t)
+	specs := []issuers.Spec{
+		{Name: "a", Issuer: "https://a.example.com", Clients: []string{"*"}},
+		{Name: "b", Issuer: "https://b.example.com", Clients: []string{"c1"}},
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			other := &issuers.Service{Store: s.Store, Issuer: serverIssuer}
+			_, err := other.ApplyConfig(ctx, specs)
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Errorf("ApplyConfig: %v", err)
+		}
+	}
+	list, err := s.List(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("List: %d %v", len(list), err)
 	}
 }

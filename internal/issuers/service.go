@@ -61,18 +61,27 @@ func (s *Service) checkClients(ctx context.Context, ti *store.TrustedIssuer) err
 	return nil
 }
 
-// Add checks spec and stores it as a new, enabled issuer managed in the
-// store. A name or issuer URL already in use is store.ErrConflict.
-func (s *Service) Add(ctx context.Context, spec Spec) (*store.TrustedIssuer, error) {
-	return s.add(ctx, spec, store.IssuerSourceStore)
+// audit records a change made by "by" (e.g. "cli", "operator:alice",
+// "config"): what changes whose tokens this server trusts is a security
+// event.
+func (s *Service) audit(ctx context.Context, by, action string, ti *store.TrustedIssuer, detail string) error {
+	d := fmt.Sprintf("issuer %s (%s)", ti.Name, ti.Issuer)
+	if detail != "" {
+		d += "; " + detail
+	}
+	return s.Store.AppendAudit(ctx, []store.AuditRecord{{
+		Time: s.now(), Action: action, Decision: store.DecisionGranted, Subject: by, Detail: d,
+	}})
 }
 
-func (s *Service) add(ctx context.Context, spec Spec, source string) (*store.TrustedIssuer, error) {
+// Add checks spec and stores it as a new, enabled issuer managed in the
+// store, made by "by" (audited as issuer.add). A name or issuer URL
+// already in use is store.ErrConflict.
+func (s *Service) Add(ctx context.Context, by string, spec Spec) (*store.TrustedIssuer, error) {
 	ti, err := spec.Build(s.Issuer, s.now())
 	if err != nil {
 		return nil, err
 	}
-	ti.Source = source
 	if err := s.checkClients(ctx, ti); err != nil {
 		return nil, err
 	}
@@ -82,15 +91,16 @@ func (s *Service) add(ctx context.Context, spec Spec, source string) (*store.Tru
 		}
 		return nil, err
 	}
-	return ti, nil
+	return ti, s.audit(ctx, by, "issuer.add", ti, "")
 }
 
 // Update changes an issuer managed in the store: edit (called before the
 // store's transaction, so it may take its time) receives its current
 // settings as a Spec (every default explicit) and changes only what it
 // means to; the result is checked like a new issuer. The name cannot
-// change. Enabled, the source and the creation time are kept.
-func (s *Service) Update(ctx context.Context, name string, edit func(*Spec) error) (*store.TrustedIssuer, error) {
+// change. Enabled, the source and the creation time are kept. The change
+// is audited as issuer.update, made by "by".
+func (s *Service) Update(ctx context.Context, by, name string, edit func(*Spec) error) (*store.TrustedIssuer, error) {
 	cur, err := s.Store.GetIssuer(ctx, name)
 	if err != nil {
 		return nil, err
@@ -129,22 +139,26 @@ func (s *Service) Update(ctx context.Context, name string, edit func(*Spec) erro
 	if errors.Is(err, store.ErrConflict) && !errors.Is(err, errChanged) {
 		return nil, fmt.Errorf("another issuer has issuer URL %q: %w", n.Issuer, err)
 	}
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, by, "issuer.update", out, "")
 }
 
 // Enable lets an issuer's tokens be accepted again; it returns the issuer
-// and whether it was enabled before.
-func (s *Service) Enable(ctx context.Context, name string) (*store.TrustedIssuer, bool, error) {
-	return s.setEnabled(ctx, name, true)
+// and whether it was enabled before (audited as issuer.enable).
+func (s *Service) Enable(ctx context.Context, by, name string) (*store.TrustedIssuer, bool, error) {
+	return s.setEnabled(ctx, by, name, true)
 }
 
 // Disable stops accepting an issuer's tokens at once, keeping its
-// settings; it returns the issuer and whether it was enabled before.
-func (s *Service) Disable(ctx context.Context, name string) (*store.TrustedIssuer, bool, error) {
-	return s.setEnabled(ctx, name, false)
+// settings; it returns the issuer and whether it was enabled before
+// (audited as issuer.disable).
+func (s *Service) Disable(ctx context.Context, by, name string) (*store.TrustedIssuer, bool, error) {
+	return s.setEnabled(ctx, by, name, false)
 }
 
-func (s *Service) setEnabled(ctx context.Context, name string, on bool) (*store.TrustedIssuer, bool, error) {
+func (s *Service) setEnabled(ctx context.Context, by, name string, on bool) (*store.TrustedIssuer, bool, error) {
 	var was bool
 	ti, err := s.Store.UpdateIssuer(ctx, name, func(ti *store.TrustedIssuer) error {
 		if ti.Source == store.IssuerSourceConfig {
@@ -153,11 +167,16 @@ func (s *Service) setEnabled(ctx context.Context, name string, on bool) (*store.
 		was, ti.Enabled = ti.Enabled, on
 		return nil
 	})
-	return ti, was, err
+	if err != nil || was == on {
+		return ti, was, err
+	}
+	action := map[bool]string{true: "issuer.enable", false: "issuer.disable"}[on]
+	return ti, was, s.audit(ctx, by, action, ti, "")
 }
 
-// Remove deletes an issuer managed in the store.
-func (s *Service) Remove(ctx context.Context, name string) error {
+// Remove deletes an issuer managed in the store (audited as
+// issuer.remove).
+func (s *Service) Remove(ctx context.Context, by, name string) error {
 	ti, err := s.Store.GetIssuer(ctx, name)
 	if err != nil {
 		return err
@@ -165,7 +184,10 @@ func (s *Service) Remove(ctx context.Context, name string) error {
 	if ti.Source == store.IssuerSourceConfig {
 		return readOnly(name)
 	}
-	return s.Store.DeleteIssuer(ctx, name)
+	if err := s.Store.DeleteIssuer(ctx, name); err != nil {
+		return err
+	}
+	return s.audit(ctx, by, "issuer.remove", ti, "")
 }
 
 // Get returns one issuer.
@@ -236,40 +258,86 @@ func (s *Service) ApplyConfig(ctx context.Context, specs []Spec) (Applied, error
 	// issuer to another is free when the second is written.
 	for _, ti := range existing {
 		if ti.Source == store.IssuerSourceConfig && !seen[ti.Name] {
-			if err := s.Store.DeleteIssuer(ctx, ti.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+			err := s.Store.DeleteIssuer(ctx, ti.Name)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // another instance, starting too, removed it
+			}
+			if err != nil {
 				return done, fmt.Errorf("remove issuer %q: %w", ti.Name, err)
 			}
 			done.Removed = append(done.Removed, ti.Name)
+			if err := s.audit(ctx, configBy, "issuer.remove", ti, configDetail); err != nil {
+				return done, err
+			}
 		}
 	}
 	for _, ti := range built {
-		cur := byName[ti.Name]
-		if cur == nil {
-			if err := s.Store.CreateIssuer(ctx, ti); err != nil {
-				return done, fmt.Errorf("add issuer %q: %w", ti.Name, err)
-			}
-			done.Added = append(done.Added, ti.Name)
-			continue
-		}
-		if sameSettings(cur, ti) {
+		changed, err := s.applyOne(ctx, byName[ti.Name], ti)
+		switch {
+		case err != nil:
+			return done, err
+		case changed == "":
 			done.Unchanged = append(done.Unchanged, ti.Name)
-			continue
+		case changed == "issuer.add":
+			done.Added = append(done.Added, ti.Name)
+		default:
+			done.Updated = append(done.Updated, ti.Name)
 		}
-		_, err := s.Store.UpdateIssuer(ctx, ti.Name, func(c *store.TrustedIssuer) error {
-			if c.Source != store.IssuerSourceConfig {
-				return fmt.Errorf("issuer %q is managed with `sts issuer` now", ti.Name)
+		if changed != "" {
+			if err := s.audit(ctx, configBy, changed, ti, configDetail); err != nil {
+				return done, err
 			}
-			n := *ti
-			n.CreatedAt = c.CreatedAt
-			*c = n
-			return nil
-		})
-		if err != nil {
-			return done, fmt.Errorf("update issuer %q: %w", ti.Name, err)
 		}
-		done.Updated = append(done.Updated, ti.Name)
 	}
 	return done, nil
+}
+
+// Who and why of ApplyConfig's audit records.
+const (
+	configBy     = "config"
+	configDetail = "declared in the configuration file"
+)
+
+// applyOne writes one declared issuer ti over cur (nil: none was listed)
+// and returns the action done ("issuer.add", "issuer.update") or "" when
+// nothing changed. Several instances may start at once from one file and
+// database: an issuer another one created meanwhile is compared and
+// updated instead.
+func (s *Service) applyOne(ctx context.Context, cur, ti *store.TrustedIssuer) (string, error) {
+	if cur == nil {
+		err := s.Store.CreateIssuer(ctx, ti)
+		if err == nil {
+			return "issuer.add", nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return "", fmt.Errorf("add issuer %q: %w", ti.Name, err)
+		}
+		if cur, err = s.Store.GetIssuer(ctx, ti.Name); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return "", fmt.Errorf("issuer %q: another issuer has issuer URL %s", ti.Name, ti.Issuer)
+			}
+			return "", fmt.Errorf("add issuer %q: %w", ti.Name, err)
+		}
+		if cur.Source != store.IssuerSourceConfig {
+			return "", fmt.Errorf("issuer %q is also managed with `sts issuer` (in the database); remove one of the two", ti.Name)
+		}
+	}
+	if sameSettings(cur, ti) {
+		return "", nil
+	}
+	_, err := s.Store.UpdateIssuer(ctx, ti.Name, func(c *store.TrustedIssuer) error {
+		if c.Source != store.IssuerSourceConfig {
+			return fmt.Errorf("issuer %q is managed with `sts issuer` now", ti.Name)
+		}
+		n := *ti
+		n.CreatedAt = c.CreatedAt
+		*c = n
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("update issuer %q: %w", ti.Name, err)
+	}
+	return "issuer.update", nil
 }
 
 // sameSettings reports whether a and b differ only in their times, so
