@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/keybridge/sts/internal/celpolicy"
 	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/setup"
 	"github.com/keybridge/sts/internal/store"
@@ -45,6 +47,11 @@ type clientSpec struct {
 	introspectAny         bool
 	accessTTL, refreshTTL time.Duration
 	accountID             string
+	// The operator's CEL rules (store.Policy; no subject rule for a
+	// client).
+	condition, scopeRule string
+	claims               []string
+	clearPolicy          bool
 }
 
 func newClientCreate() *cobra.Command {
@@ -83,8 +90,15 @@ grant these only to trusted infrastructure.`,
 			if err != nil {
 				return err
 			}
+			if s.ID == "" {
+				// Chosen now, so that the policy's errors name it.
+				s.ID = clients.NewID()
+			}
 			if _, err := s.Build(time.Now()); err != nil {
 				return flagProblems(err)
+			}
+			if err := checkClientPolicy(s.ID, s.Policy); err != nil {
+				return err
 			}
 			env, err := openData(cmd)
 			if err != nil {
@@ -123,6 +137,7 @@ grant these only to trusted infrastructure.`,
 	f.DurationVar(&spec.refreshTTL, "refresh-token-ttl", 0, "lifetime of the client's refresh tokens (0: server default)")
 	f.StringVar(&spec.accountID, "account", "", "account the client belongs to (its audiences and scopes must lie within the account's)")
 	grantFlags(f, &spec)
+	policyFlags(f, &spec)
 	out.register(cmd)
 	return cmd
 }
@@ -135,9 +150,28 @@ func grantFlags(f *pflag.FlagSet, spec *clientSpec) {
 	f.BoolVar(&spec.introspectAny, "introspect-any", false, "let the client introspect any access token, not only those issued or addressed to it (RFC 7662 §2.1)")
 }
 
+// policyFlags are the flags of the operator's CEL rules, shared by create
+// and update.
+func policyFlags(f *pflag.FlagSet, spec *clientSpec) {
+	f.StringVar(&spec.condition, "condition", "", "CEL condition that must be true for the client to be issued a token")
+	f.StringVar(&spec.scopeRule, "scope-rule", "", "CEL expression of the list of scopes the client may be issued")
+	f.StringArrayVar(&spec.claims, "claim", nil, "NAME=EXPR: a claim of the client's issued tokens and its CEL expression (repeatable)")
+}
+
+// checkClientPolicy type-checks a client's CEL rules, so that a bad one is
+// refused when saved; the message names the client, the rule and the
+// position.
+func checkClientPolicy(id string, p store.Policy) error {
+	if _, err := celpolicy.Compile(fmt.Sprintf("client %q", id), p); err != nil {
+		return oneLine(err)
+	}
+	return nil
+}
+
 // updateSettings are the flags of `client update` that change something.
 var updateSettings = []string{"name", "audience", "scope", "grant-type", "allow-impersonation", "token-format",
-	"access-token-ttl", "refresh-token-ttl", "resource", "exchange-any", "introspect-any"}
+	"access-token-ttl", "refresh-token-ttl", "resource", "exchange-any", "introspect-any",
+	"condition", "scope-rule", "claim", "clear-policy"}
 
 func newClientUpdate() *cobra.Command {
 	var (
@@ -166,6 +200,10 @@ account stays within the account's bounds.`,
 					*dst = slices.DeleteFunc(slices.Clone(v), func(s string) bool { return s == "" })
 				}
 			}
+			claims, err := parseClaims(spec.claims)
+			if err != nil {
+				return err
+			}
 			c, err := env.Clients().Update(cmd.Context(), "cli", args[0], func(s *clients.Spec) error {
 				if f.Changed("name") {
 					s.Name = spec.name
@@ -192,7 +230,7 @@ account stays within the account's bounds.`,
 						*dst = v
 					}
 				}
-				return nil
+				return editPolicy(f, &spec, claims, s)
 			})
 			if err != nil {
 				return clientErr(args[0], flagProblems(err))
@@ -216,14 +254,49 @@ account stays within the account's bounds.`,
 	f.DurationVar(&spec.accessTTL, "access-token-ttl", 0, "lifetime of the client's access tokens (0: server default)")
 	f.DurationVar(&spec.refreshTTL, "refresh-token-ttl", 0, "lifetime of the client's refresh tokens (0: server default)")
 	grantFlags(f, &spec)
+	policyFlags(f, &spec)
+	f.BoolVar(&spec.clearPolicy, "clear-policy", false, "remove every CEL rule of the client (before --condition, --scope-rule and --claim set any)")
 	out.register(cmd)
 	return cmd
 }
 
+// editPolicy applies the policy flags of `client update` to s: the rules
+// given replace those of the same kind (an empty --condition or
+// --scope-rule removes it; --claim adds or replaces one claim), after
+// --clear-policy removed them all. The result is compiled.
+func editPolicy(f *pflag.FlagSet, spec *clientSpec, claims map[string]string, s *clients.Spec) error {
+	p := s.Policy
+	if spec.clearPolicy {
+		p = store.Policy{}
+	}
+	if f.Changed("condition") {
+		p.Condition = spec.condition
+	}
+	if f.Changed("scope-rule") {
+		p.Scope = spec.scopeRule
+	}
+	if len(claims) > 0 {
+		merged := make(map[string]string, len(p.Claims)+len(claims))
+		maps.Copy(merged, p.Claims)
+		maps.Copy(merged, claims)
+		p.Claims = merged
+	}
+	if err := checkClientPolicy(s.ID, p); err != nil {
+		return err
+	}
+	s.Policy = p
+	return nil
+}
+
 // toSpec turns the flags into a clients.Spec; the registry checks it.
 func (s *clientSpec) toSpec() (clients.Spec, error) {
+	claims, err := parseClaims(s.claims)
+	if err != nil {
+		return clients.Spec{}, err
+	}
 	return clients.Spec{
-		ID: s.id, Name: s.name, Audiences: s.audiences, Scopes: s.scopes,
+		Policy: store.Policy{Condition: s.condition, Scope: s.scopeRule, Claims: claims},
+		ID:     s.id, Name: s.name, Audiences: s.audiences, Scopes: s.scopes,
 		GrantTypes: s.grantTypes, TokenFormat: s.tokenFormat,
 		AllowImpersonation: s.allowImpersonation,
 		Resources:          s.resources, ExchangeAny: s.exchangeAny, IntrospectAny: s.introspectAny,
@@ -291,6 +364,10 @@ type clientView struct {
 	CreatedAt       string   `json:"created_at"`
 	UpdatedAt       string   `json:"updated_at,omitempty"`
 	AccountID       string   `json:"account_id,omitempty"`
+	// The operator's CEL rules, when the client has any.
+	Condition string            `json:"condition,omitempty"`
+	ScopeRule string            `json:"scope_rule,omitempty"`
+	Claims    map[string]string `json:"claims,omitempty"`
 }
 
 func viewClient(c *store.Client, now time.Time) clientView {
@@ -312,6 +389,9 @@ func viewClient(c *store.Client, now time.Time) clientView {
 		CreatedAt:          rfc3339(c.CreatedAt),
 		UpdatedAt:          rfc3339(c.UpdatedAt),
 		AccountID:          c.AccountID,
+		Condition:          c.Policy.Condition,
+		ScopeRule:          c.Policy.Scope,
+		Claims:             c.Policy.Claims,
 	}
 	if v.TokenFormat == "" {
 		v.TokenFormat = store.TokenFormatJWT
@@ -381,6 +461,7 @@ func writeClientText(w io.Writer, v clientView) {
 	if v.AccountID != "" {
 		fmt.Fprintf(tw, "account_id:\t%s\n", v.AccountID)
 	}
+	writePolicyText(tw, v.Condition, v.ScopeRule, v.Claims)
 	fmt.Fprintf(tw, "created_at:\t%s\n", v.CreatedAt)
 	if v.UpdatedAt != "" {
 		fmt.Fprintf(tw, "updated_at:\t%s\n", v.UpdatedAt)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keybridge/sts/internal/config"
 	"github.com/keybridge/sts/internal/endpoint/discovery"
+	"github.com/keybridge/sts/internal/issuers"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"
 	"github.com/keybridge/sts/internal/server"
@@ -39,6 +40,18 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			publishers, err := env.Publishers()
 			if err != nil {
 				return err
+			}
+			// The configuration file's trusted issuers, before serving:
+			// a file that declares an invalid one (an unknown client)
+			// stops the start, and one it no longer declares is
+			// removed.
+			applied, err := (&issuers.Service{Store: env.Store, Issuer: c.Issuer}).ApplyConfig(ctx, c.Issuers)
+			if err != nil {
+				return fmt.Errorf("configuration file: trusted issuers: %w", oneLine(err))
+			}
+			if len(c.Issuers) > 0 || len(applied.Removed) > 0 {
+				env.Logger.Info("trusted issuers of the configuration file applied",
+					"added", applied.Added, "updated", applied.Updated, "unchanged", applied.Unchanged, "removed", applied.Removed)
 			}
 			srv, err := server.New(ctx, server.Options{
 				Issuer: c.Issuer,

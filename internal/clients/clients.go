@@ -54,6 +54,10 @@ type Spec struct {
 	// makes Create, Register, Update and Replace fail.
 	Identity string
 	Metadata []byte
+	// Policy is the operator's CEL rules (store.Client.Policy), set by the
+	// CLI and the operator's portal only; the caller compiles it
+	// (celpolicy.Compile) before saving, as Build does not.
+	Policy store.Policy
 }
 
 // FieldError names the field a problem is about, so that each front end
@@ -204,6 +208,7 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 		HardwareAddress:    hw,
 		Identity:           s.Identity,
 		Metadata:           s.Metadata,
+		Policy:             s.Policy,
 	}, nil
 }
 
@@ -684,6 +689,9 @@ func (r *Registry) Replace(ctx context.Context, by, id string, p Replacement) (*
 		if !p.Reregistration {
 			n.Resources, n.ExchangeAny, n.IntrospectAny = c.Resources, c.ExchangeAny, c.IntrospectAny
 		}
+		// The operator's policy restricts the client whatever it
+		// registers: a client never writes nor drops its own policy.
+		n.Policy = c.Policy
 		n.Status = c.Status
 		if p.Reapprove && c.Status == store.ClientActive {
 			switch {
@@ -758,5 +766,6 @@ func SpecOf(c *store.Client) Spec {
 		AccountID: c.AccountID, AuthMethod: c.AuthMethod,
 		SoftwareID: c.SoftwareID, SoftwareVersion: c.SoftwareVersion,
 		HardwareAddress: c.HardwareAddress, Identity: c.Identity, Metadata: c.Metadata,
+		Policy: c.Policy,
 	}
 }

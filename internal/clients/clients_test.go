@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -459,5 +461,51 @@ func TestRegistrationTokenLifetime(t *testing.T) {
 	op, _, rat, err = r.RotateSecret(ctx, "cli", op.ID, 0)
 	if err != nil || rat != "" || len(op.RegistrationTokenHash) != 0 || !op.RegistrationTokenExpiresAt.IsZero() {
 		t.Errorf("rotation of a client without a registration token: %q %v %v", rat, op.RegistrationTokenHash, err)
+	}
+}
+
+// The operator's policy survives every change of a client's other
+// settings: an operator's update (Update edits a Spec), a registration
+// update and a re-registration (a client never writes its own policy,
+// even one whose metadata sets nothing).
+func TestPolicyKept(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	pol := store.Policy{Condition: `subject.email_verified == true`, Claims: map[string]string{"email": "subject.email"}}
+	c, _, err := r.Create(ctx, "cli", clients.Spec{Name: "p", Policy: pol}, store.ClientActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Policy, pol) {
+		t.Fatalf("Create: Policy = %+v, want %+v", c.Policy, pol)
+	}
+	check := func(what string) {
+		t.Helper()
+		got, err := r.Store.GetClient(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Policy, pol) {
+			t.Errorf("after %s: Policy = %+v, want %+v", what, got.Policy, pol)
+		}
+	}
+	check("Create")
+	if _, err := r.Update(ctx, "cli", c.ID, func(s *clients.Spec) error { s.Name = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	check("Update")
+	for _, rereg := range []bool{false, true} {
+		if _, _, err := r.Replace(ctx, "x", c.ID, clients.Replacement{Action: "client.update", Spec: clients.Spec{Name: "again"}, Reregistration: rereg}); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("Replace (re-registration %t)", rereg))
+	}
+	// An operator clears it through Update.
+	n, err := r.Update(ctx, "cli", c.ID, func(s *clients.Spec) error { s.Policy = store.Policy{}; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.Policy.IsZero() {
+		t.Errorf("after clearing: Policy = %+v", n.Policy)
 	}
 }

@@ -7,8 +7,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/clientip"
+	"github.com/keybridge/sts/internal/issuers"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 )
@@ -76,6 +79,10 @@ type Config struct {
 	// KeyEncryptionKey is the base64 KEK from STS_KEY_ENCRYPTION_KEY
 	// (never a flag: argv is visible to every user of the machine).
 	KeyEncryptionKey string
+	// Issuers are the trusted issuers the file declares (its issuers
+	// list), checked but for the existence of their clients; `sts serve`
+	// applies them at start (issuers.Service.ApplyConfig).
+	Issuers []issuers.Spec
 }
 
 // Flag names, which are also the YAML keys and, upper-cased with '-' as
@@ -197,11 +204,16 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	if f := fs.Lookup(FlagConfig); f != nil && f.Changed {
 		path = f.Value.String()
 	}
+	var (
+		entries []IssuerEntry
+		errs    []error
+	)
 	if path != "" {
-		file, err := readFile(path)
+		file, is, err := readFile(path)
 		if err != nil {
 			return nil, err
 		}
+		entries = is
 		var unknown []string
 		for k, v := range file {
 			if _, ok := vals[k]; !ok || k == FlagConfig {
@@ -222,27 +234,41 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		}
 	})
 	c := &Config{KeyEncryptionKey: getenv("STS_KEY_ENCRYPTION_KEY")}
-	return c, c.fill(vals)
+	if err := c.fill(vals); err != nil {
+		errs = append(errs, err)
+	}
+	specs, issuerErrs := issuerSpecs(entries, filepath.Dir(path))
+	c.Issuers = specs
+	return c, errors.Join(append(errs, issuerErrs...)...)
 }
 
-func readFile(path string) (map[string]string, error) {
+// readFile reads the YAML file: its single-valued settings by key, and
+// its issuers list, decoded strictly (an unknown key in an entry is an
+// error, as a misspelt one would otherwise be ignored: a condition that
+// is not applied is a hole).
+func readFile(path string) (map[string]string, []IssuerEntry, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var raw map[string]any
-	if err := yaml.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	var doc struct {
+		Issuers []IssuerEntry  `yaml:"issuers"`
+		Rest    map[string]any `yaml:",inline"`
 	}
-	out := make(map[string]string, len(raw))
-	for k, v := range raw {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := make(map[string]string, len(doc.Rest))
+	for k, v := range doc.Rest {
 		switch v.(type) {
 		case map[string]any, []any:
-			return nil, fmt.Errorf("%s: %s must be a single value", path, k)
+			return nil, nil, fmt.Errorf("%s: %s must be a single value", path, k)
 		}
 		out[k] = fmt.Sprint(v)
 	}
-	return out, nil
+	return out, doc.Issuers, nil
 }
 
 // fill parses the resolved strings and validates them, collecting every

@@ -84,8 +84,10 @@ var docPorts = []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082"}
 func docScript(name string, blocks []shellBlock, ports []int) string {
 	var b strings.Builder
 	b.WriteString("set -euo pipefail\n")
-	// Background jobs (the servers) end with the script, gracefully.
-	b.WriteString("trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n")
+	// Background jobs (the servers) end with the script, gracefully. With
+	// none, kill has no operand and fails, which under set -e would fail
+	// a document that starts no server.
+	b.WriteString("trap 'kill $(jobs -p) 2>/dev/null || true; wait' EXIT\n")
 	for _, blk := range blocks {
 		fmt.Fprintf(&b, "echo '>>> %s:%d' >&2\n", name, blk.line)
 		for _, line := range strings.SplitAfter(blk.text, "\n") {

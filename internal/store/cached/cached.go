@@ -313,7 +313,8 @@ func (s *Store) Sync(ctx context.Context) error {
 
 // Apply acts on a change announced by another process (store.ChangeFeed):
 // a changed client is dropped from the cache, a new revocation is read at
-// once. Other kinds are not cached here.
+// once. Other kinds (keys, trusted issuers: their users keep their own
+// copies) are not cached here.
 func (s *Store) Apply(ctx context.Context, ch store.Change) error {
 	switch ch.Kind {
 	case store.ChangeClient:

@@ -137,3 +137,24 @@ func TestFamilyRevocationSeenAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// Trusted issuers are not cached here: a change announced by another
+// process (store.ChangeIssuer) is accepted, and reads through the wrapper
+// see the database at once.
+func TestIssuersPassThrough(t *testing.T) {
+	inner, s, _ := open(t)
+	ctx := context.Background()
+	if err := inner.CreateIssuer(ctx, &store.TrustedIssuer{Name: "g", Issuer: "https://g.example.com", Enabled: true, Source: store.IssuerSourceStore}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, store.Change{Kind: store.ChangeIssuer, Key: "g"}); err != nil {
+		t.Fatalf("Apply(ChangeIssuer): %v", err)
+	}
+	if _, err := inner.UpdateIssuer(ctx, "g", func(i *store.TrustedIssuer) error { i.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetIssuer(ctx, "g")
+	if err != nil || got.Enabled {
+		t.Fatalf("GetIssuer through the wrapper: %+v %v", got, err)
+	}
+}

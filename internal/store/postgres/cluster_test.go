@@ -67,11 +67,27 @@ func TestChangeFeed(t *testing.T) {
 	if err := writer.DeleteClient(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
+	// Every write of a trusted issuer is announced, its creation too.
+	ti := &store.TrustedIssuer{Name: "g1", Issuer: "https://idp.example.com", Enabled: true, Source: store.IssuerSourceStore}
+	if err := writer.CreateIssuer(ctx, ti); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.UpdateIssuer(ctx, "g1", func(i *store.TrustedIssuer) error { i.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.CreateIssuer(ctx, ti); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateIssuer again: %v", err)
+	}
+	if err := writer.DeleteIssuer(ctx, "g1"); err != nil {
+		t.Fatal(err)
+	}
 	// A failed update announces nothing.
 	_, _ = writer.UpdateClient(ctx, "missing", func(*store.Client) error { return nil })
+	_, _ = writer.UpdateIssuer(ctx, "missing", func(*store.TrustedIssuer) error { return nil })
 	want := []store.Change{{Kind: store.ChangeClient, Key: "c1"}, {Kind: store.ChangeRevocation, Key: "j1"},
 		{Kind: store.ChangeRevocation, Key: store.FamilyRevocation("f1")}, {Kind: store.ChangeRevocation, Key: store.FamilyRevocation("f2")},
-		{Kind: store.ChangeClient, Key: "c1"}}
+		{Kind: store.ChangeClient, Key: "c1"},
+		{Kind: store.ChangeIssuer, Key: "g1"}, {Kind: store.ChangeIssuer, Key: "g1"}, {Kind: store.ChangeIssuer, Key: "g1"}}
 	for i, w := range want {
 		select {
 		case c := <-got:

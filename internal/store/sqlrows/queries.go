@@ -57,7 +57,11 @@ const (
 	access_token_ttl, refresh_token_ttl, created_at, updated_at, account_id,
 	auth_method, software_id, software_version, hardware_address,
 	registration_token_hash, metadata, identity, resources, exchange_any,
-	introspect_any, iat_claims, registration_token_expires_at`
+	introspect_any, iat_claims, registration_token_expires_at, policy`
+	IssuerCols = `name, issuer, enabled, source, jwks_uri, jwks, introspection_endpoint,
+	introspection_client_id, introspection_client_secret, token_types, algorithms,
+	audiences, max_age, leeway, clients, subject_prefix, policy, allow_http,
+	created_at, updated_at`
 	AccountCols  = `id, kind, name, status, shared_secret, audiences, scopes, created_at, updated_at`
 	TokenCols    = `hash, kind, jti, client_id, subject, scope, audience, actor, family_id, issued_at, expires_at, revoked_at, consumed_at`
 	KeyCols      = `id, algorithm, state, private_key, public_key, created_at, activated_at, retired_at, expires_at`
@@ -89,17 +93,18 @@ type Queries struct {
 	RecordFamilyRevocation string
 	// RefreshState reads what RotateRefreshToken decides on;
 	// RevokeUnrevoked and ConsumeToken are its writes.
-	RefreshState, RevokeUnrevoked, ConsumeToken                     string
-	ListKeys, CurrentKey, RetireKey, ActivateNextKey                string
-	InsertKey, DeleteExpiredKeys                                    string
-	GetOperator, InsertOperator, UpdateOperator, ListOperators      string
-	InsertCertificate, ListCertificates, DeleteCertificate          string
-	InsertSession, GetSession, DeleteSession                        string
-	DeleteSubjectSessions, DeleteExpiredSessions                    string
-	RevokeJTI, IsRevoked, DeleteExpiredRevocations, ListRevocations string
-	ConsumeJTI, DeleteExpiredJTIs                                   string
-	InsertAudit                                                     string
-	GetSetting, PutSetting                                          string
+	RefreshState, RevokeUnrevoked, ConsumeToken                      string
+	ListKeys, CurrentKey, RetireKey, ActivateNextKey                 string
+	InsertKey, DeleteExpiredKeys                                     string
+	GetOperator, InsertOperator, UpdateOperator, ListOperators       string
+	InsertCertificate, ListCertificates, DeleteCertificate           string
+	InsertSession, GetSession, DeleteSession                         string
+	DeleteSubjectSessions, DeleteExpiredSessions                     string
+	RevokeJTI, IsRevoked, DeleteExpiredRevocations, ListRevocations  string
+	ConsumeJTI, DeleteExpiredJTIs                                    string
+	InsertAudit                                                      string
+	GetSetting, PutSetting                                           string
+	GetIssuer, InsertIssuer, UpdateIssuer, DeleteIssuer, ListIssuers string
 	// DeleteAuditBatch deletes up to AuditDeleteBatch records older than
 	// its argument, the oldest first (through the audit_time index).
 	DeleteAuditBatch string
@@ -113,7 +118,7 @@ func NewQueries(d Dialect) *Queries {
 	bo := d.byteOrder
 	q := &Queries{
 		GetClient:    `SELECT ` + ClientCols + ` FROM clients WHERE id = ?`,
-		InsertClient: `INSERT INTO clients (` + ClientCols + `) VALUES (` + marks(28) + `)`,
+		InsertClient: `INSERT INTO clients (` + ClientCols + `) VALUES (` + marks(29) + `)`,
 		UpdateClient: `UPDATE clients SET name = ?, secret_hash = ?, prev_secret_hash = ?,
 		prev_secret_expires_at = ?, status = ?, grant_types = ?, audiences = ?,
 		scopes = ?, token_format = ?, allow_impersonation = ?, access_token_ttl = ?,
@@ -121,7 +126,7 @@ func NewQueries(d Dialect) *Queries {
 		auth_method = ?, software_id = ?, software_version = ?, hardware_address = ?,
 		registration_token_hash = ?, metadata = ?, identity = ?, resources = ?,
 		exchange_any = ?, introspect_any = ?, iat_claims = ?,
-		registration_token_expires_at = ?
+		registration_token_expires_at = ?, policy = ?
 		WHERE id = ?`,
 		DeleteClient: `DELETE FROM clients WHERE id = ?`,
 		ListClients:  `SELECT ` + ClientCols + ` FROM clients ORDER BY created_at, id` + bo,
@@ -200,6 +205,17 @@ func NewQueries(d Dialect) *Queries {
 		GetSetting: `SELECT value, updated_at FROM settings WHERE name = ?`,
 		PutSetting: `INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+
+		GetIssuer:    `SELECT ` + IssuerCols + ` FROM trusted_issuers WHERE name = ?`,
+		InsertIssuer: `INSERT INTO trusted_issuers (` + IssuerCols + `) VALUES (` + marks(20) + `)`,
+		UpdateIssuer: `UPDATE trusted_issuers SET issuer = ?, enabled = ?, source = ?,
+		jwks_uri = ?, jwks = ?, introspection_endpoint = ?, introspection_client_id = ?,
+		introspection_client_secret = ?, token_types = ?, algorithms = ?, audiences = ?,
+		max_age = ?, leeway = ?, clients = ?, subject_prefix = ?, policy = ?,
+		allow_http = ?, created_at = ?, updated_at = ?
+		WHERE name = ?`,
+		DeleteIssuer: `DELETE FROM trusted_issuers WHERE name = ?`,
+		ListIssuers:  `SELECT ` + IssuerCols + ` FROM trusted_issuers ORDER BY name` + bo,
 
 		InsertAudit: `INSERT INTO audit (` + strings.TrimPrefix(AuditCols, "id, ") + `)
 		VALUES (` + marks(14) + `)`,

@@ -1,6 +1,9 @@
 package sqlrows
 
 import (
+	"encoding/json"
+	"fmt"
+
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlcodec"
@@ -18,6 +21,7 @@ func ClientValues(c *store.Client) []any {
 		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata), c.Identity,
 		sqlcodec.EncList(c.Resources), sqlcodec.EncBool(c.ExchangeAny), sqlcodec.EncBool(c.IntrospectAny),
 		sqlcodec.EncBytes(c.IATClaims), sqlcodec.EncTime(c.RegistrationTokenExpiresAt),
+		EncPolicy(c.Policy),
 	}
 }
 
@@ -30,13 +34,14 @@ func ScanClient(row Scanner) (*store.Client, error) {
 		impersonation, accessTTL, refTTL  int64
 		resources                         string
 		exchangeAny, introspectAny, rtExp int64
+		policy                            string
 	)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.PrevSecretHash, &prevExp,
 		&status, &grants, &auds, &scopes, &c.TokenFormat, &impersonation,
 		&accessTTL, &refTTL, &created, &updated, &c.AccountID, &c.AuthMethod,
 		&c.SoftwareID, &c.SoftwareVersion, &c.HardwareAddress,
 		&c.RegistrationTokenHash, &c.Metadata, &c.Identity,
-		&resources, &exchangeAny, &introspectAny, &c.IATClaims, &rtExp)
+		&resources, &exchangeAny, &introspectAny, &c.IATClaims, &rtExp, &policy)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +56,9 @@ func ScanClient(row Scanner) (*store.Client, error) {
 		return nil, err
 	}
 	if c.Resources, err = sqlcodec.DecList(resources); err != nil {
+		return nil, err
+	}
+	if c.Policy, err = DecPolicy(policy); err != nil {
 		return nil, err
 	}
 	c.ExchangeAny = sqlcodec.DecBool(exchangeAny)
@@ -268,4 +276,83 @@ func ScanRevocation(row Scanner) (store.Revocation, error) {
 	}
 	r.ExpiresAt, r.RevokedAt = sqlcodec.DecTime(exp), sqlcodec.DecTime(at)
 	return r, nil
+}
+
+// EncPolicy is the column of a store.Policy: its JSON text, or "" when it
+// has no rule (the column's default, so that rows written before the
+// column existed read as no policy).
+func EncPolicy(p store.Policy) string {
+	if p.IsZero() {
+		return ""
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		// A struct of strings and a map of strings always marshals.
+		panic(err)
+	}
+	return string(b)
+}
+
+// DecPolicy reads a column written by EncPolicy.
+func DecPolicy(s string) (store.Policy, error) {
+	var p store.Policy
+	if s == "" {
+		return p, nil
+	}
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return p, fmt.Errorf("policy column: %w", err)
+	}
+	if len(p.Claims) == 0 {
+		p.Claims = nil
+	}
+	return p, nil
+}
+
+// IssuerValues returns i's columns in IssuerCols order.
+func IssuerValues(i *store.TrustedIssuer) []any {
+	return []any{
+		i.Name, i.Issuer, sqlcodec.EncBool(i.Enabled), i.Source, i.JWKSURI, sqlcodec.EncBytes(i.JWKS),
+		i.IntrospectionEndpoint, i.IntrospectionClientID, i.IntrospectionClientSecret,
+		sqlcodec.EncList(i.TokenTypes), sqlcodec.EncList(i.Algorithms), sqlcodec.EncList(i.Audiences),
+		sqlcodec.EncDuration(i.MaxAge), sqlcodec.EncDuration(i.Leeway), sqlcodec.EncList(i.Clients),
+		i.SubjectPrefix, EncPolicy(i.Policy), sqlcodec.EncBool(i.AllowHTTP),
+		sqlcodec.EncTime(i.CreatedAt), sqlcodec.EncTime(i.UpdatedAt),
+	}
+}
+
+// ScanIssuer reads a row of IssuerCols.
+func ScanIssuer(row Scanner) (*store.TrustedIssuer, error) {
+	var (
+		i                          store.TrustedIssuer
+		enabled, allowHTTP         int64
+		types, algs, auds, clients string
+		maxAge, leeway             int64
+		policy                     string
+		created, updated           int64
+	)
+	err := row.Scan(&i.Name, &i.Issuer, &enabled, &i.Source, &i.JWKSURI, &i.JWKS,
+		&i.IntrospectionEndpoint, &i.IntrospectionClientID, &i.IntrospectionClientSecret,
+		&types, &algs, &auds, &maxAge, &leeway, &clients, &i.SubjectPrefix, &policy,
+		&allowHTTP, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range []struct {
+		dst *[]string
+		src string
+	}{{&i.TokenTypes, types}, {&i.Algorithms, algs}, {&i.Audiences, auds}, {&i.Clients, clients}} {
+		if *l.dst, err = sqlcodec.DecList(l.src); err != nil {
+			return nil, err
+		}
+	}
+	if i.Policy, err = DecPolicy(policy); err != nil {
+		return nil, err
+	}
+	i.Enabled = sqlcodec.DecBool(enabled)
+	i.AllowHTTP = sqlcodec.DecBool(allowHTTP)
+	i.MaxAge = sqlcodec.DecDuration(maxAge)
+	i.Leeway = sqlcodec.DecDuration(leeway)
+	i.CreatedAt = sqlcodec.DecTime(created)
+	i.UpdatedAt = sqlcodec.DecTime(updated)
+	return &i, nil
 }

@@ -54,4 +54,9 @@ var (
 		Key:   func(o *store.Operator) string { return o.Username },
 		Stamp: func(o *store.Operator, t time.Time) { o.UpdatedAt = t },
 	}
+	IssuerRows = Updatable[store.TrustedIssuer]{
+		What: "trusted issuer", Scan: ScanIssuer, Values: IssuerValues,
+		Key:   func(i *store.TrustedIssuer) string { return i.Name },
+		Stamp: func(i *store.TrustedIssuer, t time.Time) { i.UpdatedAt = t },
+	}
 )

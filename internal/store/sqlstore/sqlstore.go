@@ -115,7 +115,7 @@ type Store struct {
 
 	// The reads of read-modify-write transactions, with d.ForUpdate.
 	getClientForUpdate, getAccountForUpdate, getOperatorForUpdate string
-	refreshStateForUpdate                                         string
+	getIssuerForUpdate, refreshStateForUpdate                     string
 }
 
 // New returns a Store over c; it builds the query text of c.Dialect once.
@@ -129,6 +129,7 @@ func New(c Config) *Store {
 		getClientForUpdate:    q.GetClient + c.Dialect.ForUpdate,
 		getAccountForUpdate:   q.GetAccount + c.Dialect.ForUpdate,
 		getOperatorForUpdate:  q.GetOperator + c.Dialect.ForUpdate,
+		getIssuerForUpdate:    q.GetIssuer + c.Dialect.ForUpdate,
 		refreshStateForUpdate: q.RefreshState + c.Dialect.ForUpdate,
 	}
 }
@@ -196,8 +197,8 @@ func collect[T any](ctx context.Context, e Executor, scan func(Row) (T, error), 
 	return out, nil
 }
 
-// updateRow is the read-modify-write of UpdateClient, UpdateAccount and
-// UpdateOperator: in one transaction it reads the row (get, which locks it
+// updateRow is the read-modify-write of UpdateClient, UpdateAccount,
+// UpdateOperator and UpdateIssuer: in one transaction it reads the row (get, which locks it
 // per the dialect, so that concurrent updates queue and never lose each
 // other's changes), applies update, writes the row (put) with UpdatedAt
 // set to s.Now() and, when change is not empty, announces it. update must

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ var clientTests = []test{
 	{"IdentityUpdate", testClientIdentityUpdate},
 	{"FindByIdentity", testClientFindByIdentity},
 	{"IdentityConcurrent", testClientIdentityConcurrent},
+	{"Policy", testClientPolicy},
 }
 
 func sampleClient(id string, created time.Time) *store.Client {
@@ -61,6 +63,11 @@ func sampleClient(id string, created time.Time) *store.Client {
 		IntrospectAny:              true,
 		IATClaims:                  []byte(`{"software_id":"4NRB1-0XZABZI9E6-5SM3R"}`),
 		RegistrationTokenExpiresAt: created.Add(90 * 24 * time.Hour),
+		Policy: store.Policy{
+			Condition: `subject.email.endsWith("@example.com")`,
+			Scope:     `request.scope.filter(s, s != "admin")`,
+			Claims:    map[string]string{"email": "subject.email", "team": `"ops-" + client.id`},
+		},
 	}
 }
 
@@ -553,5 +560,33 @@ func testClientIdentityConcurrent(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(cs) != 1 || cs[0].Identity != "name:racer" {
 		t.Errorf("ListAccountClients = %v, want the one client", clientIDs(cs))
+	}
+}
+
+// A client's policy is stored as it is given, changed and cleared by
+// UpdateClient, and absent (zero) when never set.
+func testClientPolicy(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := sampleClient("pol", at(0))
+	must(t, s.CreateClient(ctx, c))
+	got, err := s.GetClient(ctx, "pol")
+	must(t, err)
+	if !reflect.DeepEqual(got.Policy, c.Policy) {
+		t.Fatalf("Policy = %+v, want %+v", got.Policy, c.Policy)
+	}
+	only := store.Policy{Claims: map[string]string{"x": `"y"`}}
+	_, err = s.UpdateClient(ctx, "pol", func(c *store.Client) error { c.Policy = only; return nil })
+	must(t, err)
+	got, err = s.GetClient(ctx, "pol")
+	must(t, err)
+	if !reflect.DeepEqual(got.Policy, only) {
+		t.Fatalf("Policy after update = %+v, want %+v", got.Policy, only)
+	}
+	_, err = s.UpdateClient(ctx, "pol", func(c *store.Client) error { c.Policy = store.Policy{}; return nil })
+	must(t, err)
+	got, err = s.GetClient(ctx, "pol")
+	must(t, err)
+	if !got.Policy.IsZero() || got.Policy.Claims != nil {
+		t.Fatalf("Policy after clearing = %#v, want zero", got.Policy)
 	}
 }

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Operators", operatorTests},
 		{"Sessions", sessionTests},
 		{"Settings", settingTests},
+		{"Issuers", issuerTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
