@@ -119,14 +119,20 @@ func (f *Federation) upstream(ctx context.Context, c *store.Client, self, param,
 			is.Name, is.Issuer, v.KeyID, v.Algorithm, v.KeySource)
 		return newPresented(is, v), true, nil
 	case strings.HasPrefix(raw, token.PrefixAccess), strings.HasPrefix(raw, token.PrefixRefresh):
+		// This server's prefix; another Key Bridge STS uses it too, so
+		// introspect only when this server does not know the token.
 		return nil, false, nil
 	}
-	if check.TokenType != oauth.TokenTypeAccessToken {
+	return f.introspect(ctx, c, param, raw, check, code, tr)
+}
+
+// introspect asks the issuers whose tokens this client may present
+// (RFC 7662), in name order, about an opaque access token; each answer is
+// cached by the token's hash. ok is false when no issuer could be asked.
+func (f *Federation) introspect(ctx context.Context, c *store.Client, param, raw string, check federation.Check, code oauth.ErrorCode, tr *Trace) (p *presented, ok bool, err error) {
+	if f == nil || check.TokenType != oauth.TokenTypeAccessToken {
 		return nil, false, nil
 	}
-	// An opaque token that is not this server's: ask the issuers whose
-	// tokens this client may present (RFC 7662), in name order, each
-	// answer cached by the token's hash.
 	var last error
 	for _, is := range f.Registry.Introspectors(c.ID) {
 		if !hasType(is, check.TokenType) {

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -92,6 +93,13 @@ func (g tokenExchange) present(ctx context.Context, c *store.Client, param, raw,
 		}
 	}
 	v, err := g.validate(ctx, c, param, raw, typ)
+	if errors.Is(err, token.ErrUnknown) && strings.HasPrefix(raw, token.PrefixAccess) {
+		// Another Key Bridge STS's opaque token, perhaps.
+		p, ok, ierr := g.fed.introspect(ctx, c, param, raw, federation.Check{TokenType: typ}, oauth.ErrInvalidRequest, tr)
+		if ok || ierr != nil {
+			return p, ierr
+		}
+	}
 	if err != nil {
 		tr.add(param, "refused", "%v", err)
 		return nil, err
