@@ -329,11 +329,18 @@ func truncate(s string, n int) string {
 }
 
 var funcs = template.FuncMap{
-	"id":          idHTML,
-	"subject":     subjectHTML,
-	"ts":          timeHTML,
-	"clientPath":  clientPath,
-	"accountPath": accountPath,
+	"id":                idHTML,
+	"subject":           subjectHTML,
+	"ts":                timeHTML,
+	"clientPath":        clientPath,
+	"issuerPath":        issuerPath,
+	"keySource":         keySource,
+	"shortTypes":        shortTypes,
+	"orNone":            durationOrNone,
+	"claimsText":        claimsText,
+	"explainTokenTypes": func() any { return explainTokenTypes },
+	"list":              func(v ...string) []string { return v },
+	"accountPath":       accountPath,
 	"certPath": func(accountID, certID string) string {
 		return accountPath(accountID) + "/certificates/" + url.PathEscape(certID)
 	},

@@ -13,12 +13,15 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
 
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/clients"
+	tokenep "github.com/keybridge/sts/internal/endpoint/token"
+	"github.com/keybridge/sts/internal/issuers"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/store"
 )
@@ -40,6 +43,17 @@ type Options struct {
 	Accounts      *account.Service
 	Clients       *clients.Registry
 	Keys          *keys.Manager
+	// Issuers manages the trusted issuers (the operators' issuers pages);
+	// nil hides them.
+	Issuers *issuers.Service
+	// TrustChanged, when set, is called after the portal changed a
+	// trusted issuer, so that the server applies it at once rather than
+	// at its next poll.
+	TrustChanged func(context.Context) error
+	// Explain reports the token endpoint's decisions for a request of a
+	// client without issuing or auditing anything (server.Explain); nil
+	// hides the explain page.
+	Explain func(ctx context.Context, clientID string, form url.Values) (*tokenep.Explanation, error)
 	// RequireApproval puts clients that account holders register in the
 	// portal in the pending state until an operator approves them, as
 	// dynamic registrations are. Clients operators register are active.
@@ -180,6 +194,17 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /portal/clients/{id}/delete", p.auth(anyone, p.clientDeleteForm))
 	m.HandleFunc("POST /portal/clients/{id}/delete", p.auth(anyone, p.clientDelete))
 
+	m.HandleFunc("GET /portal/issuers", p.auth(operators, p.issuerList))
+	m.HandleFunc("GET /portal/issuers/new", p.auth(operators, p.issuerNewForm))
+	m.HandleFunc("POST /portal/issuers/new", p.auth(operators, p.issuerCreate))
+	m.HandleFunc("GET /portal/issuers/{name}", p.auth(operators, p.issuerDetail))
+	m.HandleFunc("POST /portal/issuers/{name}", p.auth(operators, p.issuerUpdate))
+	m.HandleFunc("POST /portal/issuers/{name}/status", p.auth(operators, p.issuerStatus))
+	m.HandleFunc("POST /portal/issuers/{name}/delete", p.auth(operators, p.issuerDelete))
+
+	m.HandleFunc("GET /portal/explain", p.auth(operators, p.explainPage))
+	m.HandleFunc("POST /portal/explain", p.auth(operators, p.explainRun))
+
 	m.HandleFunc("GET /portal/accounts", p.auth(operators, p.accountList))
 	m.HandleFunc("POST /portal/accounts", p.auth(operators, p.accountCreate))
 	m.HandleFunc("GET /portal/accounts/{id}", p.auth(anyone, p.accountDetail))
@@ -278,18 +303,23 @@ type view struct {
 // flashes are the messages a redirect after a change may ask for
 // (?msg=KEY), so that no text from the URL reaches the page.
 var flashes = map[string]string{
-	"approved":   "The client is approved and may now obtain tokens.",
-	"disabled":   "The client is disabled: it can no longer authenticate.",
-	"enabled":    "The client is enabled again.",
-	"updated":    "The changes are saved.",
-	"deleted":    "The client is deleted.",
-	"rotated":    "The signing keys are rotated: the next key now signs, the old one stays published until its tokens expire.",
-	"created":    "The account is created.",
-	"suspended":  "The account is suspended: its clients cannot register and its holders are signed out.",
-	"activated":  "The account is active again.",
-	"cert":       "The certificate is added.",
-	"signedout":  "You are signed out.",
-	"accountupd": "The account's limits are saved.",
+	"approved":       "The client is approved and may now obtain tokens.",
+	"disabled":       "The client is disabled: it can no longer authenticate.",
+	"enabled":        "The client is enabled again.",
+	"updated":        "The changes are saved.",
+	"deleted":        "The client is deleted.",
+	"rotated":        "The signing keys are rotated: the next key now signs, the old one stays published until its tokens expire.",
+	"created":        "The account is created.",
+	"suspended":      "The account is suspended: its clients cannot register and its holders are signed out.",
+	"activated":      "The account is active again.",
+	"cert":           "The certificate is added.",
+	"signedout":      "You are signed out.",
+	"accountupd":     "The account's limits are saved.",
+	"issueradded":    "The issuer is added and enabled: its tokens are accepted now.",
+	"issuerupd":      "The issuer's settings are saved.",
+	"issuerenabled":  "The issuer is enabled: its tokens are accepted again.",
+	"issuerdisabled": "The issuer is disabled: its tokens are refused from now on.",
+	"issuerremoved":  "The issuer is removed: its tokens are refused from now on.",
 }
 
 // render writes a page: the layout around the named template.

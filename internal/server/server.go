@@ -28,6 +28,7 @@ import (
 	"github.com/keybridge/sts/internal/endpoint/revoke"
 	tokenep "github.com/keybridge/sts/internal/endpoint/token"
 	"github.com/keybridge/sts/internal/federation"
+	"github.com/keybridge/sts/internal/issuers"
 	"github.com/keybridge/sts/internal/keys"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"
@@ -167,6 +168,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Issuer: o.Issuer, TokenEndpoint: o.Issuer + TokenPath, Store: o.Store, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
 		RequireApproval: o.RequireApproval, Secure: o.Secure, Logger: o.Logger, Now: o.Now,
 		Audit: s.audit,
+		// The portal's issuer pages go through the same service as the
+		// CLI and the configuration file; a change is applied at once.
+		Issuers:      &issuers.Service{Store: o.Store, Issuer: o.Issuer, Now: o.Now},
+		TrustChanged: s.Trust.Load,
+		Explain: func(ctx context.Context, clientID string, form url.Values) (*tokenep.Explanation, error) {
+			return s.Explain(ctx, clientID, form)
+		},
 	})
 	if err != nil {
 		return nil, err
