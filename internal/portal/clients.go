@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/keybridge/sts/internal/celpolicy"
 	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
@@ -83,6 +85,9 @@ type clientForm struct {
 	Resources                  string
 	ExchangeAny, IntrospectAny bool
 	AccessTTL, RefreshTTL      string
+	// The operator's CEL rules (store.Client.Policy; a client has no
+	// subject rule); Claims is NAME=EXPR lines. Operators only.
+	Condition, ScopeRule, Claims string
 	// Errors by field name, shown next to each field.
 	Errors map[string]string
 }
@@ -98,6 +103,7 @@ func formOf(c *store.Client) *clientForm {
 		AllowImpersonation: c.AllowImpersonation,
 		Resources:          strings.Join(c.Resources, "\n"), ExchangeAny: c.ExchangeAny, IntrospectAny: c.IntrospectAny,
 		AccessTTL: durationText(c.AccessTokenTTL), RefreshTTL: durationText(c.RefreshTokenTTL),
+		Condition: c.Policy.Condition, ScopeRule: c.Policy.Scope, Claims: claimsText(c.Policy.Claims),
 	}
 }
 
@@ -124,6 +130,9 @@ func parseClientForm(r *http.Request) *clientForm {
 		IntrospectAny:      r.PostFormValue("introspect_any") == "on",
 		AccessTTL:          strings.TrimSpace(r.PostFormValue("access_ttl")),
 		RefreshTTL:         strings.TrimSpace(r.PostFormValue("refresh_ttl")),
+		Condition:          strings.TrimSpace(r.PostFormValue("condition")),
+		ScopeRule:          strings.TrimSpace(r.PostFormValue("scope_rule")),
+		Claims:             r.PostFormValue("claims"),
 		Errors:             map[string]string{},
 	}
 	return f
@@ -177,6 +186,7 @@ func (f *clientForm) apply(s *clients.Spec, operator bool) {
 		s.AllowImpersonation = f.AllowImpersonation
 		s.Resources = f.lines("resources", f.Resources, "resource")
 		s.ExchangeAny, s.IntrospectAny = f.ExchangeAny, f.IntrospectAny
+		f.applyPolicy(s)
 	}
 	var err error
 	if s.AccessTTL, err = parseTTL(f.AccessTTL); err != nil {
@@ -185,6 +195,28 @@ func (f *clientForm) apply(s *clients.Spec, operator bool) {
 	if s.RefreshTTL, err = parseTTL(f.RefreshTTL); err != nil {
 		f.Errors["refresh_ttl"] = err.Error()
 	}
+}
+
+// applyPolicy sets the operator's CEL rules of s from the form and
+// type-checks them (the registry does not), so that a bad rule is refused
+// when saved, with the client, the rule and the position named, never
+// when a token is requested.
+func (f *clientForm) applyPolicy(s *clients.Spec) {
+	claims, msg := parseClaimLines(f.Claims)
+	if msg != "" {
+		f.Errors["claims"] = msg
+		return
+	}
+	p := store.Policy{Condition: f.Condition, Scope: f.ScopeRule, Claims: claims, Subject: s.Policy.Subject}
+	id := s.ID
+	if id == "" {
+		id = f.ClientID
+	}
+	if _, err := celpolicy.Compile(fmt.Sprintf("client %q", id), p); err != nil {
+		f.Errors["policy"] = err.Error()
+		return
+	}
+	s.Policy = p
 }
 
 // lines splits a "one per line" field: each line, trimmed, is one value,

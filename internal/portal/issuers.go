@@ -297,7 +297,10 @@ func (p *Portal) issuerCreate(w http.ResponseWriter, r *http.Request, u *user) e
 	f := parseIssuerForm(r)
 	var s issuers.Spec
 	f.apply(&s, false)
-	if len(f.Errors) == 0 {
+	if len(f.Errors) > 0 {
+		// Every problem at once: the service's checks too.
+		f.addProblems(s.Validate())
+	} else {
 		ti, err := svc.Add(ctx, u.by(), s)
 		switch {
 		case err == nil:
@@ -348,6 +351,7 @@ func (p *Portal) issuerUpdate(w http.ResponseWriter, r *http.Request, u *user) e
 	_, err = svc.Update(ctx, u.by(), name, func(s *issuers.Spec) error {
 		f.apply(s, true)
 		if len(f.Errors) > 0 {
+			f.addProblems(s.Validate())
 			return errFormInvalid
 		}
 		return nil

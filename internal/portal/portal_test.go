@@ -60,7 +60,7 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Fatalf("portal.js: %d %s", js.Status, js.Header.Get("Content-Type"))
 	}
 	// No inline script or style anywhere: the CSP would block it.
-	for _, path := range []string{"/portal/signin", "/portal/clients", "/portal/clients/new", "/portal/accounts", "/portal/keys", "/portal/audit", "/portal/iat"} {
+	for _, path := range []string{"/portal/signin", "/portal/clients", "/portal/clients/new", "/portal/accounts", "/portal/keys", "/portal/audit", "/portal/iat", "/portal/issuers", "/portal/issuers/new", "/portal/explain"} {
 		body := string(p.Get(path).Body)
 		if strings.Contains(body, "<script>") || strings.Contains(body, "style=") || strings.Contains(body, "<style") || regexp.MustCompile(`\son[a-z]+=`).MatchString(body) {
 			t.Errorf("%s has inline script or style", path)
