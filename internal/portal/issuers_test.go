@@ -330,6 +330,24 @@ func TestExplainPage(t *testing.T) {
 		t.Errorf("the refusal does not name its error code")
 	}
 
+	// The JWT bearer grant (RFC 7523 §2.1): the token is the assertion,
+	// addressed to this server; it takes no actor token.
+	s.Store.UpdateClient(context.Background(), c.ID, func(cl *store.Client) error {
+		cl.GrantTypes = append(cl.GrantTypes, oauth.GrantTypeJWTBearer)
+		return nil
+	})
+	s.ExpireClientCache()
+	r = p.Post("/portal/explain", url.Values{
+		"client_id": {c.ID}, "grant": {"jwt-bearer"}, "subject_token": {k8s.Sign(k8s.Kubernetes("prod", "deployer", s.URL))}, "audience": {backend},
+	})
+	if body = html.UnescapeString(string(r.Body)); !strings.Contains(body, `id="verdict">would issue`) {
+		t.Fatalf("JWT bearer:\n%s", body)
+	}
+	r = p.Post("/portal/explain", url.Values{"client_id": {c.ID}, "grant": {"jwt-bearer"}, "subject_token": {tok}, "actor_token": {tok}})
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), "takes no actor token") {
+		t.Fatalf("JWT bearer with an actor token: %d", r.Status)
+	}
+
 	// Problems of the form itself; an unknown client.
 	r = p.Post("/portal/explain", url.Values{"client_id": {"nobody"}, "grant": {"token-exchange"}, "subject_token": {tok}})
 	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), "there is no such client") {
