@@ -401,4 +401,19 @@ func TestClientPolicy(t *testing.T) {
 	if got, _ = s.Store.GetClient(context.Background(), c.ID); got.Policy.Condition != `subject_issuer == "https://k8s.example.com"` {
 		t.Fatal("a bad rule was saved")
 	}
+
+	// Registering a client, an operator sets its rules too, checked alike.
+	reg := url.Values{"name": {"svc2"}, "client_id": {"svc2"}, "grant_type": {oauth.GrantTypeTokenExchange}, "token_format": {"jwt"},
+		"scope_rule": {`["read"] +`}}
+	r = p.Post("/portal/clients/new", reg)
+	if body = html.UnescapeString(string(r.Body)); r.Status != http.StatusUnprocessableEntity || !strings.Contains(body, `client "svc2": scope`) {
+		t.Fatalf("register with a bad rule: %d\n%s", r.Status, body)
+	}
+	reg.Set("scope_rule", `["read"]`)
+	if r = p.Post("/portal/clients/new", reg); r.Status != http.StatusOK {
+		t.Fatalf("register with rules: %d\n%s", r.Status, r.Body)
+	}
+	if got, err := s.Store.GetClient(context.Background(), "svc2"); err != nil || got.Policy.Scope != `["read"]` {
+		t.Fatalf("registered client's rules: %+v %v", got, err)
+	}
 }
