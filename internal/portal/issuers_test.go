@@ -74,6 +74,13 @@ func TestIssuerPages(t *testing.T) {
 			t.Errorf("detail page lacks %q", want)
 		}
 	}
+	checkHeaders(t, "issuer detail", p.Get("/portal/issuers/k8s"), true)
+	if r := p.Get("/portal/issuers/nope"); r.Status != http.StatusNotFound {
+		t.Errorf("unknown issuer: %d", r.Status)
+	}
+	if r := p.Post("/portal/issuers/nope/status", url.Values{"action": {"disable"}}); r.Status != http.StatusNotFound {
+		t.Errorf("disable an unknown issuer: %d", r.Status)
+	}
 	list := string(p.Get("/portal/issuers").Body)
 	for _, want := range []string{`href="/portal/issuers/k8s"`, idp.URL, "enabled", "store", "discovery", "jwt, id_token", c.ID, "condition", "claims (1)"} {
 		if !strings.Contains(list, want) {
