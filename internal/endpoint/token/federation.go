@@ -102,7 +102,7 @@ func (f *Federation) upstream(ctx context.Context, c *store.Client, self, param,
 	case isJWT && iss == self:
 		return nil, false, nil
 	case isJWT:
-		is := f.Registry.Lookup(iss)
+		is := f.Registry.LookupFresh(ctx, iss)
 		if is == nil {
 			tr.add(param, "refused", "issuer %q is not trusted", iss)
 			return nil, true, oauth.NewError(code, "%s: issuer %q is not trusted by this server", param, iss)
@@ -115,8 +115,12 @@ func (f *Federation) upstream(ctx context.Context, c *store.Client, self, param,
 			tr.add(param, "refused", "%v", err)
 			return nil, true, federationError(code, param, err)
 		}
+		src := v.KeySource
+		if src == federation.KeySourceStatic {
+			src = "the issuer's stored JWKS"
+		}
 		tr.add(param, "ok", "verified as a token of trusted issuer %q (%s) with key %q (%s) from %s",
-			is.Name, is.Issuer, v.KeyID, v.Algorithm, v.KeySource)
+			is.Name, is.Issuer, v.KeyID, v.Algorithm, src)
 		return newPresented(is, v), true, nil
 	case strings.HasPrefix(raw, token.PrefixAccess), strings.HasPrefix(raw, token.PrefixRefresh):
 		// This server's prefix; another Key Bridge STS uses it too, so
