@@ -24,7 +24,6 @@ import (
 // Actions issue them) exchanged under CEL rules, each refusal the issue
 // names, and identity chaining between two servers.
 
-
 // fedOptions keeps upstream fetches short, so that the tests of a slow or
 // dead upstream finish fast.
 var fedOptions = ststest.Options{Federation: federation.Options{FetchTimeout: 700 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond}}
@@ -196,7 +195,10 @@ func TestFederationRefusals(t *testing.T) {
 		{"unknown kid", p.SignWith(jose.JSONWebKey{Key: p.Key().Key, KeyID: "nope", Algorithm: "ES256"}, "JWT", good()), p.URL, c},
 		{"expired", with(func(m map[string]any) { m["exp"] = now.Add(-time.Hour).Unix() }), p.URL, c},
 		{"nbf in the future", with(func(m map[string]any) { m["nbf"] = now.Add(time.Hour).Unix() }), p.URL, c},
-		{"too old", with(func(m map[string]any) { m["iat"] = now.Add(-3 * time.Hour).Unix(); m["exp"] = now.Add(time.Hour).Unix() }), p.URL, c},
+		{"too old", with(func(m map[string]any) {
+			m["iat"] = now.Add(-3 * time.Hour).Unix()
+			m["exp"] = now.Add(time.Hour).Unix()
+		}), p.URL, c},
 		{"wrong aud", with(func(m map[string]any) { m["aud"] = "https://elsewhere.example" }), p.URL, c},
 		{"missing sub", with(func(m map[string]any) { delete(m, "sub") }), p.URL, c},
 		{"oversized", with(func(m map[string]any) { m["pad"] = strings.Repeat("x", 40<<10) }), "", c},
