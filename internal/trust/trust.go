@@ -59,7 +59,7 @@ type Registry struct {
 
 // MissReloadInterval is the least time between two reloads caused by a
 // token naming an unknown issuer.
-const MissReloadInterval = time.Second
+const MissReloadInterval = 250 * time.Millisecond
 
 type clientProgram struct {
 	policy store.Policy
@@ -132,7 +132,7 @@ func (r *Registry) Lookup(iss string) *Issuer {
 }
 
 // LookupFresh is Lookup, but when iss is unknown it reloads the registry
-// first (at most once per MissReloadInterval, whatever the callers send),
+// first (at most once per MissReloadInterval, four times a second, whatever the callers send),
 // so that an issuer just added by the CLI on the same SQLite database is
 // trusted at once rather than at the next poll.
 func (r *Registry) LookupFresh(ctx context.Context, iss string) *Issuer {

@@ -242,12 +242,11 @@ func evalRules(reg *trust.Registry, c *store.Client, self string, r *Request, su
 		for _, s := range res.Steps {
 			tr.rule(owner, s)
 		}
+		// With a trace, the steps above say which rule failed and why.
 		if err != nil {
-			tr.add(owner, "refused", "evaluation failed: %v", err)
 			return res, oauth.NewError(code, "the rules of %s could not be evaluated for this request", owner).WithCause(err)
 		}
 		if !res.Allowed {
-			tr.add(owner, "refused", "the condition is false")
 			return res, oauth.NewError(code, "the condition of %s is not met", owner).WithCause(fmt.Errorf("condition %q is false", res.Denied))
 		}
 		return res, nil
