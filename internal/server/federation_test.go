@@ -496,3 +496,53 @@ func jsonGet(u string, v any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// A client's own rules apply to every exchange of that client, whoever
+// the issuer; an evaluation error refuses the request and is audited with
+// the reason.
+func TestFederationClientRules(t *testing.T) {
+	s := ststest.Start(t, fedOptions)
+	p := ststest.StartIdP(t)
+	c := s.CreateClient(func(c *store.Client) {
+		c.Audiences = []string{backend}
+		c.Scopes = []string{"deploy", "read"}
+		c.Policy = store.Policy{
+			Condition: `subject_issuer != "` + p.URL + `" || subject.department == "ops"`,
+			Scope:     `["read"]`,
+			Claims:    map[string]string{"dept": `subject_issuer == "` + p.URL + `" ? subject.department : "local"`},
+		}
+	})
+	s.Trust(p, "corp", s.URL, []string{c.ID}, nil)
+	cl := p.Claims("alice", s.URL)
+	cl["department"] = "ops"
+	r := s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	if got := claimsOf(t, r.Token().AccessToken); got["dept"] != "ops" || got["scope"] != "read" {
+		t.Fatalf("issued %v", got)
+	}
+	cl["department"] = "sales"
+	refusedWith(t, s, s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}}),
+		"invalid_request", `the condition of client "`+c.ID+`" is not met`)
+	// No department claim at all: the condition cannot be evaluated.
+	delete(cl, "department")
+	r = s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}})
+	refusedWith(t, s, r, "invalid_request", `the rules of client "`+c.ID+`" could not be evaluated`)
+	var found bool
+	for _, rec := range s.Audit() {
+		found = found || (rec.Decision == store.DecisionRefused && strings.Contains(rec.Detail, "department"))
+	}
+	if !found {
+		t.Fatal("the audit record does not give the evaluation error's reason")
+	}
+	// The client's rules also hold for this server's own tokens.
+	own := mint(t, s, func(cl *token.Claims) { cl.Subject, cl.ClientID, cl.Scope = "bob", c.ID, "deploy read" })
+	r = s.Exchange(c, own, oauth.TokenTypeJWT, url.Values{"audience": {backend}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("own token: %d %s", r.Status, r.Body)
+	}
+	if got := claimsOf(t, r.Token().AccessToken); got["dept"] != "local" || got["scope"] != "read" {
+		t.Fatalf("issued %v", got)
+	}
+}
