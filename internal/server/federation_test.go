@@ -546,3 +546,40 @@ func TestFederationClientRules(t *testing.T) {
 		t.Fatalf("issued %v", got)
 	}
 }
+
+// A JWT bearer assertion must carry a jti (it is used once) and be
+// short-lived (its jti is stored until it expires).
+func TestJWTBearerAssertionRules(t *testing.T) {
+	s := ststest.Start(t, fedOptions)
+	p := ststest.StartIdP(t)
+	c := s.CreateClient(func(c *store.Client) {
+		c.GrantTypes = []string{oauth.GrantTypeJWTBearer}
+		c.Audiences = []string{backend}
+	})
+	s.Trust(p, "corp", s.URL, []string{c.ID}, func(ti *store.TrustedIssuer) { ti.TokenTypes = []string{oauth.TokenTypeJWT} })
+	grant := func(cl map[string]any) *ststest.Response {
+		return s.PostForm(server.TokenPath, c, url.Values{"grant_type": {oauth.GrantTypeJWTBearer}, "assertion": {p.Sign(cl)}})
+	}
+	cl := p.Claims("alice", s.URL)
+	if r := grant(cl); r.Status != http.StatusOK {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	refusedWith(t, s, grant(cl), "invalid_grant", "already used")
+	cl = p.Claims("alice", s.URL)
+	delete(cl, "jti")
+	refusedWith(t, s, grant(cl), "invalid_grant", "a jti claim is required")
+	cl = p.Claims("alice", s.URL)
+	cl["exp"] = time.Now().Add(48 * time.Hour).Unix()
+	refusedWith(t, s, grant(cl), "invalid_grant", "short-lived")
+	// An assertion for another audience (the issuer's usual one is not
+	// enough: it must name this server).
+	cl = p.Claims("alice", "https://elsewhere.example")
+	refusedWith(t, s, grant(cl), "invalid_grant", p.URL)
+	// A long iss is cut short in the answer and the audit record.
+	cl = p.Claims("alice", s.URL)
+	cl["iss"] = "https://" + strings.Repeat("x", 5000)
+	r := grant(cl)
+	if d, _ := r.JSON()["error_description"].(string); r.Error() != "invalid_grant" || len(d) > 400 {
+		t.Fatalf("%d %d bytes: %.300s", r.Status, len(d), r.Body)
+	}
+}
