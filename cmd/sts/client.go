@@ -130,7 +130,7 @@ grant these only to trusted infrastructure.`,
 	f.StringVar(&spec.id, "client-id", "", "client id (default: random)")
 	f.StringArrayVar(&spec.audiences, "audience", nil, "audience or resource the client may obtain tokens for (repeatable)")
 	f.StringArrayVar(&spec.scopes, "scope", nil, "scope the client may obtain (repeatable; or several separated by spaces)")
-	f.StringSliceVar(&spec.grantTypes, "grant-type", nil, "grant type the client may use (repeatable): token-exchange, client-credentials, refresh-token (default client-credentials,token-exchange)")
+	f.StringSliceVar(&spec.grantTypes, "grant-type", nil, "grant type the client may use (repeatable): token-exchange, client-credentials, refresh-token, jwt-bearer (default client-credentials,token-exchange)")
 	f.BoolVar(&spec.allowImpersonation, "allow-impersonation", false, "let the client exchange a subject token without becoming its actor (RFC 8693 §1.1)")
 	f.StringVar(&spec.tokenFormat, "token-format", store.TokenFormatJWT, "format of the client's access tokens: jwt or opaque")
 	f.DurationVar(&spec.accessTTL, "access-token-ttl", 0, "lifetime of the client's access tokens (0: server default)")

@@ -73,7 +73,7 @@ func (f *issuerFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.DurationVar(&f.maxAge, "max-age", 0, "refuse tokens issued longer ago than this (0: no limit)")
 	fs.DurationVar(&f.leeway, "leeway", issuers.DefaultLeeway, "clock skew tolerated on exp, nbf and iat (at most 5m)")
 	fs.StringArrayVar(&f.clients, "client", nil, "client id that may present this issuer's tokens, or * for every client (repeatable"+replaces+")")
-	fs.StringVar(&f.subjectPrefix, "subject-prefix", "", "prefix of the issued subject (default NAME:)")
+	fs.StringVar(&f.subjectPrefix, "subject-prefix", "", "prefix of the issued subject (default NAME:; '' for none)")
 	fs.StringVar(&f.subject, "subject", "", "CEL expression of the issued subject, before the prefix (default: the token's sub)")
 	fs.StringVar(&f.condition, "condition", "", "CEL condition that must be true to issue a token")
 	fs.StringVar(&f.scopeRule, "scope-rule", "", "CEL expression of the list of scopes that may be issued")
@@ -192,7 +192,7 @@ and --claim attach CEL rules, checked now.`,
       --audience sts --claim namespace='subject["kubernetes.io"].namespace'`,
 		Args: cobra.ExactArgs(1),
 		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
-			spec, err := f.spec(args[0])
+			spec, err := f.spec(args[0], cmd.Flags().Changed("subject-prefix"))
 			if err != nil {
 				return err
 			}
@@ -229,7 +229,9 @@ and --claim attach CEL rules, checked now.`,
 }
 
 // spec builds the Spec of `issuer add`.
-func (f *issuerFlags) spec(issuerURL string) (issuers.Spec, error) {
+// prefixGiven: --subject-prefix was given, maybe empty (no prefix: the
+// operator maps this issuer's subjects onto others' explicitly).
+func (f *issuerFlags) spec(issuerURL string, prefixGiven bool) (issuers.Spec, error) {
 	s := issuers.Spec{
 		Name: f.name, Issuer: issuerURL, JWKSURI: f.jwksURI,
 		IntrospectionEndpoint: f.introEndpoint, IntrospectionClientID: f.introClientID,
@@ -238,7 +240,7 @@ func (f *issuerFlags) spec(issuerURL string) (issuers.Spec, error) {
 		Policy:    store.Policy{Condition: f.condition, Scope: f.scopeRule, Subject: f.subject},
 		AllowHTTP: f.allowHTTP,
 	}
-	if f.subjectPrefix != "" {
+	if prefixGiven {
 		s.SubjectPrefix = &f.subjectPrefix
 	}
 	var err error

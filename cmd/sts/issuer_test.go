@@ -76,9 +76,9 @@ func TestIssuerLifecycle(t *testing.T) {
 		}
 	}
 	// Discovery, checked offline with --skip-discovery-check.
-	c.ok("issuer", "add", "https://accounts.example.com", "--name", "idp", "--client", "release", "--skip-discovery-check")
+	c.ok("issuer", "add", "https://accounts.example.com", "--name", "idp", "--client", "release", "--skip-discovery-check", "--subject-prefix", "")
 	stored, err := c.env().Store.GetIssuer(t.Context(), "idp")
-	if err != nil || stored.JWKSURI != "" || len(stored.JWKS) != 0 {
+	if err != nil || stored.JWKSURI != "" || len(stored.JWKS) != 0 || stored.SubjectPrefix != "" {
 		t.Fatalf("idp: %+v %v", stored, err)
 	}
 	// The default audience is this server's issuer URL.

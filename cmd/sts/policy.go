@@ -31,8 +31,8 @@ var errRefused = errors.New("the request would be refused")
 func newPolicyExplain() *cobra.Command {
 	var (
 		clientID, subject, subjectType, actor, actorType, assertion, requested, grant string
-		audiences, resources, scopes                                                []string
-		out                                                                         output
+		audiences, resources, scopes                                                  []string
+		out                                                                           output
 	)
 	cmd := &cobra.Command{
 		Use:   "explain --client ID (--subject-token TOKEN | --assertion JWT) [--actor-token TOKEN] [--audience A]... [--resource URI]... [--scope S]...",

@@ -118,6 +118,15 @@ func checkURL(ti *store.TrustedIssuer, raw string) (*url.URL, error) {
 	default:
 		return nil, &fetchError{safe: "https is required", cause: fmt.Errorf("URL %s", u.Redacted())}
 	}
+	// A remote issuer's discovery document must not point this server at
+	// its own machine (a blind request to a local admin port): loopback
+	// is fetched only for an issuer on loopback, or at a URL the
+	// operator configured.
+	if isLoopback(u.Hostname()) && raw != ti.JWKSURI && raw != ti.IntrospectionEndpoint {
+		if iu, err := url.Parse(ti.Issuer); err != nil || !isLoopback(iu.Hostname()) {
+			return nil, &fetchError{safe: "a loopback address named by a remote issuer's metadata is refused", cause: fmt.Errorf("URL %s", u.Redacted())}
+		}
+	}
 	return u, nil
 }
 

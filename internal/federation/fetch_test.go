@@ -198,7 +198,7 @@ func TestHTTPSRequired(t *testing.T) {
 		t.Fatalf("%d fetches", f.Fetches())
 	}
 	for _, host := range []string{"127.0.0.2", "[::1]", "localhost"} {
-		if _, err := checkURL(&store.TrustedIssuer{}, "http://"+host+":1/jwks"); err != nil {
+		if _, err := checkURL(&store.TrustedIssuer{Issuer: "http://127.0.0.1:8080"}, "http://"+host+":1/jwks"); err != nil {
 			t.Errorf("loopback %s refused: %v", host, err)
 		}
 	}
@@ -351,5 +351,28 @@ func TestForget(t *testing.T) {
 	}
 	if f.Fetches() != 4 {
 		t.Fatalf("%d fetches, want 4 (discovery and keys twice)", f.Fetches())
+	}
+}
+
+// TestLoopbackOnlyForLoopbackIssuers: a remote issuer's metadata cannot
+// point the server at its own machine; the operator's own URLs can.
+func TestLoopbackOnlyForLoopbackIssuers(t *testing.T) {
+	remote := &store.TrustedIssuer{Issuer: "https://idp.example", JWKSURI: "http://127.0.0.1:9/keys"}
+	for _, tt := range []struct {
+		ti  *store.TrustedIssuer
+		url string
+		ok  bool
+	}{
+		{remote, "http://127.0.0.1:9090/admin", false},
+		{remote, "https://localhost/keys", false},
+		{remote, "http://[::1]:8080/x", false},
+		{remote, "http://127.0.0.1:9/keys", true}, // configured by the operator
+		{remote, "https://keys.idp.example/jwks", true},
+		{&store.TrustedIssuer{Issuer: "http://127.0.0.1:8080"}, "http://127.0.0.1:8080/keys", true},
+	} {
+		_, err := checkURL(tt.ti, tt.url)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s for issuer %s: %v", tt.url, tt.ti.Issuer, err)
+		}
 	}
 }

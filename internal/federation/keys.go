@@ -311,7 +311,7 @@ func (f *Fetcher) staticKeys(ti *store.TrustedIssuer) (*keySet, error) {
 // Symmetric keys are ignored: they would let anyone who can read the key
 // set forge tokens (HS256 with the published key). Private keys are
 // ignored: an issuer that publishes them has lost them. Keys for another
-// use than "sig", unknown key types and short RSA keys are skipped, one
+// use than "sig" (or a SPIFFE bundle's "jwt-svid"), unknown key types and short RSA keys are skipped, one
 // by one, so that one odd key does not disable the set.
 func parseJWKS(body []byte, log interface {
 	Debug(string, ...any)
@@ -329,7 +329,10 @@ func parseJWKS(body []byte, log interface {
 			log.Debug("federation: key ignored", "issuer", issuer, "index", i, "err", err)
 			continue
 		}
-		if k.Use != "" && k.Use != "sig" {
+		// A SPIFFE trust bundle marks its JWT signing keys "jwt-svid"
+		// and its X.509 authorities "x509-svid" (SPIFFE Trust Domain and
+		// Bundle §4.2.2): the former sign JWT-SVIDs, the latter no JWT.
+		if k.Use != "" && k.Use != "sig" && k.Use != "jwt-svid" {
 			continue
 		}
 		switch pk := k.Key.(type) {

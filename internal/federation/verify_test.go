@@ -443,6 +443,28 @@ func TestJWKSIgnoresSymmetricPrivateAndEncryptionKeys(t *testing.T) {
 	wantReason(t, err, `has kid "enc"`, false)
 }
 
+// TestSPIFFEBundle: a SPIFFE trust bundle's "jwt-svid" keys verify
+// JWT-SVIDs; its "x509-svid" authorities do not sign JWTs.
+func TestSPIFFEBundle(t *testing.T) {
+	p := newTestIdP(t, jose.ES256)
+	jwtKey := newIdPKey(t, jose.ES256)
+	jwtKey.Kid = "jwt-authority"
+	jj, _ := json.Marshal(jose.JSONWebKey{Key: jwtKey.Priv.Public(), KeyID: "jwt-authority", Use: "jwt-svid"})
+	p.AddRawJWK(jj)
+	x509Key := newIdPKey(t, jose.ES256)
+	x509Key.Kid = "x509-authority"
+	xj, _ := json.Marshal(jose.JSONWebKey{Key: x509Key.Priv.Public(), KeyID: "x509-authority", Use: "x509-svid"})
+	p.AddRawJWK(xj)
+	f := newTestFetcher(p, Options{})
+	ti := p.TrustedIssuer()
+	svid := p.Claims("spiffe://example.org/ns/prod/sa/deployer")
+	if _, err := f.VerifyJWT(context.Background(), ti, p.SignWith(jwtKey, nil, svid), Check{}); err != nil {
+		t.Fatalf("a JWT-SVID signed by the bundle's jwt-svid key: %v", err)
+	}
+	_, err := f.VerifyJWT(context.Background(), ti, p.SignWith(x509Key, nil, svid), Check{})
+	wantReason(t, err, `has kid "x509-authority"`, false)
+}
+
 // TestNoKidTriesFittingKeys: a token without kid is verified by a key of
 // its algorithm's type.
 func TestNoKidTriesFittingKeys(t *testing.T) {

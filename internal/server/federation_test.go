@@ -24,7 +24,6 @@ import (
 // Actions issue them) exchanged under CEL rules, each refusal the issue
 // names, and identity chaining between two servers.
 
-
 // fedOptions keeps upstream fetches short, so that the tests of a slow or
 // dead upstream finish fast.
 var fedOptions = ststest.Options{Federation: federation.Options{FetchTimeout: 700 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond}}
@@ -196,7 +195,10 @@ func TestFederationRefusals(t *testing.T) {
 		{"unknown kid", p.SignWith(jose.JSONWebKey{Key: p.Key().Key, KeyID: "nope", Algorithm: "ES256"}, "JWT", good()), p.URL, c},
 		{"expired", with(func(m map[string]any) { m["exp"] = now.Add(-time.Hour).Unix() }), p.URL, c},
 		{"nbf in the future", with(func(m map[string]any) { m["nbf"] = now.Add(time.Hour).Unix() }), p.URL, c},
-		{"too old", with(func(m map[string]any) { m["iat"] = now.Add(-3 * time.Hour).Unix(); m["exp"] = now.Add(time.Hour).Unix() }), p.URL, c},
+		{"too old", with(func(m map[string]any) {
+			m["iat"] = now.Add(-3 * time.Hour).Unix()
+			m["exp"] = now.Add(time.Hour).Unix()
+		}), p.URL, c},
 		{"wrong aud", with(func(m map[string]any) { m["aud"] = "https://elsewhere.example" }), p.URL, c},
 		{"missing sub", with(func(m map[string]any) { delete(m, "sub") }), p.URL, c},
 		{"oversized", with(func(m map[string]any) { m["pad"] = strings.Repeat("x", 40<<10) }), "", c},
@@ -493,4 +495,91 @@ func jsonGet(u string, v any) error {
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// A client's own rules apply to every exchange of that client, whoever
+// the issuer; an evaluation error refuses the request and is audited with
+// the reason.
+func TestFederationClientRules(t *testing.T) {
+	s := ststest.Start(t, fedOptions)
+	p := ststest.StartIdP(t)
+	c := s.CreateClient(func(c *store.Client) {
+		c.Audiences = []string{backend}
+		c.Scopes = []string{"deploy", "read"}
+		c.Policy = store.Policy{
+			Condition: `subject_issuer != "` + p.URL + `" || subject.department == "ops"`,
+			Scope:     `["read"]`,
+			Claims:    map[string]string{"dept": `subject_issuer == "` + p.URL + `" ? subject.department : "local"`},
+		}
+	})
+	s.Trust(p, "corp", s.URL, []string{c.ID}, nil)
+	cl := p.Claims("alice", s.URL)
+	cl["department"] = "ops"
+	r := s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	if got := claimsOf(t, r.Token().AccessToken); got["dept"] != "ops" || got["scope"] != "read" {
+		t.Fatalf("issued %v", got)
+	}
+	cl["department"] = "sales"
+	refusedWith(t, s, s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}}),
+		"invalid_request", `the condition of client "`+c.ID+`" is not met`)
+	// No department claim at all: the condition cannot be evaluated.
+	delete(cl, "department")
+	r = s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}})
+	refusedWith(t, s, r, "invalid_request", `the rules of client "`+c.ID+`" could not be evaluated`)
+	var found bool
+	for _, rec := range s.Audit() {
+		found = found || (rec.Decision == store.DecisionRefused && strings.Contains(rec.Detail, "department"))
+	}
+	if !found {
+		t.Fatal("the audit record does not give the evaluation error's reason")
+	}
+	// The client's rules also hold for this server's own tokens.
+	own := mint(t, s, func(cl *token.Claims) { cl.Subject, cl.ClientID, cl.Scope = "bob", c.ID, "deploy read" })
+	r = s.Exchange(c, own, oauth.TokenTypeJWT, url.Values{"audience": {backend}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("own token: %d %s", r.Status, r.Body)
+	}
+	if got := claimsOf(t, r.Token().AccessToken); got["dept"] != "local" || got["scope"] != "read" {
+		t.Fatalf("issued %v", got)
+	}
+}
+
+// A JWT bearer assertion must carry a jti (it is used once) and be
+// short-lived (its jti is stored until it expires).
+func TestJWTBearerAssertionRules(t *testing.T) {
+	s := ststest.Start(t, fedOptions)
+	p := ststest.StartIdP(t)
+	c := s.CreateClient(func(c *store.Client) {
+		c.GrantTypes = []string{oauth.GrantTypeJWTBearer}
+		c.Audiences = []string{backend}
+	})
+	s.Trust(p, "corp", s.URL, []string{c.ID}, func(ti *store.TrustedIssuer) { ti.TokenTypes = []string{oauth.TokenTypeJWT} })
+	grant := func(cl map[string]any) *ststest.Response {
+		return s.PostForm(server.TokenPath, c, url.Values{"grant_type": {oauth.GrantTypeJWTBearer}, "assertion": {p.Sign(cl)}})
+	}
+	cl := p.Claims("alice", s.URL)
+	if r := grant(cl); r.Status != http.StatusOK {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	refusedWith(t, s, grant(cl), "invalid_grant", "already used")
+	cl = p.Claims("alice", s.URL)
+	delete(cl, "jti")
+	refusedWith(t, s, grant(cl), "invalid_grant", "a jti claim is required")
+	cl = p.Claims("alice", s.URL)
+	cl["exp"] = time.Now().Add(48 * time.Hour).Unix()
+	refusedWith(t, s, grant(cl), "invalid_grant", "short-lived")
+	// An assertion for another audience (the issuer's usual one is not
+	// enough: it must name this server).
+	cl = p.Claims("alice", "https://elsewhere.example")
+	refusedWith(t, s, grant(cl), "invalid_grant", p.URL)
+	// A long iss is cut short in the answer and the audit record.
+	cl = p.Claims("alice", s.URL)
+	cl["iss"] = "https://" + strings.Repeat("x", 5000)
+	r := grant(cl)
+	if d, _ := r.JSON()["error_description"].(string); r.Error() != "invalid_grant" || len(d) > 400 {
+		t.Fatalf("%d %d bytes: %.300s", r.Status, len(d), r.Body)
+	}
 }

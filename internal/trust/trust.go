@@ -49,7 +49,17 @@ type Registry struct {
 
 	cmu     sync.Mutex
 	clients map[string]clientProgram
+
+	// missMu and lastMiss rate-limit the reloads caused by tokens of
+	// issuers not (yet) known: see LookupFresh.
+	missMu   sync.Mutex
+	lastMiss time.Time
+	now      func() time.Time
 }
+
+// MissReloadInterval is the least time between two reloads caused by a
+// token naming an unknown issuer.
+const MissReloadInterval = 250 * time.Millisecond
 
 type clientProgram struct {
 	policy store.Policy
@@ -68,7 +78,7 @@ func New(s store.Issuers, log *slog.Logger, onDrop func(issuer string)) *Registr
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{store: s, log: log, onDrop: onDrop, byIss: map[string]*Issuer{}, byName: map[string]*Issuer{}, clients: map[string]clientProgram{}}
+	return &Registry{store: s, log: log, onDrop: onDrop, byIss: map[string]*Issuer{}, byName: map[string]*Issuer{}, clients: map[string]clientProgram{}, now: time.Now}
 }
 
 // Load reads every issuer and compiles those that changed since the last
@@ -119,6 +129,30 @@ func (r *Registry) Lookup(iss string) *Issuer {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.byIss[iss]
+}
+
+// LookupFresh is Lookup, but when iss is unknown it reloads the registry
+// first (at most once per MissReloadInterval, four times a second, whatever the callers send),
+// so that an issuer just added by the CLI on the same SQLite database is
+// trusted at once rather than at the next poll.
+func (r *Registry) LookupFresh(ctx context.Context, iss string) *Issuer {
+	if is := r.Lookup(iss); is != nil {
+		return is
+	}
+	r.missMu.Lock()
+	due := r.now().Sub(r.lastMiss) >= MissReloadInterval
+	if due {
+		r.lastMiss = r.now()
+	}
+	r.missMu.Unlock()
+	if !due {
+		return nil
+	}
+	if err := r.Load(ctx); err != nil {
+		r.log.Warn("reload trusted issuers", "err", err)
+		return nil
+	}
+	return r.Lookup(iss)
 }
 
 // Get returns the issuer named name, or nil.

@@ -54,7 +54,7 @@ func New(o Options) *Endpoint {
 		},
 	}
 	if o.Federation != nil {
-		e.grants[oauth.GrantTypeJWTBearer] = jwtBearer{fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits}
+		e.grants[oauth.GrantTypeJWTBearer] = jwtBearer{fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits, now: o.Now}
 	}
 	return e
 }

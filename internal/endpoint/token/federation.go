@@ -102,10 +102,10 @@ func (f *Federation) upstream(ctx context.Context, c *store.Client, self, param,
 	case isJWT && iss == self:
 		return nil, false, nil
 	case isJWT:
-		is := f.Registry.Lookup(iss)
+		is := f.Registry.LookupFresh(ctx, iss)
 		if is == nil {
-			tr.add(param, "refused", "issuer %q is not trusted", iss)
-			return nil, true, oauth.NewError(code, "%s: issuer %q is not trusted by this server", param, iss)
+			tr.add(param, "refused", "issuer %q is not trusted", clip(iss))
+			return nil, true, oauth.NewError(code, "%s: issuer %q is not trusted by this server", param, clip(iss))
 		}
 		if err := f.usable(c, is, param, code, tr); err != nil {
 			return nil, true, err
@@ -115,8 +115,12 @@ func (f *Federation) upstream(ctx context.Context, c *store.Client, self, param,
 			tr.add(param, "refused", "%v", err)
 			return nil, true, federationError(code, param, err)
 		}
+		src := v.KeySource
+		if src == federation.KeySourceStatic {
+			src = "the issuer's stored JWKS"
+		}
 		tr.add(param, "ok", "verified as a token of trusted issuer %q (%s) with key %q (%s) from %s",
-			is.Name, is.Issuer, v.KeyID, v.Algorithm, v.KeySource)
+			is.Name, is.Issuer, v.KeyID, v.Algorithm, src)
 		return newPresented(is, v), true, nil
 	case strings.HasPrefix(raw, token.PrefixAccess), strings.HasPrefix(raw, token.PrefixRefresh):
 		// This server's prefix; another Key Bridge STS uses it too, so
@@ -151,6 +155,16 @@ func (f *Federation) introspect(ctx context.Context, c *store.Client, param, raw
 		return nil, true, federationError(code, param, last)
 	}
 	return nil, false, nil
+}
+
+// clip shortens what a caller wrote before it goes into an error
+// description and the audit record.
+func clip(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
 }
 
 func hasType(is *trust.Issuer, typ string) bool {
@@ -238,12 +252,11 @@ func evalRules(reg *trust.Registry, c *store.Client, self string, r *Request, su
 		for _, s := range res.Steps {
 			tr.rule(owner, s)
 		}
+		// With a trace, the steps above say which rule failed and why.
 		if err != nil {
-			tr.add(owner, "refused", "evaluation failed: %v", err)
 			return res, oauth.NewError(code, "the rules of %s could not be evaluated for this request", owner).WithCause(err)
 		}
 		if !res.Allowed {
-			tr.add(owner, "refused", "the condition is false")
 			return res, oauth.NewError(code, "the condition of %s is not met", owner).WithCause(fmt.Errorf("condition %q is false", res.Denied))
 		}
 		return res, nil
@@ -323,7 +336,12 @@ type jwtBearer struct {
 	fed    *Federation
 	issuer string
 	limits policy.Limits
+	now    func() time.Time
 }
+
+// MaxAssertionLifetime bounds how far in the future a JWT bearer
+// assertion may expire.
+const MaxAssertionLifetime = 24 * time.Hour
 
 func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*Basis, error) {
 	const code = oauth.ErrInvalidGrant // RFC 7523 §3.1
@@ -344,6 +362,13 @@ func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*B
 	if jti == "" {
 		tr.add("assertion", "refused", "no jti: this server accepts each assertion once and needs its jti")
 		return nil, oauth.NewError(code, "assertion: a jti claim is required")
+	}
+	// Its jti is kept until it expires: an assertion is meant to be short
+	// lived (RFC 7523 §3 item 4), and one valid for longer would hold
+	// storage for that long.
+	if p.expires.After(g.now().Add(MaxAssertionLifetime)) {
+		tr.add("assertion", "refused", "expires %s, more than %s from now", p.expires.UTC().Format(time.RFC3339), MaxAssertionLifetime)
+		return nil, oauth.NewError(code, "assertion: it expires more than %s from now; JWT bearer assertions must be short-lived", MaxAssertionLifetime)
 	}
 	if tr == nil {
 		if err := g.fed.JTIs.ConsumeJTI(ctx, p.up.Issuer.Issuer, jti, p.expires); err != nil {

@@ -53,6 +53,7 @@ func RunMigrations(t *testing.T, b SQLBackend) {
 	}{
 		{"Registration", migrateRegistration},
 		{"Identity", migrateIdentity},
+		{"Issuers", migrateIssuers},
 		{"SchemaTooNew", schemaTooNew},
 		{"Reopen", reopen},
 	} {
@@ -231,6 +232,60 @@ func migrateIdentity(t *testing.T, b SQLBackend, path string) {
 	var n int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM clients`).Scan(&n); err != nil || n != 2 {
 		t.Errorf("clients after migrating down: %d, %v; want 2", n, err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up again: %v", err)
+	}
+	if pending, err := p.HasPending(ctx); err != nil || pending {
+		t.Errorf("migrations pending after migrating up again: %v, %v", pending, err)
+	}
+}
+
+// migrateIssuers upgrades a database of schema 10 holding a client: it
+// reads back with no policy, and takes one; trusted issuers can be
+// stored. Migrating down to 10 drops the issuers table and the policy
+// column and keeps the client; up again works.
+func migrateIssuers(t *testing.T, b SQLBackend, path string) {
+	ctx := t.Context()
+	p, db := b.Migrator(t, path)
+	if _, err := p.UpTo(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO clients (id, name, status, token_format) VALUES ('old', 'Old', 'active', 'jwt')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := b.open(t, path)
+	c, err := s.GetClient(ctx, "old")
+	if err != nil || !c.Policy.IsZero() || c.Name != "Old" {
+		t.Fatalf("GetClient of a client of schema 10 = %+v, %v; want no policy", c, err)
+	}
+	pol := store.Policy{Condition: "true", Claims: map[string]string{"a": `"b"`}}
+	if _, err := s.UpdateClient(ctx, "old", func(c *store.Client) error { c.Policy = pol; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateIssuer(ctx, &store.TrustedIssuer{Name: "g", Issuer: "https://g.example.com", Source: store.IssuerSourceStore}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p, db = b.Migrator(t, path)
+	defer db.Close()
+	if _, err := p.DownTo(ctx, 10); err != nil {
+		t.Fatalf("migrating down: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, `SELECT policy FROM clients`); err == nil {
+		t.Error("clients.policy survived migrating down")
+	}
+	if _, err := db.ExecContext(ctx, `SELECT 1 FROM trusted_issuers`); err == nil {
+		t.Error("the trusted_issuers table survived migrating down")
+	}
+	var name string
+	if err := db.QueryRowContext(ctx, `SELECT name FROM clients WHERE id = 'old'`).Scan(&name); err != nil || name != "Old" {
+		t.Errorf("the client after migrating down: %q, %v", name, err)
 	}
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up again: %v", err)
