@@ -127,7 +127,7 @@ func (s *zStorage) KeySet(context.Context) ([]op.Key, error) {
 // userinfo claims of the granted scopes in the id_token.
 type zClient struct{ op.Client }
 
-func (zClient) AccessTokenType() op.AccessTokenType   { return op.AccessTokenTypeJWT }
+func (zClient) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
 func (zClient) IDTokenUserinfoClaimsAssertion() bool { return true }
 
 func (s *zStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
