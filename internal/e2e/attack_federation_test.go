@@ -474,3 +474,47 @@ func TestAttackFederationDisableIssuer(t *testing.T) {
 		t.Errorf("after sts issuer enable: %s after %v", r, took)
 	}
 }
+
+// An issuer declared in the configuration file (`issuers:`, --config) is
+// trusted from the first request, its CEL condition applies, and the CLI
+// cannot disable it behind the file's back: the file stays the truth.
+func TestAttackFederationConfigFileIssuer(t *testing.T) {
+	p := ststest.StartIdP(t)
+	cfg := filepath.Join(t.TempDir(), "sts.yaml")
+	yaml := `issuers:
+  - name: k8s
+    issuer: ` + p.URL + `
+    token-types: [jwt]
+    algorithms: [ES256]
+    audiences: [` + clusterIssuer + `]
+    clients: ["*"]
+    condition: 'subject["kubernetes.io"].namespace == "prod"'
+    claims:
+      namespace: 'subject["kubernetes.io"].namespace'
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, clusterOptions{SQLite: true, Args: []string{"--config", cfg}}, "a")
+	n := c.Nodes[0]
+	cl := fedClient(c, "workload")
+
+	r := fedExchange(t.Context(), n, cl, p.Sign(p.Kubernetes("prod", "deployer", clusterIssuer)))
+	_, claims, err := jwtParts(accessToken(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims["sub"] != "k8s:system:serviceaccount:prod:deployer" || claims["namespace"] != "prod" {
+		t.Errorf("issued %v", claims)
+	}
+	wantRefused(t, "the dev namespace", fedExchange(t.Context(), n, cl, p.Sign(p.Kubernetes("dev", "deployer", clusterIssuer))),
+		`the condition of issuer "k8s" is not met`)
+
+	if out, err := c.cli("issuer", "disable", "k8s"); err == nil || !strings.Contains(err.Error(), "change it there") {
+		t.Errorf("sts issuer disable of the file's issuer: %q, %v", out, err)
+	}
+	time.Sleep(server.IssuerSyncInterval + 500*time.Millisecond)
+	if r := fedExchange(t.Context(), n, cl, p.Sign(p.Kubernetes("prod", "deployer", clusterIssuer))); !granted(r) {
+		t.Errorf("after the refused disable: %s", r)
+	}
+}
