@@ -188,6 +188,19 @@ func TestAttackFederationUnknownKidFlood(t *testing.T) {
 	waitTrusted(t, n, cl, p.Sign(p.Kubernetes("prod", "deployer", clusterIssuer)))
 	before := p.Fetches.Load()
 
+	// A client the issuer does not list is refused before any key is
+	// looked at: its random kids cost the upstream nothing (and do not
+	// spend the allowed refresh).
+	outsider := fedClient(c, "outsider")
+	for range 20 {
+		forged := p.SignWith(jose.JSONWebKey{Key: p.Key().Key, KeyID: randomKid(), Algorithm: "ES256"}, "JWT",
+			p.Kubernetes("prod", "deployer", clusterIssuer))
+		wantRefused(t, "a client the issuer does not list", fedExchange(t.Context(), n, outsider, forged), "may not present tokens of issuer")
+	}
+	if got := p.Fetches.Load() - before; got != 0 {
+		t.Fatalf("a client the issuer does not list caused %d upstream requests", got)
+	}
+
 	const flood, workers = 400, 8
 	var (
 		next, refused atomic.Int64
