@@ -121,6 +121,33 @@ func auditWith(t *testing.T, c *cluster, clientID string, want ...string) store.
 	}
 }
 
+// signWithOptions signs claims ES256 with key, naming kid, with the
+// header parameters of opts.
+func signWithOptions(t *testing.T, key jose.JSONWebKey, kid string, opts *jose.SignerOptions, claims map[string]any) string {
+	t.Helper()
+	opts = opts.WithType("JWT")
+	if !opts.EmbedJWK {
+		opts = opts.WithHeader("kid", kid)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key.Key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func randomKid() string {
@@ -167,6 +194,29 @@ func TestAttackFederationForgedAlgorithms(t *testing.T) {
 	}
 	if n := p.Fetches.Load() - before; n > 1 {
 		t.Errorf("forged algorithms caused %d upstream requests", n)
+	}
+
+	// Keys the token brings along (RFC 7515 §4.1.2-4.1.5: jku, jwk, x5u)
+	// are never used nor fetched: a token signed with the attacker's key
+	// that points at the attacker's key set, or embeds the key, is
+	// refused, and the attacker's server sees no request.
+	attacker := ststest.StartIdP(t)
+	for _, tt := range []struct {
+		name string
+		opts *jose.SignerOptions
+	}{
+		{"jku", (&jose.SignerOptions{}).WithHeader("jku", attacker.URL+"/keys")},
+		{"x5u", (&jose.SignerOptions{}).WithHeader("x5u", attacker.URL+"/keys")},
+		{"jwk", &jose.SignerOptions{EmbedJWK: true}},
+	} {
+		for _, kid := range []string{attacker.Key().KeyID, key.KeyID} {
+			tok := signWithOptions(t, attacker.Key(), kid, tt.opts, claims())
+			r := fedExchange(t.Context(), n, cl, tok)
+			wantRefused(t, tt.name+" with kid "+kid, r, p.URL)
+		}
+	}
+	if got := attacker.Fetches.Load(); got != 0 {
+		t.Errorf("tokens pointing at the attacker's keys made %d requests to it", got)
 	}
 	// And the genuine token still passes: the refusals were the forgery's.
 	if r := fedExchange(t.Context(), n, cl, p.Sign(claims())); !granted(r) {
