@@ -595,3 +595,80 @@ func TestAttackFederationConfigFileIssuer(t *testing.T) {
 		t.Errorf("after the refused disable: %s", r)
 	}
 }
+
+// A JWT bearer assertion (RFC 7523) of a trusted issuer is used once
+// (§3, "jti"): a replay is refused, so are all but one of many
+// concurrent presentations of a fresh assertion, and a replay after the
+// server restarted on the same data.
+func TestAttackFederationAssertionReplay(t *testing.T) {
+	c := newCluster(t, clusterOptions{SQLite: true}, "a")
+	n := c.Nodes[0]
+	p := ststest.StartIdP(t)
+	cl := c.CreateClient("--name", "chained", "--grant-type", "jwt-bearer", "--audience", fedBackend, "--allow-impersonation")
+	trustIssuer(c, p, "domain-a", cl.ID)
+	grant := func(ctx context.Context, n *node, assertion string) reply {
+		return n.post(ctx, server.TokenPath, cl, url.Values{
+			"grant_type": {oauth.GrantTypeJWTBearer}, "assertion": {assertion}, "audience": {fedBackend},
+		})
+	}
+	// Wait for the server to trust the issuer, each try a new assertion.
+	var r reply
+	for deadline := time.Now().Add(3 * server.IssuerSyncInterval); ; time.Sleep(100 * time.Millisecond) {
+		r = grant(t.Context(), n, p.Sign(p.Claims("alice", clusterIssuer)))
+		if granted(r) || time.Now().After(deadline) {
+			break
+		}
+	}
+	_, claims, err := jwtParts(accessToken(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims["sub"] != "domain-a:alice" || claims["aud"] != fedBackend {
+		t.Errorf("issued %v", claims)
+	}
+
+	assertion := p.Sign(p.Claims("bob", clusterIssuer))
+	if r := grant(t.Context(), n, assertion); !granted(r) {
+		t.Fatalf("first use: %s", r)
+	}
+	if r := grant(t.Context(), n, assertion); r.Status != http.StatusBadRequest || !strings.Contains(r.String(), "already used") {
+		t.Errorf("replay: %s", r)
+	}
+
+	// Concurrent presentations of one fresh assertion: exactly one wins.
+	fresh := p.Sign(p.Claims("carol", clusterIssuer))
+	const racers = 12
+	var wins, replays atomic.Int64
+	var wg sync.WaitGroup
+	for range racers {
+		wg.Go(func() {
+			switch r := grant(t.Context(), n, fresh); {
+			case granted(r):
+				wins.Add(1)
+			case strings.Contains(r.String(), "already used"):
+				replays.Add(1)
+			default:
+				t.Errorf("concurrent presentation: %s", r)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 || replays.Load() != racers-1 {
+		t.Errorf("%d concurrent presentations of one assertion: %d granted, %d refused as replays", racers, wins.Load(), replays.Load())
+	}
+
+	// The used jti survives a restart.
+	n.Kill()
+	m, err := c.start("b")
+	if m != nil {
+		c.Nodes = append(c.Nodes, m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{assertion, fresh} {
+		if r := grant(t.Context(), m, a); r.Status != http.StatusBadRequest || !strings.Contains(r.String(), "already used") {
+			t.Errorf("replay after a restart: %s", r)
+		}
+	}
+}
