@@ -458,6 +458,14 @@ func TestAttackFederationKubernetesCondition(t *testing.T) {
 	}
 	wantRefused(t, "the dev namespace", fedExchange(t.Context(), n, cl, dev), `the condition of issuer "k8s" is not met`)
 	auditWith(t, c, cl.ID, `the condition of issuer "k8s" is not met`)
+	var grantAudited bool
+	for _, a := range auditOf(t, c, cl.ID) {
+		grantAudited = grantAudited || (a.Action == "token.exchange" && a.Decision == store.DecisionGranted &&
+			a.Subject == "k8s:system:serviceaccount:prod:deployer")
+	}
+	if !grantAudited {
+		t.Error("the grant is not audited with the issued subject")
+	}
 
 	dir := t.TempDir()
 	write := func(name, tok string) string {
@@ -514,6 +522,13 @@ func TestAttackFederationKubernetesCondition(t *testing.T) {
 	}
 	if !sawFalse {
 		t.Errorf("the steps do not show the condition false: %+v", x.Steps)
+	}
+
+	// Explaining a stranger's token asks nothing of the stranger either.
+	stranger := ststest.StartIdP(t)
+	x, code = explain(write("stranger.jwt", stranger.Sign(stranger.Kubernetes("prod", "deployer", clusterIssuer))))
+	if code != 1 || x.Granted || x.Error == nil || !strings.Contains(x.Error.Description, "is not trusted") || stranger.Fetches.Load() != 0 {
+		t.Errorf("explain of an untrusted issuer's token: exit %d, %d requests to it, %+v", code, stranger.Fetches.Load(), x)
 	}
 }
 
