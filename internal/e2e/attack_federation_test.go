@@ -456,6 +456,19 @@ func TestAttackFederationKubernetesCondition(t *testing.T) {
 	if claims["sub"] != "k8s:system:serviceaccount:prod:deployer" || claims["namespace"] != "prod" || claims["aud"] != fedBackend {
 		t.Errorf("issued %v", claims)
 	}
+	// The issued token does not outlive the upstream token: an exchange
+	// must not extend a credential's life (a Kubernetes projected token
+	// may live only minutes).
+	short := p.Kubernetes("prod", "deployer", clusterIssuer)
+	short["exp"] = time.Now().Add(90 * time.Second).Unix()
+	_, shortClaims, err := jwtParts(accessToken(t, fedExchange(t.Context(), n, cl, p.Sign(short))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exp, _ := shortClaims["exp"].(float64); exp == 0 || int64(exp) > short["exp"].(int64) {
+		t.Errorf("issued exp %v outlives the upstream token's %v", shortClaims["exp"], short["exp"])
+	}
+
 	wantRefused(t, "the dev namespace", fedExchange(t.Context(), n, cl, dev), `the condition of issuer "k8s" is not met`)
 	auditWith(t, c, cl.ID, `the condition of issuer "k8s" is not met`)
 	var grantAudited bool
