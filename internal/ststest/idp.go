@@ -41,9 +41,13 @@ func StartIdP(t testing.TB) *IdP {
 	t.Helper()
 	p := &IdP{T: t}
 	p.Rotate()
-	p.HTTP = httptest.NewServer(http.HandlerFunc(p.serve))
+	// URL is set before the server starts: its handler reads it, and a
+	// request from another process gives the race detector no
+	// happens-before edge with a write made after Start.
+	p.HTTP = httptest.NewUnstartedServer(http.HandlerFunc(p.serve))
+	p.URL = "http://" + p.HTTP.Listener.Addr().String()
+	p.HTTP.Start()
 	t.Cleanup(p.HTTP.Close)
-	p.URL = p.HTTP.URL
 	return p
 }
 
