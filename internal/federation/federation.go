@@ -146,6 +146,9 @@ type Check struct {
 	// must carry one of them (a JWT bearer assertion must name this
 	// server, RFC 7523 §3).
 	Audiences []string
+	// Caller names who presents the token (the client id): the refresh
+	// of an issuer's keys on an unknown kid is rate-limited per caller.
+	Caller string
 }
 
 // Error is a verification failure. Reason is safe to show the client (it

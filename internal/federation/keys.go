@@ -36,8 +36,11 @@ type issuerState struct {
 	keys      *keySet
 	keysRetry time.Time
 	keysCall  *call[*keySet]
-	// lastKidRefresh rate-limits refreshes caused by unknown kids.
-	lastKidRefresh time.Time
+	// lastKidRefresh rate-limits refreshes caused by unknown kids, per
+	// caller (Check.Caller): one client sending random kids spends only
+	// its own budget, and cannot hold back another client's token signed
+	// with a key the upstream just rotated in.
+	lastKidRefresh map[string]time.Time
 }
 
 // keySet is a parsed JWKS.
@@ -203,11 +206,15 @@ func (f *Fetcher) keySet(ctx context.Context, ti *store.TrustedIssuer) (ks *keyS
 	return ks, true, err
 }
 
+// maxKidRefreshCallers bounds the per-caller refresh times kept per
+// issuer.
+const maxKidRefreshCallers = 4096
+
 // refreshKeys fetches the keys again after a token named a kid they do
-// not have: at most once per UnknownKidInterval per issuer, and callers
-// arriving while such a fetch is in flight share it. ok is false when
-// the rate limit refused a fetch.
-func (f *Fetcher) refreshKeys(ctx context.Context, ti *store.TrustedIssuer) (ks *keySet, ok bool, err error) {
+// not have: at most once per UnknownKidInterval per issuer and caller,
+// and callers arriving while such a fetch is in flight share it. ok is
+// false when the rate limit refused a fetch.
+func (f *Fetcher) refreshKeys(ctx context.Context, ti *store.TrustedIssuer, caller string) (ks *keySet, ok bool, err error) {
 	if len(ti.JWKS) > 0 {
 		return nil, false, nil
 	}
@@ -216,11 +223,16 @@ func (f *Fetcher) refreshKeys(ctx context.Context, ti *store.TrustedIssuer) (ks 
 	st := f.state(ti)
 	c := st.keysCall
 	if c == nil {
-		if !st.lastKidRefresh.IsZero() && now.Sub(st.lastKidRefresh) < f.o.UnknownKidInterval {
+		if last, ok := st.lastKidRefresh[caller]; ok && now.Sub(last) < f.o.UnknownKidInterval {
 			f.mu.Unlock()
 			return nil, false, nil
 		}
-		st.lastKidRefresh = now
+		if st.lastKidRefresh == nil || len(st.lastKidRefresh) >= maxKidRefreshCallers {
+			// Callers are the clients an operator allowed for the
+			// issuer, so few; past the bound, forget them all.
+			st.lastKidRefresh = map[string]time.Time{}
+		}
+		st.lastKidRefresh[caller] = now
 		c = f.startKeys(ctx, ti, st)
 	}
 	f.mu.Unlock()

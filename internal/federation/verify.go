@@ -256,9 +256,9 @@ func (f *Fetcher) VerifyJWT(ctx context.Context, ti *store.TrustedIssuer, raw st
 	if len(cands) == 0 && hd.Kid != "" && !fetched {
 		// An unknown kid is how a key rotation at the upstream shows
 		// (OpenID Connect Core §10.1.1): fetch the keys again, but at
-		// most once per UnknownKidInterval, or random kids would make us
-		// hammer the upstream.
-		fresh, refreshed, err := f.refreshKeys(ctx, ti)
+		// most once per UnknownKidInterval per caller, or random kids
+		// would make us hammer the upstream.
+		fresh, refreshed, err := f.refreshKeys(ctx, ti, c.Caller)
 		if err != nil {
 			return nil, err
 		}

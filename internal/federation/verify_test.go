@@ -299,6 +299,35 @@ func TestUnknownKidRefreshRateLimited(t *testing.T) {
 	}
 }
 
+// TestUnknownKidFloodCannotBlockRotation: the refresh budget is per
+// caller, so a client that spent its own on random kids cannot hold back
+// another client's token signed with a key the upstream just rotated in.
+func TestUnknownKidFloodCannotBlockRotation(t *testing.T) {
+	p := newTestIdP(t, jose.ES256)
+	f := newTestFetcher(p, Options{UnknownKidInterval: 30 * time.Second})
+	ti := p.TrustedIssuer()
+	if _, err := f.VerifyJWT(context.Background(), ti, p.Sign(p.Claims("alice")), Check{Caller: "good"}); err != nil {
+		t.Fatal(err)
+	}
+	before := p.JWKSHits.Load()
+	stranger := newIdPKey(t, jose.ES256)
+	for i := range 20 {
+		k := &idpKey{Kid: fmt.Sprintf("random-%d", i), Alg: jose.ES256, Priv: stranger.Priv}
+		_, err := f.VerifyJWT(context.Background(), ti, p.SignWith(k, nil, p.Claims("mallory")), Check{Caller: "mallory"})
+		wantReason(t, err, "has kid", false)
+	}
+	if got := p.JWKSHits.Load() - before; got != 1 {
+		t.Fatalf("20 random kids of one caller caused %d fetches, want 1", got)
+	}
+	p.Rotate(jose.ES256, true)
+	if _, err := f.VerifyJWT(context.Background(), ti, p.Sign(p.Claims("alice")), Check{Caller: "good"}); err != nil {
+		t.Fatalf("a token with the rotated-in key, after another caller's flood: %v", err)
+	}
+	if got := p.JWKSHits.Load() - before; got != 2 {
+		t.Fatalf("%d fetches, want 2", got)
+	}
+}
+
 // TestKeyRotationPickedUp: the upstream rotates its key; the first token
 // with the new kid refreshes the keys and is accepted, and an old token
 // still verifies while the old key is published.

@@ -349,7 +349,7 @@ func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*B
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "assertion is required")
 	}
 	tr := r.trace
-	p, ok, err := g.fed.upstream(ctx, c, g.issuer, "assertion", r.Assertion, federation.Check{Audiences: g.fed.AssertionAudiences}, code, tr)
+	p, ok, err := g.fed.upstream(ctx, c, g.issuer, "assertion", r.Assertion, federation.Check{Audiences: g.fed.AssertionAudiences, Caller: c.ID}, code, tr)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func (g tokenExchange) present(ctx context.Context, c *store.Client, param, raw,
 		return nil, checkType(param+"_type", typ)
 	}
 	if typ == oauth.TokenTypeIDToken || typ == oauth.TokenTypeJWT || typ == oauth.TokenTypeAccessToken {
-		p, ok, err := g.fed.upstream(ctx, c, g.issuer, param, raw, federation.Check{TokenType: typ}, oauth.ErrInvalidRequest, tr)
+		p, ok, err := g.fed.upstream(ctx, c, g.issuer, param, raw, federation.Check{TokenType: typ, Caller: c.ID}, oauth.ErrInvalidRequest, tr)
 		if ok || err != nil {
 			return p, err
 		}
