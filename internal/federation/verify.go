@@ -164,6 +164,58 @@ func checkAudience(ti *store.TrustedIssuer, want, aud []string) *Error {
 	return &Error{Reason: fmt.Sprintf("token from issuer %s: audience must include one of %v", ti.Issuer, want)}
 }
 
+// registered reads the registered claims (RFC 7519 §4.1) of a decoded
+// payload, refusing ones of the wrong JSON type.
+func registered(m map[string]any) (jwt.Claims, error) {
+	var c jwt.Claims
+	str := func(name string, dst *string) error {
+		v, ok := m[name]
+		if !ok {
+			return nil
+		}
+		if *dst, ok = v.(string); !ok {
+			return fmt.Errorf("claim %s is not a string", name)
+		}
+		return nil
+	}
+	date := func(name string, dst **jwt.NumericDate) error {
+		v, ok := m[name]
+		if !ok {
+			return nil
+		}
+		n, ok := v.(float64)
+		if !ok {
+			return fmt.Errorf("claim %s is not a number", name)
+		}
+		*dst = jwt.NewNumericDate(time.Unix(int64(n), 0))
+		return nil
+	}
+	for _, err := range []error{
+		str("iss", &c.Issuer), str("sub", &c.Subject), str("jti", &c.ID),
+		date("exp", &c.Expiry), date("nbf", &c.NotBefore), date("iat", &c.IssuedAt),
+	} {
+		if err != nil {
+			return c, err
+		}
+	}
+	switch a := m["aud"].(type) {
+	case nil:
+	case string:
+		c.Audience = jwt.Audience{a}
+	case []any:
+		for _, x := range a {
+			s, ok := x.(string)
+			if !ok {
+				return c, errors.New("claim aud holds a value that is not a string")
+			}
+			c.Audience = append(c.Audience, s)
+		}
+	default:
+		return c, errors.New("claim aud is neither a string nor an array of strings")
+	}
+	return c, nil
+}
+
 func numericDate(n *jwt.NumericDate) *time.Time {
 	if n == nil {
 		return nil
@@ -236,11 +288,11 @@ func (f *Fetcher) VerifyJWT(ctx context.Context, ti *store.TrustedIssuer, raw st
 	for i, a := range algs {
 		joseAlgs[i] = jose.SignatureAlgorithm(a)
 	}
-	tok, err := jwt.ParseSigned(raw, joseAlgs)
+	tok, err := jose.ParseSignedCompact(raw, joseAlgs)
 	if err != nil {
 		return nil, &Error{Reason: fmt.Sprintf("token from issuer %s is malformed", ti.Issuer), Cause: err}
 	}
-	if len(tok.Headers) != 1 {
+	if len(tok.Signatures) != 1 {
 		return nil, bad(ti, "must carry exactly one signature")
 	}
 
@@ -280,12 +332,20 @@ func (f *Fetcher) VerifyJWT(ctx context.Context, ti *store.TrustedIssuer, raw st
 		key    *jose.JSONWebKey
 	)
 	for _, k := range cands {
-		std, claims = jwt.Claims{}, nil
-		err = tok.Claims(k.Key, &std, &claims)
+		var payload []byte
+		if payload, err = tok.Verify(k.Key); err != nil {
+			continue
+		}
+		// One decoding of the payload serves the rules (claims) and the
+		// checks below (std).
+		claims = nil
+		if err = json.Unmarshal(payload, &claims); err == nil {
+			std, err = registered(claims)
+		}
 		if err == nil {
 			key = k
-			break
 		}
+		break
 	}
 	if key == nil {
 		if errors.Is(err, jose.ErrCryptoFailure) {
