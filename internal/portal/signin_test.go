@@ -179,8 +179,11 @@ func TestSignInBurst(t *testing.T) {
 	// An operator that does not exist, so that each check takes a full
 	// argon2id with the default parameters and the attempts overlap.
 	counts := burst(t, base, "192.0.2.1", "mallory", "guess", 20)
-	if counts[http.StatusUnauthorized] > 6 || counts[http.StatusUnauthorized]+counts[http.StatusTooManyRequests] != 20 {
-		t.Fatalf("20 parallel wrong guesses: %v; want at most 6 checked (401), the rest 429", counts)
+	// Under load (the race detector, a busy CI machine) a guess may also
+	// find every slot of the hash gate taken: 503, refused unchecked,
+	// which is as good as 429 here (TestSignInBusy).
+	if counts[http.StatusUnauthorized] > 6 || counts[http.StatusUnauthorized]+counts[http.StatusTooManyRequests]+counts[http.StatusServiceUnavailable] != 20 {
+		t.Fatalf("20 parallel wrong guesses: %v; want at most 6 checked (401), the rest 429 (or 503 when the hash gate is full)", counts)
 	}
 	// alice, from the same address, is not concerned.
 	if a := newVisitor(base, "192.0.2.1").signIn(t, "alice", pw); !signedIn(a) {
