@@ -221,6 +221,10 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		Act:       act,
 		Scopes:    strings.Fields(sub.Scope),
 		ExpiresAt: time.Unix(sub.Expiry, 0),
+		// A token of this server about a subject another issuer vouched
+		// for (sub_id) is still about an upstream subject: exchanging it
+		// again gives no refresh token either (SPEC §3).
+		Federated: sub.SubID != nil,
 	}, SubID: sub.SubID, Claims: rules.claims}
 	if rules.scopes != nil {
 		b.Scopes = intersect(b.Scopes, rules.scopes)
