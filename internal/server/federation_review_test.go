@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
+	"github.com/keybridge/sts/internal/server"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/ststest"
 	"github.com/keybridge/sts/oauth"
@@ -38,5 +41,41 @@ func TestFederatedSubjectGetsNoRefreshTokenByReexchange(t *testing.T) {
 	r = s.Exchange(c, local, oauth.TokenTypeJWT, nil)
 	if r.Status != http.StatusOK || r.Token().RefreshToken != "" {
 		t.Fatalf("re-exchange gave a refresh token beside the access token: %d %s", r.Status, r.Body)
+	}
+}
+
+// A JWT bearer assertion is accepted until its exp plus its issuer's
+// leeway, so its jti must be remembered that long: kept only until exp,
+// the cleanup could forget it while the assertion is still accepted, and
+// it could be used again (RFC 7523 §3 item 7; review of issue 11).
+func TestJWTBearerJTIOutlivesTheLeeway(t *testing.T) {
+	a := ststest.Start(t, fedOptions)
+	b := ststest.Start(t, fedOptions)
+	ca := a.CreateClient(func(c *store.Client) { c.Audiences = []string{b.URL}; c.AllowImpersonation = true })
+	cb := b.CreateClient(func(c *store.Client) {
+		c.GrantTypes = []string{oauth.GrantTypeJWTBearer}
+		c.Audiences = []string{backend}
+	})
+	ti := b.Trust(&ststest.IdP{URL: a.URL}, "domain-a", b.URL, []string{cb.ID}, func(ti *store.TrustedIssuer) {
+		ti.TokenTypes = []string{oauth.TokenTypeJWT}
+	})
+	r := a.Exchange(ca, mintFor(t, a, ca, "alice"), oauth.TokenTypeJWT, url.Values{"audience": {b.URL}, "requested_token_type": {oauth.TokenTypeJWT}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("A: %d %s", r.Status, r.Body)
+	}
+	grant := r.Token().AccessToken
+	exp := time.Unix(int64(claimsOf(t, grant)["exp"].(float64)), 0)
+	form := url.Values{"grant_type": {oauth.GrantTypeJWTBearer}, "assertion": {grant}}
+	if r = b.PostForm(server.TokenPath, cb, form); r.Status != http.StatusOK {
+		t.Fatalf("B: %d %s", r.Status, r.Body)
+	}
+	// Past exp, within the leeway; the cleanup has run.
+	b.Clock.Advance(exp.Add(ti.Leeway / 2).Sub(b.Clock.Now()))
+	if _, err := b.Store.DeleteExpiredJTIs(context.Background(), b.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r = b.PostForm(server.TokenPath, cb, form)
+	if r.Status != http.StatusBadRequest || r.Error() != string(oauth.ErrInvalidGrant) {
+		t.Fatalf("the assertion was accepted twice: %d %s", r.Status, r.Body)
 	}
 }

@@ -363,7 +363,7 @@ func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*B
 		tr.add("assertion", "refused", "no jti: this server accepts each assertion once and needs its jti")
 		return nil, oauth.NewError(code, "assertion: a jti claim is required")
 	}
-	// Its jti is kept until it expires: an assertion is meant to be short
+	// Its jti is kept until it expires (and the leeway has passed): an assertion is meant to be short
 	// lived (RFC 7523 §3 item 4), and one valid for longer would hold
 	// storage for that long.
 	if p.expires.After(g.now().Add(MaxAssertionLifetime)) {
@@ -371,7 +371,9 @@ func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*B
 		return nil, oauth.NewError(code, "assertion: it expires more than %s from now; JWT bearer assertions must be short-lived", MaxAssertionLifetime)
 	}
 	if tr == nil {
-		if err := g.fed.JTIs.ConsumeJTI(ctx, p.up.Issuer.Issuer, jti, p.expires); err != nil {
+		// Kept past exp by the issuer's leeway, for as long as the
+		// assertion is accepted (federation.Fetcher.VerifyJWT).
+		if err := g.fed.JTIs.ConsumeJTI(ctx, p.up.Issuer.Issuer, jti, p.expires.Add(p.up.Issuer.Leeway)); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil, oauth.NewError(code, "assertion: this assertion was already used")
 			}
