@@ -363,9 +363,9 @@ func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*B
 		tr.add("assertion", "refused", "no jti: this server accepts each assertion once and needs its jti")
 		return nil, oauth.NewError(code, "assertion: a jti claim is required")
 	}
-	// Its jti is kept until it expires (and the leeway has passed): an assertion is meant to be short
-	// lived (RFC 7523 §3 item 4), and one valid for longer would hold
-	// storage for that long.
+	// Its jti is kept until it expires (plus the leeway): an assertion
+	// is meant to be short lived (RFC 7523 §3 item 4), and one valid for
+	// longer would hold storage for that long.
 	if p.expires.After(g.now().Add(MaxAssertionLifetime)) {
 		tr.add("assertion", "refused", "expires %s, more than %s from now", p.expires.UTC().Format(time.RFC3339), MaxAssertionLifetime)
 		return nil, oauth.NewError(code, "assertion: it expires more than %s from now; JWT bearer assertions must be short-lived", MaxAssertionLifetime)
