@@ -79,3 +79,21 @@ func TestJWTBearerJTIOutlivesTheLeeway(t *testing.T) {
 		t.Fatalf("the assertion was accepted twice: %d %s", r.Status, r.Body)
 	}
 }
+
+// An upstream may_act that names this server as the issuer of the party
+// (RFC 8693 §4.4: iss with sub) names this server's client, as one
+// without iss does; one naming another issuer does not (review of issue
+// 11).
+func TestFederationMayActNamingThisServer(t *testing.T) {
+	s := ststest.Start(t, fedOptions)
+	p := ststest.StartIdP(t)
+	c := fedClient(s)
+	s.Trust(p, "corp", s.URL, []string{"*"}, nil)
+	cl := p.Claims("alice", s.URL)
+	cl["may_act"] = map[string]any{"sub": c.ID, "iss": s.URL}
+	if r := s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}}); r.Status != http.StatusOK {
+		t.Fatalf("may_act naming this server's client: %d %s", r.Status, r.Body)
+	}
+	cl["may_act"] = map[string]any{"sub": c.ID, "iss": "https://elsewhere.example"}
+	refusedWith(t, s, s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}}), "invalid_request", "may_act")
+}

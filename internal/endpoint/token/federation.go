@@ -357,6 +357,7 @@ func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*B
 		tr.add("assertion", "refused", "not a JWT of a trusted issuer")
 		return nil, oauth.NewError(code, "assertion must be a JWT of a trusted issuer; this server's own tokens are exchanged with the token exchange grant")
 	}
+	p.party.MayAct = localMayAct(p.party.MayAct, g.issuer)
 	// RFC 7523 §3 item 7: each assertion is used once, on every instance.
 	jti, _ := p.claims["jti"].(string)
 	if jti == "" {
