@@ -291,7 +291,7 @@ func TestReservedClaimsRefused(t *testing.T) {
 // the subject or the expiry of this server's token when it is validated
 // again (review of issue 11).
 func TestReservedClaimsRefusedInAnyCase(t *testing.T) {
-	for _, name := range []string{"SUB", "Sub", "ISS", "Exp", "Client_ID", "ACT", "Scope", "Sub_Id"} {
+	for _, name := range []string{"SUB", "Sub", "ISS", "Exp", "Client_ID", "ACT", "Scope", "Sub_Id", "\u017fub", "\u017fcope"} {
 		if _, err := Compile(owner, store.Policy{Claims: map[string]string{name: `"x"`}}); err == nil || !strings.Contains(err.Error(), "reserved") {
 			t.Errorf("Compile claim %s: %v; want a reserved-claim error", name, err)
 		}
