@@ -97,3 +97,19 @@ func TestFederationMayActNamingThisServer(t *testing.T) {
 	cl["may_act"] = map[string]any{"sub": c.ID, "iss": "https://elsewhere.example"}
 	refusedWith(t, s, s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}}), "invalid_request", "may_act")
 }
+
+// An upstream token bound to a key (cnf: DPoP RFC 9449 §6, mTLS RFC 8705
+// §3) is refused like this server's own bound tokens (SPEC §7): the
+// exchange would turn it into a bearer token, so whoever stole it
+// without the key could use it after all (review of issue 11).
+func TestFederationSenderConstrainedUpstreamTokenRefused(t *testing.T) {
+	s := ststest.Start(t, fedOptions)
+	p := ststest.StartIdP(t)
+	c := fedClient(s)
+	s.Trust(p, "corp", s.URL, []string{c.ID}, nil)
+	for _, cnf := range []map[string]any{{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}, {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}} {
+		cl := p.Claims("alice", s.URL)
+		cl["cnf"] = cnf
+		refusedWith(t, s, s.Exchange(c, p.Sign(cl), oauth.TokenTypeJWT, url.Values{"audience": {backend}}), "invalid_request", "sender-constrained")
+	}
+}

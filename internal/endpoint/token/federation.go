@@ -121,6 +121,9 @@ func (f *Federation) upstream(ctx context.Context, c *store.Client, self, param,
 		}
 		tr.add(param, "ok", "verified as a token of trusted issuer %q (%s) with key %q (%s) from %s",
 			is.Name, is.Issuer, v.KeyID, v.Algorithm, src)
+		if err := unbound(v, param, code, tr); err != nil {
+			return nil, true, err
+		}
 		return newPresented(is, v), true, nil
 	case strings.HasPrefix(raw, token.PrefixAccess), strings.HasPrefix(raw, token.PrefixRefresh):
 		// This server's prefix; another Key Bridge STS uses it too, so
@@ -149,12 +152,28 @@ func (f *Federation) introspect(ctx context.Context, c *store.Client, param, raw
 			continue
 		}
 		tr.add(param, "ok", "introspected as active by trusted issuer %q at %s", is.Name, is.IntrospectionEndpoint)
+		if err := unbound(v, param, code, tr); err != nil {
+			return nil, true, err
+		}
 		return newPresented(is, v), true, nil
 	}
 	if last != nil {
 		return nil, true, federationError(code, param, last)
 	}
 	return nil, false, nil
+}
+
+// unbound refuses an upstream token bound to a key (cnf, RFC 7800: DPoP
+// RFC 9449 §6, mutual TLS RFC 8705 §3; an introspection answer carries it
+// the same way), as this server's own bound tokens are refused (SPEC §7):
+// exchanging it would issue a bearer token, and so drop the binding that
+// keeps a stolen copy useless.
+func unbound(v *federation.Verified, param string, code oauth.ErrorCode, tr *Trace) error {
+	if _, ok := v.Claims["cnf"]; !ok {
+		return nil
+	}
+	tr.add(param, "refused", "the token is sender-constrained (cnf)")
+	return oauth.NewError(code, "%s is sender-constrained (cnf) and cannot be exchanged", param)
 }
 
 // clip shortens what a caller wrote before it goes into an error
