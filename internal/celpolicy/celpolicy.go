@@ -268,8 +268,14 @@ func CheckClaimName(name string) error {
 		return errors.New("the claim name is not valid UTF-8")
 	case strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }):
 		return fmt.Errorf("the claim name %q has a space or an unprintable character", name)
-	case slices.Contains(ReservedClaims, name):
-		return fmt.Errorf("%q is a reserved claim, written by the server (reserved: %s)", name, strings.Join(ReservedClaims, " "))
+	case slices.ContainsFunc(ReservedClaims, func(r string) bool { return strings.EqualFold(r, name) }):
+		// Case-insensitively: claim names are case-sensitive (RFC 7519
+		// §4), but Go's encoding/json matches members to fields without
+		// regard to case, the last duplicate winning, so "SUB" written
+		// after "sub" would become the subject of whoever decodes the
+		// token into a struct (this server re-validating it, or a
+		// resource server in Go).
+		return fmt.Errorf("%q is a reserved claim, written by the server (reserved, in any case: %s)", name, strings.Join(ReservedClaims, " "))
 	}
 	return nil
 }

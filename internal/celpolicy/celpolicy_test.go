@@ -282,8 +282,23 @@ func TestReservedClaimsRefused(t *testing.T) {
 			}
 		})
 	}
-	// Claim names are case-sensitive (RFC 7519 §4): "ISS" is not "iss".
-	mustCompile(t, store.Policy{Claims: map[string]string{"ISS": `"x"`}})
+	mustCompile(t, store.Policy{Claims: map[string]string{"issuer": `"x"`, "subject": `"x"`}})
+}
+
+// TestReservedClaimsRefusedInAnyCase: RFC 7519 §4 names are
+// case-sensitive, but encoding/json decodes "SUB" into the field of "sub"
+// (the last duplicate wins), so a claim rule "SUB" or "Exp" would replace
+// the subject or the expiry of this server's token when it is validated
+// again (review of issue 11).
+func TestReservedClaimsRefusedInAnyCase(t *testing.T) {
+	for _, name := range []string{"SUB", "Sub", "ISS", "Exp", "Client_ID", "ACT", "Scope", "Sub_Id", "\u017fub", "\u017fcope"} {
+		if _, err := Compile(owner, store.Policy{Claims: map[string]string{name: `"x"`}}); err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("Compile claim %s: %v; want a reserved-claim error", name, err)
+		}
+		if _, err := ParseClaimFlags([]string{name + `="x"`}); err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("ParseClaimFlags %s: %v; want a reserved-claim error", name, err)
+		}
+	}
 }
 
 func TestEval(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -186,6 +187,12 @@ func registered(m map[string]any) (jwt.Claims, error) {
 		n, ok := v.(float64)
 		if !ok {
 			return fmt.Errorf("claim %s is not a number", name)
+		}
+		// Past int64 seconds the conversion below is undefined (on amd64
+		// it wraps to the far past, so a far-future nbf would pass); no
+		// real date is more than 2^40 s (~35,000 years) from 1970.
+		if math.Abs(n) > 1<<40 {
+			return fmt.Errorf("claim %s is out of range", name)
 		}
 		*dst = jwt.NewNumericDate(time.Unix(int64(n), 0))
 		return nil

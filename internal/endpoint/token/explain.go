@@ -11,6 +11,7 @@ import (
 	"github.com/keybridge/sts/internal/celpolicy"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/token"
 	"github.com/keybridge/sts/oauth"
 )
 
@@ -104,8 +105,11 @@ func (e *Endpoint) Explain(ctx context.Context, c *store.Client, form url.Values
 	default:
 		return fail(oauth.NewError(oauth.ErrUnsupportedGrantType, "explain takes the token exchange and JWT bearer grants"))
 	}
-	if req.SubjectTokenType == oauth.TokenTypeRefreshToken || req.ActorTokenType == oauth.TokenTypeRefreshToken {
-		// Validating a refresh token can revoke its family (a replay).
+	if req.SubjectTokenType == oauth.TokenTypeRefreshToken || req.ActorTokenType == oauth.TokenTypeRefreshToken ||
+		strings.HasPrefix(req.SubjectToken, token.PrefixRefresh) || strings.HasPrefix(req.ActorToken, token.PrefixRefresh) {
+		// Validating a refresh token can revoke its family (a replay,
+		// RFC 9700 §4.14.2), whatever type the request declares for it:
+		// validation looks the token up before it compares types.
 		return fail(oauth.NewError(oauth.ErrInvalidRequest, "explain does not take refresh tokens"))
 	}
 	if c.Status != store.ClientActive {

@@ -121,6 +121,9 @@ func (f *Federation) upstream(ctx context.Context, c *store.Client, self, param,
 		}
 		tr.add(param, "ok", "verified as a token of trusted issuer %q (%s) with key %q (%s) from %s",
 			is.Name, is.Issuer, v.KeyID, v.Algorithm, src)
+		if err := unbound(v, param, code, tr); err != nil {
+			return nil, true, err
+		}
 		return newPresented(is, v), true, nil
 	case strings.HasPrefix(raw, token.PrefixAccess), strings.HasPrefix(raw, token.PrefixRefresh):
 		// This server's prefix; another Key Bridge STS uses it too, so
@@ -149,12 +152,28 @@ func (f *Federation) introspect(ctx context.Context, c *store.Client, param, raw
 			continue
 		}
 		tr.add(param, "ok", "introspected as active by trusted issuer %q at %s", is.Name, is.IntrospectionEndpoint)
+		if err := unbound(v, param, code, tr); err != nil {
+			return nil, true, err
+		}
 		return newPresented(is, v), true, nil
 	}
 	if last != nil {
 		return nil, true, federationError(code, param, last)
 	}
 	return nil, false, nil
+}
+
+// unbound refuses an upstream token bound to a key (cnf, RFC 7800: DPoP
+// RFC 9449 §6, mutual TLS RFC 8705 §3; an introspection answer carries it
+// the same way), as this server's own bound tokens are refused (SPEC §7):
+// exchanging it would issue a bearer token, and so drop the binding that
+// keeps a stolen copy useless.
+func unbound(v *federation.Verified, param string, code oauth.ErrorCode, tr *Trace) error {
+	if _, ok := v.Claims["cnf"]; !ok {
+		return nil
+	}
+	tr.add(param, "refused", "the token is sender-constrained (cnf)")
+	return oauth.NewError(code, "%s is sender-constrained (cnf) and cannot be exchanged", param)
 }
 
 // clip shortens what a caller wrote before it goes into an error
@@ -357,21 +376,24 @@ func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*B
 		tr.add("assertion", "refused", "not a JWT of a trusted issuer")
 		return nil, oauth.NewError(code, "assertion must be a JWT of a trusted issuer; this server's own tokens are exchanged with the token exchange grant")
 	}
+	p.party.MayAct = localMayAct(p.party.MayAct, g.issuer)
 	// RFC 7523 §3 item 7: each assertion is used once, on every instance.
 	jti, _ := p.claims["jti"].(string)
 	if jti == "" {
 		tr.add("assertion", "refused", "no jti: this server accepts each assertion once and needs its jti")
 		return nil, oauth.NewError(code, "assertion: a jti claim is required")
 	}
-	// Its jti is kept until it expires: an assertion is meant to be short
-	// lived (RFC 7523 §3 item 4), and one valid for longer would hold
-	// storage for that long.
+	// Its jti is kept until it expires (plus the leeway): an assertion
+	// is meant to be short lived (RFC 7523 §3 item 4), and one valid for
+	// longer would hold storage for that long.
 	if p.expires.After(g.now().Add(MaxAssertionLifetime)) {
 		tr.add("assertion", "refused", "expires %s, more than %s from now", p.expires.UTC().Format(time.RFC3339), MaxAssertionLifetime)
 		return nil, oauth.NewError(code, "assertion: it expires more than %s from now; JWT bearer assertions must be short-lived", MaxAssertionLifetime)
 	}
 	if tr == nil {
-		if err := g.fed.JTIs.ConsumeJTI(ctx, p.up.Issuer.Issuer, jti, p.expires); err != nil {
+		// Kept past exp by the issuer's leeway, for as long as the
+		// assertion is accepted (federation.Fetcher.VerifyJWT).
+		if err := g.fed.JTIs.ConsumeJTI(ctx, p.up.Issuer.Issuer, jti, p.expires.Add(p.up.Issuer.Leeway)); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil, oauth.NewError(code, "assertion: this assertion was already used")
 			}

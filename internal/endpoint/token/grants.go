@@ -89,6 +89,9 @@ func (g tokenExchange) present(ctx context.Context, c *store.Client, param, raw,
 	if typ == oauth.TokenTypeIDToken || typ == oauth.TokenTypeJWT || typ == oauth.TokenTypeAccessToken {
 		p, ok, err := g.fed.upstream(ctx, c, g.issuer, param, raw, federation.Check{TokenType: typ, Caller: c.ID}, oauth.ErrInvalidRequest, tr)
 		if ok || err != nil {
+			if p != nil {
+				p.party.MayAct = localMayAct(p.party.MayAct, g.issuer)
+			}
 			return p, err
 		}
 	}
@@ -97,6 +100,9 @@ func (g tokenExchange) present(ctx context.Context, c *store.Client, param, raw,
 		// Another Key Bridge STS's opaque token, perhaps.
 		p, ok, ierr := g.fed.introspect(ctx, c, param, raw, federation.Check{TokenType: typ}, oauth.ErrInvalidRequest, tr)
 		if ok || ierr != nil {
+			if p != nil {
+				p.party.MayAct = localMayAct(p.party.MayAct, g.issuer)
+			}
 			return p, ierr
 		}
 	}
@@ -114,7 +120,8 @@ func (g tokenExchange) present(ctx context.Context, c *store.Client, param, raw,
 }
 
 // localMayAct reads a may_act naming this server's issuer as one naming
-// no issuer: the party is this server's.
+// no issuer: the party is this server's, whoever issued the token that
+// carries it (RFC 8693 §4.4).
 func localMayAct(m *oauth.Actor, self string) *oauth.Actor {
 	if m == nil || m.Issuer != self {
 		return m
@@ -221,6 +228,10 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		Act:       act,
 		Scopes:    strings.Fields(sub.Scope),
 		ExpiresAt: time.Unix(sub.Expiry, 0),
+		// A token of this server about a subject another issuer vouched
+		// for (sub_id) is still about an upstream subject: exchanging it
+		// again gives no refresh token either (SPEC §3).
+		Federated: sub.SubID != nil,
 	}, SubID: sub.SubID, Claims: rules.claims}
 	if rules.scopes != nil {
 		b.Scopes = intersect(b.Scopes, rules.scopes)
