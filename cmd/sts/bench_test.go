@@ -3,10 +3,10 @@ package main
 import (
 	"encoding/xml"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
