@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 func newBench() *cobra.Command {
@@ -30,6 +33,11 @@ func newBench() *cobra.Command {
 		concurrency  int
 		duration     time.Duration
 		requests     int
+		progress     bool
+		ceiling      bool
+		ceilingFor   time.Duration
+		histogram    bool
+		plot         string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -45,8 +53,22 @@ the same data directory or database. With --client-id, --client-secret and
 
 --server may be repeated to spread the load over several instances sharing one
 database (see "Running several instances" in the README): the connections
-are divided among them round-robin, and the report gives each one's share.`,
+are divided among them round-robin, and the report gives each one's share.
+
+On a terminal, bench shows the elapsed time, the rate in the last second,
+and the requests and errors so far, once a second (--progress forces this,
+one line a second, when stderr is not a terminal; --progress=false silences
+it). A run stops at once, exiting non-zero with the server's error, when
+the first exchange fails, when 100 in a row fail, or when every exchange
+in a second fails.
+
+--ceiling first measures the ES256 verify+sign ceiling on all cores of
+this machine (what every exchange must do: parse and verify the subject
+token, sign the new one) and reports the exchange rate as a share of it:
+meaningful when the server runs on this machine. --histogram prints the
+latency histogram, --plot writes it as an SVG chart; -o json includes it.`,
 		Example: `  sts bench --duration 30s --concurrency 32
+  sts bench --ceiling --histogram --plot latency.svg
   sts bench --server http://10.0.0.1:8080 --server http://10.0.0.2:8080 --server http://10.0.0.3:8080 --concurrency 48
   sts bench --server https://sts.example.com --client-id rs08 --client-secret "$S" --subject-token "$T" --resource https://backend.example.com/api`,
 		Args: cobra.NoArgs,
@@ -62,6 +84,9 @@ are divided among them round-robin, and the report gives each one's share.`,
 			cfg := bench.Config{
 				ClientID: clientID, ClientSecret: clientSecret, SubjectToken: subject, Resource: resource,
 				Concurrency: concurrency, Duration: duration, Requests: requests,
+			}
+			if ceiling {
+				cfg.Ceiling = ceilingFor
 			}
 			var caller *benchCaller
 			if len(servers.urls) == 0 {
@@ -91,15 +116,37 @@ are divided among them round-robin, and the report gives each one's share.`,
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exchanging at %s with %d connections for %v...\n", strings.Join(cfg.URLs, ", "), cfg.Concurrency, cfg.Duration)
+			stderr := cmd.ErrOrStderr()
+			tty := isTerminal(stderr)
+			if !cmd.Flags().Changed("progress") {
+				progress = tty
+			}
+			if progress {
+				cfg.Progress = progressPrinter(stderr, tty)
+			}
+			if cfg.Ceiling > 0 {
+				fmt.Fprintf(stderr, "measuring the ES256 ceiling on %d cores for %v, then ", runtime.GOMAXPROCS(0), cfg.Ceiling)
+			}
+			fmt.Fprintf(stderr, "exchanging at %s with %d connections for %v...\n", strings.Join(cfg.URLs, ", "), cfg.Concurrency, cfg.Duration)
 			r, err := bench.Run(ctx, cfg)
+			if progress && tty {
+				fmt.Fprint(stderr, "\r\x1b[K") // the last progress line gives way to the report
+			}
 			if err != nil {
 				return err
+			}
+			if plot != "" {
+				if err := writePlot(plot, r); err != nil {
+					return err
+				}
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), r)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), r)
+			if histogram {
+				fmt.Fprint(cmd.OutOrStdout(), "\n", r.Histogram)
+			}
 			return nil
 		},
 	}
@@ -114,8 +161,45 @@ are divided among them round-robin, and the report gives each one's share.`,
 	f.IntVar(&concurrency, "concurrency", 16, "requests in flight")
 	f.DurationVar(&duration, "duration", 10*time.Second, "how long to run")
 	f.IntVar(&requests, "requests", 0, "stop after this many requests (0: no limit)")
+	f.BoolVar(&progress, "progress", false, "show the rate and errors each second (default: when stderr is a terminal)")
+	f.BoolVar(&ceiling, "ceiling", false, "measure the ES256 verify+sign ceiling on this machine first and report the rate as a share of it")
+	f.DurationVar(&ceilingFor, "ceiling-duration", 3*time.Second, "how long to measure the ceiling")
+	f.BoolVar(&histogram, "histogram", false, "print the latency histogram")
+	f.StringVar(&plot, "plot", "", "write the latency histogram as an SVG chart to this file")
 	out.register(cmd)
 	return cmd
+}
+
+// isTerminal reports whether w is a terminal, where progress can be
+// redrawn in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressPrinter returns a bench.Config.Progress that writes each report
+// to w: redrawn in place on a terminal, one line each otherwise.
+func progressPrinter(w io.Writer, tty bool) func(bench.Progress) {
+	return func(p bench.Progress) {
+		if tty {
+			fmt.Fprintf(w, "\r\x1b[K%s", p)
+			return
+		}
+		fmt.Fprintln(w, p)
+	}
+}
+
+// writePlot writes r's latency histogram as an SVG chart to path.
+func writePlot(path string, r bench.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := r.WriteSVG(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // benchCaller is the temporary client whose token is exchanged.

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/xml"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,6 +27,9 @@ func TestBenchTemporaryClients(t *testing.T) {
 	}
 	if len(r.Endpoints) != 0 {
 		t.Fatalf("one URL, yet a breakdown by URL: %+v", r.Endpoints)
+	}
+	if r.Histogram.Total() != 50 || r.Ceiling != 0 {
+		t.Fatalf("JSON histogram of %d latencies, ceiling %v; want 50 and none", r.Histogram.Total(), r.Ceiling)
 	}
 	var list []clientView
 	c.okJSON(&list, "client", "list", "-o", "json")
@@ -55,4 +61,75 @@ func TestBenchSeveralURLs(t *testing.T) {
 			t.Errorf("endpoint %d: %+v, want %s with requests and no errors", i, e, want[i])
 		}
 	}
+}
+
+// --ceiling, --histogram and --plot: the ratio to the ES256 ceiling in the
+// shared script's words, the text histogram, and an SVG chart.
+func TestBenchCeilingAndHistogram(t *testing.T) {
+	c := newCLI(t, testKEK)
+	issuer := strings.TrimSuffix(startServer(t, c), server.TokenPath)
+	svg := filepath.Join(t.TempDir(), "latency.svg")
+	out, stderr, err := c.run("bench", "--server", issuer, "--requests", "50", "--concurrency", "2",
+		"--ceiling", "--ceiling-duration", "200ms", "--histogram", "--plot", svg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	for _, want := range []string{"50 exchanges in ", "\nexchange: ", "% of the ES256 ceiling ", "\nlatency ", " #"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the report:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr, "measuring the ES256 ceiling on ") {
+		t.Errorf("stderr does not announce the ceiling: %q", stderr)
+	}
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		XMLName xml.Name
+		Rects   []struct {
+			Class string `xml:"class,attr"`
+		} `xml:"rect"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil || doc.XMLName.Local != "svg" {
+		t.Fatalf("the plot is not SVG (%v):\n%s", err, b)
+	}
+	bars := 0
+	for _, r := range doc.Rects {
+		if r.Class == "bar" {
+			bars++
+		}
+	}
+	if bars == 0 {
+		t.Errorf("the plot has no bars:\n%s", b)
+	}
+}
+
+// Progress goes to stderr each second when asked for (or on a terminal),
+// and not otherwise: the test's stderr is no terminal.
+func TestBenchProgress(t *testing.T) {
+	c := newCLI(t, testKEK)
+	issuer := strings.TrimSuffix(startServer(t, c), server.TokenPath)
+	_, stderr, err := c.run("bench", "--server", issuer, "--concurrency", "2", "--duration", "1500ms", "--progress")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, " requests  0 errors\n") || strings.Contains(stderr, "\r") {
+		t.Errorf("--progress off a terminal: want a line a second, got %q", stderr)
+	}
+	_, stderr, err = c.run("bench", "--server", issuer, "--concurrency", "2", "--duration", "1500ms")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if strings.Contains(stderr, "requests") {
+		t.Errorf("progress written to a pipe without --progress: %q", stderr)
+	}
+}
+
+// A run whose exchanges fail ends at once with the server's OAuth error.
+func TestBenchFailsFast(t *testing.T) {
+	c := newCLI(t, testKEK)
+	issuer := strings.TrimSuffix(startServer(t, c), server.TokenPath)
+	c.fail("invalid_client: ", "bench", "--server", issuer, "--client-id", "nobody", "--client-secret", "wrong", "--subject-token", "x", "--duration", "1m")
 }

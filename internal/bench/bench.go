@@ -1,8 +1,10 @@
 // Package bench is the load generator behind `sts bench`: it drives a
 // running STS's token endpoint with concurrent RFC 8693 exchanges over
 // keep-alive HTTP connections for a fixed time and reports throughput and
-// latency percentiles. It sends traffic only to the URLs it is given:
-// one server, or several instances of one (workers spread round-robin).
+// latency percentiles and a latency histogram (as text or an SVG plot),
+// optionally beside the machine's ES256 crypto ceiling (Ceiling). It sends
+// traffic only to the URLs it is given: one server, or several instances
+// of one (workers spread round-robin).
 package bench
 
 import (
@@ -47,6 +49,29 @@ type Config struct {
 	// HTTPClient sends the requests; a keep-alive client sized for
 	// Concurrency when nil.
 	HTTPClient *http.Client
+	// Ceiling, when positive, is how long to measure the ES256 ceiling
+	// (see Ceiling) on this machine, after the first exchange succeeded
+	// and before the load, so that a misconfigured run fails at once
+	// and the ceiling is measured while the server is idle.
+	Ceiling time.Duration
+	// Progress, if set, is called about once a second while the load
+	// runs, from one goroutine at a time.
+	Progress func(Progress)
+}
+
+// Progress is the state of a run, reported each second.
+type Progress struct {
+	Elapsed time.Duration
+	// Requests and Errors are the completed requests so far and how many
+	// of them failed.
+	Requests, Errors int64
+	// Rate is the requests completed per second since the last report.
+	Rate float64
+}
+
+func (p Progress) String() string {
+	return fmt.Sprintf("%5.0fs  %6.0f/s  %d requests  %d errors",
+		p.Elapsed.Seconds(), p.Rate, p.Requests, p.Errors)
 }
 
 // Result is what a run measured.
@@ -63,6 +88,13 @@ type Result struct {
 	FirstError string `json:"first_error,omitempty"`
 	// Endpoints breaks the run down by URL when there were several.
 	Endpoints []EndpointResult `json:"endpoints,omitempty"`
+	// Histogram counts the latencies of all completed requests.
+	Histogram Histogram `json:"histogram"`
+	// Ceiling is the ES256 verify+sign ceiling measured in the run
+	// (Config.Ceiling), in operations per second; zero if not measured.
+	Ceiling float64 `json:"es256_ceiling_per_second,omitempty"`
+	// PercentOfCeiling is PerSecond as a percentage of Ceiling.
+	PercentOfCeiling float64 `json:"percent_of_ceiling,omitempty"`
 }
 
 // EndpointResult is the share of one URL in a run.
@@ -82,11 +114,20 @@ func (r Result) String() string {
 	for _, e := range r.Endpoints {
 		s += fmt.Sprintf("\n  %s: %d exchanges, %d errors", e.URL, e.Requests, e.Errors)
 	}
+	if r.Ceiling > 0 {
+		// The shared exchange-vs-ceiling script's wording, so that the
+		// two figures read alike.
+		s += fmt.Sprintf("\nexchange: %.0f/s = %.0f%% of the ES256 ceiling %.0f/s", r.PerSecond, r.PercentOfCeiling, r.Ceiling)
+	}
 	return s
 }
 
 // Run sends exchanges until Duration passes (or Requests are sent) and
-// reports. A run in which every request failed is an error.
+// reports. It fails fast: a first exchange that fails at any URL stops the
+// run before it starts, with the server's error; so do failFast failures
+// in a row, or a whole second in which every completed request failed,
+// with the error that began the failures. The run's figures would say
+// nothing about the server's speed then.
 func Run(ctx context.Context, c Config) (Result, error) {
 	urls := c.URLs
 	switch {
@@ -121,15 +162,6 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	body := form.Encode()
 	auth := oauth.BasicAuth(c.ClientID, c.ClientSecret)
 
-	ctx, cancel := context.WithTimeout(ctx, c.Duration)
-	defer cancel()
-	// A run whose first completed requests all fail stops early: nothing
-	// more is learnt by repeating them (the server may be rate-limiting
-	// or the credentials were revoked mid-run).
-	var (
-		completed, failed atomic.Int64
-		stopped           atomic.Bool
-	)
 	var (
 		mu       sync.Mutex
 		lat      []time.Duration
@@ -138,20 +170,50 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		sent     int
 		wg       sync.WaitGroup
 		perURL   = make([]EndpointResult, len(urls))
+		firstDur time.Duration
 	)
 	// One exchange at each URL first, counted in the run: a wrong secret
 	// or subject token is reported at once, not after a whole run of
 	// failures.
-	start := time.Now()
 	for i, u := range urls {
 		perURL[i].URL = u
 		t0 := time.Now()
 		if err := exchange(ctx, hc, u, auth, body); err != nil {
 			return Result{}, fmt.Errorf("the first exchange at %s failed, so the run did not start: %w", u, err)
 		}
-		lat = append(lat, time.Since(t0))
+		d := time.Since(t0)
+		firstDur += d
+		lat = append(lat, d)
 		perURL[i].Requests++
 		sent++
+	}
+	var ceiling float64
+	if c.Ceiling > 0 {
+		var err error
+		if ceiling, err = Ceiling(ctx, c.Ceiling); err != nil {
+			return Result{}, err
+		}
+	}
+	// The run's clock counts the first exchanges but not the ceiling
+	// measured between them and the load.
+	start := time.Now().Add(-firstDur)
+	ctx, cancel := context.WithTimeout(ctx, c.Duration-firstDur)
+	defer cancel()
+
+	// Fail fast. streak counts the failures since the last success;
+	// streakErr is the error that began it. A run stops (stopReason set)
+	// when the streak reaches failFast, or when a whole second of
+	// completed requests failed.
+	var (
+		completed, failed atomic.Int64
+		streak            atomic.Int64
+		streakErr         atomic.Pointer[string]
+		stopReason        atomic.Pointer[string]
+	)
+	stop := func(reason string) {
+		if stopReason.CompareAndSwap(nil, &reason) {
+			cancel()
+		}
 	}
 	// take reserves one request of the budget.
 	take := func() bool {
@@ -177,18 +239,28 @@ func Run(ctx context.Context, c Config) (Result, error) {
 					break // cut off by the end of the run: not a result
 				}
 				local = append(local, time.Since(t0))
-				if n := completed.Add(1); err != nil {
-					if failed.Add(1) == n && n == failFast {
-						stopped.Store(true)
-						cancel()
+				completed.Add(1)
+				if err == nil {
+					if streak.Load() != 0 {
+						streak.Store(0)
 					}
-					lerrs++
-					if lfirst == "" {
-						lfirst = err.Error()
-						if len(urls) > 1 {
-							lfirst = urls[endpoint] + ": " + lfirst
-						}
-					}
+					continue
+				}
+				failed.Add(1)
+				msg := err.Error()
+				if len(urls) > 1 {
+					msg = urls[endpoint] + ": " + msg
+				}
+				n := streak.Add(1)
+				if n == 1 {
+					streakErr.Store(&msg)
+				}
+				if n == failFast {
+					stop(fmt.Sprintf("%d exchanges in a row failed", failFast))
+				}
+				lerrs++
+				if lfirst == "" {
+					lfirst = msg
 				}
 			}
 			mu.Lock()
@@ -202,8 +274,39 @@ func Run(ctx context.Context, c Config) (Result, error) {
 			mu.Unlock()
 		}()
 	}
+	// Each second: report progress, and stop a run in which a whole
+	// second's requests failed.
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		base := int64(len(urls)) // the first exchanges, all successful
+		lastDone, lastFailed, lastAt := int64(0), int64(0), start
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				done, bad := completed.Load(), failed.Load()
+				if done > lastDone && bad-lastFailed == done-lastDone {
+					stop("every exchange failed for a second")
+				}
+				if c.Progress != nil {
+					c.Progress(Progress{
+						Elapsed:  now.Sub(start),
+						Requests: base + done, Errors: bad,
+						Rate: float64(done-lastDone) / now.Sub(lastAt).Seconds(),
+					})
+				}
+				lastDone, lastFailed, lastAt = done, bad, now
+			}
+		}
+	}()
 	wg.Wait()
-	r := Result{Requests: len(lat), Errors: errs, Elapsed: time.Since(start), FirstError: firstErr}
+	cancel()
+	<-watched
+	r := Result{Requests: len(lat), Errors: errs, Elapsed: time.Since(start), FirstError: firstErr, Histogram: NewHistogram()}
 	if len(urls) > 1 {
 		r.Endpoints = perURL
 	}
@@ -211,16 +314,26 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		return r, errors.New("no request completed")
 	}
 	slices.Sort(lat)
+	for _, d := range lat {
+		r.Histogram.Add(d)
+	}
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	r.P50, r.P90, r.P99, r.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 	r.PerSecond = float64(r.Requests-r.Errors) / r.Elapsed.Seconds()
-	if stopped.Load() {
-		return r, fmt.Errorf("stopped early: after the first exchange succeeded, the next %d all failed: %s", failFast, r.FirstError)
+	if ceiling > 0 {
+		r.Ceiling, r.PercentOfCeiling = ceiling, 100*r.PerSecond/ceiling
+	}
+	if reason := stopReason.Load(); reason != nil {
+		first := r.FirstError
+		if e := streakErr.Load(); e != nil {
+			first = *e
+		}
+		return r, fmt.Errorf("stopped early after %d exchanges: %s; the first of those failures: %s", r.Requests, *reason, first)
 	}
 	return r, nil
 }
 
-// failFast is how many completed requests, all failed, end a run early.
+// failFast is how many failed exchanges in a row end a run early.
 const failFast = 100
 
 func exchange(ctx context.Context, hc *http.Client, endpoint, auth, body string) error {

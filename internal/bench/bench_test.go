@@ -143,3 +143,91 @@ func TestRunNeedsOneWayToTheEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestRunReportsProgress: a run of a few seconds reports each second, with
+// counts that only grow.
+func TestRunReportsProgress(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{})
+	caller := s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://rs.example.com"} })
+	rs := s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources = []string{"https://backend.example.com/api"}, []string{"https://rs.example.com"}
+	})
+	var reports []bench.Progress // Progress is called from one goroutine at a time
+	r, err := bench.Run(context.Background(), bench.Config{
+		TokenEndpoint: s.URL + server.TokenPath,
+		ClientID:      rs.ID, ClientSecret: rs.Secret,
+		SubjectToken: s.ClientCredentials(caller, nil),
+		Resource:     "https://backend.example.com/api",
+		Concurrency:  2, Duration: 2500 * time.Millisecond,
+		Progress: func(p bench.Progress) { reports = append(reports, p) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) == 0 {
+		t.Fatal("no progress reported in a run of 2.5s")
+	}
+	for i, p := range reports {
+		if p.Errors != 0 || p.Requests <= 0 || p.Rate <= 0 || p.Elapsed <= 0 || int(p.Requests) > r.Requests+2 {
+			t.Errorf("report %d: %+v (the run: %d requests)", i, p, r.Requests)
+		}
+		if i > 0 && (p.Requests < reports[i-1].Requests || p.Elapsed <= reports[i-1].Elapsed) {
+			t.Errorf("report %d went back: %+v after %+v", i, p, reports[i-1])
+		}
+		if !strings.Contains(p.String(), "requests") {
+			t.Errorf("report %q", p)
+		}
+	}
+	if r.Histogram.Total() != r.Requests {
+		t.Errorf("histogram counts %d latencies, the run %d", r.Histogram.Total(), r.Requests)
+	}
+}
+
+// TestRunStopsAfterASecondOfFailures: a server that fails slowly (fewer
+// than 100 errors a second) still ends the run once a whole second has
+// passed with nothing but failures.
+func TestRunStopsAfterASecondOfFailures(t *testing.T) {
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if n.Add(1) == 1 {
+			w.Write([]byte(`{"access_token":"x","token_type":"Bearer"}`))
+			return
+		}
+		time.Sleep(30 * time.Millisecond) // at most 33 failures a second
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"slow down"}`))
+	}))
+	defer ts.Close()
+	_, err := bench.Run(context.Background(), bench.Config{
+		TokenEndpoint: ts.URL, ClientID: "a", ClientSecret: "b", SubjectToken: "x",
+		Concurrency: 1, Duration: time.Minute,
+	})
+	if err == nil || !strings.Contains(err.Error(), "every exchange failed for a second") ||
+		!strings.Contains(err.Error(), "temporarily_unavailable: slow down") {
+		t.Fatalf("run against a slowly failing server: %v", err)
+	}
+}
+
+// TestRunMeasuresTheCeiling: with Config.Ceiling the result carries the
+// ceiling and the exchange rate as a share of it.
+func TestRunMeasuresTheCeiling(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{})
+	caller := s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://rs.example.com"} })
+	rs := s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources = []string{"https://backend.example.com/api"}, []string{"https://rs.example.com"}
+	})
+	r, err := bench.Run(context.Background(), bench.Config{
+		TokenEndpoint: s.URL + server.TokenPath,
+		ClientID:      rs.ID, ClientSecret: rs.Secret,
+		SubjectToken: s.ClientCredentials(caller, nil),
+		Resource:     "https://backend.example.com/api",
+		Concurrency:  2, Duration: 5 * time.Second, Requests: 50, Ceiling: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ceiling <= 0 || r.PercentOfCeiling <= 0 || !strings.Contains(r.String(), "% of the ES256 ceiling ") {
+		t.Fatalf("%+v\n%s", r, r)
+	}
+}
