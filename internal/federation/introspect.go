@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
@@ -125,6 +126,11 @@ func (f *Fetcher) introspected(ti *store.TrustedIssuer, body []byte) (*Verified,
 	sub, _ := claims["sub"].(string)
 	if sub == "" {
 		return nil, now.Add(f.o.InactiveCache), bad(ti, "has no sub in its introspection answer")
+	}
+	// Some servers report their refresh tokens active too (Keycloak's
+	// token_type "Refresh"); only access tokens are subject tokens here.
+	if tt, _ := claims["token_type"].(string); strings.Contains(strings.ToLower(tt), "refresh") {
+		return nil, now.Add(f.o.InactiveCache), bad(ti, "is a refresh token (token_type %q), not an access token", printable(tt))
 	}
 	var t times
 	for name, dst := range map[string]**time.Time{"exp": &t.exp, "nbf": &t.nbf, "iat": &t.iat} {

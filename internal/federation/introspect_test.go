@@ -114,6 +114,7 @@ func TestIntrospectRefusals(t *testing.T) {
 		{"exp not a number", map[string]any{"active": true, "sub": "alice", "exp": "soon"}, "has a malformed exp"},
 		{"wrong aud", map[string]any{"active": true, "sub": "alice", "exp": exp, "aud": "other"}, "audience must include one of [sts]"},
 		{"bad act", map[string]any{"active": true, "sub": "alice", "exp": exp, "act": []any{"x"}}, "malformed act"},
+		{"refresh token", map[string]any{"active": true, "sub": "alice", "exp": exp, "token_type": "Refresh"}, `is a refresh token (token_type "Refresh")`},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

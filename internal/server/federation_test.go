@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -581,5 +582,49 @@ func TestJWTBearerAssertionRules(t *testing.T) {
 	r := grant(cl)
 	if d, _ := r.JSON()["error_description"].(string); r.Error() != "invalid_grant" || len(d) > 400 {
 		t.Fatalf("%d %d bytes: %.300s", r.Status, len(d), r.Body)
+	}
+}
+
+// An opaque token names no issuer: it is sent for introspection only when
+// exactly one trusted issuer could have issued it, never to a third party
+// that could replay it (review of issue 11).
+func TestFederationOpaqueTokenGoesToOneIssuerOnly(t *testing.T) {
+	up := ststest.Start(t, fedOptions)
+	s := ststest.Start(t, fedOptions)
+	holder := up.CreateClient(func(c *store.Client) { c.TokenFormat = store.TokenFormatOpaque; c.Audiences = []string{s.URL} })
+	rs := up.CreateClient(func(c *store.Client) { c.IntrospectAny = true })
+	c := fedClient(s)
+	s.Trust(&ststest.IdP{URL: up.URL}, "up", s.URL, []string{c.ID}, func(ti *store.TrustedIssuer) {
+		ti.TokenTypes = []string{oauth.TokenTypeAccessToken}
+		ti.IntrospectionEndpoint = up.URL + server.IntrospectPath
+		ti.IntrospectionClientID, ti.IntrospectionClientSecret = rs.ID, rs.Secret
+	})
+	// A second introspecting issuer for the same client, which counts
+	// what it is sent.
+	spy := ststest.StartIdP(t)
+	var sent atomic.Int64
+	spy.Serve(func(w http.ResponseWriter, r *http.Request) {
+		sent.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"active":false}`))
+	})
+	s.Trust(spy, "aaa", s.URL, []string{c.ID}, func(ti *store.TrustedIssuer) {
+		ti.TokenTypes = []string{oauth.TokenTypeAccessToken}
+		ti.IntrospectionEndpoint = spy.URL + "/introspect"
+		ti.IntrospectionClientID, ti.IntrospectionClientSecret = "x", "y"
+	})
+	opaque := up.ClientCredentials(holder, nil)
+	refusedWith(t, s, s.Exchange(c, opaque, oauth.TokenTypeAccessToken, url.Values{"audience": {backend}}),
+		"invalid_request", "only when one trusted issuer with introspection serves this client")
+	if n := sent.Load(); n != 0 {
+		t.Fatalf("the opaque token was sent to another issuer %d times", n)
+	}
+	// With the spy gone, the one issuer left gets it.
+	s.UpdateTrust("aaa", func(ti *store.TrustedIssuer) { ti.Clients = []string{"someone-else"} })
+	if r := s.Exchange(c, opaque, oauth.TokenTypeAccessToken, url.Values{"audience": {backend}}); r.Status != http.StatusOK {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	if n := sent.Load(); n != 0 {
+		t.Fatalf("the spy got %d requests", n)
 	}
 }

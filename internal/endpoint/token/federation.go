@@ -140,27 +140,40 @@ func (f *Federation) introspect(ctx context.Context, c *store.Client, param, raw
 	if f == nil || check.TokenType != oauth.TokenTypeAccessToken {
 		return nil, false, nil
 	}
-	var last error
+	// An opaque token names no issuer, and sending it to an issuer that
+	// did not issue it hands a live bearer token to a third party (which
+	// could replay it where it is valid). So it is sent only when exactly
+	// one trusted issuer could have issued it: the one introspecting
+	// issuer whose access tokens this client may present.
+	var cands []*trust.Issuer
 	for _, is := range f.Registry.Introspectors(c.ID) {
-		if !hasType(is, check.TokenType) {
-			continue
+		if hasType(is, check.TokenType) {
+			cands = append(cands, is)
 		}
-		v, err := f.Fetcher.Introspect(ctx, is.TrustedIssuer, raw)
-		if err != nil {
-			tr.add(param, "info", "issuer %q: %v", is.Name, err)
-			last = err
-			continue
-		}
-		tr.add(param, "ok", "introspected as active by trusted issuer %q at %s", is.Name, is.IntrospectionEndpoint)
-		if err := unbound(v, param, code, tr); err != nil {
-			return nil, true, err
-		}
-		return newPresented(is, v), true, nil
 	}
-	if last != nil {
-		return nil, true, federationError(code, param, last)
+	switch len(cands) {
+	case 0:
+		return nil, false, nil
+	case 1:
+	default:
+		names := make([]string, len(cands))
+		for i, is := range cands {
+			names[i] = is.Name
+		}
+		tr.add(param, "refused", "an opaque token could be of any of the trusted issuers %s; it is sent to none", strings.Join(names, ", "))
+		return nil, true, oauth.NewError(code, "%s: an opaque token is accepted only when one trusted issuer with introspection serves this client; %d do", param, len(cands))
 	}
-	return nil, false, nil
+	is := cands[0]
+	v, err := f.Fetcher.Introspect(ctx, is.TrustedIssuer, raw)
+	if err != nil {
+		tr.add(param, "refused", "issuer %q: %v", is.Name, err)
+		return nil, true, federationError(code, param, err)
+	}
+	tr.add(param, "ok", "introspected as active by trusted issuer %q at %s", is.Name, is.IntrospectionEndpoint)
+	if err := unbound(v, param, code, tr); err != nil {
+		return nil, true, err
+	}
+	return newPresented(is, v), true, nil
 }
 
 // unbound refuses an upstream token bound to a key (cnf, RFC 7800: DPoP
