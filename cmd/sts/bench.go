@@ -115,6 +115,7 @@ are divided among them round-robin, and the report gives each one's share.`,
 	f.DurationVar(&duration, "duration", 10*time.Second, "how long to run")
 	f.IntVar(&requests, "requests", 0, "stop after this many requests (0: no limit)")
 	out.register(cmd)
+	cmd.AddCommand(newBenchSeed())
 	return cmd
 }
 
