@@ -413,6 +413,16 @@ type Revocations interface {
 	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error)
 }
 
+// RevocationVisitor is an optional interface of a [Revocations]: the
+// entries ListRevocations returns, visited one at a time without building
+// the list, for a reader of millions of them (store/cached loading its set
+// at start, where the list alone would take some 90 MB per million).
+type RevocationVisitor interface {
+	// EachRevocation calls each for every entry ListRevocations(ctx,
+	// since, now) returns, in the same order, stopping at the first error.
+	EachRevocation(ctx context.Context, since, now time.Time, each func(Revocation) error) error
+}
+
 // Seeder fills a database with many synthetic rows at once, for the scale
 // benchmarks (`sts bench seed`): multi-row INSERTs in large transactions,
 // far faster than one CreateClient or RevokeJTI per row. It is optional: a
