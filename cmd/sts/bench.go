@@ -167,6 +167,7 @@ latency histogram, --plot writes it as an SVG chart; -o json includes it.`,
 	f.BoolVar(&histogram, "histogram", false, "print the latency histogram")
 	f.StringVar(&plot, "plot", "", "write the latency histogram as an SVG chart to this file")
 	out.register(cmd)
+	cmd.AddCommand(newBenchSeed())
 	return cmd
 }
 

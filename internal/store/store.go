@@ -413,6 +413,36 @@ type Revocations interface {
 	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error)
 }
 
+// RevocationVisitor is an optional interface of a [Revocations]: the
+// entries ListRevocations returns, visited one at a time without building
+// the list, for a reader of millions of them (store/cached loading its set
+// at start, where the list alone would take some 90 MB per million).
+type RevocationVisitor interface {
+	// EachRevocation calls each for every entry ListRevocations(ctx,
+	// since, now) returns, in the same order, stopping at the first error.
+	EachRevocation(ctx context.Context, since, now time.Time, each func(Revocation) error) error
+}
+
+// Seeder fills a database with many synthetic rows at once, for the scale
+// benchmarks (`sts bench seed`): multi-row INSERTs in large transactions,
+// far faster than one CreateClient or RevokeJTI per row. It is optional: a
+// backend that has it implements it beside [Store]. The rows it writes are
+// not announced on a [ChangeFeed]; running servers see seeded revocations
+// at their next poll (store/cached Sync), and seeded clients when first
+// asked for them.
+type Seeder interface {
+	// SeedClients creates n clients, copies of template whose ID is
+	// template.ID followed by the row's index, zero-padded to seven
+	// digits (template.ID+"0000000", …), and whose Name and Identity are
+	// made unique the same way when set. It fails with ErrConflict if one
+	// of the IDs exists.
+	SeedClients(ctx context.Context, n int, template *Client) error
+	// SeedRevocations records n revocations of random JWT identifiers
+	// (16 random bytes, base64url, as token.NewID makes them) revoked at
+	// now and expiring at expiresAt.
+	SeedRevocations(ctx context.Context, n int, expiresAt, now time.Time) error
+}
+
 // AuditRecord is one audited decision: every issuance and every refusal.
 type AuditRecord struct {
 	ID        int64

@@ -158,3 +158,56 @@ func TestIssuersPassThrough(t *testing.T) {
 		t.Fatalf("GetIssuer through the wrapper: %+v %v", got, err)
 	}
 }
+
+// listOnly hides the store.RevocationVisitor of the store it wraps.
+type listOnly struct{ store.Store }
+
+// The set loads through ListRevocations from a store without
+// store.RevocationVisitor as through EachRevocation from one with it;
+// entries leave it at expiry (DeleteExpiredRevocations), each at its own,
+// and a second revocation extends an entry, never shortens it.
+func TestRevocationSetLoadAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	inner, _, c := open(t)
+	now := c.now()
+	if _, ok := any(inner).(store.RevocationVisitor); !ok {
+		t.Fatal("sqlite.Store is no store.RevocationVisitor: the test below would test one path twice")
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(inner.RevokeJTI(ctx, "short", now.Add(time.Minute), now))
+	must(inner.RevokeJTI(ctx, "long", now.Add(time.Hour), now))
+	must(inner.SeedRevocations(ctx, 1000, now.Add(time.Hour), now))
+	for name, st := range map[string]store.Store{"visitor": inner, "list": listOnly{inner}} {
+		s, err := cached.New(ctx, st, cached.Options{Now: c.now})
+		must(err)
+		for _, j := range []string{"short", "long", store.FamilyRevocation("short")} {
+			if ok, _ := s.IsRevoked(ctx, j); ok != (j != store.FamilyRevocation("short")) {
+				t.Errorf("%s: IsRevoked(%q) = %v after loading", name, j, ok)
+			}
+		}
+	}
+	s, err := cached.New(ctx, inner, cached.Options{Now: c.now})
+	must(err)
+	// Revoked again with an earlier expiry: the entry keeps the later one.
+	must(s.RevokeJTI(ctx, "long", now.Add(time.Second), now))
+	// Revoked again with a later one: the entry is extended.
+	must(s.RevokeJTI(ctx, "short", now.Add(2*time.Hour), now))
+	for _, step := range []struct {
+		after       time.Duration
+		short, long bool
+	}{{30 * time.Minute, true, true}, {90 * time.Minute, true, false}, {3 * time.Hour, false, false}} {
+		if _, err := s.DeleteExpiredRevocations(ctx, now.Add(step.after)); err != nil {
+			t.Fatal(err)
+		}
+		for j, want := range map[string]bool{"short": step.short, "long": step.long} {
+			if ok, _ := s.IsRevoked(ctx, j); ok != want {
+				t.Errorf("IsRevoked(%q) after deleting what expired by %v = %v, want %v", j, step.after, ok, want)
+			}
+		}
+	}
+}

@@ -235,6 +235,18 @@ func NewQueries(d Dialect) *Queries {
 	return q
 }
 
+// Rebind writes the ? placeholders of query in the dialect of q, for a
+// query built at run time (a multi-row INSERT of a backend's seeder).
+func (q *Queries) Rebind(query string) string {
+	if q.numbered {
+		return Numbered(query)
+	}
+	return query
+}
+
+// Marks returns n placeholders "?" separated by commas, for Rebind.
+func Marks(n int) string { return marks(n) }
+
 // marks returns n placeholders separated by commas.
 func marks(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")

@@ -49,3 +49,20 @@ func (s *Store) ListRevocations(ctx context.Context, since, now time.Time) ([]st
 	}
 	return out, nil
 }
+
+var _ store.RevocationVisitor = (*Store)(nil)
+
+// EachRevocation implements [store.RevocationVisitor].
+func (s *Store) EachRevocation(ctx context.Context, since, now time.Time, each func(store.Revocation) error) error {
+	err := s.r.Query(ctx, s.q.ListRevocations, []any{sqlcodec.EncTime(since), sqlcodec.EncTime(now)}, func(r Row) error {
+		v, err := sqlrows.ScanRevocation(r)
+		if err != nil {
+			return err
+		}
+		return each(v)
+	})
+	if err != nil {
+		return s.errorf("list revocations: %w", err)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ var revocationTests = []test{
 	{"RevokeTwice", testRevokeTwice},
 	{"DeleteExpired", testRevocationsDeleteExpired},
 	{"List", testListRevocations},
+	{"Each", testEachRevocation},
 }
 
 func isRevoked(t *testing.T, s store.Store, jti string) bool {
@@ -102,4 +104,33 @@ func normRevocations(rs []store.Revocation) []store.Revocation {
 		out[i] = store.Revocation{JTI: r.JTI, ExpiresAt: normTime(r.ExpiresAt), RevokedAt: normTime(r.RevokedAt)}
 	}
 	return out
+}
+
+// A store.RevocationVisitor visits what ListRevocations lists, in its
+// order, and stops at the first error of the callback.
+func testEachRevocation(t *testing.T, s store.Store) {
+	v, ok := s.(store.RevocationVisitor)
+	if !ok {
+		t.Skip("the backend has no store.RevocationVisitor")
+	}
+	ctx := t.Context()
+	must(t, s.RevokeJTI(ctx, "early", at(time.Hour), at(0)))
+	must(t, s.RevokeJTI(ctx, "late", at(time.Hour), at(time.Minute)))
+	must(t, s.RevokeJTI(ctx, "gone", at(time.Second), at(time.Minute)))
+	for _, q := range []struct{ since, now time.Time }{{time.Time{}, at(2 * time.Second)}, {at(time.Minute), at(0)}} {
+		want, err := s.ListRevocations(ctx, q.since, q.now)
+		must(t, err)
+		var got []store.Revocation
+		must(t, v.EachRevocation(ctx, q.since, q.now, func(r store.Revocation) error {
+			got = append(got, r)
+			return nil
+		}))
+		equal(t, "EachRevocation", got, want, normRevocations)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err := v.EachRevocation(ctx, time.Time{}, at(0), func(store.Revocation) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("EachRevocation after the callback failed: %v, %d calls", err, n)
+	}
 }
