@@ -295,10 +295,12 @@ func evalRules(reg *trust.Registry, c *store.Client, self string, r *Request, su
 	}
 	if subject.up != nil {
 		is := subject.issuer
-		owner := fmt.Sprintf("issuer %q", is.Name)
-		res, err := apply(owner, is.Program, in)
-		if err != nil {
-			return nil, err
+		var res celpolicy.Result
+		if is.Program != nil {
+			var err error
+			if res, err = apply(fmt.Sprintf("issuer %q", is.Name), is.Program, in); err != nil {
+				return nil, err
+			}
 		}
 		mapped := res.Subject
 		if mapped == "" {
