@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -52,6 +53,20 @@ func (t *Trace) rule(owner string, s celpolicy.Step) {
 		st.Outcome, st.Detail = "refused", "the condition is false"
 	}
 	t.Steps = append(t.Steps, st)
+}
+
+// claims records the claims a token presented, which the rules read.
+func (t *Trace) claims(param string, claims any) {
+	if t == nil {
+		return
+	}
+	b, _ := json.Marshal(claims)
+	const max = 2000
+	s := string(b)
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") + "…"
+	}
+	t.Steps = append(t.Steps, Step{Step: param, Outcome: "info", Detail: "claims: " + s})
 }
 
 func (t *Trace) delegation(act *oauth.Actor) {

@@ -121,6 +121,7 @@ func (f *Federation) upstream(ctx context.Context, c *store.Client, self, param,
 		}
 		tr.add(param, "ok", "verified as a token of trusted issuer %q (%s) with key %q (%s) from %s",
 			is.Name, is.Issuer, v.KeyID, v.Algorithm, src)
+		tr.claims(param, v.Claims)
 		if err := unbound(v, param, code, tr); err != nil {
 			return nil, true, err
 		}

@@ -111,6 +111,7 @@ func (g tokenExchange) present(ctx context.Context, c *store.Client, param, raw,
 		return nil, err
 	}
 	tr.add(param, "ok", "a token of this server: sub %q, issued to client %q", v.Subject, v.ClientID)
+	tr.claims(param, &v.Claims)
 	return &presented{
 		party:     policy.Party{Subject: v.Subject, ClientID: v.ClientID, Audience: v.Audience, Act: v.Act, MayAct: localMayAct(v.MayAct, g.issuer)},
 		local:     v,
