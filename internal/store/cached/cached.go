@@ -377,3 +377,40 @@ func (s *Store) Apply(ctx context.Context, ch store.Change) error {
 	}
 	return nil
 }
+
+// errNoSeeder: the wrapped store does not implement the optional
+// interface asked for.
+var errNoSeeder = errors.New("cached: the wrapped store does not implement this optional interface")
+
+// SeedClients implements [store.Seeder] by passing through to the wrapped
+// store. Seeded clients are read on demand, like any other.
+func (s *Store) SeedClients(ctx context.Context, n int, template *store.Client) error {
+	sd, ok := s.Store.(store.Seeder)
+	if !ok {
+		return errNoSeeder
+	}
+	return sd.SeedClients(ctx, n, template)
+}
+
+// SeedRevocations implements [store.Seeder] by passing through to the
+// wrapped store, then loads the new revocations into the in-memory set.
+func (s *Store) SeedRevocations(ctx context.Context, n int, expiresAt, now time.Time) error {
+	sd, ok := s.Store.(store.Seeder)
+	if !ok {
+		return errNoSeeder
+	}
+	if err := sd.SeedRevocations(ctx, n, expiresAt, now); err != nil {
+		return err
+	}
+	return s.Sync(ctx)
+}
+
+// EachRevocation implements [store.RevocationVisitor] by passing through
+// to the wrapped store.
+func (s *Store) EachRevocation(ctx context.Context, since, now time.Time, each func(store.Revocation) error) error {
+	v, ok := s.Store.(store.RevocationVisitor)
+	if !ok {
+		return errNoSeeder
+	}
+	return v.EachRevocation(ctx, since, now, each)
+}
