@@ -35,13 +35,42 @@ const (
 	// TokenTypeNA is the token_type when the issued token is not an access
 	// token and so has no usage semantics (RFC 8693 §2.2.1).
 	TokenTypeNA = "N_A"
+	// TokenTypeDPoP is the token_type of a DPoP-bound access token
+	// (RFC 9449 §5).
+	TokenTypeDPoP = "DPoP"
 )
 
 // Client authentication methods (RFC 6749 §2.3.1, RFC 7591 §2).
 const (
 	AuthMethodClientSecretBasic = "client_secret_basic"
 	AuthMethodClientSecretPost  = "client_secret_post"
+	// AuthMethodTLSClientAuth: a certificate from a trusted CA whose
+	// subject DN or SAN matches the client's registration (RFC 8705 §2.1).
+	AuthMethodTLSClientAuth = "tls_client_auth"
+	// AuthMethodSelfSignedTLSClientAuth: a certificate whose public key is
+	// in the client's registered JWK set (RFC 8705 §2.2).
+	AuthMethodSelfSignedTLSClientAuth = "self_signed_tls_client_auth"
+	// AuthMethodPrivateKeyJWT: a JWT client assertion signed by a key in
+	// the client's registered JWK set (RFC 7523 §2.2, OpenID Connect
+	// Core §9).
+	AuthMethodPrivateKeyJWT = "private_key_jwt"
 )
+
+// ClientAssertionTypeJWTBearer is the client_assertion_type of a JWT
+// client assertion (RFC 7523 §2.2).
+const ClientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// Confirmation is the "cnf" claim of a sender-constrained token (RFC 7800):
+// the hash of the certificate it is bound to (RFC 8705 §3.1) or the
+// thumbprint of the DPoP key (RFC 9449 §6.1). At most one is set by this
+// server.
+type Confirmation struct {
+	X5tS256 string `json:"x5t#S256,omitempty"`
+	JKT     string `json:"jkt,omitempty"`
+}
+
+// IsZero reports whether c binds to nothing.
+func (c *Confirmation) IsZero() bool { return c == nil || (c.X5tS256 == "" && c.JKT == "") }
 
 // JWT header "typ" values.
 const (
