@@ -133,6 +133,43 @@ type Client struct {
 	// (never set by registration: a client does not write its own
 	// policy). Policy.Subject is not used for clients.
 	Policy Policy
+	// Binding is how the client proves possession of a key: its
+	// certificate's registered names, its public keys, and whether its
+	// tokens are bound to its certificate or DPoP key (RFC 8705, RFC 9449,
+	// RFC 7523).
+	Binding Binding
+}
+
+// Binding holds a client's key-based authentication and token-binding
+// registration (RFC 8705 §2 and §3.4, RFC 9449 §5.2, RFC 7591 §2). The
+// store keeps it as one JSON column; an empty Binding is a secret-only
+// client with bearer tokens.
+type Binding struct {
+	// TLSSubjectDN, TLSSANDNS, TLSSANURI, TLSSANIP and TLSSANEmail are
+	// the RFC 8705 §2.1.2 metadata of a tls_client_auth client: exactly
+	// one is set, and the certificate must match it.
+	TLSSubjectDN string `json:"tls_client_auth_subject_dn,omitempty"`
+	TLSSANDNS    string `json:"tls_client_auth_san_dns,omitempty"`
+	TLSSANURI    string `json:"tls_client_auth_san_uri,omitempty"`
+	TLSSANIP     string `json:"tls_client_auth_san_ip,omitempty"`
+	TLSSANEmail  string `json:"tls_client_auth_san_email,omitempty"`
+	// JWKS is the client's public JSON Web Key Set (RFC 7591 jwks), for
+	// self_signed_tls_client_auth and private_key_jwt; JWKSURI is where it
+	// is fetched instead (RFC 7591 jwks_uri). At most one is set.
+	JWKS    []byte `json:"jwks,omitempty"`
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// TLSBoundTokens binds the client's access tokens to its certificate
+	// (RFC 8705 tls_client_certificate_bound_access_tokens).
+	TLSBoundTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	// DPoPBoundTokens requires a DPoP proof on every token request of the
+	// client (RFC 9449 §5.2 dpop_bound_access_tokens).
+	DPoPBoundTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+}
+
+// IsZero reports whether b registers nothing.
+func (b Binding) IsZero() bool {
+	return b.TLSSubjectDN == "" && b.TLSSANDNS == "" && b.TLSSANURI == "" && b.TLSSANIP == "" &&
+		b.TLSSANEmail == "" && len(b.JWKS) == 0 && b.JWKSURI == "" && !b.TLSBoundTokens && !b.DPoPBoundTokens
 }
 
 // Policy is a set of CEL rules (github.com/google/cel-go) an operator
@@ -331,6 +368,9 @@ type TokenRecord struct {
 	// ConsumedAt is set once a refresh token has been exchanged for its
 	// successor.
 	ConsumedAt time.Time
+	// Cnf is the JSON "cnf" claim (RFC 7800) binding the token to a
+	// certificate or DPoP key, or nil for a bearer token.
+	Cnf []byte
 }
 
 // Tokens stores opaque access tokens and refresh tokens.

@@ -57,13 +57,13 @@ const (
 	access_token_ttl, refresh_token_ttl, created_at, updated_at, account_id,
 	auth_method, software_id, software_version, hardware_address,
 	registration_token_hash, metadata, identity, resources, exchange_any,
-	introspect_any, iat_claims, registration_token_expires_at, policy`
+	introspect_any, iat_claims, registration_token_expires_at, policy, binding`
 	IssuerCols = `name, issuer, enabled, source, jwks_uri, jwks, introspection_endpoint,
 	introspection_client_id, introspection_client_secret, token_types, algorithms,
 	audiences, max_age, leeway, clients, subject_prefix, policy, allow_http,
 	created_at, updated_at`
 	AccountCols  = `id, kind, name, status, shared_secret, audiences, scopes, created_at, updated_at`
-	TokenCols    = `hash, kind, jti, client_id, subject, scope, audience, actor, family_id, issued_at, expires_at, revoked_at, consumed_at`
+	TokenCols    = `hash, kind, jti, client_id, subject, scope, audience, actor, family_id, issued_at, expires_at, revoked_at, consumed_at, cnf`
 	KeyCols      = `id, algorithm, state, private_key, public_key, created_at, activated_at, retired_at, expires_at`
 	OperatorCols = `username, password_hash, created_at, updated_at`
 	CertCols     = `id, account_id, der, private_key, not_before, not_after, created_at`
@@ -118,7 +118,7 @@ func NewQueries(d Dialect) *Queries {
 	bo := d.byteOrder
 	q := &Queries{
 		GetClient:    `SELECT ` + ClientCols + ` FROM clients WHERE id = ?`,
-		InsertClient: `INSERT INTO clients (` + ClientCols + `) VALUES (` + marks(29) + `)`,
+		InsertClient: `INSERT INTO clients (` + ClientCols + `) VALUES (` + marks(30) + `)`,
 		UpdateClient: `UPDATE clients SET name = ?, secret_hash = ?, prev_secret_hash = ?,
 		prev_secret_expires_at = ?, status = ?, grant_types = ?, audiences = ?,
 		scopes = ?, token_format = ?, allow_impersonation = ?, access_token_ttl = ?,
@@ -126,7 +126,7 @@ func NewQueries(d Dialect) *Queries {
 		auth_method = ?, software_id = ?, software_version = ?, hardware_address = ?,
 		registration_token_hash = ?, metadata = ?, identity = ?, resources = ?,
 		exchange_any = ?, introspect_any = ?, iat_claims = ?,
-		registration_token_expires_at = ?, policy = ?
+		registration_token_expires_at = ?, policy = ?, binding = ?
 		WHERE id = ?`,
 		DeleteClient: `DELETE FROM clients WHERE id = ?`,
 		ListClients:  `SELECT ` + ClientCols + ` FROM clients ORDER BY created_at, id` + bo,
@@ -143,7 +143,7 @@ func NewQueries(d Dialect) *Queries {
 		ListAccounts: `SELECT ` + AccountCols + ` FROM accounts ORDER BY created_at, id` + bo,
 
 		GetToken:    `SELECT ` + TokenCols + ` FROM tokens WHERE hash = ?`,
-		InsertToken: `INSERT INTO tokens (` + TokenCols + `) VALUES (` + marks(13) + `)`,
+		InsertToken: `INSERT INTO tokens (` + TokenCols + `) VALUES (` + marks(14) + `)`,
 		// A family and its child families: ids equal to the argument,
 		// or starting with it and the separator (substr, not LIKE: ids
 		// may hold '_').

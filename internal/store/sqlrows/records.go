@@ -21,7 +21,7 @@ func ClientValues(c *store.Client) []any {
 		sqlcodec.EncBytes(c.RegistrationTokenHash), sqlcodec.EncBytes(c.Metadata), c.Identity,
 		sqlcodec.EncList(c.Resources), sqlcodec.EncBool(c.ExchangeAny), sqlcodec.EncBool(c.IntrospectAny),
 		sqlcodec.EncBytes(c.IATClaims), sqlcodec.EncTime(c.RegistrationTokenExpiresAt),
-		EncPolicy(c.Policy),
+		EncPolicy(c.Policy), EncBinding(c.Binding),
 	}
 }
 
@@ -34,14 +34,14 @@ func ScanClient(row Scanner) (*store.Client, error) {
 		impersonation, accessTTL, refTTL  int64
 		resources                         string
 		exchangeAny, introspectAny, rtExp int64
-		policy                            string
+		policy, binding                   string
 	)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.PrevSecretHash, &prevExp,
 		&status, &grants, &auds, &scopes, &c.TokenFormat, &impersonation,
 		&accessTTL, &refTTL, &created, &updated, &c.AccountID, &c.AuthMethod,
 		&c.SoftwareID, &c.SoftwareVersion, &c.HardwareAddress,
 		&c.RegistrationTokenHash, &c.Metadata, &c.Identity,
-		&resources, &exchangeAny, &introspectAny, &c.IATClaims, &rtExp, &policy)
+		&resources, &exchangeAny, &introspectAny, &c.IATClaims, &rtExp, &policy, &binding)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +59,9 @@ func ScanClient(row Scanner) (*store.Client, error) {
 		return nil, err
 	}
 	if c.Policy, err = DecPolicy(policy); err != nil {
+		return nil, err
+	}
+	if c.Binding, err = DecBinding(binding); err != nil {
 		return nil, err
 	}
 	c.ExchangeAny = sqlcodec.DecBool(exchangeAny)
@@ -120,6 +123,7 @@ func TokenValues(t *store.TokenRecord) []any {
 		t.Hash, string(t.Kind), t.JTI, t.ClientID, t.Subject, t.Scope,
 		sqlcodec.EncList(t.Audience), sqlcodec.EncBytes(t.Actor), t.FamilyID, sqlcodec.EncTime(t.IssuedAt),
 		sqlcodec.EncTime(t.ExpiresAt), sqlcodec.EncTime(t.RevokedAt), sqlcodec.EncTime(t.ConsumedAt),
+		sqlcodec.EncBytes(t.Cnf),
 	}
 }
 
@@ -131,7 +135,7 @@ func ScanToken(row Scanner) (*store.TokenRecord, error) {
 		issued, expires, revoked, consumed int64
 	)
 	err := row.Scan(&t.Hash, &kind, &t.JTI, &t.ClientID, &t.Subject, &t.Scope,
-		&aud, &t.Actor, &t.FamilyID, &issued, &expires, &revoked, &consumed)
+		&aud, &t.Actor, &t.FamilyID, &issued, &expires, &revoked, &consumed, &t.Cnf)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +295,32 @@ func EncPolicy(p store.Policy) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// EncBinding is the column of a store.Binding: its JSON text, or "" when
+// it registers nothing (the column's default).
+func EncBinding(b store.Binding) string {
+	if b.IsZero() {
+		return ""
+	}
+	out, err := json.Marshal(b)
+	if err != nil {
+		// Strings, booleans and bytes always marshal.
+		panic(err)
+	}
+	return string(out)
+}
+
+// DecBinding reads a column written by EncBinding.
+func DecBinding(s string) (store.Binding, error) {
+	var b store.Binding
+	if s == "" {
+		return b, nil
+	}
+	if err := json.Unmarshal([]byte(s), &b); err != nil {
+		return b, fmt.Errorf("binding column: %w", err)
+	}
+	return b, nil
 }
 
 // DecPolicy reads a column written by EncPolicy.

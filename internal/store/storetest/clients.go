@@ -29,6 +29,7 @@ var clientTests = []test{
 	{"FindByIdentity", testClientFindByIdentity},
 	{"IdentityConcurrent", testClientIdentityConcurrent},
 	{"Policy", testClientPolicy},
+	{"Binding", testClientBinding},
 }
 
 func sampleClient(id string, created time.Time) *store.Client {
@@ -67,6 +68,11 @@ func sampleClient(id string, created time.Time) *store.Client {
 			Condition: `subject.email.endsWith("@example.com")`,
 			Scope:     `request.scope.filter(s, s != "admin")`,
 			Claims:    map[string]string{"email": "subject.email", "team": `"ops-" + client.id`},
+		},
+		Binding: store.Binding{
+			TLSSANDNS:      id + ".devices.example.com",
+			JWKS:           []byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`),
+			TLSBoundTokens: true,
 		},
 	}
 }
@@ -588,5 +594,33 @@ func testClientPolicy(t *testing.T, s store.Store) {
 	must(t, err)
 	if !got.Policy.IsZero() || got.Policy.Claims != nil {
 		t.Fatalf("Policy after clearing = %#v, want zero", got.Policy)
+	}
+}
+
+// A client's binding is stored as it is given, changed and cleared by
+// UpdateClient, and absent (zero) when never set.
+func testClientBinding(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := sampleClient("bind", at(0))
+	must(t, s.CreateClient(ctx, c))
+	got, err := s.GetClient(ctx, "bind")
+	must(t, err)
+	if !reflect.DeepEqual(got.Binding, c.Binding) {
+		t.Fatalf("Binding = %+v, want %+v", got.Binding, c.Binding)
+	}
+	dpop := store.Binding{JWKSURI: "https://bind.example.com/jwks.json", DPoPBoundTokens: true, TLSSubjectDN: "CN=bind,O=Example"}
+	_, err = s.UpdateClient(ctx, "bind", func(c *store.Client) error { c.Binding = dpop; return nil })
+	must(t, err)
+	got, err = s.GetClient(ctx, "bind")
+	must(t, err)
+	if !reflect.DeepEqual(got.Binding, dpop) {
+		t.Fatalf("Binding after update = %+v, want %+v", got.Binding, dpop)
+	}
+	_, err = s.UpdateClient(ctx, "bind", func(c *store.Client) error { c.Binding = store.Binding{}; return nil })
+	must(t, err)
+	got, err = s.GetClient(ctx, "bind")
+	must(t, err)
+	if !got.Binding.IsZero() || got.Binding.JWKS != nil {
+		t.Fatalf("Binding after clearing = %#v, want zero", got.Binding)
 	}
 }

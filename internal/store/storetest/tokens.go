@@ -41,6 +41,7 @@ func sampleToken(name string, kind store.TokenKind, family string) *store.TokenR
 		FamilyID:  family,
 		IssuedAt:  at(0),
 		ExpiresAt: at(24 * time.Hour),
+		Cnf:       []byte(`{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}`),
 	}
 }
 
@@ -52,6 +53,7 @@ func normToken(tr *store.TokenRecord) *store.TokenRecord {
 	n.Hash = normBytes(n.Hash)
 	n.Audience = normList(n.Audience)
 	n.Actor = normBytes(n.Actor)
+	n.Cnf = normBytes(n.Cnf)
 	n.IssuedAt = normTime(n.IssuedAt)
 	n.ExpiresAt = normTime(n.ExpiresAt)
 	n.RevokedAt = normTime(n.RevokedAt)
