@@ -174,6 +174,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if oe != nil {
 		return nil, cred, oe
 	}
+	// Key-based methods are dispatched here, before the secret check:
+	// switch cred.Method { case ...: return a.authenticateX(ctx, r, cred) }
 	got := a.Hasher.Hash(cred.Secret)
 	c, err := a.Clients.GetClient(ctx, cred.ID)
 	switch {
@@ -195,17 +197,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if c.AuthMethod != "" && c.AuthMethod != cred.Method {
 		return nil, cred, failed(errors.New("authentication method " + cred.Method + " is not the registered " + c.AuthMethod))
 	}
+	if err := a.active(ctx, c); err != nil {
+		return nil, cred, err
+	}
+	return c, cred, nil
+}
+
+// active returns nil when c may authenticate: the client is active and so
+// is its account, if any. Every authentication method ends with it.
+func (a *Authenticator) active(ctx context.Context, c *store.Client) error {
 	if c.Status != store.ClientActive {
-		return nil, cred, failed(errors.New("client is " + string(c.Status)))
+		return failed(errors.New("client is " + string(c.Status)))
 	}
 	if c.AccountID != "" && a.Accounts != nil {
 		acct, err := a.Accounts.GetAccount(ctx, c.AccountID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, cred, err
+			return err
 		}
 		if err != nil || acct.Status != store.AccountActive {
-			return nil, cred, failed(errors.New("the client's account is not active"))
+			return failed(errors.New("the client's account is not active"))
 		}
 	}
-	return c, cred, nil
+	return nil
 }
