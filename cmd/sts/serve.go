@@ -76,6 +76,8 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				AuthFailuresPerAddress: c.AuthFailuresPerAddress,
 				AuthFailuresPerClient:  c.AuthFailuresPerClient,
 				AuditRetention:         c.AuditRetention,
+				AuditJournal:           c.JournalDir(),
+				AuditSync:              c.AuditSync,
 				// RFC 7592 registration access tokens expire.
 				RegistrationTokenTTL: c.RegistrationTokenTTL,
 				// Secure cookies under TLS, including TLS terminated by a

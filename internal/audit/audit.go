@@ -25,6 +25,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,11 +67,26 @@ type Options struct {
 	// address. Coalescing per source bounds one address; this bounds many
 	// (a caller with a whole IPv6 /48 has 65,536 /64s).
 	MaxKinds int
+	// Journal, when set, takes the store write off the request's path:
+	// a record is acknowledged once it is in the journal, and applied to
+	// the store in the background (see [Journal]).
+	Journal *Journal
 }
 
 type pending struct {
 	rec  store.AuditRecord
 	done chan error
+	// barrier is not a record: done is answered once every record queued
+	// before it is in the store (Flush with a journal).
+	barrier bool
+}
+
+// drainItem is a journaled batch for the background loop to apply, or a
+// barrier to answer once everything before it is applied.
+type drainItem struct {
+	recs    []store.AuditRecord
+	pos     journalPos
+	barrier chan error
 }
 
 // repeat is a kind of refusal seen in the current window.
@@ -96,6 +112,8 @@ type Writer struct {
 	kindsFrom time.Time
 	stopped   chan struct{}
 	wg        sync.WaitGroup
+
+	drain chan drainItem // with a journal: batches to apply to the store
 }
 
 // NewWriter starts a writer over s; call Close to flush and stop it.
@@ -120,6 +138,11 @@ func NewWriter(s store.Audit, o Options) *Writer {
 		seen: map[[32]byte]*repeat{}, stopped: make(chan struct{}),
 	}
 	w.wg.Add(2)
+	if o.Journal != nil {
+		w.drain = make(chan drainItem, 256)
+		w.wg.Add(1)
+		go w.drainLoop()
+	}
 	go w.loop()
 	go w.tick()
 	return w
@@ -286,6 +309,9 @@ func (w *Writer) tick() {
 
 func (w *Writer) loop() {
 	defer w.wg.Done()
+	if w.drain != nil {
+		defer close(w.drain)
+	}
 	batch := make([]pending, 0, MaxBatch)
 	recs := make([]store.AuditRecord, 0, MaxBatch)
 	for p := range w.queue {
@@ -304,17 +330,122 @@ func (w *Writer) loop() {
 		}
 		recs = recs[:0]
 		for _, q := range batch {
-			recs = append(recs, q.rec)
+			if !q.barrier {
+				recs = append(recs, q.rec)
+			}
 		}
+		err := w.write(recs)
+		for _, q := range batch {
+			if q.barrier {
+				w.drain <- drainItem{barrier: q.done}
+			} else {
+				q.done <- err
+			}
+		}
+	}
+}
+
+// write makes recs durable: in the journal, and handed to the background
+// loop, when there is one; else in the store.
+func (w *Writer) write(recs []store.AuditRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if w.drain == nil {
 		// Not bound to any request: the batch is written even when the
 		// requests that queued it were cancelled.
 		err := w.store.AppendAudit(context.Background(), recs)
 		if err != nil {
 			w.o.Logger.Error("audit write failed", "records", len(recs), "err", err)
 		}
-		for _, q := range batch {
-			q.done <- err
+		return err
+	}
+	pos, err := w.o.Journal.append(recs)
+	if err != nil {
+		w.o.Logger.Error("audit journal write failed", "records", len(recs), "err", err)
+		return err
+	}
+	w.drain <- drainItem{recs: slices.Clone(recs), pos: pos}
+	return nil
+}
+
+// drainLoop applies the journaled batches to the store, gathering them
+// for up to DrainDelay (or DrainBatch records) into one transaction with
+// the journal's checkpoint. A store failure is retried with back-off: the
+// records are safe in the journal meanwhile, and the loop's queue, once
+// full, holds new requests back. On Close, what cannot be applied stays in
+// the journal for the next start.
+func (w *Writer) drainLoop() {
+	defer w.wg.Done()
+	var (
+		recs     []store.AuditRecord
+		barriers []chan error
+		pos      journalPos
+		open     = true
+	)
+	w.o.Journal.mu.Lock()
+	applied := journalPos{seg: w.o.Journal.seg}
+	w.o.Journal.mu.Unlock()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	apply := func() {
+		if len(recs) > 0 {
+			for wait := 50 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+				err := w.o.Journal.applied(context.Background(), recs, pos)
+				if err == nil {
+					applied = pos
+					break
+				}
+				w.o.Logger.Error("audit journal: applying to the store failed; retrying", "records", len(recs), "err", err)
+				if !open {
+					// Closing: the journal keeps them for the next start.
+					for _, b := range barriers {
+						b <- err
+					}
+					recs, barriers = recs[:0], barriers[:0]
+					return
+				}
+				time.Sleep(wait)
+			}
 		}
+		for _, b := range barriers {
+			b <- nil
+		}
+		recs, barriers = recs[:0], barriers[:0]
+	}
+	for open {
+		var it drainItem
+		if len(recs) == 0 && len(barriers) == 0 {
+			it, open = <-w.drain
+		} else {
+			select {
+			case it, open = <-w.drain:
+			case <-timer.C:
+				apply()
+				continue
+			}
+		}
+		if !open {
+			break
+		}
+		if len(recs) == 0 && it.barrier == nil {
+			timer.Reset(DrainDelay)
+		}
+		recs = append(recs, it.recs...)
+		if it.barrier != nil {
+			barriers = append(barriers, it.barrier)
+		} else {
+			pos = it.pos
+		}
+		if it.barrier != nil || len(recs) >= DrainBatch {
+			timer.Stop()
+			apply()
+		}
+	}
+	timer.Stop()
+	apply()
+	if err := w.o.Journal.close(applied); err != nil {
+		w.o.Logger.Error("audit journal close", "err", err)
 	}
 }
 
@@ -330,9 +461,16 @@ func (w *Writer) Flush(ctx context.Context) error {
 	w.cmu.Lock()
 	flush := w.takeLocked(func(*repeat) bool { return true })
 	w.cmu.Unlock()
-	dones := make([]chan error, 0, len(flush))
+	dones := make([]chan error, 0, len(flush)+1)
 	for _, f := range flush {
 		p := pending{rec: f, done: make(chan error, 1)}
+		w.queue <- p
+		dones = append(dones, p.done)
+	}
+	if w.drain != nil {
+		// With a journal, committed means in the journal: wait until
+		// everything queued so far is in the store too.
+		p := pending{barrier: true, done: make(chan error, 1)}
 		w.queue <- p
 		dones = append(dones, p.done)
 	}
@@ -348,6 +486,29 @@ func (w *Writer) Flush(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Sync returns once every record acknowledged so far is in the store: at
+// once without a journal, else after the background loop has applied
+// them.
+func (w *Writer) Sync(ctx context.Context) error {
+	if w.drain == nil {
+		return nil
+	}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	p := pending{barrier: true, done: make(chan error, 1)}
+	w.queue <- p
+	w.mu.RUnlock()
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close writes the pending counts and what is queued, and stops the

@@ -67,6 +67,12 @@ type Config struct {
 	AuthFailuresPerClient  int
 	// AuditRetention is how long audit records are kept (0: forever).
 	AuditRetention time.Duration
+	// AuditJournal is AuditJournalAuto, On or Off: whether audit records
+	// are acknowledged once in a local journal and applied to the
+	// database in the background (internal/audit.Journal).
+	AuditJournal string
+	// AuditSync flushes the journal to the disk before each answer.
+	AuditSync bool
 	// MaxActDepth caps the depth of act chains in issued tokens.
 	MaxActDepth int
 	// RegistrationTokenTTL is the lifetime of RFC 7592 registration access
@@ -115,8 +121,30 @@ const (
 	FlagAuthFailAddress   = "auth-failure-rate-per-address"
 	FlagAuthFailClient    = "auth-failure-rate-per-client"
 	FlagAuditRetention    = "audit-retention"
+	FlagAuditJournal      = "audit-journal"
+	FlagAuditSync         = "audit-sync"
 	FlagMaxActDepth       = "max-act-depth"
 )
+
+// Values of --audit-journal.
+const (
+	// AuditJournalAuto journals with SQLite (the journal sits in the data
+	// directory beside the database, on the same disk) and not with
+	// PostgreSQL (whose instances may have no disk of their own that
+	// outlives them).
+	AuditJournalAuto = "auto"
+	AuditJournalOn   = "on"
+	AuditJournalOff  = "off"
+)
+
+// JournalDir returns the audit journal's directory, or "" when audit
+// records go straight to the database.
+func (c *Config) JournalDir() string {
+	if c.AuditJournal == AuditJournalOff || (c.AuditJournal != AuditJournalOn && c.DatabaseURL != "") {
+		return ""
+	}
+	return filepath.Join(c.DataDir, "audit-journal")
+}
 
 // DefaultAuditRetention keeps audit records 90 days, a common minimum for
 // security logs, after which they are deleted in the background.
@@ -162,6 +190,8 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.Int(FlagAuthFailAddress, 30, "failed client authentications per source address per minute before 429 (correct credentials always pass)")
 	fs.Int(FlagAuthFailClient, 30, "failed client authentications per client id per minute before 429 (correct credentials always pass)")
 	fs.Duration(FlagAuditRetention, DefaultAuditRetention, "how long audit records are kept before background deletion (0 keeps them forever)")
+	fs.String(FlagAuditJournal, AuditJournalAuto, "answer once an audit record is in a local journal, applied to the database in the background: auto (with SQLite), on or off")
+	fs.Bool(FlagAuditSync, false, "flush the audit journal to the disk before answering (survives a power loss, not only a process kill)")
 	fs.Int(FlagMaxActDepth, 5, "longest delegation (act) chain an issued token may carry, on every path (1-32)")
 	fs.Int(FlagRateAddress, 60, "registration requests without a valid token per source address per minute")
 	fs.Duration(FlagRegistrationTTL, DefaultRegistrationTokenTTL, "lifetime of RFC 7592 registration access tokens (0: they never expire)")
@@ -307,6 +337,21 @@ func (c *Config) fill(v map[string]string) error {
 	}
 	c.IATMaxLifetime = dur(FlagIATMaxLifetime)
 	c.AuditRetention = dur(FlagAuditRetention)
+	c.AuditJournal = AuditJournalAuto
+	if j, ok := v[FlagAuditJournal]; ok {
+		switch j {
+		case AuditJournalAuto, AuditJournalOn, AuditJournalOff:
+			c.AuditJournal = j
+		default:
+			errs = append(errs, fmt.Errorf("%s: %q is not auto, on or off", FlagAuditJournal, j))
+		}
+	}
+	if b, ok := v[FlagAuditSync]; ok {
+		var err error
+		if c.AuditSync, err = strconv.ParseBool(b); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", FlagAuditSync, b))
+		}
+	}
 	c.MaxActDepth = 5
 	if s, ok := v[FlagMaxActDepth]; ok {
 		n, err := strconv.Atoi(s)

@@ -10,13 +10,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/keybridge/sts/internal/server"
 	"github.com/keybridge/sts/internal/store"
-	"github.com/keybridge/sts/internal/store/sqlite"
 	"github.com/keybridge/sts/oauth"
 )
 
@@ -83,14 +81,11 @@ func wantRefused(t *testing.T, what string, r reply, why string) {
 }
 
 // auditOf returns the audit records of a client, newest first, read from
-// the server's database (the server commits a record before it answers).
+// the server's database once the server's audit journal is applied to it
+// (the server journals a record before it answers).
 func auditOf(t *testing.T, c *cluster, clientID string) []store.AuditRecord {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(c.data, "sts.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := c.auditStore(t)
 	recs, err := st.ListAudit(context.Background(), store.AuditFilter{ClientID: clientID, Limit: 100})
 	if err != nil {
 		t.Fatal(err)

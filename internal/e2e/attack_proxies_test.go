@@ -11,7 +11,6 @@ import (
 
 	"github.com/keybridge/sts/internal/server"
 	"github.com/keybridge/sts/internal/store"
-	"github.com/keybridge/sts/internal/store/sqlite"
 )
 
 // TestAttackDataFileModes (issue 8, finding 9): in a data directory that
@@ -77,12 +76,7 @@ func TestAttackForwardedFor(t *testing.T) {
 		if r := n.send(t.Context(), req); r.Status != http.StatusUnauthorized {
 			t.Fatalf("unknown client: %s", r)
 		}
-		st, err := sqlite.Open(t.Context(), filepath.Join(c.data, "sts.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, err := st.ListAudit(t.Context(), store.AuditFilter{Action: "token"})
-		st.Close()
+		recs, err := c.auditStore(t).ListAudit(t.Context(), store.AuditFilter{Action: "token"})
 		if err != nil || len(recs) == 0 {
 			t.Fatalf("audit: %v, %v", recs, err)
 		}

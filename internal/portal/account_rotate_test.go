@@ -100,7 +100,7 @@ func TestRotateAccountSecret(t *testing.T) {
 	s.PortalSignIn(a.ID, newSecret)
 
 	// Audited as the CLI audits it, naming who rotated.
-	recs, err := s.Store.ListAudit(ctx, store.AuditFilter{Action: account.ActionRotateSecret})
+	recs, err := s.ListAudit(ctx, store.AuditFilter{Action: account.ActionRotateSecret})
 	if err != nil || len(recs) != 2 || recs[0].Subject != "account:"+a.ID || recs[1].Subject != "operator:alice" || recs[0].AccountID != a.ID {
 		t.Fatalf("audit %+v %v", recs, err)
 	}

@@ -80,7 +80,7 @@ func TestBrowserIssuers(t *testing.T) {
 		t.Fatalf("claims %s", claims)
 	}
 	b.shot("explain")
-	if recs, _ := s.Store.ListAudit(context.Background(), store.AuditFilter{Action: "token"}); len(recs) != 0 {
+	if recs, _ := s.ListAudit(context.Background(), store.AuditFilter{Action: "token"}); len(recs) != 0 {
 		t.Fatalf("explaining audited %d token records", len(recs))
 	}
 }

@@ -30,7 +30,7 @@ func auditActions(t *testing.T, s *ststest.STS, prefix string) []store.AuditReco
 	if err := s.Server.FlushAudit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := s.Store.ListAudit(context.Background(), store.AuditFilter{Action: prefix, Limit: 100})
+	recs, err := s.ListAudit(context.Background(), store.AuditFilter{Action: prefix, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

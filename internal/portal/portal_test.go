@@ -135,7 +135,7 @@ func TestSignIn(t *testing.T) {
 	if err := s.Server.FlushAudit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := s.Store.ListAudit(context.Background(), store.AuditFilter{Action: "portal.signin", Limit: 100})
+	recs, err := s.ListAudit(context.Background(), store.AuditFilter{Action: "portal.signin", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -342,7 +342,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 				t.Errorf("state changed:\nbefore %v\nafter  %v", before, after)
 			}
 			var rec *store.AuditRecord
-			recs, err := s.Store.ListAudit(ctx, store.AuditFilter{Limit: 50})
+			recs, err := s.ListAudit(ctx, store.AuditFilter{Limit: 50})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -378,7 +378,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	// Once the server stops, every refusal is accounted for: each one
 	// has its own record or is counted in its window's record.
 	s.Server.Close()
-	recs, err := s.Store.ListAudit(ctx, store.AuditFilter{Limit: 1000})
+	recs, err := s.ListAudit(ctx, store.AuditFilter{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,12 @@ type Options struct {
 	// AuditRetention is how long audit records are kept; older ones are
 	// deleted in the background. Zero keeps them forever.
 	AuditRetention time.Duration
+	// AuditJournal, when set, is the directory of the audit journal:
+	// records are acknowledged once journaled and applied to Store in the
+	// background (internal/audit.Journal); AuditSync flushes each journal
+	// write to the disk.
+	AuditJournal string
+	AuditSync    bool
 	// RegistrationTokenTTL is the lifetime of RFC 7592 registration access
 	// tokens (clients.Registry); zero: they do not expire.
 	RegistrationTokenTTL time.Duration
@@ -134,7 +140,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("load revocations: %w", err)
 	}
 	o.Store = cache
-	s := &Server{opts: o, audit: audit.NewWriter(o.Store, audit.Options{Logger: o.Logger, Now: o.Now}), cache: cache}
+	ao := audit.Options{Logger: o.Logger, Now: o.Now}
+	if o.AuditJournal != "" {
+		// Before serving: what a crash left in the journal is applied
+		// first.
+		j, err := audit.OpenJournal(ctx, o.AuditJournal, o.Store, o.AuditSync)
+		if err != nil {
+			return nil, err
+		}
+		ao.Journal = j
+	}
+	s := &Server{opts: o, audit: audit.NewWriter(o.Store, ao), cache: cache}
 	auth := &clientauth.Authenticator{
 		Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now,
 		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
@@ -165,7 +181,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Logger: o.Logger, Now: o.Now,
 	})
 	portalHandler, err := portal.New(portal.Options{
-		Issuer: o.Issuer, TokenEndpoint: o.Issuer + TokenPath, Store: o.Store, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
+		Issuer: o.Issuer, TokenEndpoint: o.Issuer + TokenPath, Store: syncedAudit{o.Store, s.audit}, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
 		RequireApproval: o.RequireApproval, Secure: o.Secure, Logger: o.Logger, Now: o.Now,
 		Audit: s.audit,
 		// The portal's issuer pages go through the same service as the
@@ -361,6 +377,25 @@ func (s *Server) Explain(ctx context.Context, clientID string, form url.Values) 
 
 // Close flushes the audit writer. The store is the caller's to close.
 func (s *Server) Close() { s.audit.Close() }
+
+// syncedAudit lists audit records once every record acknowledged so far
+// is in the store: with a journal, records reach the store in the
+// background, and an operator's page must show the action just taken.
+type syncedAudit struct {
+	store.Store
+	w *audit.Writer
+}
+
+func (s syncedAudit) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error) {
+	if err := s.w.Sync(ctx); err != nil && !errors.Is(err, audit.ErrClosed) {
+		return nil, err
+	}
+	return s.Store.ListAudit(ctx, f)
+}
+
+// SyncAudit returns once every audit record acknowledged so far is in the
+// store (see audit.Writer.Sync).
+func (s *Server) SyncAudit(ctx context.Context) error { return s.audit.Sync(ctx) }
 
 // FlushAudit writes the counts of coalesced refusals not yet written.
 func (s *Server) FlushAudit(ctx context.Context) error { return s.audit.Flush(ctx) }

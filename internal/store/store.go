@@ -537,6 +537,16 @@ type Audit interface {
 	DeleteAuditBefore(ctx context.Context, before time.Time) (int, error)
 }
 
+// AuditCheckpointer is implemented by stores that can append audit records
+// and record how far a writer's journal has been applied in the same
+// transaction, so that replaying the journal after a crash neither loses
+// nor repeats a record (internal/audit.Journal).
+type AuditCheckpointer interface {
+	// AppendAuditCheckpoint stores recs and the setting (name, value) in
+	// one transaction.
+	AppendAuditCheckpoint(ctx context.Context, recs []AuditRecord, checkpoint *Setting) error
+}
+
 // AccountKind tells individual accounts from organizations.
 type AccountKind string
 

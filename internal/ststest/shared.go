@@ -78,6 +78,7 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
 		AuthFailuresPerAddress: o.AuthFailuresPerAddress, AuthFailuresPerClient: o.AuthFailuresPerClient,
 		AuditRetention:       o.AuditRetention,
+		AuditJournal:         o.AuditJournal,
 		RegistrationTokenTTL: o.RegistrationTokenTTL,
 		Federation:           o.Federation,
 	})

@@ -71,6 +71,11 @@ type Options struct {
 	AuthFailuresPerAddress int
 	AuthFailuresPerClient  int
 	AuditRetention         time.Duration
+	// AuditJournal is the audit journal's directory (see server.Options);
+	// Start puts one in the data directory, as `sts serve` does with
+	// SQLite, unless DirectAudit.
+	AuditJournal string
+	DirectAudit  bool
 	// RegistrationTokenTTL: see server.Options (zero: no expiry).
 	RegistrationTokenTTL time.Duration
 	// Federation tunes fetching from trusted issuers (see
@@ -92,6 +97,9 @@ func Start(t testing.TB, o Options) *STS {
 	}
 	// Registered before StartOn's cleanup, so run after it.
 	t.Cleanup(func() { st.Close() })
+	if o.AuditJournal == "" && !o.DirectAudit {
+		o.AuditJournal = filepath.Join(dir, "audit-journal")
+	}
 	return StartOn(t, st, o)
 }
 
@@ -218,6 +226,16 @@ func (s *STS) Exchange(c *Client, subject, subjectType string, extra url.Values)
 		form[k] = v
 	}
 	return s.PostForm(server.TokenPath, c, form)
+}
+
+// ListAudit lists audit records as store.ListAudit does, once every
+// record acknowledged so far is in the store (with an audit journal they
+// reach it in the background).
+func (s *STS) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error) {
+	if err := s.Server.SyncAudit(ctx); err != nil && !errors.Is(err, audit.ErrClosed) {
+		return nil, err
+	}
+	return s.Store.ListAudit(ctx, f)
 }
 
 // Audit returns the newest audit records, once the counts of coalesced

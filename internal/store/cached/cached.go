@@ -414,3 +414,13 @@ func (s *Store) EachRevocation(ctx context.Context, since, now time.Time, each f
 	}
 	return v.EachRevocation(ctx, since, now, each)
 }
+
+// AppendAuditCheckpoint implements [store.AuditCheckpointer] by passing
+// through to the wrapped store.
+func (s *Store) AppendAuditCheckpoint(ctx context.Context, recs []store.AuditRecord, cp *store.Setting) error {
+	a, ok := s.Store.(store.AuditCheckpointer)
+	if !ok {
+		return errNoSeeder
+	}
+	return a.AppendAuditCheckpoint(ctx, recs, cp)
+}

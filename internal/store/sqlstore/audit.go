@@ -27,6 +27,27 @@ func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error
 	return nil
 }
 
+// AppendAuditCheckpoint implements [store.AuditCheckpointer].
+func (s *Store) AppendAuditCheckpoint(ctx context.Context, recs []store.AuditRecord, cp *store.Setting) error {
+	args := make([][]any, len(recs))
+	for i := range recs {
+		args[i] = sqlrows.AuditValues(&recs[i])
+	}
+	err := s.inTx(ctx, func(tx Executor) error {
+		if len(args) > 0 {
+			if err := tx.ExecBatch(ctx, s.q.InsertAudit, args); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, s.q.PutSetting, cp.Name, cp.Value, sqlcodec.EncTime(cp.UpdatedAt))
+		return err
+	})
+	if err != nil {
+		return s.errorf("append audit at %s: %w", cp.Name, err)
+	}
+	return nil
+}
+
 // ListAudit implements [store.Audit]. Since is inclusive and Until
 // exclusive; records of the same time are listed last appended first.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error) {

@@ -24,6 +24,36 @@ var auditTests = []test{
 	{"DeleteBefore", testAuditDeleteBefore},
 	{"DeleteBeforeBatches", testAuditDeleteBeforeBatches},
 	{"FieldCaps", testAuditFieldCaps},
+	{"Checkpoint", testAuditCheckpoint},
+}
+
+// AppendAuditCheckpoint stores the records and the checkpoint together,
+// and a checkpoint alone (no records) too.
+func testAuditCheckpoint(t *testing.T, s store.Store) {
+	a, ok := s.(store.AuditCheckpointer)
+	if !ok {
+		t.Skip("the store does not implement the optional store.AuditCheckpointer")
+	}
+	ctx := t.Context()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	recs := []store.AuditRecord{sampleAudit(0, base), sampleAudit(1, base.Add(time.Second))}
+	cp := &store.Setting{Name: "audit.journal.test", Value: "1:4096", UpdatedAt: base}
+	if err := a.AppendAuditCheckpoint(ctx, recs, cp); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListAudit(ctx, store.AuditFilter{})
+	if err != nil || len(got) != 2 || got[0].JTI != "jti-001" {
+		t.Fatalf("ListAudit after AppendAuditCheckpoint = %v, %v; want the two records", got, err)
+	}
+	if st, err := s.GetSetting(ctx, cp.Name); err != nil || st.Value != "1:4096" {
+		t.Fatalf("checkpoint = %+v, %v; want 1:4096", st, err)
+	}
+	if err := a.AppendAuditCheckpoint(ctx, nil, &store.Setting{Name: cp.Name, Value: "2:0", UpdatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.GetSetting(ctx, cp.Name); err != nil || st.Value != "2:0" {
+		t.Fatalf("checkpoint after an empty append = %+v, %v; want 2:0", st, err)
+	}
 }
 
 func sampleAudit(i int, t time.Time) store.AuditRecord {
