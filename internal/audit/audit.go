@@ -388,28 +388,38 @@ func (w *Writer) drainLoop() {
 	w.o.Journal.mu.Unlock()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	// gaveUp: a batch could not be applied while closing. Nothing after
+	// it may be applied either, or the checkpoint would pass over it; the
+	// journal keeps them all for the next start.
+	gaveUp := false
 	apply := func() {
-		if len(recs) > 0 {
+		var err error
+		if len(recs) > 0 && !gaveUp {
 			for wait := 50 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-				err := w.o.Journal.applied(context.Background(), recs, pos)
-				if err == nil {
+				if err = w.o.Journal.applied(context.Background(), recs, pos); err == nil {
 					applied = pos
 					break
 				}
 				w.o.Logger.Error("audit journal: applying to the store failed; retrying", "records", len(recs), "err", err)
-				if !open {
-					// Closing: the journal keeps them for the next start.
-					for _, b := range barriers {
-						b <- err
+				closing := !open
+				if !closing {
+					select {
+					case <-time.After(wait):
+					case <-w.stopped:
+						closing = true
 					}
-					recs, barriers = recs[:0], barriers[:0]
-					return
 				}
-				time.Sleep(wait)
+				if closing {
+					gaveUp = true
+					break
+				}
 			}
 		}
+		if gaveUp && err == nil {
+			err = errors.New("audit: the store is unreachable; records are kept in the journal for the next start")
+		}
 		for _, b := range barriers {
-			b <- nil
+			b <- err
 		}
 		recs, barriers = recs[:0], barriers[:0]
 	}

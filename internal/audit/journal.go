@@ -94,6 +94,9 @@ func (p journalPos) before(q journalPos) bool {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// segmentSize is SegmentSize, which tests lower.
+var segmentSize int64 = SegmentSize
+
 // OpenJournal opens (creating it if needed) the journal in dir over st,
 // which must implement [store.AuditCheckpointer], and first applies to st
 // every record the journal holds past st's checkpoint. With sync, each
@@ -272,7 +275,7 @@ func (j *Journal) openSegment() error {
 func (j *Journal) append(recs []store.AuditRecord) (journalPos, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.off >= SegmentSize {
+	if j.off >= segmentSize {
 		if err := j.f.Close(); err != nil {
 			return journalPos{}, fmt.Errorf("audit journal: %w", err)
 		}
@@ -297,12 +300,12 @@ func (j *Journal) append(recs []store.AuditRecord) (journalPos, error) {
 	if _, err := j.f.Write(buf); err != nil {
 		// The segment may now end in a torn frame; later frames would
 		// follow it unseen by a replay, so start a new segment.
-		j.off = SegmentSize
+		j.off = segmentSize
 		return journalPos{}, fmt.Errorf("audit journal: %w", err)
 	}
 	if j.sync {
 		if err := j.f.Sync(); err != nil {
-			j.off = SegmentSize
+			j.off = segmentSize
 			return journalPos{}, fmt.Errorf("audit journal: %w", err)
 		}
 	}
