@@ -78,6 +78,7 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				AuditRetention:         c.AuditRetention,
 				AuditJournal:           c.JournalDir(),
 				AuditSync:              c.AuditSync,
+				VerifiedTokenCache:     c.VerifiedTokenCache,
 				// RFC 7592 registration access tokens expire.
 				RegistrationTokenTTL: c.RegistrationTokenTTL,
 				// Secure cookies under TLS, including TLS terminated by a

@@ -73,6 +73,9 @@ type Config struct {
 	AuditJournal string
 	// AuditSync flushes the journal to the disk before each answer.
 	AuditSync bool
+	// VerifiedTokenCache is how many verified JWTs are remembered (0:
+	// none; see token.VerifiedCache).
+	VerifiedTokenCache int
 	// MaxActDepth caps the depth of act chains in issued tokens.
 	MaxActDepth int
 	// RegistrationTokenTTL is the lifetime of RFC 7592 registration access
@@ -123,6 +126,7 @@ const (
 	FlagAuditRetention    = "audit-retention"
 	FlagAuditJournal      = "audit-journal"
 	FlagAuditSync         = "audit-sync"
+	FlagVerifiedCache     = "verified-token-cache"
 	FlagMaxActDepth       = "max-act-depth"
 )
 
@@ -192,6 +196,7 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.Duration(FlagAuditRetention, DefaultAuditRetention, "how long audit records are kept before background deletion (0 keeps them forever)")
 	fs.String(FlagAuditJournal, AuditJournalAuto, "answer once an audit record is in a local journal, applied to the database in the background: auto (with SQLite), on or off")
 	fs.Bool(FlagAuditSync, false, "flush the audit journal to the disk before answering (survives a power loss, not only a process kill)")
+	fs.Int(FlagVerifiedCache, 0, "remember up to this many verified subject and actor JWTs, skipping their signature check when presented again (expiry and revocation are still checked); 0 turns it off")
 	fs.Int(FlagMaxActDepth, 5, "longest delegation (act) chain an issued token may carry, on every path (1-32)")
 	fs.Int(FlagRateAddress, 60, "registration requests without a valid token per source address per minute")
 	fs.Duration(FlagRegistrationTTL, DefaultRegistrationTokenTTL, "lifetime of RFC 7592 registration access tokens (0: they never expire)")
@@ -345,6 +350,13 @@ func (c *Config) fill(v map[string]string) error {
 		default:
 			errs = append(errs, fmt.Errorf("%s: %q is not auto, on or off", FlagAuditJournal, j))
 		}
+	}
+	if s, ok := v[FlagVerifiedCache]; ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 10_000_000 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a number from 0 to 10000000", FlagVerifiedCache, s))
+		}
+		c.VerifiedTokenCache = n
 	}
 	if b, ok := v[FlagAuditSync]; ok {
 		var err error

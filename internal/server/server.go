@@ -85,6 +85,10 @@ type Options struct {
 	// write to the disk.
 	AuditJournal string
 	AuditSync    bool
+	// VerifiedTokenCache, when positive, caches up to this many verified
+	// subject and actor JWTs (token.VerifiedCache); 0 verifies every
+	// presentation.
+	VerifiedTokenCache int
 	// RegistrationTokenTTL is the lifetime of RFC 7592 registration access
 	// tokens (clients.Registry); zero: they do not expire.
 	RegistrationTokenTTL time.Duration
@@ -156,6 +160,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
 	}
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Accounts: cache.HotAccounts(), Leeway: o.Leeway, Now: o.Now}
+	if o.VerifiedTokenCache > 0 {
+		s.Tokens.Verified = token.NewVerifiedCache(o.VerifiedTokenCache)
+	}
 	if o.Federation.Logger == nil {
 		o.Federation.Logger = o.Logger
 	}

@@ -18,7 +18,7 @@ import (
 // and the cached view of a real SQLite store (revocation set in memory,
 // holding a thousand revoked jtis; clients cached), with the client "c"
 // the tokens are issued to.
-func benchService(b *testing.B) *token.Service {
+func benchService(b testing.TB) *token.Service {
 	b.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "sts.db"))
@@ -54,6 +54,28 @@ func benchService(b *testing.B) *token.Service {
 // from memory, the client from the cache.
 func BenchmarkValidateJWT(b *testing.B) {
 	s := benchService(b)
+	c := claims("alice")
+	c.FamilyID = token.NewID()
+	raw, err := s.SignJWT(c, oauth.JWTTypeAccessToken)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := s.Validate(ctx, raw)
+		if err != nil || v.Subject != "alice" {
+			b.Fatal(v, err)
+		}
+	}
+}
+
+// BenchmarkValidateJWTCached is BenchmarkValidateJWT with the verified-token
+// cache on (--verified-token-cache): the token is found by its hash, and
+// only its expiry, revocation and client are checked.
+func BenchmarkValidateJWTCached(b *testing.B) {
+	s := benchService(b)
+	s.Verified = token.NewVerifiedCache(1000)
 	c := claims("alice")
 	c.FamilyID = token.NewID()
 	raw, err := s.SignJWT(c, oauth.JWTTypeAccessToken)

@@ -121,6 +121,8 @@ type Service struct {
 	// Leeway tolerated on exp and nbf for clock skew.
 	Leeway time.Duration
 	Now    func() time.Time
+	// Verified, when set, caches verified JWTs (see VerifiedCache).
+	Verified *VerifiedCache
 }
 
 // NewID returns a random identifier for jti and family ids (128 bits).
@@ -301,48 +303,82 @@ func ParseUnverified(raw string) (header map[string]any, claims map[string]any, 
 }
 
 func (s *Service) validateJWT(ctx context.Context, raw string) (*Validated, error) {
+	var key [sha256.Size]byte
+	if s.Verified != nil {
+		key = sha256.Sum256([]byte(raw))
+		if e, ok := s.Verified.get(key); ok {
+			if _, published := s.Keys.Snapshot().Lookup(e.kid); published {
+				v := e.v
+				return &v, s.checkLive(ctx, &v.Claims)
+			}
+			s.Verified.remove(key)
+		}
+	}
+	v, kid, err := s.verifyJWT(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkLive(ctx, &v.Claims); err != nil {
+		return nil, err
+	}
+	if s.Verified != nil {
+		s.Verified.put(key, v, kid, s.Now().Unix())
+	}
+	return v, nil
+}
+
+// verifyJWT checks what cannot change about a JWT: its signature by a
+// published key of this server, its typ, issuer and required claims. It
+// returns the key's id.
+func (s *Service) verifyJWT(ctx context.Context, raw string) (*Validated, string, error) {
 	obj, err := jose.ParseSignedCompact(raw, keys.Algorithms)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if len(obj.Signatures) != 1 {
-		return nil, ErrMalformed
+		return nil, "", ErrMalformed
 	}
 	h := obj.Signatures[0].Protected
 	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
 	if typ != oauth.JWTTypeAccessToken {
-		return nil, fmt.Errorf("%w: typ %q", ErrMalformed, typ)
+		return nil, "", fmt.Errorf("%w: typ %q", ErrMalformed, typ)
 	}
 	key, ok := s.Keys.LookupOrReload(ctx, h.KeyID)
 	if !ok {
-		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, h.KeyID)
+		return nil, "", fmt.Errorf("%w: kid %q", ErrUnknownKey, h.KeyID)
 	}
 	// The key fixes the algorithm: a token cannot choose another one
 	// (e.g. HS256 keyed with the public key).
 	if h.Algorithm != string(key.Algorithm) {
-		return nil, fmt.Errorf("%w: alg %q for key of %s", ErrSignature, h.Algorithm, key.Algorithm)
+		return nil, "", fmt.Errorf("%w: alg %q for key of %s", ErrSignature, h.Algorithm, key.Algorithm)
 	}
 	payload, err := obj.Verify(key.Public.Key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
+		return nil, "", fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	v := &Validated{Format: FormatJWT, Kind: store.TokenAccess, Type: typ}
 	if err := json.Unmarshal(payload, &v.Claims); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	c := &v.Claims
 	if c.Issuer != s.Issuer {
-		return nil, fmt.Errorf("%w: %q", ErrIssuer, c.Issuer)
+		return nil, "", fmt.Errorf("%w: %q", ErrIssuer, c.Issuer)
 	}
 	if c.Subject == "" || c.ID == "" || c.Expiry == 0 {
-		return nil, ErrClaims
+		return nil, "", ErrClaims
 	}
+	return v, h.KeyID, nil
+}
+
+// checkLive checks what can change after a JWT was signed: its time
+// window and the revocation of the token and its family.
+func (s *Service) checkLive(ctx context.Context, c *Claims) error {
 	now := s.Now()
 	if now.Add(-s.Leeway).Unix() >= c.Expiry {
-		return nil, ErrExpired
+		return ErrExpired
 	}
 	if c.NotBefore != 0 && now.Add(s.Leeway).Unix() < c.NotBefore {
-		return nil, ErrNotYet
+		return ErrNotYet
 	}
 	// The token itself, or its whole family, may be revoked; both answers
 	// come from memory on the hot path (store/cached).
@@ -351,12 +387,12 @@ func (s *Service) validateJWT(ctx context.Context, raw string) (*Validated, erro
 		revoked, err = s.familyRevoked(ctx, c.FamilyID)
 	}
 	if err != nil {
-		return nil, err // a store failure is a server error, not a bad token
+		return err // a store failure is a server error, not a bad token
 	}
 	if revoked {
-		return nil, ErrRevoked
+		return ErrRevoked
 	}
-	return v, nil
+	return nil
 }
 
 func (s *Service) validateOpaque(ctx context.Context, raw string) (*Validated, error) {
