@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keybridge/sts/dpop"
+	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/server"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/ststest"
@@ -463,3 +465,116 @@ func TestRFC9449_Metadata(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundExchange_Certificate (SPEC §7, RFC 8705 §3): a token bound to a
+// client certificate is exchanged only over a connection presenting that
+// certificate, and what is issued is bound to it again; another
+// certificate, or none, is refused and audited.
+func TestBoundExchange_Certificate(t *testing.T) {
+	s, ca := mtlsServer(t, ststest.Options{})
+	dn := pkixName("radio-7")
+	leaf := ca.Issue(t, ststest.CertOptions{Subject: dn})
+	sameDN := ca.Issue(t, ststest.CertOptions{Subject: dn}) // another key, same name
+	self := ststest.SelfSigned(t, ststest.CertOptions{Subject: pkixName("elsewhere")})
+	radio := tlsClient(s, store.Binding{TLSSubjectDN: "CN=radio-7"})
+	rs := s.CreateClient(func(c *store.Client) { c.ExchangeAny = true })
+	x5t := clientcertThumbprint(leaf)
+
+	r := s.PostCert(server.TokenPath, leaf, url.Values{"grant_type": {oauth.GrantTypeClientCredentials}, "client_id": {radio.ID}})
+	tr := wantOK(t, r)
+	if got := cnfOf(t, tr.AccessToken); got.X5tS256 != x5t || got.JKT != "" || tr.TokenType != oauth.TokenTypeBearer {
+		t.Fatalf("certificate-bound token: %+v, cnf %+v", tr, got)
+	}
+	m := s.PostCert(server.IntrospectPath, leaf, url.Values{"token": {tr.AccessToken}, "client_id": {radio.ID}}).JSON()
+	if introspectedCnf(t, m).X5tS256 != x5t {
+		t.Fatalf("introspection: %v", m)
+	}
+	subject := tr.AccessToken
+
+	// The same client and certificate: exchanged, bound again.
+	ex := wantOK(t, s.PostCert(server.TokenPath, leaf, url.Values{"client_id": {radio.ID}, "grant_type": {oauth.GrantTypeTokenExchange},
+		"subject_token": {subject}, "subject_token_type": {oauth.TokenTypeAccessToken}}))
+	if got := cnfOf(t, ex.AccessToken); got.X5tS256 != x5t {
+		t.Fatalf("exchanged token cnf %+v, want x5t#S256 %s", got, x5t)
+	}
+	// Another client (Basic credentials) presenting the bound certificate
+	// proves possession too.
+	withCert := func(cert *ststest.Cert, c *ststest.Client, form url.Values, id string) *ststest.Response {
+		req := tokenRequest(t, s, c, form)
+		req.Header.Set("X-Request-Id", id)
+		return s.DoWith(s.Client(cert), req)
+	}
+	ex = wantOK(t, withCert(leaf, rs, exchangeForm(subject), "x5t-ok"))
+	if got := cnfOf(t, ex.AccessToken); got.X5tS256 != x5t {
+		t.Fatalf("exchanged by rs: cnf %+v", got)
+	}
+
+	for i, tt := range []struct {
+		name   string
+		cert   *ststest.Cert
+		form   url.Values
+		detail string
+	}{
+		{"no certificate", nil, exchangeForm(subject), "bound to a client certificate"},
+		{"another certificate", self, exchangeForm(subject), "another client certificate"},
+		{"same name, another key", sameDN, exchangeForm(subject), "another client certificate"},
+		{"a DPoP proof is no certificate", nil, exchangeForm(subject), "bound to a client certificate"},
+		{"bound actor token, another certificate", self, exchangeForm(mint(t, s, nil), "actor_token", subject, "actor_token_type", oauth.TokenTypeAccessToken), "actor_token is bound to another client certificate"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := snapshotDB(t, s)
+			id := fmt.Sprintf("dpop-x5t-%d", i)
+			req := tokenRequest(t, s, rs, tt.form)
+			if strings.Contains(tt.name, "DPoP") {
+				req.Header.Set(dpop.Header, newDPoPKey(t).proof(t, s.URL, dpop.ProofOptions{}))
+			}
+			req.Header.Set("X-Request-Id", id)
+			r := s.DoWith(s.Client(tt.cert), req)
+			if d := wantError(t, r, http.StatusBadRequest, oauth.ErrInvalidRequest); !strings.Contains(d, tt.detail) {
+				t.Errorf("error_description %q, want %q", d, tt.detail)
+			}
+			if after := snapshotDB(t, s); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("state changed")
+			}
+			refusalAudited(t, s, id, oauth.ErrInvalidRequest)
+		})
+	}
+	// The certificate-bound client without its certificate cannot even get
+	// a token: client authentication needs it (mTLS); a secret client
+	// whose tokens are certificate-bound must present one.
+	bound := s.CreateClient(func(c *store.Client) { c.Binding.TLSBoundTokens = true })
+	d := wantError(t, withCert(nil, bound, ccForm, "dpop-x5t-secret"), http.StatusBadRequest, oauth.ErrInvalidRequest)
+	if !strings.Contains(d, "tls_client_certificate_bound_access_tokens") {
+		t.Fatalf("secret client without certificate: %q", d)
+	}
+	if got := cnfOf(t, wantOK(t, withCert(self, bound, ccForm, "dpop-x5t-secret-ok")).AccessToken); got.X5tS256 != clientcertThumbprint(self) {
+		t.Fatalf("secret client with certificate: cnf %+v", got)
+	}
+}
+
+// TestBoundExchange_DPoP (SPEC §7, RFC 9449): a DPoP-bound token, JWT or
+// opaque, is exchanged with a proof of its key, and the issued token is
+// bound to the same key (token_type DPoP).
+func TestBoundExchange_DPoP(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{})
+	key := newDPoPKey(t)
+	for _, format := range []string{store.TokenFormatJWT, store.TokenFormatOpaque} {
+		t.Run(format, func(t *testing.T) {
+			c := s.CreateClient(func(c *store.Client) { c.TokenFormat = format })
+			subject := wantOK(t, postDPoP(t, s, c, ccForm, key.proof(t, s.URL, dpop.ProofOptions{}))).AccessToken
+			ex := wantOK(t, postDPoP(t, s, c, exchangeForm(subject), key.proof(t, s.URL, dpop.ProofOptions{})))
+			if ex.TokenType != oauth.TokenTypeDPoP {
+				t.Fatalf("token_type %q", ex.TokenType)
+			}
+			if got := introspectedCnf(t, introspect(t, s, c, ex.AccessToken)); got.JKT != key.jkt {
+				t.Fatalf("exchanged token cnf %+v", got)
+			}
+			// And again, from the exchanged token.
+			wantOK(t, postDPoP(t, s, c, exchangeForm(ex.AccessToken), key.proof(t, s.URL, dpop.ProofOptions{})))
+		})
+	}
+}
+
+func pkixName(cn string) pkix.Name { return pkix.Name{CommonName: cn} }
+
+func clientcertThumbprint(c *ststest.Cert) string { return clientcert.Thumbprint(c.Cert) }
