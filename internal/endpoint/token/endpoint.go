@@ -12,8 +12,8 @@ import (
 
 	"github.com/keybridge/sts/dpop"
 	"github.com/keybridge/sts/internal/audit"
-	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/store"
