@@ -110,7 +110,7 @@ func TestRefused(t *testing.T) {
 	_ = json.Unmarshal(rsaJSON, &rsaMap)
 	rsaMap["p"] = base64.RawURLEncoding.EncodeToString(rk.Primes[0].Bytes())
 	otherKey := ecKey(t)
-	bigRSA, _ := rsa.GenerateKey(rand.Reader, 4096+512)
+	bigRSA, _ := rsa.GenerateKey(rand.Reader, 4096+64)
 	bigPub := jose.JSONWebKey{Key: bigRSA.Public()}
 	cases := []struct {
 		name, proof, want, token string
