@@ -45,9 +45,17 @@ type Config struct {
 	Leeway            time.Duration
 	TLSCert           string
 	TLSKey            string
+	// ClientCA is the PEM bundle of CAs trusted for client certificates
+	// (tls_client_auth); ClientCertHeader is the header in which the
+	// trusted proxies forward the client certificate (URL-encoded PEM).
+	ClientCA         string
+	ClientCertHeader string
 	// RequireApproval puts dynamically registered clients in the pending
 	// state until an operator approves them.
 	RequireApproval bool
+	// DPoPNonce requires server-provided nonces in DPoP proofs (RFC 9449
+	// §8), the same on every instance sharing the key-encryption key.
+	DPoPNonce bool
 	// IATMaxLifetime bounds the lifetime of initial access tokens.
 	IATMaxLifetime time.Duration
 	// IATRequiredClaims lists, per scope, the claims an IAT must carry to
@@ -112,7 +120,10 @@ const (
 	FlagLeeway            = "leeway"
 	FlagTLSCert           = "tls-cert"
 	FlagTLSKey            = "tls-key"
+	FlagClientCA          = "client-ca"
+	FlagClientCertHeader  = "client-cert-header"
 	FlagRequireApproval   = "require-approval"
+	FlagDPoPNonce         = "dpop-nonce"
 	FlagIATMaxLifetime    = "iat-max-lifetime"
 	FlagIATRequiredClaims = "iat-required-claims"
 	FlagPublishers        = "software-statement-publishers"
@@ -186,7 +197,10 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.Duration(FlagLeeway, 30*time.Second, "clock-skew leeway on exp and nbf of presented tokens")
 	fs.String(FlagTLSCert, "", "TLS certificate file (PEM); serve HTTPS when set")
 	fs.String(FlagTLSKey, "", "TLS private key file (PEM)")
+	fs.String(FlagClientCA, "", "CA certificates (PEM bundle) trusted for tls_client_auth client certificates")
+	fs.String(FlagClientCertHeader, "", "header in which the trusted proxies forward the client certificate (URL-encoded PEM), e.g. X-Client-Cert")
 	fs.Bool(FlagRequireApproval, false, "new dynamic registrations wait, pending, for an operator's approval")
+	fs.Bool(FlagDPoPNonce, false, "require a server nonce (DPoP-Nonce) in DPoP proofs at the token endpoint")
 	fs.Duration(FlagIATMaxLifetime, time.Hour, "longest lifetime of an initial access token")
 	fs.String(FlagIATRequiredClaims, "", `claims an initial access token needs per requested scope: "scope=claim1,claim2 scope2=claim3"`)
 	fs.String(FlagPublishers, "", `trusted software-statement issuers and their JWK set files: "issuer=path/to/jwks.json ..."`)
@@ -334,10 +348,24 @@ func (c *Config) fill(v map[string]string) error {
 	c.MaxTokenTTL = dur(FlagMaxTokenTTL)
 	c.Leeway = dur(FlagLeeway)
 	c.TLSCert, c.TLSKey = v[FlagTLSCert], v[FlagTLSKey]
+	c.ClientCA, c.ClientCertHeader = v[FlagClientCA], v[FlagClientCertHeader]
+	if h := c.ClientCertHeader; h != "" {
+		if !validHeaderName(h) {
+			errs = append(errs, fmt.Errorf("%s: %q is not an HTTP header name", FlagClientCertHeader, h))
+		} else if c.TrustedProxies == nil && v[FlagTrustedProxies] == "" {
+			errs = append(errs, fmt.Errorf("%s needs %s: the header is believed only from trusted proxies", FlagClientCertHeader, FlagTrustedProxies))
+		}
+	}
 	if b, ok := v[FlagRequireApproval]; ok {
 		var err error
 		if c.RequireApproval, err = strconv.ParseBool(b); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not true or false", FlagRequireApproval, b))
+		}
+	}
+	if b, ok := v[FlagDPoPNonce]; ok {
+		var err error
+		if c.DPoPNonce, err = strconv.ParseBool(b); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", FlagDPoPNonce, b))
 		}
 	}
 	c.IATMaxLifetime = dur(FlagIATMaxLifetime)
@@ -467,6 +495,16 @@ func (c *Config) fill(v map[string]string) error {
 		errs = append(errs, errors.New("data-dir: empty (and no database-url)"))
 	}
 	return errors.Join(errs...)
+}
+
+// validHeaderName reports whether s is an RFC 9110 field name (a token).
+func validHeaderName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // KEKPath is where a generated key-encryption key is kept.

@@ -67,12 +67,17 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 	// before the issuer: listen first, then attach the handler.
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
+	certs := o.TLS.setUp(t, s)
 	s.Accounts = &account.Service{
 		Store: st, Sealer: sealer, Audiences: []string{s.URL, s.URL + register.Path},
 		RequiredClaims: o.IATRequiredClaims, Leeway: 5 * time.Second, Now: clock.Now,
 	}
+	issuer := s.URL
+	if o.Issuer != "" {
+		issuer = o.Issuer
+	}
 	s.Server, err = server.New(ctx, server.Options{
-		Issuer: s.URL, Store: st, Keys: km, Hasher: s.Hasher,
+		Issuer: issuer, Store: st, Keys: km, Hasher: s.Hasher,
 		Limits: o.Limits, Leeway: 5 * time.Second, Now: clock.Now,
 		Accounts: s.Accounts, RequireApproval: o.RequireApproval, Publishers: o.Publishers,
 		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
@@ -81,12 +86,19 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		AuditJournal:         o.AuditJournal,
 		RegistrationTokenTTL: o.RegistrationTokenTTL,
 		Federation:           o.Federation,
+		ClientCerts:          certs,
+		TrustedProxies:       o.TLS.proxies(),
+		DPoPNonceKey:         o.DPoPNonceKey,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.HTTP.Config.Handler = s.Server.Handler()
-	s.HTTP.Start()
+	if o.TLS != nil {
+		s.HTTP.StartTLS()
+	} else {
+		s.HTTP.Start()
+	}
 	t.Cleanup(func() {
 		s.HTTP.Close()
 		s.Server.Close()

@@ -44,6 +44,9 @@ type STS struct {
 	Accounts *account.Service
 	// Clock is the server's clock; tests may move it.
 	Clock *Clock
+	// TLS is set when the server serves HTTPS (Options.TLS); Do then
+	// trusts its CA and presents no client certificate.
+	TLS *TLS
 }
 
 // Clock is a settable clock, safe for concurrent use via atomic offset.
@@ -81,6 +84,14 @@ type Options struct {
 	// Federation tunes fetching from trusted issuers (see
 	// server.Options).
 	Federation federation.Options
+	// TLS, when set, serves HTTPS asking for client certificates, as
+	// `sts serve --tls-cert --client-ca` does.
+	TLS *TLS
+	// Issuer, when set, is the server's issuer instead of its URL: the
+	// one name of several instances behind a load balancer.
+	Issuer string
+	// DPoPNonceKey: see server.Options (nil: no DPoP nonces).
+	DPoPNonceKey []byte
 }
 
 // Start runs an STS until the test ends.
@@ -170,7 +181,11 @@ func (r *Response) Token() oauth.TokenResponse {
 // Do sends a request and records the answer.
 func (s *STS) Do(req *http.Request) *Response {
 	s.T.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	hc := http.DefaultClient
+	if s.TLS != nil {
+		hc = s.TLS.anonymous
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		s.T.Fatal(err)
 	}
