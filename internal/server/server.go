@@ -58,6 +58,9 @@ type Options struct {
 	Limits policy.Limits
 	// Leeway tolerated on exp/nbf of presented tokens.
 	Leeway time.Duration
+	// ClientAssertions tunes private_key_jwt client authentication (its
+	// Issuer, TokenEndpoint, JTIs, Leeway and Now come from the server).
+	ClientAssertions clientauth.AssertionOptions
 	// CleanupInterval is how often expired tokens and revocations are
 	// deleted; zero means hourly.
 	CleanupInterval time.Duration
@@ -139,6 +142,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now,
 		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
 	}
+	ca := o.ClientAssertions
+	ca.Issuer, ca.TokenEndpoint, ca.JTIs, ca.Leeway, ca.Now = o.Issuer, o.Issuer+TokenPath, o.Store, o.Leeway, o.Now
+	if ca.Fetch.Logger == nil {
+		ca.Fetch.Logger = o.Logger
+	}
+	auth.Assertions = clientauth.NewAssertions(ca)
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Accounts: cache.HotAccounts(), Leeway: o.Leeway, Now: o.Now}
 	if o.Federation.Logger == nil {
 		o.Federation.Logger = o.Logger
@@ -202,7 +211,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 // Metadata is the RFC 8414 document of a server with this issuer.
 func Metadata(issuer string) oauth.Metadata {
-	auth := []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost}
+	auth := []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost, oauth.AuthMethodPrivateKeyJWT}
 	// id_token is accepted from trusted issuers (sts issuer add).
 	accepted := []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken, oauth.TokenTypeIDToken}
 	return oauth.Metadata{

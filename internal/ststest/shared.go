@@ -80,6 +80,7 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		AuditRetention:       o.AuditRetention,
 		RegistrationTokenTTL: o.RegistrationTokenTTL,
 		Federation:           o.Federation,
+		ClientAssertions:     o.ClientAssertions,
 	})
 	if err != nil {
 		t.Fatal(err)
