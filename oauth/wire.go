@@ -143,6 +143,9 @@ type Metadata struct {
 	RequestedTokenTypesSupported []string `json:"requested_token_types_supported,omitempty"`
 	// TokenSigningAlgValuesSupported lists the JWS algorithms of issued tokens.
 	TokenSigningAlgValuesSupported []string `json:"token_signing_alg_values_supported,omitempty"`
+	// TLSClientCertificateBoundAccessTokens: the server binds tokens to
+	// client certificates (RFC 8705 §3.3).
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	// SignedMetadata is a JWT whose claims are these metadata values, signed
 	// by the server (RFC 8414 §2.1).
 	SignedMetadata string `json:"signed_metadata,omitempty"`

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/config"
 	"github.com/keybridge/sts/internal/endpoint/discovery"
 	"github.com/keybridge/sts/internal/issuers"
@@ -41,6 +43,10 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			if err != nil {
 				return err
 			}
+			certs, err := clientCertSource(c)
+			if err != nil {
+				return err
+			}
 			// The configuration file's trusted issuers, before serving:
 			// a file that declares an invalid one (an unknown client)
 			// stops the start, and one it no longer declares is
@@ -71,6 +77,7 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				PerAccountPerMinute: c.RegistrationRatePerAccount,
 				PerAddressPerMinute: c.RegistrationRatePerAddress,
 				TrustedProxies:      c.TrustedProxies,
+				ClientCerts:         certs,
 				// Failed client authentication and audit retention
 				// bound what an unauthenticated caller can store.
 				AuthFailuresPerAddress: c.AuthFailuresPerAddress,
@@ -126,4 +133,32 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 	}
 	config.RegisterServe(cmd.Flags())
 	return cmd
+}
+
+// clientCertSource reads the TLS and client certificate settings: the
+// server's certificate and key must load, the client CA bundle must hold
+// certificates. The source exists when clients can present certificates:
+// over TLS, or through a trusted proxy's header; nil otherwise.
+func clientCertSource(c *config.Config) (*clientcert.Source, error) {
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return nil, fmt.Errorf("tls-cert/tls-key: %w", err)
+		}
+	}
+	s := &clientcert.Source{Header: c.ClientCertHeader, Proxies: c.TrustedProxies}
+	if c.ClientCA != "" {
+		pool, err := clientcert.LoadCAs(c.ClientCA)
+		if err != nil {
+			return nil, err
+		}
+		s.ClientCAs = pool
+	}
+	if c.TLSCert == "" && c.ClientCertHeader == "" {
+		if c.ClientCA != "" {
+			return nil, fmt.Errorf("%s needs %s (or %s behind a TLS-terminating proxy): without TLS no client presents a certificate",
+				config.FlagClientCA, config.FlagTLSCert, config.FlagClientCertHeader)
+		}
+		return nil, nil
+	}
+	return s, nil
 }

@@ -1,6 +1,7 @@
 // Package clientauth authenticates OAuth clients at the token, introspection
 // and revocation endpoints with client_secret_basic and client_secret_post
-// (RFC 6749 §2.3.1), and owns how client secrets are generated and hashed.
+// (RFC 6749 §2.3.1), tls_client_auth and self_signed_tls_client_auth (RFC
+// 8705 §2), and owns how client secrets are generated and hashed.
 package clientauth
 
 import (
@@ -9,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -17,7 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/keybridge/sts/internal/audit"
+	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/ratelimit"
@@ -55,7 +59,10 @@ func (h *Hasher) Hash(secret string) []byte {
 type Credentials struct {
 	ID     string
 	Secret string
-	Method string // oauth.AuthMethodClientSecretBasic or _Post, ...
+	Method string // oauth.AuthMethodClientSecretBasic or _Post, or a key-based method
+	// Cert is the certificate the client authenticated with
+	// (tls_client_auth, self_signed_tls_client_auth); nil otherwise.
+	Cert *x509.Certificate
 	// Assertion is the client_assertion of private_key_jwt (RFC 7523
 	// §2.2), not yet verified.
 	Assertion string
@@ -99,6 +106,11 @@ func Extract(r *http.Request, form url.Values) (Credentials, *oauth.Error) {
 		}
 		return Credentials{ID: id, Secret: secret, Method: oauth.AuthMethodClientSecretBasic}, nil
 	}
+	if postID != "" && postSecret == "" && form.Get("client_assertion_type") == "" {
+		// A certificate method (RFC 8705 §2): which one is the client's
+		// registered method; Authenticate sets it.
+		return Credentials{ID: postID, Method: oauth.AuthMethodTLSClientAuth}, nil
+	}
 	if postID == "" || postSecret == "" {
 		return Credentials{}, failed(errors.New("no client credentials"))
 	}
@@ -128,6 +140,12 @@ type Authenticator struct {
 	// Assertions, when set, verifies private_key_jwt client assertions;
 	// without it that method is refused.
 	Assertions *Assertions
+	// Certs finds and verifies client certificates (tls_client_auth and
+	// self_signed_tls_client_auth); nil: those methods always fail.
+	Certs *clientcert.Source
+	// FetchJWKS, when set, returns the key set at a client's jwks_uri
+	// (for self_signed_tls_client_auth of a client registered with one).
+	FetchJWKS func(ctx context.Context, c *store.Client) (*jose.JSONWebKeySet, error)
 }
 
 // Request is the front every client-authenticated endpoint (token,
@@ -185,6 +203,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	}
 	// Key-based methods are dispatched here, before the secret check.
 	switch cred.Method {
+	case oauth.AuthMethodTLSClientAuth:
+		return a.authenticateCertificate(ctx, r, cred)
 	case oauth.AuthMethodPrivateKeyJWT:
 		c, err := a.authenticateAssertion(ctx, r, cred)
 		return c, cred, err

@@ -45,6 +45,11 @@ type Config struct {
 	Leeway            time.Duration
 	TLSCert           string
 	TLSKey            string
+	// ClientCA is the PEM bundle of CAs trusted for client certificates
+	// (tls_client_auth); ClientCertHeader is the header in which the
+	// trusted proxies forward the client certificate (URL-encoded PEM).
+	ClientCA         string
+	ClientCertHeader string
 	// RequireApproval puts dynamically registered clients in the pending
 	// state until an operator approves them.
 	RequireApproval bool
@@ -103,6 +108,8 @@ const (
 	FlagLeeway            = "leeway"
 	FlagTLSCert           = "tls-cert"
 	FlagTLSKey            = "tls-key"
+	FlagClientCA          = "client-ca"
+	FlagClientCertHeader  = "client-cert-header"
 	FlagRequireApproval   = "require-approval"
 	FlagIATMaxLifetime    = "iat-max-lifetime"
 	FlagIATRequiredClaims = "iat-required-claims"
@@ -154,6 +161,8 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.Duration(FlagLeeway, 30*time.Second, "clock-skew leeway on exp and nbf of presented tokens")
 	fs.String(FlagTLSCert, "", "TLS certificate file (PEM); serve HTTPS when set")
 	fs.String(FlagTLSKey, "", "TLS private key file (PEM)")
+	fs.String(FlagClientCA, "", "CA certificates (PEM bundle) trusted for tls_client_auth client certificates")
+	fs.String(FlagClientCertHeader, "", "header in which the trusted proxies forward the client certificate (URL-encoded PEM), e.g. X-Client-Cert")
 	fs.Bool(FlagRequireApproval, false, "new dynamic registrations wait, pending, for an operator's approval")
 	fs.Duration(FlagIATMaxLifetime, time.Hour, "longest lifetime of an initial access token")
 	fs.String(FlagIATRequiredClaims, "", `claims an initial access token needs per requested scope: "scope=claim1,claim2 scope2=claim3"`)
@@ -299,6 +308,14 @@ func (c *Config) fill(v map[string]string) error {
 	c.MaxTokenTTL = dur(FlagMaxTokenTTL)
 	c.Leeway = dur(FlagLeeway)
 	c.TLSCert, c.TLSKey = v[FlagTLSCert], v[FlagTLSKey]
+	c.ClientCA, c.ClientCertHeader = v[FlagClientCA], v[FlagClientCertHeader]
+	if h := c.ClientCertHeader; h != "" {
+		if !validHeaderName(h) {
+			errs = append(errs, fmt.Errorf("%s: %q is not an HTTP header name", FlagClientCertHeader, h))
+		} else if c.TrustedProxies == nil && v[FlagTrustedProxies] == "" {
+			errs = append(errs, fmt.Errorf("%s needs %s: the header is believed only from trusted proxies", FlagClientCertHeader, FlagTrustedProxies))
+		}
+	}
 	if b, ok := v[FlagRequireApproval]; ok {
 		var err error
 		if c.RequireApproval, err = strconv.ParseBool(b); err != nil {
@@ -410,6 +427,16 @@ func (c *Config) fill(v map[string]string) error {
 		errs = append(errs, errors.New("data-dir: empty (and no database-url)"))
 	}
 	return errors.Join(errs...)
+}
+
+// validHeaderName reports whether s is an RFC 9110 field name (a token).
+func validHeaderName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // KEKPath is where a generated key-encryption key is kept.

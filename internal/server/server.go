@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/endpoint/discovery"
@@ -88,6 +90,11 @@ type Options struct {
 	// TrustedProxies decides the client address of each request (nil
 	// trusts no proxy).
 	TrustedProxies *clientip.Resolver
+	// ClientCerts finds the client certificate of a request (TLS peer or
+	// trusted proxy header) for tls_client_auth and
+	// self_signed_tls_client_auth; nil: no certificate methods work. Run
+	// asks TLS clients for a certificate when it is set.
+	ClientCerts *clientcert.Source
 	// Secure: the server is reached over TLS (portal cookies are Secure).
 	Secure bool
 	// Federation tunes the fetching of trusted issuers' keys, discovery
@@ -141,6 +148,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	auth := &clientauth.Authenticator{
 		Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now,
 		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
+		Certs:    o.ClientCerts,
 	}
 	ca := o.ClientAssertions
 	ca.Issuer, ca.TokenEndpoint, ca.JTIs, ca.Leeway, ca.Now = o.Issuer, o.Issuer+TokenPath, o.Store, o.Leeway, o.Now
@@ -165,7 +173,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		AssertionAudiences: []string{o.Issuer, o.Issuer + TokenPath},
 	}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Federation: fed, Logger: o.Logger, Now: o.Now})
-	disc := discovery.New(Metadata(o.Issuer), o.Keys, o.Now)
+	md := Metadata(o.Issuer)
+	md.TLSClientCertificateBoundAccessTokens = o.ClientCerts != nil && o.ClientCerts.ClientCAs != nil
+	disc := discovery.New(md, o.Keys, o.Now)
 	registry := &clients.Registry{Store: o.Store, Hasher: o.Hasher, Now: o.Now, RegistrationTokenTTL: o.RegistrationTokenTTL}
 	reg := register.New(register.Options{
 		Issuer: o.Issuer, Store: o.Store, Accounts: o.Accounts, Clients: registry, Audit: s.audit,
@@ -205,13 +215,16 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET "+ReadyPath, s.ready)
-	s.handler = o.TrustedProxies.Middleware(s.middleware(mux))
+	// The certificate source sees the connection's peer before the
+	// proxy resolution rewrites it.
+	s.handler = o.ClientCerts.Middleware(o.TrustedProxies.Middleware(s.middleware(mux)))
 	return s, nil
 }
 
 // Metadata is the RFC 8414 document of a server with this issuer.
 func Metadata(issuer string) oauth.Metadata {
-	auth := []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost, oauth.AuthMethodPrivateKeyJWT}
+	auth := []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost,
+		oauth.AuthMethodTLSClientAuth, oauth.AuthMethodSelfSignedTLSClientAuth, oauth.AuthMethodPrivateKeyJWT}
 	// id_token is accepted from trusted issuers (sts issuer add).
 	accepted := []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken, oauth.TokenTypeIDToken}
 	return oauth.Metadata{
@@ -231,6 +244,12 @@ func Metadata(issuer string) oauth.Metadata {
 		RequestedTokenTypesSupported:              policy.RequestedTokenTypes,
 		TokenSigningAlgValuesSupported:            []string{keys.ES256, keys.EdDSA, keys.RS256},
 	}
+}
+
+// TLSConfig is the TLS configuration of a server accepting client
+// certificates: it requests one and does not require nor verify it.
+func TLSConfig() *tls.Config {
+	return &tls.Config{ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 }
 
 // Handler is the server's HTTP handler.
@@ -303,6 +322,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+	}
+	if tlsCert != "" && s.opts.ClientCerts != nil {
+		// Ask for a client certificate without requiring one, and verify
+		// none in the handshake: secret clients share the port, and
+		// self-signed certificates must get through; each certificate
+		// method verifies what it needs (clientauth).
+		srv.TLSConfig = TLSConfig()
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()

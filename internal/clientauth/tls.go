@@ -1,0 +1,148 @@
+package clientauth
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
+)
+
+// authenticateCertificate authenticates a client that sent its client_id
+// and no secret nor assertion with the TLS client certificate of r, by the
+// method the client registered: tls_client_auth (RFC 8705 §2.1: a chain
+// to the client CA bundle and the registered subject DN or SAN) or
+// self_signed_tls_client_auth (§2.2: the certificate's key is one of the
+// client's registered keys). Every failure is invalid_client with its
+// cause for the audit.
+func (a *Authenticator) authenticateCertificate(ctx context.Context, r *http.Request, cred Credentials) (*store.Client, Credentials, error) {
+	c, err := a.Clients.GetClient(ctx, cred.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, cred, failed(errors.New("unknown client"))
+	case err != nil:
+		return nil, cred, err
+	}
+	switch c.AuthMethod {
+	case oauth.AuthMethodTLSClientAuth, oauth.AuthMethodSelfSignedTLSClientAuth:
+		cred.Method = c.AuthMethod
+	default:
+		// A secret client that sent no secret.
+		return nil, cred, failed(errors.New("no client secret"))
+	}
+	cert, err := a.Certs.Certificate(r)
+	if err != nil {
+		return nil, cred, failed(err)
+	}
+	if cert == nil {
+		return nil, cred, failed(errors.New("no client certificate"))
+	}
+	if c.AuthMethod == oauth.AuthMethodTLSClientAuth {
+		if err := a.Certs.VerifyChain(cert, a.Now()); err != nil {
+			return nil, cred, failed(fmt.Errorf("client certificate: %w", err))
+		}
+		if err := MatchName(cert, c.Binding); err != nil {
+			return nil, cred, failed(err)
+		}
+	} else {
+		set, err := a.clientKeys(ctx, c)
+		if err != nil {
+			return nil, cred, err
+		}
+		if !hasKey(set, cert.PublicKey) {
+			return nil, cred, failed(errors.New("the certificate's public key is not one of the client's registered keys"))
+		}
+	}
+	if err := a.active(ctx, c); err != nil {
+		return nil, cred, err
+	}
+	cred.Cert = cert
+	return c, cred, nil
+}
+
+// MatchName checks that cert carries the one name b registers for
+// tls_client_auth (RFC 8705 §2.1.2): the subject DN, in the RFC 4514
+// string form Go gives it, or a SAN of the registered kind equal to the
+// registered value (IP addresses compared as addresses).
+func MatchName(cert *x509.Certificate, b store.Binding) error {
+	switch {
+	case b.TLSSubjectDN != "":
+		if cert.Subject.String() == b.TLSSubjectDN {
+			return nil
+		}
+		return fmt.Errorf("certificate subject %q is not the registered %q", cert.Subject.String(), b.TLSSubjectDN)
+	case b.TLSSANDNS != "":
+		for _, n := range cert.DNSNames {
+			if n == b.TLSSANDNS {
+				return nil
+			}
+		}
+		return fmt.Errorf("certificate has no DNS name %q", b.TLSSANDNS)
+	case b.TLSSANURI != "":
+		for _, u := range cert.URIs {
+			if u.String() == b.TLSSANURI {
+				return nil
+			}
+		}
+		return fmt.Errorf("certificate has no URI %q", b.TLSSANURI)
+	case b.TLSSANIP != "":
+		want, err := netip.ParseAddr(b.TLSSANIP)
+		if err != nil {
+			return fmt.Errorf("registered IP %q: %w", b.TLSSANIP, err)
+		}
+		for _, ip := range cert.IPAddresses {
+			if got, ok := netip.AddrFromSlice(ip); ok && got.Unmap() == want.Unmap() {
+				return nil
+			}
+		}
+		return fmt.Errorf("certificate has no IP address %s", want)
+	case b.TLSSANEmail != "":
+		for _, e := range cert.EmailAddresses {
+			if e == b.TLSSANEmail {
+				return nil
+			}
+		}
+		return fmt.Errorf("certificate has no email address %q", b.TLSSANEmail)
+	}
+	return errors.New("the client registers no certificate name")
+}
+
+// clientKeys is the client's registered JWK set: its jwks, or the set at
+// its jwks_uri through FetchJWKS.
+func (a *Authenticator) clientKeys(ctx context.Context, c *store.Client) (*jose.JSONWebKeySet, error) {
+	if len(c.Binding.JWKS) > 0 {
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(c.Binding.JWKS, &set); err != nil {
+			return nil, failed(fmt.Errorf("registered jwks: %w", err))
+		}
+		return &set, nil
+	}
+	if c.Binding.JWKSURI != "" && a.FetchJWKS != nil {
+		set, err := a.FetchJWKS(ctx, c)
+		if err != nil {
+			return nil, failed(fmt.Errorf("jwks_uri: %w", err))
+		}
+		return set, nil
+	}
+	return nil, failed(errors.New("the client registers no keys"))
+}
+
+// hasKey reports whether pub is the public key of a signing key of set.
+func hasKey(set *jose.JSONWebKeySet, pub crypto.PublicKey) bool {
+	for _, k := range set.Keys {
+		if k.Use == "enc" || !k.IsPublic() {
+			continue
+		}
+		if p, ok := k.Key.(interface{ Equal(crypto.PublicKey) bool }); ok && p.Equal(pub) {
+			return true
+		}
+	}
+	return false
+}
