@@ -56,8 +56,6 @@ func (v *Verifier) Middleware(next http.Handler, requiredScopes ...string) http.
 			v.challenge(w, http.StatusBadRequest, oauth.ErrInvalidRequest, "malformed Authorization header", nil)
 			return
 		case errors.Is(err, errNoToken):
-			// RFC 9449 §7.1: both schemes are offered.
-			w.Header().Add("WWW-Authenticate", `DPoP algs="`+v.bind.algs+`"`)
 			v.challenge(w, http.StatusUnauthorized, "", "", nil)
 			return
 		case errors.Is(err, ErrUnavailable):
@@ -143,6 +141,10 @@ func (v *Verifier) challenge(w http.ResponseWriter, status int, code oauth.Error
 	h := w.Header()
 	h.Set("WWW-Authenticate", b.String())
 	h.Set("Cache-Control", "no-store")
+	if code == "" && status == http.StatusUnauthorized {
+		// No token: both schemes are offered (RFC 9449 §7.1).
+		h.Add("WWW-Authenticate", `DPoP algs="`+v.bind.algs+`"`)
+	}
 	if code == "" {
 		w.WriteHeader(status)
 		return
