@@ -1,6 +1,7 @@
 package ststest
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,15 +9,24 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/keybridge/sts/internal/clientcert"
+	"github.com/keybridge/sts/internal/clientip"
+	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
 )
 
 // CA is a certificate authority generated for a test: it issues server and
@@ -251,4 +261,117 @@ func serial(t testing.TB) *big.Int {
 
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// TLS configures an HTTPS test server (Options.TLS).
+type TLS struct {
+	// ServerCA issues the server's certificate; a fresh CA when nil.
+	ServerCA *CA
+	// ClientCA is the --client-ca bundle; nil: none (only
+	// self_signed_tls_client_auth works).
+	ClientCA *CA
+	// CertHeader and TrustedProxies: --client-cert-header and
+	// --trusted-proxies.
+	CertHeader     string
+	TrustedProxies *clientip.Resolver
+
+	anonymous *http.Client
+}
+
+func (o *TLS) setUp(t testing.TB, s *STS) *clientcert.Source {
+	if o == nil {
+		return nil
+	}
+	if o.ServerCA == nil {
+		o.ServerCA = NewCA(t, "test server CA")
+	}
+	s.TLS = o
+	s.URL = "https://" + s.HTTP.Listener.Addr().String()
+	s.HTTP.TLS = ServerTLSConfig(o.ServerCA.Server(t))
+	o.anonymous = HTTPClient(o.ServerCA, nil)
+	src := &clientcert.Source{Header: o.CertHeader, Proxies: o.TrustedProxies}
+	if o.ClientCA != nil {
+		src.ClientCAs = o.ClientCA.Pool()
+	}
+	return src
+}
+
+func (o *TLS) proxies() *clientip.Resolver {
+	if o == nil {
+		return nil
+	}
+	return o.TrustedProxies
+}
+
+// Client is an HTTP client of s presenting cert (nil: none).
+func (s *STS) Client(cert *Cert) *http.Client {
+	if s.TLS == nil {
+		s.T.Fatal("the STS does not serve TLS")
+	}
+	return HTTPClient(s.TLS.ServerCA, cert)
+}
+
+// DoWith sends req with hc and records the answer.
+func (s *STS) DoWith(hc *http.Client, req *http.Request) *Response {
+	s.T.Helper()
+	resp, err := hc.Do(req)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// PostCert posts form to path over a connection presenting cert (nil:
+// none), with no Authorization header: the client_id in form names the
+// client.
+func (s *STS) PostCert(path string, cert *Cert, form url.Values) *Response {
+	s.T.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return s.DoWith(s.Client(cert), req)
+}
+
+// CreateKeyClient registers a client with no secret (a key-based method:
+// mutate sets AuthMethod and Binding); defaults as CreateClient.
+func (s *STS) CreateKeyClient(mutate func(*store.Client)) *Client {
+	s.T.Helper()
+	c := &store.Client{
+		ID:          "c-" + randomID(),
+		Name:        "test key client",
+		Status:      store.ClientActive,
+		GrantTypes:  []string{oauth.GrantTypeClientCredentials, oauth.GrantTypeTokenExchange},
+		TokenFormat: store.TokenFormatJWT,
+		CreatedAt:   time.Now(),
+		UpdatedAt:   time.Now(),
+	}
+	if mutate != nil {
+		mutate(c)
+	}
+	if err := s.Store.CreateClient(context.Background(), c); err != nil {
+		s.T.Fatal(err)
+	}
+	return &Client{Client: c}
+}
+
+// JWKS is the JSON Web Key Set of the public keys of certs (for a
+// self_signed_tls_client_auth client's Binding.JWKS).
+func JWKS(t testing.TB, certs ...*Cert) []byte {
+	t.Helper()
+	var set jose.JSONWebKeySet
+	for _, c := range certs {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: c.Key.Public(), Use: "sig"})
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -67,6 +67,7 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 	// before the issuer: listen first, then attach the handler.
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
+	certs := o.TLS.setUp(t, s)
 	s.Accounts = &account.Service{
 		Store: st, Sealer: sealer, Audiences: []string{s.URL, s.URL + register.Path},
 		RequiredClaims: o.IATRequiredClaims, Leeway: 5 * time.Second, Now: clock.Now,
@@ -81,12 +82,18 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		RegistrationTokenTTL: o.RegistrationTokenTTL,
 		Federation:           o.Federation,
 		ClientAssertions:     o.ClientAssertions,
+		ClientCerts:          certs,
+		TrustedProxies:       o.TLS.proxies(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.HTTP.Config.Handler = s.Server.Handler()
-	s.HTTP.Start()
+	if o.TLS != nil {
+		s.HTTP.StartTLS()
+	} else {
+		s.HTTP.Start()
+	}
 	t.Cleanup(func() {
 		s.HTTP.Close()
 		s.Server.Close()

@@ -44,6 +44,9 @@ type STS struct {
 	Accounts *account.Service
 	// Clock is the server's clock; tests may move it.
 	Clock *Clock
+	// TLS is set when the server serves HTTPS (Options.TLS); Do then
+	// trusts its CA and presents no client certificate.
+	TLS *TLS
 }
 
 // Clock is a settable clock, safe for concurrent use via atomic offset.
@@ -79,6 +82,9 @@ type Options struct {
 	// ClientAssertions tunes private_key_jwt (see server.Options), e.g.
 	// AllowLoopbackJWKS for a jwks_uri served by the test.
 	ClientAssertions clientauth.AssertionOptions
+	// TLS, when set, serves HTTPS asking for client certificates, as
+	// `sts serve --tls-cert --client-ca` does.
+	TLS *TLS
 }
 
 // Start runs an STS until the test ends.
@@ -165,7 +171,11 @@ func (r *Response) Token() oauth.TokenResponse {
 // Do sends a request and records the answer.
 func (s *STS) Do(req *http.Request) *Response {
 	s.T.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	hc := http.DefaultClient
+	if s.TLS != nil {
+		hc = s.TLS.anonymous
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		s.T.Fatal(err)
 	}
