@@ -231,3 +231,50 @@ func TestDPoPTokenSourceAndTransport(t *testing.T) {
 		t.Fatalf("DPoP token without a key: %v", err)
 	}
 }
+
+// TestTLSClientAuthWithSTS: clients whose only credential is a
+// certificate exchange tokens with a real Key Bridge STS over TLS
+// (tls_client_auth with a CA-issued certificate, and a self-signed one
+// registered by its key); another certificate is refused invalid_client.
+func TestTLSClientAuthWithSTS(t *testing.T) {
+	ca := ststest.NewCA(t, "client ca")
+	s := ststest.Start(t, ststest.Options{TLS: &ststest.TLS{ClientCA: ca}})
+	leaf := ca.Client(t, "device-7")
+	self := ststest.SelfSigned(t, ststest.CertOptions{})
+	selfJWKS, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: self.Key.Public(), KeyID: "self"}}})
+	mk := func(method string, b store.Binding) *ststest.Client {
+		return s.CreateClient(func(c *store.Client) {
+			c.AuthMethod, c.Binding, c.ExchangeAny = method, b, true
+			c.Audiences = []string{"https://api.example.com"}
+		})
+	}
+	byCA := mk(oauth.AuthMethodTLSClientAuth, store.Binding{TLSSubjectDN: "CN=device-7"})
+	bySelf := mk(oauth.AuthMethodSelfSignedTLSClientAuth, store.Binding{JWKS: selfJWKS})
+	subject := s.ClientCredentials(s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://api.example.com"} }), nil)
+	req := stsclient.ExchangeRequest{SubjectToken: subject, SubjectTokenType: oauth.TokenTypeAccessToken, Audience: []string{"https://api.example.com"}}
+
+	for _, tc := range []struct {
+		name   string
+		c      *ststest.Client
+		method string
+		cert   *ststest.Cert
+		ok     bool
+	}{
+		{"tls_client_auth", byCA, oauth.AuthMethodTLSClientAuth, leaf, true},
+		{"self_signed_tls_client_auth", bySelf, oauth.AuthMethodSelfSignedTLSClientAuth, self, true},
+		{"tls_client_auth with the self-signed certificate", byCA, oauth.AuthMethodTLSClientAuth, self, false},
+		{"self_signed_tls_client_auth with the CA's leaf", bySelf, oauth.AuthMethodSelfSignedTLSClientAuth, leaf, false},
+		{"no certificate", byCA, oauth.AuthMethodTLSClientAuth, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := &stsclient.Client{TokenURL: s.URL + server.TokenPath, ClientID: tc.c.ID, AuthMethod: tc.method, HTTPClient: s.Client(tc.cert)}
+			resp, err := cl.Exchange(context.Background(), req)
+			switch {
+			case tc.ok && (err != nil || resp.AccessToken == ""):
+				t.Fatalf("exchange: %v", err)
+			case !tc.ok && !errors.Is(err, &oauth.Error{Code: oauth.ErrInvalidClient}):
+				t.Fatalf("got %v, want invalid_client", err)
+			}
+		})
+	}
+}
