@@ -355,3 +355,34 @@ func TestPrivateKeyJWTJWKSURI(t *testing.T) {
 		t.Fatalf("unresolvable jwks_uri: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestPrivateKeyJWTReplayPostgres: two instances, each with its own pool
+// on one PostgreSQL database, accept an assertion once between them.
+func TestPrivateKeyJWTReplayPostgres(t *testing.T) {
+	schema := ststest.PostgresSchema(t)
+	a := ststest.StartOn(t, ststest.OpenPostgres(t, schema), ststest.Options{})
+	pb := ststest.OpenPostgres(t, schema)
+	b := ststest.StartOn(t, pb, ststest.Options{})
+	key := pkKey(t, "k1")
+	now := time.Now()
+	id := "c-pg-pkjwt"
+	if err := pb.CreateClient(t.Context(), &store.Client{
+		ID: id, Name: "pg", Status: store.ClientActive, AuthMethod: oauth.AuthMethodPrivateKeyJWT,
+		Binding: store.Binding{JWKS: pkJWKS(t, key)}, GrantTypes: []string{oauth.GrantTypeClientCredentials},
+		TokenFormat: store.TokenFormatJWT, CreatedAt: now, UpdatedAt: now,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := pkClaims(id, "", "pg-once")
+	m["aud"] = []string{a.URL, b.URL}
+	as := pkSign(t, key, m)
+	if r := pkPost(a, server.TokenPath, pkForm(as), ""); r.Status != http.StatusOK {
+		t.Fatalf("first use on a: %d %s", r.Status, r.Body)
+	}
+	if r := pkPost(b, server.TokenPath, pkForm(as), ""); r.Status != http.StatusUnauthorized || r.Error() != string(oauth.ErrInvalidClient) {
+		t.Fatalf("replay on b: %d %s", r.Status, r.Body)
+	}
+	if r := pkPost(a, server.TokenPath, pkForm(as), ""); r.Status != http.StatusUnauthorized {
+		t.Fatalf("replay on a: %d %s", r.Status, r.Body)
+	}
+}
