@@ -110,6 +110,8 @@ func TestRefused(t *testing.T) {
 	_ = json.Unmarshal(rsaJSON, &rsaMap)
 	rsaMap["p"] = base64.RawURLEncoding.EncodeToString(rk.Primes[0].Bytes())
 	otherKey := ecKey(t)
+	bigRSA, _ := rsa.GenerateKey(rand.Reader, 4096+64)
+	bigPub := jose.JSONWebKey{Key: bigRSA.Public()}
 	cases := []struct {
 		name, proof, want, token string
 	}{
@@ -120,6 +122,8 @@ func TestRefused(t *testing.T) {
 		{"rsa primes in jwk", rawHeaderProof(t, rk, rsaMap, good()), "private key material", ""},
 		{"symmetric alg", signRaw(t, []byte("0123456789abcdef0123456789abcdef"), jose.HS256, nil, "dpop+jwt", good()), "accepted algorithm", ""},
 		{"alg none", noneProof(t, good()), "accepted algorithm", ""},
+		// go-jose or this package: either refuses it.
+		{"RSA key too large", signRaw(t, bigRSA, jose.RS256, &bigPub, "dpop+jwt", good()), "", ""},
 		{"no typ", signRaw(t, k, jose.ES256, &pub, "", good()), "typ", ""},
 		{"wrong typ", signRaw(t, k, jose.ES256, &pub, "JWT", good()), "typ", ""},
 		{"no jwk", signRaw(t, k, jose.ES256, nil, "dpop+jwt", good()), "no jwk", ""},

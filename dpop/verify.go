@@ -2,6 +2,7 @@ package dpop
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -66,6 +67,12 @@ type Proof struct {
 	Nonce     string
 }
 
+// RSA key sizes accepted in proofs.
+const (
+	minRSABits = 2048
+	maxRSABits = 4096
+)
+
 // privateMembers are JWK members that hold private or symmetric key
 // material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2). A proof's jwk must
 // carry none of them (RFC 9449 §4.3 check 7).
@@ -115,6 +122,11 @@ func (v *Verifier) Verify(ctx context.Context, proof, htm, htu, accessToken stri
 	}
 	if !jwk.IsPublic() {
 		return nil, invalid("the proof's jwk must be a public key")
+	}
+	if k, ok := jwk.Key.(*rsa.PublicKey); ok && (k.N.BitLen() < minRSABits || k.N.BitLen() > maxRSABits) {
+		// A huge modulus would make each verification slow at the
+		// sender's will; a small one is weak.
+		return nil, invalid("the proof's RSA key must have %d to %d bits", minRSABits, maxRSABits)
 	}
 	payload, err := jws.Verify(jwk)
 	if err != nil {

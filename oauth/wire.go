@@ -117,6 +117,9 @@ type IntrospectionResponse struct {
 	// IssuedTokenType is the RFC 8693 token type URN of the token, an
 	// extension that tells JWT, access and refresh tokens apart.
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	// Cnf is the key a sender-constrained token is bound to (RFC 7800
+	// §3.1, RFC 8705 §3.2, RFC 9449 §6.2).
+	Cnf *Confirmation `json:"cnf,omitempty"`
 }
 
 // Metadata is the authorization server metadata (RFC 8414 §2), with the
@@ -146,6 +149,9 @@ type Metadata struct {
 	// TLSClientCertificateBoundAccessTokens: the server binds tokens to
 	// client certificates (RFC 8705 §3.3).
 	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	// DPoPSigningAlgValuesSupported lists the JWS algorithms accepted in
+	// DPoP proofs (RFC 9449 §5.1).
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 	// SignedMetadata is a JWT whose claims are these metadata values, signed
 	// by the server (RFC 8414 §2.1).
 	SignedMetadata string `json:"signed_metadata,omitempty"`

@@ -14,6 +14,7 @@ import (
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"
 	"github.com/keybridge/sts/internal/server"
+	"github.com/keybridge/sts/internal/setup"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -78,6 +79,7 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				PerAddressPerMinute: c.RegistrationRatePerAddress,
 				TrustedProxies:      c.TrustedProxies,
 				ClientCerts:         certs,
+				DPoPNonceKey:        dpopNonceKey(c, env),
 				// Failed client authentication and audit retention
 				// bound what an unauthenticated caller can store.
 				AuthFailuresPerAddress: c.AuthFailuresPerAddress,
@@ -161,4 +163,13 @@ func clientCertSource(c *config.Config) (*clientcert.Source, error) {
 		return nil, nil
 	}
 	return s, nil
+}
+
+// dpopNonceKey is the key of the server's DPoP nonces, derived from the
+// key-encryption key that all instances share; nil without --dpop-nonce.
+func dpopNonceKey(c *config.Config, env *setup.Env) []byte {
+	if !c.DPoPNonce {
+		return nil
+	}
+	return env.Sealer.Derive("dpop-nonce")
 }

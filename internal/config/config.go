@@ -53,6 +53,9 @@ type Config struct {
 	// RequireApproval puts dynamically registered clients in the pending
 	// state until an operator approves them.
 	RequireApproval bool
+	// DPoPNonce requires server-provided nonces in DPoP proofs (RFC 9449
+	// §8), the same on every instance sharing the key-encryption key.
+	DPoPNonce bool
 	// IATMaxLifetime bounds the lifetime of initial access tokens.
 	IATMaxLifetime time.Duration
 	// IATRequiredClaims lists, per scope, the claims an IAT must carry to
@@ -111,6 +114,7 @@ const (
 	FlagClientCA          = "client-ca"
 	FlagClientCertHeader  = "client-cert-header"
 	FlagRequireApproval   = "require-approval"
+	FlagDPoPNonce         = "dpop-nonce"
 	FlagIATMaxLifetime    = "iat-max-lifetime"
 	FlagIATRequiredClaims = "iat-required-claims"
 	FlagPublishers        = "software-statement-publishers"
@@ -164,6 +168,7 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.String(FlagClientCA, "", "CA certificates (PEM bundle) trusted for tls_client_auth client certificates")
 	fs.String(FlagClientCertHeader, "", "header in which the trusted proxies forward the client certificate (URL-encoded PEM), e.g. X-Client-Cert")
 	fs.Bool(FlagRequireApproval, false, "new dynamic registrations wait, pending, for an operator's approval")
+	fs.Bool(FlagDPoPNonce, false, "require a server nonce (DPoP-Nonce) in DPoP proofs at the token endpoint")
 	fs.Duration(FlagIATMaxLifetime, time.Hour, "longest lifetime of an initial access token")
 	fs.String(FlagIATRequiredClaims, "", `claims an initial access token needs per requested scope: "scope=claim1,claim2 scope2=claim3"`)
 	fs.String(FlagPublishers, "", `trusted software-statement issuers and their JWK set files: "issuer=path/to/jwks.json ..."`)
@@ -320,6 +325,12 @@ func (c *Config) fill(v map[string]string) error {
 		var err error
 		if c.RequireApproval, err = strconv.ParseBool(b); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not true or false", FlagRequireApproval, b))
+		}
+	}
+	if b, ok := v[FlagDPoPNonce]; ok {
+		var err error
+		if c.DPoPNonce, err = strconv.ParseBool(b); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", FlagDPoPNonce, b))
 		}
 	}
 	c.IATMaxLifetime = dur(FlagIATMaxLifetime)

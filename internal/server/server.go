@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/keybridge/sts/dpop"
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/clientauth"
@@ -95,6 +96,11 @@ type Options struct {
 	// self_signed_tls_client_auth; nil: no certificate methods work. Run
 	// asks TLS clients for a certificate when it is set.
 	ClientCerts *clientcert.Source
+	// DPoPNonceKey, when set, makes the token endpoint require server
+	// nonces in DPoP proofs (RFC 9449 §8), derived from this key and the
+	// time: instances sharing it accept each other's nonces, and nothing
+	// is stored per nonce.
+	DPoPNonceKey []byte
 	// Secure: the server is reached over TLS (portal cookies are Secure).
 	Secure bool
 	// Federation tunes the fetching of trusted issuers' keys, discovery
@@ -172,7 +178,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Registry: s.Trust, Fetcher: s.Fetcher, JTIs: o.Store,
 		AssertionAudiences: []string{o.Issuer, o.Issuer + TokenPath},
 	}
-	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Federation: fed, Logger: o.Logger, Now: o.Now})
+	// DPoP proofs are single-use across instances: their jtis go to the
+	// store, with the assertions' (RFC 9449 §11.1).
+	dv := &dpop.Verifier{Algorithms: DPoPAlgorithms, Replay: tokenep.NewReplayCache(o.Store), Now: o.Now}
+	if len(o.DPoPNonceKey) > 0 {
+		dv.Nonces = dpop.NewHMACNonces(o.DPoPNonceKey, DPoPNonceWindow)
+	}
+	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Federation: fed, Logger: o.Logger, Now: o.Now,
+		DPoP: dv, TokenURL: o.Issuer + TokenPath, Certs: o.ClientCerts})
 	md := Metadata(o.Issuer)
 	md.TLSClientCertificateBoundAccessTokens = o.ClientCerts != nil && o.ClientCerts.ClientCAs != nil
 	disc := discovery.New(md, o.Keys, o.Now)
@@ -221,13 +234,26 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
+// DPoPAlgorithms are the algorithms accepted in DPoP proofs: asymmetric
+// only (RFC 9449 §4.2).
+var DPoPAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.PS256, jose.PS384, jose.PS512, jose.RS256}
+
+// DPoPNonceWindow is how often the server's DPoP nonces change; a nonce is
+// accepted for one to two windows.
+const DPoPNonceWindow = 5 * time.Minute
+
 // Metadata is the RFC 8414 document of a server with this issuer.
 func Metadata(issuer string) oauth.Metadata {
 	auth := []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost,
 		oauth.AuthMethodTLSClientAuth, oauth.AuthMethodSelfSignedTLSClientAuth, oauth.AuthMethodPrivateKeyJWT}
 	// id_token is accepted from trusted issuers (sts issuer add).
 	accepted := []string{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeRefreshToken, oauth.TokenTypeIDToken}
+	dpopAlgs := make([]string, len(DPoPAlgorithms))
+	for i, a := range DPoPAlgorithms {
+		dpopAlgs[i] = string(a)
+	}
 	return oauth.Metadata{
+		DPoPSigningAlgValuesSupported:             dpopAlgs,
 		Issuer:                                    issuer,
 		TokenEndpoint:                             issuer + TokenPath,
 		RegistrationEndpoint:                      issuer + register.Path,

@@ -72,8 +72,12 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		Store: st, Sealer: sealer, Audiences: []string{s.URL, s.URL + register.Path},
 		RequiredClaims: o.IATRequiredClaims, Leeway: 5 * time.Second, Now: clock.Now,
 	}
+	issuer := s.URL
+	if o.Issuer != "" {
+		issuer = o.Issuer
+	}
 	s.Server, err = server.New(ctx, server.Options{
-		Issuer: s.URL, Store: st, Keys: km, Hasher: s.Hasher,
+		Issuer: issuer, Store: st, Keys: km, Hasher: s.Hasher,
 		Limits: o.Limits, Leeway: 5 * time.Second, Now: clock.Now,
 		Accounts: s.Accounts, RequireApproval: o.RequireApproval, Publishers: o.Publishers,
 		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
@@ -84,6 +88,7 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		ClientAssertions:     o.ClientAssertions,
 		ClientCerts:          certs,
 		TrustedProxies:       o.TLS.proxies(),
+		DPoPNonceKey:         o.DPoPNonceKey,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -85,6 +85,11 @@ type Options struct {
 	// TLS, when set, serves HTTPS asking for client certificates, as
 	// `sts serve --tls-cert --client-ca` does.
 	TLS *TLS
+	// Issuer, when set, is the server's issuer instead of its URL: the
+	// one name of several instances behind a load balancer.
+	Issuer string
+	// DPoPNonceKey: see server.Options (nil: no DPoP nonces).
+	DPoPNonceKey []byte
 }
 
 // Start runs an STS until the test ends.

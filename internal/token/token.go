@@ -36,9 +36,11 @@ type Claims struct {
 	// this token too although it is not stored (RFC 7009 §2.1, RFC 9700
 	// §4.14.2).
 	FamilyID string `json:"family_id,omitempty"`
-	// Cnf is a confirmation (sender-constraint) claim, RFC 7800; this
-	// server issues none, and refuses to exchange tokens that carry one
-	// rather than drop the binding.
+	// Cnf is the confirmation (sender-constraint) claim, RFC 7800: the
+	// DPoP key (jkt, RFC 9449 §6) or client certificate (x5t#S256, RFC
+	// 8705 §3) the token is bound to; an opaque token's comes from its
+	// record. Kept raw, so that a confirmation method this server does
+	// not know is seen, and refused, rather than dropped.
 	Cnf json.RawMessage `json:"cnf,omitempty"`
 	// SubID names the issuer that vouched for the subject and its own
 	// sub, when that is another issuer (RFC 9493 §4.1).
@@ -408,6 +410,7 @@ func (s *Service) validateOpaque(ctx context.Context, raw string) (*Validated, e
 		ClientID: rec.ClientID,
 		Scope:    rec.Scope,
 		FamilyID: rec.FamilyID,
+		Cnf:      rec.Cnf,
 	}
 	if len(rec.Actor) > 0 {
 		v.Act = new(oauth.Actor)

@@ -5,6 +5,7 @@
 package introspect
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -72,6 +73,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oauthhttp.WriteJSON(w, http.StatusOK, oauth.IntrospectionResponse{Active: false})
 		return
 	}
+	if len(v.Cnf) > 0 && confirmation(v.Cnf) == nil {
+		// A binding the resource server could not be told of must not
+		// make a bearer token of a bound one.
+		oauthhttp.WriteJSON(w, http.StatusOK, oauth.IntrospectionResponse{Active: false})
+		return
+	}
 	oauthhttp.WriteJSON(w, http.StatusOK, Response(v))
 }
 
@@ -92,6 +99,14 @@ func Response(v *token.Validated) oauth.IntrospectionResponse {
 		Act:       v.Act,
 		MayAct:    v.MayAct,
 	}
+	if cnf := confirmation(v.Cnf); cnf != nil {
+		// RFC 8705 §3.2, RFC 9449 §6.2: the binding, for the resource
+		// server to check; a DPoP-bound access token is of type DPoP.
+		resp.Cnf = cnf
+		if cnf.JKT != "" && v.Kind == store.TokenAccess {
+			resp.TokenType = oauth.TokenTypeDPoP
+		}
+	}
 	switch {
 	case v.Kind == store.TokenRefresh:
 		resp.TokenType = oauth.TokenTypeNA
@@ -103,4 +118,17 @@ func Response(v *token.Validated) oauth.IntrospectionResponse {
 	}
 	resp.Scope = strings.TrimSpace(resp.Scope)
 	return resp
+}
+
+// confirmation reads a token's cnf; nil for none. This server writes only
+// jkt and x5t#S256, so anything else is not its own and is left out.
+func confirmation(raw []byte) *oauth.Confirmation {
+	if len(raw) == 0 {
+		return nil
+	}
+	var c oauth.Confirmation
+	if json.Unmarshal(raw, &c) != nil || c.IsZero() {
+		return nil
+	}
+	return &c
 }

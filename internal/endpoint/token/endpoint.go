@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -9,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/dpop"
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/clientauth"
+	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/store"
@@ -28,6 +31,12 @@ type Endpoint struct {
 	fed    *Federation
 	log    *slog.Logger
 	now    func() time.Time
+	// Proof of possession: DPoP proofs, their htu, server nonces, and
+	// client certificates.
+	dpop     *dpop.Verifier
+	nonces   dpop.Nonces
+	tokenURL string
+	certs    *clientcert.Source
 }
 
 // Options are the endpoint's dependencies.
@@ -41,17 +50,29 @@ type Options struct {
 	Federation *Federation
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// DPoP verifies DPoP proofs (RFC 9449); its Nonces, when set, are
+	// required in every proof. nil refuses requests with a DPoP header.
+	DPoP *dpop.Verifier
+	// TokenURL is the URL of this endpoint: the htu of DPoP proofs.
+	TokenURL string
+	// Certs finds the client certificate of a request, for
+	// certificate-bound tokens (RFC 8705 §3); nil finds none.
+	Certs *clientcert.Source
 }
 
 // New returns the token endpoint.
 func New(o Options) *Endpoint {
 	e := &Endpoint{
 		auth: o.Auth, tokens: o.Tokens, audit: o.Audit, limits: o.Limits, fed: o.Federation, log: o.Logger, now: o.Now,
+		dpop: o.DPoP, tokenURL: o.TokenURL, certs: o.Certs,
 		grants: map[string]Grant{
 			oauth.GrantTypeTokenExchange:     tokenExchange{tokens: o.Tokens, fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits},
 			oauth.GrantTypeClientCredentials: clientCredentials{},
 			oauth.GrantTypeRefreshToken:      refreshGrant{tokens: o.Tokens, limits: o.Limits},
 		},
+	}
+	if o.DPoP != nil {
+		e.nonces = o.DPoP.Nonces
 	}
 	if o.Federation != nil {
 		e.grants[oauth.GrantTypeJWTBearer] = jwtBearer{fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits, now: o.Now}
@@ -109,6 +130,11 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 	if oe != nil {
 		return nil, oe
 	}
+	// Proof of possession, on every grant: a DPoP proof, the client
+	// certificate, and the client's binding settings.
+	if req.pos, err = e.prove(w, r, c); err != nil {
+		return nil, err
+	}
 	// 3. Grant.
 	g, ok := e.grants[req.GrantType]
 	if !ok {
@@ -150,6 +176,17 @@ func (e *Endpoint) issue(ctx context.Context, c *store.Client, req *Request, b *
 		IssuedAt: d.IssuedAt,
 	}
 	resp := &oauth.TokenResponse{TokenType: oauth.TokenTypeBearer}
+	// Everything issued is bound to the same key: access and refresh
+	// tokens (RFC 9449 §5, RFC 8705 §3).
+	var cnfJSON []byte
+	cnf := req.pos.issuedBinding(c, b.Cnf)
+	if cnf != nil {
+		cnfJSON, _ = json.Marshal(cnf)
+		rec.Cnf = cnfJSON
+		if cnf.JKT != "" {
+			resp.TokenType = oauth.TokenTypeDPoP
+		}
+	}
 	if req.GrantType == oauth.GrantTypeTokenExchange {
 		resp.IssuedTokenType = d.IssuedTokenType
 	}
@@ -222,6 +259,7 @@ func (e *Endpoint) issue(ctx context.Context, c *store.Client, req *Request, b *
 		FamilyID:  rec.FamilyID,
 		SubID:     b.SubID,
 		Extra:     b.Claims,
+		Cnf:       cnfJSON,
 	}, oauth.JWTTypeAccessToken)
 	if err != nil {
 		return nil, err

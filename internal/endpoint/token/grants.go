@@ -31,6 +31,9 @@ type Basis struct {
 	Claims map[string]any
 	// Via names the trusted issuer that vouched, for the audit record.
 	Via string
+	// Cnf is the binding of the presented token the issued ones derive
+	// from, proven by the request; the issued tokens keep it (SPEC §7).
+	Cnf *oauth.Confirmation
 }
 
 // Grant is one grant type's own part of the pipeline.
@@ -161,11 +164,6 @@ func (g tokenExchange) validate(ctx context.Context, c *store.Client, param, raw
 			return nil, invalidToken(param, fmt.Errorf("%w: not a refresh token of this client", token.ErrUnknown))
 		}
 	}
-	if len(v.Cnf) > 0 {
-		// Dropping a sender constraint would turn a bound token into a
-		// bearer one; refuse instead (SPEC §7).
-		return nil, oauth.NewError(oauth.ErrInvalidRequest, "%s is sender-constrained (cnf) and cannot be exchanged", param)
-	}
 	return v, nil
 }
 
@@ -185,6 +183,15 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 	if err != nil {
 		return nil, err
 	}
+	// A sender-constrained token is exchanged only by a request proving
+	// its key, and what is issued is bound again (SPEC §7): never a
+	// bearer token made of a bound one.
+	var cnf *oauth.Confirmation
+	if subP.local != nil {
+		if cnf, err = r.pos.bound("subject_token", subP.local.Cnf, oauth.ErrInvalidRequest, tr); err != nil {
+			return nil, err
+		}
+	}
 	if subP.local != nil {
 		// Who may present this server's own tokens; a trusted issuer's
 		// tokens are for the clients the operator named (Federation).
@@ -203,6 +210,15 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		}
 		// A local actor token has no may_act of its own to honour.
 		actP.party.MayAct = nil
+		if actP.local != nil {
+			actCnf, err := r.pos.bound("actor_token", actP.local.Cnf, oauth.ErrInvalidRequest, tr)
+			if err != nil {
+				return nil, err
+			}
+			if cnf == nil {
+				cnf = actCnf
+			}
+		}
 	}
 	rules, err := evalRules(g.fed.registry(), c, g.issuer, r, subP, actP, oauth.ErrInvalidRequest, tr)
 	if err != nil {
@@ -221,7 +237,9 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 	}
 	tr.delegation(act)
 	if subP.up != nil {
-		return federatedBasis(subP, act, rules), nil
+		fb := federatedBasis(subP, act, rules)
+		fb.Cnf = cnf // a local actor token's binding
+		return fb, nil
 	}
 	sub := subP.local
 	b := &Basis{Subject: policy.Subject{
@@ -233,7 +251,7 @@ func (g tokenExchange) Resolve(ctx context.Context, c *store.Client, r *Request)
 		// for (sub_id) is still about an upstream subject: exchanging it
 		// again gives no refresh token either (SPEC §3).
 		Federated: sub.SubID != nil,
-	}, SubID: sub.SubID, Claims: rules.claims}
+	}, SubID: sub.SubID, Claims: rules.claims, Cnf: cnf}
 	if rules.scopes != nil {
 		b.Scopes = intersect(b.Scopes, rules.scopes)
 	}
@@ -287,6 +305,11 @@ func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) 
 		return nil, oauth.NewError(oauth.ErrInvalidGrant, "the refresh token is invalid, expired or revoked").WithCause(err)
 	}
 	rec := v.Record
+	// A bound refresh token is used only with its key (RFC 9449 §5).
+	cnf, err := r.pos.bound("refresh_token", rec.Cnf, oauth.ErrInvalidGrant, r.trace)
+	if err != nil {
+		return nil, err
+	}
 	// The client's current rules, not those of the day the refresh token
 	// was issued: if impersonation was withdrawn, the client is in act.
 	act, oe := policy.Delegation(c, policy.Party{Subject: rec.Subject, ClientID: rec.ClientID, Act: v.Act}, nil, g.limits.ActDepth())
@@ -303,6 +326,7 @@ func (g refreshGrant) Resolve(ctx context.Context, c *store.Client, r *Request) 
 		},
 		RotateFrom: rec.Hash,
 		FamilyID:   rec.FamilyID,
+		Cnf:        cnf,
 	}
 	if b.Audience == nil {
 		b.Audience = []string{}

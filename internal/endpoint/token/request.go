@@ -25,6 +25,10 @@ type Request struct {
 	// Assertion is the JWT of the JWT bearer grant (RFC 7523 §2.1).
 	Assertion string
 
+	// pos is what the request proves about keys (DPoP proof, client
+	// certificate).
+	pos possession
+
 	// trace, when not nil, records each step's decision and the request
 	// issues nothing (Endpoint.Explain).
 	trace *Trace
