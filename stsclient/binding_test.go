@@ -19,6 +19,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keybridge/sts/dpop"
+	"github.com/keybridge/sts/examples/resource-server/backend"
+	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/server"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/ststest"
@@ -277,4 +279,104 @@ func TestTLSClientAuthWithSTS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBoundTokensEndToEnd: against a real STS over TLS (with server DPoP
+// nonces) and the example resource server over TLS, a client with only a
+// certificate, one with only a DPoP key (and a private_key_jwt key to
+// authenticate) and one with only a private_key_jwt key each exchange a
+// token and use it; the bound ones are refused without their key.
+func TestBoundTokensEndToEnd(t *testing.T) {
+	ca := ststest.NewCA(t, "client ca")
+	s := ststest.Start(t, ststest.Options{TLS: &ststest.TLS{ClientCA: ca}, DPoPNonceKey: []byte(strings.Repeat("d", 32))})
+	api, err := backend.New(context.Background(), backend.Options{Issuer: s.URL, HTTPClient: s.Client(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := httptest.NewUnstartedServer(api)
+	rs.TLS = ststest.ServerTLSConfig(s.TLS.ServerCA.Server(t))
+	rs.StartTLS()
+	t.Cleanup(rs.Close)
+
+	aud := []string{backend.DefaultAudience}
+	mk := func(method string, b store.Binding) *ststest.Client {
+		return s.CreateClient(func(c *store.Client) {
+			c.AuthMethod, c.Binding, c.ExchangeAny, c.Audiences = method, b, true, aud
+		})
+	}
+	subject := s.ClientCredentials(s.CreateClient(func(c *store.Client) { c.Audiences = aud }), nil)
+	req := stsclient.ExchangeRequest{SubjectToken: subject, SubjectTokenType: oauth.TokenTypeAccessToken, Audience: aud}
+	call := func(hc *http.Client) (int, backend.Answer) {
+		t.Helper()
+		resp, err := hc.Get(rs.URL + "/api")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a backend.Answer
+		json.NewDecoder(resp.Body).Decode(&a)
+		return resp.StatusCode, a
+	}
+	withToken := func(base *http.Client, tok *oauth2.Token, c *stsclient.Client) *http.Client {
+		return &http.Client{Transport: c.Transport(oauth2.StaticTokenSource(tok), base.Transport)}
+	}
+
+	t.Run("certificate", func(t *testing.T) {
+		leaf, other := ca.Client(t, "radio-7"), ca.Client(t, "radio-8")
+		c := mk(oauth.AuthMethodTLSClientAuth, store.Binding{TLSSubjectDN: "CN=radio-7", TLSBoundTokens: true})
+		cl := &stsclient.Client{TokenURL: s.URL + server.TokenPath, ClientID: c.ID, AuthMethod: oauth.AuthMethodTLSClientAuth, HTTPClient: s.Client(leaf)}
+		resp, err := cl.Exchange(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, a := call(withToken(ststest.HTTPClient(s.TLS.ServerCA, leaf), resp.Token(), cl))
+		if status != 200 || a.Confirmation == nil || a.Confirmation.X5tS256 != clientcert.Thumbprint(leaf.Cert) {
+			t.Fatalf("with its certificate: %d %+v", status, a)
+		}
+		if status, _ := call(withToken(ststest.HTTPClient(s.TLS.ServerCA, other), resp.Token(), cl)); status != 401 {
+			t.Fatalf("with another certificate: %d", status)
+		}
+	})
+
+	key := ecKey(t)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	t.Run("DPoP key", func(t *testing.T) {
+		c := mk(oauth.AuthMethodPrivateKeyJWT, store.Binding{JWKS: jwks})
+		dk := ecKey(t)
+		cl := &stsclient.Client{TokenURL: s.URL + server.TokenPath, ClientID: c.ID, AssertionKey: key, AssertionKeyID: "k1", DPoPKey: dk, HTTPClient: s.Client(nil)}
+		ts := cl.TokenSource(context.Background(), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: subject}), stsclient.ExchangeRequest{Audience: aud})
+		tok, err := ts.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		jkt, _ := dpop.Thumbprint(&dk.PublicKey)
+		if tok.Type() != "DPoP" {
+			t.Fatalf("token type %q", tok.Type())
+		}
+		status, a := call(&http.Client{Transport: cl.Transport(ts, s.Client(nil).Transport)})
+		if status != 200 || a.Confirmation == nil || a.Confirmation.JKT != jkt {
+			t.Fatalf("with its DPoP key: %d %+v", status, a)
+		}
+		thief := &stsclient.Client{DPoPKey: ecKey(t)}
+		if status, _ := call(withToken(s.Client(nil), tok, thief)); status != 401 {
+			t.Fatalf("with another DPoP key: %d", status)
+		}
+		bearer := &oauth2.Token{AccessToken: tok.AccessToken, TokenType: "Bearer"}
+		if status, _ := call(withToken(s.Client(nil), bearer, thief)); status != 401 {
+			t.Fatalf("as a Bearer token: %d", status)
+		}
+	})
+
+	t.Run("private_key_jwt", func(t *testing.T) {
+		c := mk(oauth.AuthMethodPrivateKeyJWT, store.Binding{JWKS: jwks})
+		cl := &stsclient.Client{TokenURL: s.URL + server.TokenPath, ClientID: c.ID, AssertionKey: key, AssertionKeyID: "k1", HTTPClient: s.Client(nil)}
+		resp, err := cl.Exchange(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, a := call(withToken(s.Client(nil), resp.Token(), cl))
+		if status != 200 || a.Confirmation != nil || a.ClientID != c.ID {
+			t.Fatalf("bearer token of a private_key_jwt client: %d %+v", status, a)
+		}
+	})
 }
