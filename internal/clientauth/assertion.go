@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/keybridge/sts/internal/federation"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
@@ -242,36 +244,83 @@ func (a *Assertions) jwksURIAllowed(raw string) error {
 	return nil
 }
 
-// Verify checks cred.Assertion as a client assertion of c presented in r
-// and consumes its jti. Every failure is invalid_client with the cause
-// for the audit; a store failure is returned as is (a server error).
-func (a *Assertions) Verify(ctx context.Context, r *http.Request, c *store.Client, cred Credentials) error {
-	b := c.Binding
-	switch {
-	case len(b.JWKS) == 0 && b.JWKSURI == "":
-		return failed(errors.New("private_key_jwt: the client has registered no jwks or jwks_uri"))
-	case len(b.JWKS) == 0:
-		if err := a.jwksURIAllowed(b.JWKSURI); err != nil {
-			return failed(err)
-		}
-		now := a.o.Now()
-		a.mu.Lock()
-		last, ok := a.failedFetch[c.ID]
-		a.mu.Unlock()
-		if ok && now.Sub(last) < a.o.Fetch.UnknownKidInterval {
-			return failed(fmt.Errorf("private_key_jwt: the client's jwks_uri failed less than %s ago; not fetched again yet", a.o.Fetch.UnknownKidInterval))
-		}
-	}
+// clientIssuer is the client as an "issuer" of the federation fetcher:
+// its key set or jwks_uri, cached per version of the client.
+func (a *Assertions) clientIssuer(c *store.Client) *store.TrustedIssuer {
 	ti := &store.TrustedIssuer{
 		Issuer:     c.ID,
-		JWKS:       b.JWKS,
+		JWKS:       c.Binding.JWKS,
 		TokenTypes: []string{oauth.TokenTypeJWT},
 		Leeway:     a.o.Leeway,
 		// A changed client (new keys) starts a fresh cache.
 		UpdatedAt: c.UpdatedAt,
 	}
-	if len(b.JWKS) == 0 {
-		ti.JWKSURI = b.JWKSURI
+	if len(c.Binding.JWKS) == 0 {
+		ti.JWKSURI = c.Binding.JWKSURI
+	}
+	return ti
+}
+
+// fetchAllowed applies the jwks_uri rules before any fetch: an allowed
+// URL, and no fetch for a client whose last one failed recently.
+func (a *Assertions) fetchAllowed(c *store.Client) error {
+	if len(c.Binding.JWKS) > 0 {
+		return nil
+	}
+	if err := a.jwksURIAllowed(c.Binding.JWKSURI); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	last, ok := a.failedFetch[c.ID]
+	a.mu.Unlock()
+	if ok && a.o.Now().Sub(last) < a.o.Fetch.UnknownKidInterval {
+		return fmt.Errorf("the client's jwks_uri failed less than %s ago; not fetched again yet", a.o.Fetch.UnknownKidInterval)
+	}
+	return nil
+}
+
+// noteFailure remembers a failed fetch of c's jwks_uri.
+func (a *Assertions) noteFailure(c *store.Client, err error) {
+	var fe *federation.Error
+	if !errors.As(err, &fe) || !fe.Upstream {
+		return
+	}
+	a.mu.Lock()
+	if len(a.failedFetch) >= maxFailedFetch {
+		clear(a.failedFetch)
+	}
+	a.failedFetch[c.ID] = a.o.Now()
+	a.mu.Unlock()
+}
+
+// ClientKeys returns the public keys at c's jwks_uri, fetched with the
+// same rules as for client assertions (no loopback unless allowed, size
+// and time limits, cache, no new fetch soon after a failure): the
+// Authenticator's FetchJWKS for self_signed_tls_client_auth.
+func (a *Assertions) ClientKeys(ctx context.Context, c *store.Client) (*jose.JSONWebKeySet, error) {
+	if c.Binding.JWKSURI == "" {
+		return nil, errors.New("the client has no jwks_uri")
+	}
+	if err := a.fetchAllowed(c); err != nil {
+		return nil, err
+	}
+	keys, err := a.fetcher.Keys(ctx, a.clientIssuer(c))
+	if err != nil {
+		a.noteFailure(c, err)
+		return nil, err
+	}
+	return &jose.JSONWebKeySet{Keys: keys}, nil
+}
+
+// Verify checks cred.Assertion as a client assertion of c presented in r
+// and consumes its jti. Every failure is invalid_client with the cause
+// for the audit; a store failure is returned as is (a server error).
+func (a *Assertions) Verify(ctx context.Context, r *http.Request, c *store.Client, cred Credentials) error {
+	if len(c.Binding.JWKS) == 0 && c.Binding.JWKSURI == "" {
+		return failed(errors.New("private_key_jwt: the client has registered no jwks or jwks_uri"))
+	}
+	if err := a.fetchAllowed(c); err != nil {
+		return failed(fmt.Errorf("private_key_jwt: %w", err))
 	}
 	auds := []string{a.o.Issuer, a.o.TokenEndpoint}
 	if r != nil && r.URL != nil && r.URL.Path != "" {
@@ -279,17 +328,9 @@ func (a *Assertions) Verify(ctx context.Context, r *http.Request, c *store.Clien
 			auds = append(auds, ep)
 		}
 	}
-	v, err := a.fetcher.VerifyJWT(ctx, ti, cred.Assertion, federation.Check{Audiences: auds, Caller: c.ID})
+	v, err := a.fetcher.VerifyJWT(ctx, a.clientIssuer(c), cred.Assertion, federation.Check{Audiences: auds, Caller: c.ID})
 	if err != nil {
-		var fe *federation.Error
-		if errors.As(err, &fe) && fe.Upstream {
-			a.mu.Lock()
-			if len(a.failedFetch) >= maxFailedFetch {
-				clear(a.failedFetch)
-			}
-			a.failedFetch[c.ID] = a.o.Now()
-			a.mu.Unlock()
-		}
+		a.noteFailure(c, err)
 		return failed(fmt.Errorf("private_key_jwt: %w", err))
 	}
 	if v.Subject != c.ID {

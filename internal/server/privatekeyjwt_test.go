@@ -386,3 +386,27 @@ func TestPrivateKeyJWTReplayPostgres(t *testing.T) {
 		t.Fatalf("replay on a: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestSelfSignedJWKSURI: a self_signed_tls_client_auth client registered
+// with a jwks_uri is matched against the keys fetched there, with the
+// fetch rules of private_key_jwt (here loopback, allowed by configuration).
+func TestSelfSignedJWKSURI(t *testing.T) {
+	idp := ststest.StartIdP(t) // serves the client's public key at /keys
+	s, _ := mtlsServer(t, ststest.Options{ClientAssertions: clientauth.AssertionOptions{AllowLoopbackJWKS: true}})
+	self := ststest.SelfSigned(t, ststest.CertOptions{Key: idp.Key().Key.(*ecdsa.PrivateKey)})
+	other := ststest.SelfSigned(t, ststest.CertOptions{})
+	c := s.CreateKeyClient(func(c *store.Client) {
+		c.AuthMethod = oauth.AuthMethodSelfSignedTLSClientAuth
+		c.Binding = store.Binding{JWKSURI: idp.URL + "/keys"}
+	})
+	form := url.Values{"grant_type": {oauth.GrantTypeClientCredentials}, "client_id": {c.ID}}
+	if r := s.PostCert(server.TokenPath, self, form); r.Status != http.StatusOK {
+		t.Fatalf("certificate with the key at jwks_uri: %d %s", r.Status, r.Body)
+	}
+	if r := s.PostCert(server.TokenPath, other, form); r.Status != http.StatusUnauthorized || r.Error() != string(oauth.ErrInvalidClient) {
+		t.Fatalf("another certificate: %d %s", r.Status, r.Body)
+	}
+	if n := idp.Fetches.Load(); n != 1 {
+		t.Fatalf("jwks_uri fetched %d times, want 1 (cached)", n)
+	}
+}

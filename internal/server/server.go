@@ -162,6 +162,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		ca.Fetch.Logger = o.Logger
 	}
 	auth.Assertions = clientauth.NewAssertions(ca)
+	// A self-signed certificate client's jwks_uri is fetched the same way.
+	auth.FetchJWKS = auth.Assertions.ClientKeys
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Accounts: cache.HotAccounts(), Leeway: o.Leeway, Now: o.Now}
 	if o.Federation.Logger == nil {
 		o.Federation.Logger = o.Logger
