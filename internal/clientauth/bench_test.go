@@ -102,7 +102,25 @@ func BenchmarkHash(b *testing.B) {
 // fresh ES256 assertion per request (signed before the timer starts), the
 // client's registered key set parsed once and cached, the signature
 // verified, and the jti consumed in the real SQLite store (one write).
-func BenchmarkAuthenticatePrivateKeyJWT(b *testing.B) {
+func BenchmarkAuthenticatePrivateKeyJWT(b *testing.B) { benchPrivateKeyJWT(b, nil) }
+
+// BenchmarkAuthenticatePrivateKeyJWTMemJTI is the same with the jti kept
+// in a map instead of the database: the parsing and signature cost alone.
+func BenchmarkAuthenticatePrivateKeyJWTMemJTI(b *testing.B) { benchPrivateKeyJWT(b, memJTIs{}) }
+
+// memJTIs is a single-use table in memory (single goroutine).
+type memJTIs map[string]bool
+
+func (m memJTIs) ConsumeJTI(_ context.Context, iss, jti string, _ time.Time) error {
+	if m[iss+" "+jti] {
+		return store.ErrConflict
+	}
+	m[iss+" "+jti] = true
+	return nil
+}
+func (m memJTIs) DeleteExpiredJTIs(context.Context, time.Time) (int, error) { return 0, nil }
+
+func benchPrivateKeyJWT(b *testing.B, jtis store.UsedJTIs) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "sts.db"))
 	if err != nil {
@@ -128,8 +146,11 @@ func BenchmarkAuthenticatePrivateKeyJWT(b *testing.B) {
 		b.Fatal(err)
 	}
 	const issuer = "https://sts.example.com"
+	if jtis == nil {
+		jtis = st
+	}
 	a := &Authenticator{Clients: cs, Accounts: cs.HotAccounts(), Now: time.Now,
-		Assertions: NewAssertions(AssertionOptions{Issuer: issuer, TokenEndpoint: issuer + "/token/oauth2", JTIs: st})}
+		Assertions: NewAssertions(AssertionOptions{Issuer: issuer, TokenEndpoint: issuer + "/token/oauth2", JTIs: jtis})}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: pk}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
 	if err != nil {
 		b.Fatal(err)
