@@ -367,6 +367,49 @@ func TestBoundTokensEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("DPoP key, opaque token introspected", func(t *testing.T) {
+		rsClient := s.CreateClient(func(c *store.Client) { c.IntrospectAny = true })
+		api, err := backend.New(context.Background(), backend.Options{Issuer: s.URL, HTTPClient: s.Client(nil), ClientID: rsClient.ID, ClientSecret: rsClient.Secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		irs := httptest.NewUnstartedServer(api)
+		irs.TLS = ststest.ServerTLSConfig(s.TLS.ServerCA.Server(t))
+		irs.StartTLS()
+		defer irs.Close()
+		c := s.CreateClient(func(c *store.Client) {
+			c.AuthMethod, c.Binding, c.ExchangeAny, c.Audiences = oauth.AuthMethodPrivateKeyJWT, store.Binding{JWKS: jwks}, true, aud
+			c.TokenFormat = store.TokenFormatOpaque
+		})
+		dk := ecKey(t)
+		cl := &stsclient.Client{TokenURL: s.URL + server.TokenPath, ClientID: c.ID, AssertionKey: key, AssertionKeyID: "k1", DPoPKey: dk, HTTPClient: s.Client(nil)}
+		resp, err := cl.Exchange(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(resp.AccessToken, ".") == 2 || resp.TokenType != "DPoP" {
+			t.Fatalf("want an opaque DPoP token, got type %q", resp.TokenType)
+		}
+		get := func(c *stsclient.Client, tok *oauth2.Token) (int, backend.Answer) {
+			hc := &http.Client{Transport: c.Transport(oauth2.StaticTokenSource(tok), s.Client(nil).Transport)}
+			r, err := hc.Get(irs.URL + "/api")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Body.Close()
+			var a backend.Answer
+			json.NewDecoder(r.Body).Decode(&a)
+			return r.StatusCode, a
+		}
+		jkt, _ := dpop.Thumbprint(&dk.PublicKey)
+		if status, a := get(cl, resp.Token()); status != 200 || !a.Introspected || a.Confirmation == nil || a.Confirmation.JKT != jkt {
+			t.Fatalf("introspected DPoP token with its key: %d %+v", status, a)
+		}
+		if status, _ := get(&stsclient.Client{DPoPKey: ecKey(t)}, resp.Token()); status != 401 {
+			t.Fatalf("introspected DPoP token with another key: %d", status)
+		}
+	})
+
 	t.Run("private_key_jwt", func(t *testing.T) {
 		c := mk(oauth.AuthMethodPrivateKeyJWT, store.Binding{JWKS: jwks})
 		cl := &stsclient.Client{TokenURL: s.URL + server.TokenPath, ClientID: c.ID, AssertionKey: key, AssertionKeyID: "k1", HTTPClient: s.Client(nil)}
