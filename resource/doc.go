@@ -30,6 +30,13 @@
 // the claims to the handler through the request context
 // ([ClaimsFromContext]).
 //
+// Sender-constrained tokens are checked too ([Verifier.VerifyRequest]): a
+// token bound to a client certificate (cnf x5t#S256, RFC 8705 §3) only
+// over a connection with that certificate (or from a trusted proxy's
+// certificate header), and a token bound to a DPoP key (cnf jkt, RFC 9449
+// §7) only with the DPoP scheme and a fresh proof of that key for the
+// request and the token, answered with WWW-Authenticate: DPoP challenges.
+//
 // The package works with any issuer of RFC 9068 tokens; it is written and
 // tested against Key Bridge STS.
 package resource

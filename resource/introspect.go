@@ -136,13 +136,28 @@ func (in *introspector) call(ctx context.Context, token string) (*Claims, error)
 	}
 	// A refresh token, or anything else that is not an access token, is
 	// not accepted even though it is active.
-	if ir.TokenType != "" && !strings.EqualFold(ir.TokenType, oauth.TokenTypeBearer) {
+	if ir.TokenType != "" && !strings.EqualFold(ir.TokenType, oauth.TokenTypeBearer) && !strings.EqualFold(ir.TokenType, schemeDPoP) {
 		return nil, fmt.Errorf("%w: token_type %q", ErrType, ir.TokenType)
+	}
+	var extra struct {
+		Cnf json.RawMessage `json:"cnf"`
+	}
+	if err := json.Unmarshal(body, &extra); err != nil {
+		return nil, fmt.Errorf("%w: introspection answer: %v", ErrUnavailable, err)
+	}
+	cnf, cnfUnknown, err := parseCnf(extra.Cnf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: introspection answer: %v", ErrMalformed, err)
+	}
+	// RFC 9449 §6.2: a DPoP token must be bound to a key.
+	if strings.EqualFold(ir.TokenType, schemeDPoP) && cnf.JKT == "" {
+		return nil, fmt.Errorf("%w: token_type DPoP without cnf.jkt", ErrMalformed)
 	}
 	c := &Claims{
 		Issuer: ir.Iss, Subject: ir.Sub, Audience: ir.Aud,
 		ID: ir.Jti, ClientID: ir.ClientID, Scope: ir.Scope, Act: ir.Act,
 		Introspected: true, raw: body,
+		Confirmation: cnf, cnfUnknown: cnfUnknown,
 	}
 	if ir.Exp != 0 {
 		c.Expiry = time.Unix(ir.Exp, 0)

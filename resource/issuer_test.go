@@ -57,12 +57,13 @@ type testIssuer struct {
 	jwksStatus int               // when non-zero, the JWK set answers this
 	maxAge     int
 	intro      map[string]oauth.IntrospectionResponse
-	introAuth  string // the last introspection Authorization header
+	introCnf   map[string]map[string]any // the cnf of an introspected token
+	introAuth  string                    // the last introspection Authorization header
 }
 
 func newTestIssuer(t testing.TB) *testIssuer {
 	t.Helper()
-	ti := &testIssuer{t: t, signers: map[string]crypto.Signer{}, maxAge: 300, intro: map[string]oauth.IntrospectionResponse{}}
+	ti := &testIssuer{t: t, signers: map[string]crypto.Signer{}, maxAge: 300, intro: map[string]oauth.IntrospectionResponse{}, introCnf: map[string]map[string]any{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+stsclient.MetadataPath, func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(oauth.Metadata{
@@ -88,8 +89,17 @@ func newTestIssuer(t testing.TB) *testIssuer {
 		ti.mu.Lock()
 		ti.introAuth = r.Header.Get("Authorization")
 		resp := ti.intro[r.PostForm.Get("token")]
+		cnf := ti.introCnf[r.PostForm.Get("token")]
 		ti.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		if cnf != nil {
+			var m map[string]any
+			b, _ := json.Marshal(resp)
+			json.Unmarshal(b, &m)
+			m["cnf"] = cnf
+			json.NewEncoder(w).Encode(m)
+			return
+		}
 		json.NewEncoder(w).Encode(resp)
 	})
 	ti.Server = httptest.NewServer(mux)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keybridge/sts/dpop"
 	"github.com/keybridge/sts/oauth"
 )
 
@@ -20,8 +21,9 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 }
 
 // Middleware returns a handler that serves a request with next only when it
-// carries a valid bearer token (RFC 6750 §2.1, in the Authorization header)
-// whose scope holds every one of requiredScopes. next finds the claims with
+// carries a valid access token (RFC 6750 §2.1, in the Authorization
+// header), with proof of its key when it is sender-constrained (see
+// [Verifier.VerifyRequest]), whose scope holds every one of requiredScopes. next finds the claims with
 // [ClaimsFromContext].
 //
 // Refusals follow RFC 6750 §3 (https://www.rfc-editor.org/rfc/rfc6750#section-3):
@@ -31,32 +33,53 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 //   - an invalid, expired or revoked token, or one for another audience:
 //     401 and error="invalid_token";
 //   - a valid token without a required scope: 403 and
-//     error="insufficient_scope" with the scope attribute.
+//     error="insufficient_scope" with the scope attribute;
+//   - a certificate-bound token without its certificate: 401 and Bearer
+//     error="invalid_token" (RFC 8705 §3);
+//   - with the DPoP scheme, or a DPoP-bound token sent as Bearer: 401 and
+//     WWW-Authenticate: DPoP with error="invalid_token",
+//     "invalid_dpop_proof" or "use_dpop_nonce" (with a DPoP-Nonce header)
+//     and the accepted algs (RFC 9449 §7.1).
+//
+// A request without a token gets both challenges, Bearer and DPoP.
 //
 // When the token cannot be checked because the issuer's keys or its
 // introspection endpoint are unreachable, the answer is 503, so that the
 // caller does not throw away a token that may be valid.
 func (v *Verifier) Middleware(next http.Handler, requiredScopes ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearerToken(r)
-		if !ok {
+		scheme, _, _ := authorization(r)
+		c, err := v.VerifyRequest(r)
+		switch {
+		case err == nil:
+		case errors.Is(err, errMalformedAuth):
 			v.challenge(w, http.StatusBadRequest, oauth.ErrInvalidRequest, "malformed Authorization header", nil)
 			return
-		}
-		if tok == "" {
+		case errors.Is(err, errNoToken):
 			v.challenge(w, http.StatusUnauthorized, "", "", nil)
 			return
-		}
-		c, err := v.Verify(r.Context(), tok)
-		if errors.Is(err, ErrUnavailable) {
+		case errors.Is(err, ErrUnavailable):
 			v.log.Warn("token not verified", "err", err)
 			w.Header().Set("Retry-After", "5")
 			http.Error(w, "token verification temporarily unavailable", http.StatusServiceUnavailable)
 			return
-		}
-		if err != nil {
+		case errors.Is(err, ErrDPoPNonce):
+			v.log.Debug("DPoP nonce required", "err", err)
+			v.challengeDPoP(w, dpop.CodeUseNonce, describeBinding(err))
+			return
+		case errors.Is(err, ErrDPoPProof):
+			v.log.Debug("DPoP proof refused", "err", err)
+			v.challengeDPoP(w, dpop.CodeInvalidProof, describeBinding(err))
+			return
+		case scheme == schemeDPoP || errors.Is(err, ErrBound):
+			// A DPoP request, or a DPoP-bound token sent as Bearer: the
+			// DPoP scheme is the one to retry with (RFC 9449 §7.1, §7.2).
 			v.log.Debug("token refused", "err", err)
-			v.challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, describe(err), nil)
+			v.challengeDPoP(w, string(oauth.ErrInvalidToken), describeBinding(err))
+			return
+		default:
+			v.log.Debug("token refused", "err", err)
+			v.challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, describeBinding(err), nil)
 			return
 		}
 		for _, s := range requiredScopes {
@@ -69,30 +92,6 @@ func (v *Verifier) Middleware(next http.Handler, requiredScopes ...string) http.
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
 	})
-}
-
-// bearerToken extracts the token of an "Authorization: Bearer" header. It
-// returns "", true when the request has no Authorization header, and
-// false when the header is present but unusable.
-func bearerToken(r *http.Request) (string, bool) {
-	hs := r.Header.Values("Authorization")
-	if len(hs) == 0 {
-		return "", true
-	}
-	if len(hs) > 1 {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(hs[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		// Another scheme (Basic, DPoP, ...) carries no bearer token: it is
-		// treated like no credentials at all, with a Bearer challenge.
-		return "", ok
-	}
-	tok = strings.TrimLeft(tok, " ")
-	if !isToken68(tok) {
-		return "", false
-	}
-	return tok, true
 }
 
 // isToken68 checks the b64token syntax of RFC 6750 §2.1.
@@ -142,6 +141,10 @@ func (v *Verifier) challenge(w http.ResponseWriter, status int, code oauth.Error
 	h := w.Header()
 	h.Set("WWW-Authenticate", b.String())
 	h.Set("Cache-Control", "no-store")
+	if code == "" && status == http.StatusUnauthorized {
+		// No token: both schemes are offered (RFC 9449 §7.1).
+		h.Add("WWW-Authenticate", `DPoP algs="`+v.bind.algs+`"`)
+	}
 	if code == "" {
 		w.WriteHeader(status)
 		return

@@ -80,6 +80,20 @@ type Config struct {
 	// Introspection, when set, enables RFC 7662 introspection of opaque
 	// tokens. Without it, opaque tokens are refused as malformed.
 	Introspection *IntrospectionConfig
+	// DPoP tunes the checks of DPoP-bound tokens presented with the DPoP
+	// scheme (RFC 9449 §7); nil takes the defaults (an in-memory replay
+	// cache, no server nonces).
+	DPoP *DPoPConfig
+
+	// ClientCertHeader, when set, is the header in which a TLS-terminating
+	// proxy forwards the client certificate (URL-encoded PEM), for
+	// certificate-bound tokens (RFC 8705 §3); it is believed only from
+	// the TrustedProxies (addresses or CIDR prefixes of the proxies this
+	// service's listener sees as peers). Without it, the certificate is
+	// the one of the TLS handshake.
+	ClientCertHeader string
+	TrustedProxies   []string
+
 	// Realm is the realm of WWW-Authenticate challenges sent by
 	// [Verifier.Middleware]; none when empty.
 	Realm string
@@ -101,6 +115,7 @@ type Verifier struct {
 	leeway time.Duration
 	keys   *keyCache
 	intro  *introspector
+	bind   *binding
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -171,6 +186,11 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Introspection != nil {
 		v.intro = newIntrospector(*cfg.Introspection, introURL, hc)
 	}
+	b, err := newBinding(cfg)
+	if err != nil {
+		return nil, err
+	}
+	v.bind = b
 	return v, nil
 }
 
@@ -205,8 +225,14 @@ type Claims struct {
 	// Introspected is true when the token was opaque and these claims are
 	// the introspection answer (RFC 7662 §2.2).
 	Introspected bool
+	// Confirmation is the token's cnf (RFC 7800): the certificate
+	// (x5t#S256, RFC 8705 §3.1) or DPoP key (jkt, RFC 9449 §6) it is bound
+	// to; zero for a bearer token.
+	Confirmation oauth.Confirmation
 
-	raw []byte
+	// cnfUnknown: cnf has a member this package cannot check.
+	cnfUnknown bool
+	raw        []byte
 }
 
 // Scopes returns the scope tokens of the "scope" claim.
@@ -235,7 +261,24 @@ func (c *Claims) Decode(v any) error { return json.Unmarshal(c.raw, v) }
 // dot-separated parts is verified as a JWT; any other is introspected when
 // introspection is configured, and refused otherwise. The error wraps one
 // of the Err* values of this package.
+//
+// Verify sees no request, so it cannot check a sender-constrained token's
+// proof of possession: a token with a cnf claim is refused with
+// [ErrBound]. Use [Verifier.VerifyRequest] (or the Middleware), which
+// checks the binding.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	c, err := v.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if c.bound() {
+		return nil, fmt.Errorf("%w: use VerifyRequest", ErrBound)
+	}
+	return c, nil
+}
+
+// verify checks token, bound or not.
+func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	if token == "" || len(token) > maxTokenSize {
 		return nil, ErrMalformed
 	}
@@ -283,6 +326,9 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Claims, error)
 	}
 	c := w.claims()
 	c.raw = payload
+	if c.Confirmation, c.cnfUnknown, err = parseCnf(w.Cnf); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 	if err := v.check(c, w.Exp.set); err != nil {
 		return nil, err
 	}
@@ -330,16 +376,17 @@ func isAccessTokenType(typ string) bool {
 
 // wireClaims is the JSON form of the claims read from a JWT.
 type wireClaims struct {
-	Iss      string         `json:"iss"`
-	Sub      string         `json:"sub"`
-	Aud      oauth.Audience `json:"aud"`
-	Exp      numericDate    `json:"exp"`
-	Nbf      numericDate    `json:"nbf"`
-	Iat      numericDate    `json:"iat"`
-	Jti      string         `json:"jti"`
-	ClientID string         `json:"client_id"`
-	Scope    string         `json:"scope"`
-	Act      *oauth.Actor   `json:"act"`
+	Iss      string          `json:"iss"`
+	Sub      string          `json:"sub"`
+	Aud      oauth.Audience  `json:"aud"`
+	Exp      numericDate     `json:"exp"`
+	Nbf      numericDate     `json:"nbf"`
+	Iat      numericDate     `json:"iat"`
+	Jti      string          `json:"jti"`
+	ClientID string          `json:"client_id"`
+	Scope    string          `json:"scope"`
+	Act      *oauth.Actor    `json:"act"`
+	Cnf      json.RawMessage `json:"cnf"`
 }
 
 func (w *wireClaims) claims() *Claims {

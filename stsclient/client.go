@@ -3,6 +3,7 @@ package stsclient
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybridge/sts/dpop"
 	"github.com/keybridge/sts/oauth"
 	"golang.org/x/oauth2"
 )
@@ -36,13 +38,44 @@ type Client struct {
 	ClientID     string
 	ClientSecret string
 
-	// AuthMethod is how the credentials are sent:
-	// [oauth.AuthMethodClientSecretBasic] (the default when empty), in the
-	// Authorization header and form-url-encoded before base64 as RFC 6749
-	// §2.3.1 requires, or [oauth.AuthMethodClientSecretPost], in the body.
+	// AuthMethod is how the client authenticates:
+	// [oauth.AuthMethodClientSecretBasic] (the default when empty and no
+	// AssertionKey is set), in the Authorization header and
+	// form-url-encoded before base64 as RFC 6749 §2.3.1 requires;
+	// [oauth.AuthMethodClientSecretPost], in the body;
+	// [oauth.AuthMethodTLSClientAuth] or
+	// [oauth.AuthMethodSelfSignedTLSClientAuth] (RFC 8705 §2), with the
+	// client certificate of HTTPClient and only client_id in the body; or
+	// [oauth.AuthMethodPrivateKeyJWT] (RFC 7523 §2.2, the default when
+	// AssertionKey is set), with a client assertion signed by AssertionKey.
 	AuthMethod string
 
-	// HTTPClient sends the requests; http.DefaultClient when nil.
+	// AssertionKey signs the client assertions of private_key_jwt: a
+	// fresh one for every request, with iss and sub ClientID, aud
+	// AssertionAudience (TokenURL when empty), a random jti and a
+	// lifetime of [AssertionLifetime]. Any crypto.Signer works (an HSM or
+	// KMS key included); its public key is registered with the server
+	// (jwks or jwks_uri). AssertionKeyID is the kid of its JWK, and
+	// AssertionAlgorithm its JWS algorithm (by default ES256/ES384/ES512
+	// for ECDSA keys by curve, EdDSA for Ed25519, PS256 for RSA).
+	AssertionKey       crypto.Signer
+	AssertionKeyID     string
+	AssertionAlgorithm string
+	AssertionAudience  string
+
+	// DPoPKey, when set, makes every token request carry a DPoP proof of
+	// this key (RFC 9449 §5), so that the server binds the issued tokens
+	// to it (token_type DPoP, cnf.jkt); a request the server answers with
+	// use_dpop_nonce is sent once more with its nonce. [Client.Transport]
+	// then presents such tokens with proofs. DPoPAlgorithm is the proof
+	// algorithm (by default as for AssertionAlgorithm). Keep the key for
+	// as long as the tokens bound to it are used.
+	DPoPKey       crypto.Signer
+	DPoPAlgorithm string
+
+	// HTTPClient sends the requests; http.DefaultClient when nil. For
+	// tls_client_auth and self_signed_tls_client_auth its transport
+	// presents the client certificate (tls.Config.Certificates).
 	HTTPClient *http.Client
 
 	// ExpiryDelta is how long before its expiry a token cached by a
@@ -236,43 +269,59 @@ func (c *Client) post(ctx context.Context, form url.Values) (*ExchangeResponse, 
 	if c.TokenURL == "" {
 		return nil, errors.New("stsclient: Client.TokenURL is empty")
 	}
-	method := c.AuthMethod
-	if method == "" {
-		method = oauth.AuthMethodClientSecretBasic
+	resp, body, start, err := c.send(ctx, form, "")
+	if err != nil {
+		return nil, err
 	}
-	if c.ClientID != "" {
-		switch method {
-		case oauth.AuthMethodClientSecretBasic:
-		case oauth.AuthMethodClientSecretPost:
-			form.Set("client_id", c.ClientID)
-			form.Set("client_secret", c.ClientSecret)
-		default:
-			return nil, fmt.Errorf("stsclient: unsupported client authentication method %q", c.AuthMethod)
+	if nonce, ok := isUseNonce(resp.StatusCode, resp.Header, body); ok && c.DPoPKey != nil {
+		// RFC 9449 §8: the server wants its nonce in the proof; once.
+		if resp, body, start, err = c.send(ctx, form, nonce); err != nil {
+			return nil, err
 		}
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.TokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("stsclient: %w", err)
-	}
-	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	hreq.Header.Set("Accept", "application/json")
-	if c.ClientID != "" && method == oauth.AuthMethodClientSecretBasic {
-		hreq.Header.Set("Authorization", oauth.BasicAuth(c.ClientID, c.ClientSecret))
-	}
-	start := c.now()
-	resp, err := c.httpClient().Do(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("stsclient: token request: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
-	if err != nil {
-		return nil, fmt.Errorf("stsclient: read token response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, newError(resp, body)
 	}
 	return decodeResponse(body, start)
+}
+
+// send posts form to the token endpoint with fresh client authentication
+// (a new assertion each time) and, with DPoPKey, a fresh proof.
+func (c *Client) send(ctx context.Context, base url.Values, nonce string) (*http.Response, []byte, time.Time, error) {
+	form := url.Values{}
+	for k, v := range base {
+		form[k] = v
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.TokenURL, nil)
+	if err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("stsclient: %w", err)
+	}
+	if err := c.authenticate(form, hreq); err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	if c.DPoPKey != nil {
+		p, err := c.proof(http.MethodPost, c.TokenURL, "", nonce)
+		if err != nil {
+			return nil, nil, time.Time{}, err
+		}
+		hreq.Header.Set(dpop.Header, p)
+	}
+	enc := form.Encode()
+	hreq.Body = io.NopCloser(strings.NewReader(enc))
+	hreq.ContentLength = int64(len(enc))
+	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	hreq.Header.Set("Accept", "application/json")
+	start := c.now()
+	resp, err := c.httpClient().Do(hreq)
+	if err != nil {
+		return nil, nil, start, fmt.Errorf("stsclient: token request: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
+	if err != nil {
+		return nil, nil, start, fmt.Errorf("stsclient: read token response: %w", err)
+	}
+	return resp, body, start, nil
 }
 
 // newError builds the *Error of a non-200 answer (RFC 6749 §5.2).

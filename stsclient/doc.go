@@ -18,7 +18,15 @@
 // https://www.rfc-editor.org/rfc/rfc8414) to find the token endpoint.
 // Client authentication is client_secret_basic with the form-url-encoding
 // of RFC 6749 §2.3.1 (https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1)
-// that many clients forget ([oauth.BasicAuth]), or client_secret_post.
+// that many clients forget ([oauth.BasicAuth]), client_secret_post,
+// tls_client_auth or self_signed_tls_client_auth (RFC 8705 §2: the client
+// certificate of [Client.HTTPClient]), or private_key_jwt (RFC 7523 §2.2:
+// a fresh client assertion signed by [Client.AssertionKey] for every
+// request).
+//
+// With [Client.DPoPKey], token requests carry DPoP proofs (RFC 9449), so
+// that the issued tokens are bound to that key; [Client.Transport]
+// presents them to resource servers with a proof per request.
 //
 // The wire vocabulary (grant and token-type URNs, error codes, response
 // structures) comes from package [github.com/keybridge/sts/oauth].

@@ -57,6 +57,7 @@ type clientSpec struct {
 func newClientCreate() *cobra.Command {
 	var (
 		spec clientSpec
+		bind bindingSpec
 		out  output
 	)
 	cmd := &cobra.Command{
@@ -76,10 +77,18 @@ it: their audience names its client id or a resource it serves. --resource
 registers the resource URIs the client serves as a resource server (the
 audience of the tokens its callers present to it). --exchange-any lets it
 exchange any subject token, --introspect-any introspect any access token;
-grant these only to trusted infrastructure.`,
+grant these only to trusted infrastructure.
+
+A client may authenticate with a key instead of a secret (--auth-method),
+and then gets no secret: tls_client_auth (a certificate from the server's
+--client-ca carrying exactly one registered name: --tls-subject-dn or one
+--tls-san-*), self_signed_tls_client_auth or private_key_jwt (keys of
+--jwks-file or --jwks-uri). Tokens of the two TLS methods are bound to the
+certificate unless --tls-bound-tokens=false (RFC 8705).`,
 		Example: `  sts client create --name billing --audience https://backend.example.com/api --scope read
   sts client create --name rs08 --resource https://rs08.example.com --audience https://backend.example.com/api
-  sts client create --name gateway --grant-type exchange --allow-impersonation -o json`,
+  sts client create --name gateway --grant-type exchange --allow-impersonation -o json
+  sts client create --name radio-7 --auth-method tls_client_auth --tls-subject-dn 'CN=radio-7,O=Example'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := out.json()
@@ -88,6 +97,9 @@ grant these only to trusted infrastructure.`,
 			}
 			s, err := spec.toSpec()
 			if err != nil {
+				return err
+			}
+			if err := bind.apply(&s); err != nil {
 				return err
 			}
 			if s.ID == "" {
@@ -120,6 +132,10 @@ grant these only to trusted infrastructure.`,
 			}
 			fmt.Fprintf(w, "Created client %q.\n", c.Name)
 			fmt.Fprintf(w, "  client_id:     %s\n", c.ID)
+			if secret == "" {
+				fmt.Fprintf(w, "  auth method:   %s (no secret)\n", c.AuthMethod)
+				return nil
+			}
 			fmt.Fprintf(w, "  client_secret: %s\n", secret)
 			fmt.Fprintln(w, "The secret is shown only this once; store it now (it can be replaced with `sts client rotate-secret`).")
 			return nil
@@ -138,6 +154,7 @@ grant these only to trusted infrastructure.`,
 	f.StringVar(&spec.accountID, "account", "", "account the client belongs to (its audiences and scopes must lie within the account's)")
 	grantFlags(f, &spec)
 	policyFlags(f, &spec)
+	bindingFlags(f, &bind)
 	out.register(cmd)
 	return cmd
 }
@@ -368,6 +385,8 @@ type clientView struct {
 	Condition string            `json:"condition,omitempty"`
 	ScopeRule string            `json:"scope_rule,omitempty"`
 	Claims    map[string]string `json:"claims,omitempty"`
+	// The key-based registration, in RFC 7591 / RFC 8705 names.
+	bindingView
 }
 
 func viewClient(c *store.Client, now time.Time) clientView {
@@ -392,6 +411,7 @@ func viewClient(c *store.Client, now time.Time) clientView {
 		Condition:          c.Policy.Condition,
 		ScopeRule:          c.Policy.Scope,
 		Claims:             c.Policy.Claims,
+		bindingView:        viewBinding(c.Binding),
 	}
 	if v.TokenFormat == "" {
 		v.TokenFormat = store.TokenFormatJWT
@@ -461,6 +481,10 @@ func writeClientText(w io.Writer, v clientView) {
 	if v.AccountID != "" {
 		fmt.Fprintf(tw, "account_id:\t%s\n", v.AccountID)
 	}
+	if v.AuthMethod != "" {
+		fmt.Fprintf(tw, "token_endpoint_auth_method:\t%s\n", v.AuthMethod)
+	}
+	writeBindingText(tw, v.bindingView)
 	writePolicyText(tw, v.Condition, v.ScopeRule, v.Claims)
 	fmt.Fprintf(tw, "created_at:\t%s\n", v.CreatedAt)
 	if v.UpdatedAt != "" {

@@ -109,16 +109,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// serve runs `sts serve` until the returned stop is called, and returns
-// what it printed once it is listening.
-func (c *cli) serve() (out string, addr string, stop func()) {
+// serve runs `sts serve [extra...]` until the returned stop is called,
+// and returns what it printed once it is listening.
+func (c *cli) serve(extra ...string) (out string, addr string, stop func()) {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var buf syncBuffer
 	root := newRoot()
 	root.SetOut(&buf)
 	root.SetErr(io.Discard)
-	root.SetArgs([]string{"--data-dir", c.dir, "--log-level", "error", "serve", "--addr", "127.0.0.1:0"})
+	root.SetArgs(append([]string{"--data-dir", c.dir, "--log-level", "error", "serve", "--addr", "127.0.0.1:0"}, extra...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	re := regexp.MustCompile(`listening on (\S+)`)

@@ -8,11 +8,15 @@
 // JWT access tokens offline. With --client-id (and the secret in
 // --client-secret or $CLIENT_SECRET) it also introspects opaque tokens.
 // GET /api answers 200 with the caller's identity, or 401/403 with an
-// RFC 6750 WWW-Authenticate challenge.
+// RFC 6750 WWW-Authenticate challenge (RFC 9449 §7.1 DPoP challenges for
+// DPoP-bound tokens). Certificate-bound tokens need --tls-cert/--tls-key
+// (the caller's certificate is asked for in the handshake) or, behind a
+// TLS-terminating proxy, --client-cert-header and --trusted-proxies.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +38,11 @@ func main() {
 	scope := flag.String("scope", "api", "scope every token must carry (empty: none)")
 	clientID := flag.String("client-id", "", "client id for introspecting opaque tokens (optional)")
 	clientSecret := flag.String("client-secret", "", "its secret (default $CLIENT_SECRET)")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this certificate (PEM), asking callers for a client certificate (for certificate-bound tokens)")
+	tlsKey := flag.String("tls-key", "", "the key of --tls-cert (PEM)")
+	certHeader := flag.String("client-cert-header", "", "header in which a TLS-terminating proxy forwards the client certificate (URL-encoded PEM)")
+	proxies := flag.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the proxies believed for --client-cert-header")
+	publicURL := flag.String("public-url", "", "scheme and host callers use, for DPoP htu checks behind a proxy (default: the request's)")
 	verbose := flag.Bool("v", false, "log why tokens are refused")
 	flag.Parse()
 	if *clientSecret == "" {
@@ -49,6 +59,7 @@ func main() {
 	h, err := backend.New(ctx, backend.Options{
 		Issuer: *issuer, Audience: *audience, Scope: *scope,
 		ClientID: *clientID, ClientSecret: *clientSecret,
+		ClientCertHeader: *certHeader, TrustedProxies: splitList(*proxies), PublicURL: *publicURL,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: log,
 	})
 	if err != nil {
@@ -62,9 +73,30 @@ func main() {
 		defer cancel()
 		srv.Shutdown(shutdown)
 	}()
-	log.Info("resource server listening", "url", "http://"+*addr+"/api", "audience", *audience, "issuer", *issuer)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	scheme := "http"
+	serve := srv.ListenAndServe
+	if *tlsCert != "" {
+		// The certificate is asked for, not required nor verified: a
+		// certificate-bound token names it by thumbprint (RFC 8705 §3), and
+		// callers with bearer tokens need none.
+		srv.TLSConfig = &tls.Config{ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+		serve = func() error { return srv.ListenAndServeTLS(*tlsCert, *tlsKey) }
+	}
+	log.Info("resource server listening", "url", scheme+"://"+*addr+"/api", "audience", *audience, "issuer", *issuer)
+	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintln(os.Stderr, "resource-server:", err)
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -63,6 +63,9 @@ type Credentials struct {
 	// Cert is the certificate the client authenticated with
 	// (tls_client_auth, self_signed_tls_client_auth); nil otherwise.
 	Cert *x509.Certificate
+	// Assertion is the client_assertion of private_key_jwt (RFC 7523
+	// §2.2), not yet verified.
+	Assertion string
 }
 
 // Extract reads the client credentials of r and its parsed form. Using both
@@ -71,6 +74,9 @@ type Credentials struct {
 // form-url-decoded after base64 decoding (RFC 6749 §2.3.1), so ids and
 // secrets containing '%', '+' or ':' work.
 func Extract(r *http.Request, form url.Values) (Credentials, *oauth.Error) {
+	if form.Has("client_assertion_type") || form.Has("client_assertion") {
+		return extractAssertion(r, form)
+	}
 	auth := r.Header.Get("Authorization")
 	postID, postSecret := form.Get("client_id"), form.Get("client_secret")
 	if auth != "" {
@@ -131,6 +137,9 @@ type Authenticator struct {
 	// Failures, when set, bounds failed authentications per source
 	// address and per claimed client id (see [Authenticator.Request]).
 	Failures *ratelimit.Failures
+	// Assertions, when set, verifies private_key_jwt client assertions;
+	// without it that method is refused.
+	Assertions *Assertions
 	// Certs finds and verifies client certificates (tls_client_auth and
 	// self_signed_tls_client_auth); nil: those methods always fail.
 	Certs *clientcert.Source
@@ -192,11 +201,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	if oe != nil {
 		return nil, cred, oe
 	}
-	// Key-based methods are dispatched here, before the secret check:
-	// switch cred.Method { case ...: return a.authenticateX(ctx, r, cred) }
+	// Key-based methods are dispatched here, before the secret check.
 	switch cred.Method {
 	case oauth.AuthMethodTLSClientAuth:
 		return a.authenticateCertificate(ctx, r, cred)
+	case oauth.AuthMethodPrivateKeyJWT:
+		c, err := a.authenticateAssertion(ctx, r, cred)
+		return c, cred, err
 	}
 	got := a.Hasher.Hash(cred.Secret)
 	c, err := a.Clients.GetClient(ctx, cred.ID)
@@ -241,4 +252,38 @@ func (a *Authenticator) active(ctx context.Context, c *store.Client) error {
 		}
 	}
 	return nil
+}
+
+// authenticateAssertion authenticates a private_key_jwt client (RFC 7523
+// §2.2): registered for that method, active, and its assertion valid.
+func (a *Authenticator) authenticateAssertion(ctx context.Context, r *http.Request, cred Credentials) (*store.Client, error) {
+	if a.Assertions == nil {
+		return nil, failed(errors.New("private_key_jwt is not enabled on this server"))
+	}
+	c, err := a.Clients.GetClient(ctx, cred.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, failed(errors.New("unknown client"))
+	case err != nil:
+		return nil, err
+	}
+	if c.AuthMethod != oauth.AuthMethodPrivateKeyJWT {
+		return nil, failed(errors.New("authentication method private_key_jwt is not the registered " + registered(c.AuthMethod)))
+	}
+	// Checked before the assertion, whose jti it would otherwise spend.
+	if err := a.active(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := a.Assertions.Verify(ctx, r, c, cred); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// registered names a registered method for an audit cause.
+func registered(m string) string {
+	if m == "" {
+		return "client_secret_basic/client_secret_post"
+	}
+	return m
 }

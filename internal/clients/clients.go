@@ -54,6 +54,10 @@ type Spec struct {
 	// makes Create, Register, Update and Replace fail.
 	Identity string
 	Metadata []byte
+	// Binding is the client's key-based registration (certificate name,
+	// public keys) and token-binding settings, checked against
+	// AuthMethod (see store.Binding).
+	Binding store.Binding
 	// Policy is the operator's CEL rules (store.Client.Policy), set by the
 	// CLI and the operator's portal only; the caller compiles it
 	// (celpolicy.Compile) before saving, as Build does not.
@@ -148,11 +152,8 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 	if format != store.TokenFormatJWT && format != store.TokenFormatOpaque {
 		bad("token_format", "must be jwt or opaque, not %q", format)
 	}
-	switch s.AuthMethod {
-	case "", oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost:
-	default:
-		bad("token_endpoint_auth_method", "must be client_secret_basic or client_secret_post, not %q", s.AuthMethod)
-	}
+	binding := s.Binding
+	checkBinding(s.AuthMethod, &binding, bad)
 	if s.AccessTTL < 0 || s.RefreshTTL < 0 {
 		bad("token_lifetime", "must not be negative")
 	}
@@ -209,6 +210,7 @@ func (s *Spec) Build(now time.Time) (*store.Client, error) {
 		Identity:           s.Identity,
 		Metadata:           s.Metadata,
 		Policy:             s.Policy,
+		Binding:            binding,
 	}, nil
 }
 
@@ -493,8 +495,12 @@ func (r *Registry) create(ctx context.Context, by, action string, s Spec, status
 	if ratHash != nil {
 		c.RegistrationTokenExpiresAt = r.registrationTokenExpiry(c.CreatedAt)
 	}
-	secret := clientauth.NewSecret()
-	c.SecretHash = r.Hasher.Hash(secret)
+	// A key-based client has no secret.
+	var secret string
+	if !KeyBased(c.AuthMethod) {
+		secret = clientauth.NewSecret()
+		c.SecretHash = r.Hasher.Hash(secret)
+	}
 	if err := r.Store.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			if c.Identity != "" {
@@ -518,6 +524,9 @@ func (r *Registry) RotateSecret(ctx context.Context, by, id string, grace time.D
 	rat, ratHash := NewRegistrationToken()
 	now := r.Now()
 	c, err = r.Store.UpdateClient(ctx, id, func(c *store.Client) error {
+		if KeyBased(c.AuthMethod) {
+			return Problems{{Field: "token_endpoint_auth_method", Msg: fmt.Sprintf("client %q authenticates with %s and has no secret to rotate", c.ID, c.AuthMethod)}}
+		}
 		c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
 		if grace > 0 {
 			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace)
@@ -596,6 +605,9 @@ func (r *Registry) Update(ctx context.Context, by, id string, edit func(*Spec) e
 			return err
 		}
 		n.Status, n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = c.Status, c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt
+		if KeyBased(n.AuthMethod) {
+			n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = nil, nil, time.Time{}
+		}
 		n.RegistrationTokenHash, n.CreatedAt, n.UpdatedAt = c.RegistrationTokenHash, c.CreatedAt, r.Now()
 		n.RegistrationTokenExpiresAt, n.IATClaims = r.RegistrationTokenExpiresAt(c), c.IATClaims
 		*c = *n
@@ -707,6 +719,11 @@ func (r *Registry) Replace(ctx context.Context, by, id string, p Replacement) (*
 		if p.NewSecret {
 			n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = r.Hasher.Hash(secret), nil, time.Time{}
 		}
+		if KeyBased(n.AuthMethod) {
+			// A key-based client has no secret, whatever it had.
+			n.SecretHash, n.PrevSecretHash, n.PrevSecretExpiresAt = nil, nil, time.Time{}
+			secret = ""
+		}
 		n.RegistrationTokenHash, n.RegistrationTokenExpiresAt = c.RegistrationTokenHash, r.RegistrationTokenExpiresAt(c)
 		if p.RegistrationTokenHash != nil {
 			n.RegistrationTokenHash, n.RegistrationTokenExpiresAt = p.RegistrationTokenHash, r.registrationTokenExpiry(now)
@@ -766,6 +783,6 @@ func SpecOf(c *store.Client) Spec {
 		AccountID: c.AccountID, AuthMethod: c.AuthMethod,
 		SoftwareID: c.SoftwareID, SoftwareVersion: c.SoftwareVersion,
 		HardwareAddress: c.HardwareAddress, Identity: c.Identity, Metadata: c.Metadata,
-		Policy: c.Policy,
+		Policy: c.Policy, Binding: c.Binding,
 	}
 }

@@ -388,3 +388,17 @@ func keyFits(k *jose.JSONWebKey, alg string) bool {
 	}
 	return false
 }
+
+// Keys returns the usable public signature keys of ti (its configured
+// set, or the one at its jwks_uri, from cache or fetched with the same
+// limits as VerifyJWT's), for callers that match a key rather than verify
+// a JWT (self_signed_tls_client_auth against a client's jwks_uri).
+func (f *Fetcher) Keys(ctx context.Context, ti *store.TrustedIssuer) ([]jose.JSONWebKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.o.FetchTimeout)
+	defer cancel()
+	ks, _, err := f.keySet(ctx, ti)
+	if err != nil {
+		return nil, err
+	}
+	return ks.keys, nil
+}

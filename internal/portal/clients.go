@@ -88,6 +88,8 @@ type clientForm struct {
 	// The operator's CEL rules (store.Client.Policy; a client has no
 	// subject rule); Claims is NAME=EXPR lines. Operators only.
 	Condition, ScopeRule, Claims string
+	// How the client authenticates and binds its tokens.
+	bindingForm
 	// Errors by field name, shown next to each field.
 	Errors map[string]string
 }
@@ -104,6 +106,7 @@ func formOf(c *store.Client) *clientForm {
 		Resources:          strings.Join(c.Resources, "\n"), ExchangeAny: c.ExchangeAny, IntrospectAny: c.IntrospectAny,
 		AccessTTL: durationText(c.AccessTokenTTL), RefreshTTL: durationText(c.RefreshTokenTTL),
 		Condition: c.Policy.Condition, ScopeRule: c.Policy.Scope, Claims: claimsText(c.Policy.Claims),
+		bindingForm: bindingFormOf(c),
 	}
 }
 
@@ -133,6 +136,7 @@ func parseClientForm(r *http.Request) *clientForm {
 		Condition:          strings.TrimSpace(r.PostFormValue("condition")),
 		ScopeRule:          strings.TrimSpace(r.PostFormValue("scope_rule")),
 		Claims:             r.PostFormValue("claims"),
+		bindingForm:        parseBindingForm(r.PostFormValue),
 		Errors:             map[string]string{},
 	}
 	return f
@@ -179,6 +183,7 @@ func (f *clientForm) apply(s *clients.Spec, operator bool) {
 		f.Errors["grant_type"] = "choose at least one grant type"
 	}
 	s.TokenFormat = f.TokenFormat
+	f.applyBinding(s)
 	if operator {
 		// Operators' grants: an account holder can neither set them nor
 		// declare the resources it serves, which would entitle its client
@@ -299,6 +304,9 @@ func (p *Portal) clientNewForm(w http.ResponseWriter, r *http.Request, u *user) 
 	f := &clientForm{
 		GrantTypes:  slices.Clone(clients.DefaultGrantTypes),
 		TokenFormat: store.TokenFormatJWT,
+		// Certificate-bound tokens by default when a certificate
+		// method is chosen (RFC 8705 §3).
+		bindingForm: bindingForm{TLSBound: true},
 		AccountID:   r.URL.Query().Get("account"),
 		Errors:      map[string]string{},
 	}
@@ -323,7 +331,12 @@ type secretData struct {
 }
 
 func (p *Portal) secretData(c *store.Client, secret string) secretData {
-	return secretData{Client: c, Secret: secret, TokenEndpoint: p.o.TokenEndpoint, TryIt: tryIt(c, p.o.TokenEndpoint)}
+	d := secretData{Client: c, Secret: secret, TokenEndpoint: p.o.TokenEndpoint}
+	if !clients.KeyBased(c.AuthMethod) {
+		// The snippet pastes a secret; a key-based client has none.
+		d.TryIt = tryIt(c, p.o.TokenEndpoint)
+	}
+	return d
 }
 
 func (p *Portal) clientCreate(w http.ResponseWriter, r *http.Request, u *user) error {

@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/keybridge/sts/internal/account"
+	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
 )
@@ -364,11 +365,14 @@ var funcs = template.FuncMap{
 		}
 		return g
 	},
-	"grantChoices": func() any { return grantChoices },
-	"auditLimits":  func() []string { return auditLimits },
-	"timeHint":     func() string { return timeHint },
-	"short":        truncate,
-	"lower":        strings.ToLower,
+	"grantChoices":      func() any { return grantChoices },
+	"authMethodChoices": func() any { return authMethodChoices },
+	"tlsNameChoices":    func() any { return tlsNameChoices },
+	"keyBased":          clients.KeyBased,
+	"auditLimits":       func() []string { return auditLimits },
+	"timeHint":          func() string { return timeHint },
+	"short":             truncate,
+	"lower":             strings.ToLower,
 	// dict passes several values to a shared template part.
 	"dict": func(kv ...any) (map[string]any, error) {
 		if len(kv)%2 != 0 {

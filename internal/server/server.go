@@ -61,6 +61,9 @@ type Options struct {
 	Limits policy.Limits
 	// Leeway tolerated on exp/nbf of presented tokens.
 	Leeway time.Duration
+	// ClientAssertions tunes private_key_jwt client authentication (its
+	// Issuer, TokenEndpoint, JTIs, Leeway and Now come from the server).
+	ClientAssertions clientauth.AssertionOptions
 	// CleanupInterval is how often expired tokens and revocations are
 	// deleted; zero means hourly.
 	CleanupInterval time.Duration
@@ -173,6 +176,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
 		Certs:    o.ClientCerts,
 	}
+	ca := o.ClientAssertions
+	ca.Issuer, ca.TokenEndpoint, ca.JTIs, ca.Leeway, ca.Now = o.Issuer, o.Issuer+TokenPath, o.Store, o.Leeway, o.Now
+	if ca.Fetch.Logger == nil {
+		ca.Fetch.Logger = o.Logger
+	}
+	auth.Assertions = clientauth.NewAssertions(ca)
+	// A self-signed certificate client's jwks_uri is fetched the same way.
+	auth.FetchJWKS = auth.Assertions.ClientKeys
 	s.Tokens = &token.Service{Issuer: o.Issuer, Keys: o.Keys, Tokens: o.Store, Revocations: o.Store, Clients: o.Store, Accounts: cache.HotAccounts(), Leeway: o.Leeway, Now: o.Now}
 	if o.VerifiedTokenCache > 0 {
 		s.Tokens.Verified = token.NewVerifiedCache(o.VerifiedTokenCache)

@@ -86,6 +86,7 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		AuditJournal:         o.AuditJournal,
 		RegistrationTokenTTL: o.RegistrationTokenTTL,
 		Federation:           o.Federation,
+		ClientAssertions:     o.ClientAssertions,
 		ClientCerts:          certs,
 		TrustedProxies:       o.TLS.proxies(),
 		DPoPNonceKey:         o.DPoPNonceKey,

@@ -84,6 +84,9 @@ type Options struct {
 	// Federation tunes fetching from trusted issuers (see
 	// server.Options).
 	Federation federation.Options
+	// ClientAssertions tunes private_key_jwt (see server.Options), e.g.
+	// AllowLoopbackJWKS for a jwks_uri served by the test.
+	ClientAssertions clientauth.AssertionOptions
 	// TLS, when set, serves HTTPS asking for client certificates, as
 	// `sts serve --tls-cert --client-ca` does.
 	TLS *TLS

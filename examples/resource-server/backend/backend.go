@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/keybridge/sts/oauth"
@@ -38,6 +39,17 @@ type Options struct {
 	// MinRefreshInterval spaces JWK set fetches caused by unknown key ids;
 	// 30 seconds when zero.
 	MinRefreshInterval time.Duration
+	// ClientCertHeader and TrustedProxies: behind a TLS-terminating proxy,
+	// the header in which it forwards the client certificate (URL-encoded
+	// PEM) and the proxies believed, for certificate-bound tokens (RFC
+	// 8705 §3). Without them, the certificate of the TLS handshake counts
+	// (serve with tls.RequestClientCert).
+	ClientCertHeader string
+	TrustedProxies   []string
+	// PublicURL, when set, is the scheme and host the callers use
+	// (https://backend.example.com), compared with the htu of DPoP proofs
+	// (RFC 9449 §4.3) when a proxy changes them; by default the request's.
+	PublicURL string
 	// HTTPClient calls the STS; http.DefaultClient when nil.
 	HTTPClient *http.Client
 	// Logger receives the reasons for refusals; none when nil.
@@ -61,6 +73,10 @@ type Answer struct {
 	// Introspected tells an opaque token checked by introspection from a
 	// JWT verified offline.
 	Introspected bool `json:"introspected"`
+	// Confirmation is the token's binding (cnf) that the call proved:
+	// the client certificate (x5t#S256) or DPoP key (jkt); nil for a
+	// bearer token.
+	Confirmation *oauth.Confirmation `json:"cnf,omitempty"`
 }
 
 // New builds the backend's handler: GET /api (and below) behind the token
@@ -73,6 +89,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		Issuer: o.Issuer, Audience: o.Audience, Realm: o.Audience,
 		MinRefreshInterval: o.MinRefreshInterval,
 		HTTPClient:         o.HTTPClient, Logger: o.Logger, Now: o.Now,
+		ClientCertHeader: o.ClientCertHeader, TrustedProxies: o.TrustedProxies,
+	}
+	if o.PublicURL != "" {
+		base := strings.TrimSuffix(o.PublicURL, "/")
+		cfg.DPoP = &resource.DPoPConfig{RequestURL: func(r *http.Request) string { return base + r.URL.EscapedPath() }}
 	}
 	if o.ClientID != "" {
 		cfg.Introspection = &resource.IntrospectionConfig{
@@ -98,8 +119,13 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 func serveAPI(audience string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := resource.ClaimsFromContext(r.Context())
+		var cnf *oauth.Confirmation
+		if !c.Confirmation.IsZero() {
+			cnf = &c.Confirmation
+		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(Answer{
+			Confirmation: cnf,
 			Message:      "hello from " + audience,
 			Subject:      c.Subject,
 			ClientID:     c.ClientID,

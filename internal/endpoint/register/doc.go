@@ -25,7 +25,12 @@
 // authorization endpoint is accepted (client_name and the other
 // human-readable members with language tags, grant_types,
 // token_endpoint_auth_method, scope, contacts, jwks or jwks_uri,
-// software_id, software_version, software_statement), plus Key Bridge's
+// software_id, software_version, software_statement), the key-based
+// client metadata of RFC 8705 (token_endpoint_auth_method tls_client_auth
+// or self_signed_tls_client_auth, tls_client_auth_subject_dn and _san_*,
+// tls_client_certificate_bound_access_tokens), RFC 7523 (private_key_jwt
+// with jwks or jwks_uri) and RFC 9449 (dpop_bound_access_tokens); a
+// key-based client gets no secret. Plus Key Bridge's
 // extensions: hardware_address, extended_parameters, audiences,
 // token_format, allow_impersonation, access_token_ttl, refresh_token_ttl,
 // and, in an RFC 7592 update, rotate_secret; a re-registration may carry

@@ -70,6 +70,12 @@ type metadata struct {
 	AccessTTL          time.Duration
 	RefreshTTL         time.Duration
 	RotateSecret       bool
+	// Binding is the key-based registration (RFC 8705 §2.1.2, §3.4; RFC
+	// 9449 §5.2); jwks and jwksURI are the keys as sent, which go to the
+	// Binding of a key-based client and to Other otherwise.
+	Binding store.Binding
+	jwks    json.RawMessage
+	jwksURI string
 	// Other holds the members stored as JSON and echoed unchanged:
 	// client_name and the other human-readable fields with their language
 	// variants, contacts, jwks, jwks_uri, software_statement and
@@ -253,8 +259,9 @@ func parseMetadata(fields map[string]json.RawMessage) (*metadata, *oauth.Error) 
 			}
 		}
 	}
-	// jwks and jwks_uri are stored for the client's use of them elsewhere;
-	// this server authenticates clients with secrets only.
+	// jwks and jwks_uri: the keys of a self_signed_tls_client_auth or
+	// private_key_jwt client (Binding, checked by the registry), else
+	// stored for the client's use of them elsewhere and echoed.
 	if present("jwks") && present("jwks_uri") {
 		probs.add("jwks", "must not be sent together with jwks_uri (RFC 7591 §2)")
 	} else if present("jwks") {
@@ -270,13 +277,13 @@ func parseMetadata(fields map[string]json.RawMessage) (*metadata, *oauth.Error) 
 		case slices.ContainsFunc(set.Keys, func(k jose.JSONWebKey) bool { return !k.IsPublic() }):
 			probs.add("jwks", "must hold public keys only")
 		default:
-			keep("jwks")
+			m.jwks = fields["jwks"]
 		}
 	} else if s, ok := str("jwks_uri"); ok {
 		if !webURL(s) {
 			probs.add("jwks_uri", "must be an absolute http or https URL without fragment")
 		} else {
-			keep("jwks_uri")
+			m.jwksURI = s
 		}
 	}
 	if _, ok := str("software_statement"); ok {
@@ -313,11 +320,10 @@ func parseMetadata(fields map[string]json.RawMessage) (*metadata, *oauth.Error) 
 		}
 	}
 	if s, ok := str("token_endpoint_auth_method"); ok {
-		switch s {
-		case oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost:
+		if slices.Contains(clients.AuthMethods, s) {
 			m.AuthMethod = s
-		default:
-			probs.add("token_endpoint_auth_method", "%q is not supported: use client_secret_basic or client_secret_post", s)
+		} else {
+			probs.add("token_endpoint_auth_method", "%q is not supported: use one of %s", s, strings.Join(clients.AuthMethods, ", "))
 		}
 	} else {
 		// RFC 7591 §2: "If unspecified or omitted, the default is
@@ -341,6 +347,7 @@ func parseMetadata(fields map[string]json.RawMessage) (*metadata, *oauth.Error) 
 	m.AccessTTL = seconds(mAccessTokenTTL)
 	m.RefreshTTL = seconds(mRefreshTokenTTL)
 	m.RotateSecret = boolean(mRotateSecret)
+	parseBinding(m, str, boolean, present)
 	if err := probs.err(); err != nil {
 		return nil, err
 	}
@@ -400,6 +407,7 @@ func (m *metadata) spec(accountID string) (clients.Spec, error) {
 		SoftwareVersion:    m.SoftwareVersion,
 		HardwareAddress:    m.HardwareAddress,
 		Metadata:           other,
+		Binding:            m.Binding,
 	}, nil
 }
 
@@ -410,6 +418,7 @@ var memberOf = map[string]string{
 	"token_lifetime": "access_token_ttl/refresh_token_ttl", "hardware_address": mHardwareAddress,
 	"software_id": "software_id", "software_version": "software_version", "account": "account",
 	"metadata": "metadata", "identity": "software_id/hardware_address/client_name",
+	"tls_client_auth": "tls_client_auth_subject_dn/_san_dns/_san_uri/_san_ip/_san_email",
 }
 
 // metadataError turns the registry's Problems into invalid_client_metadata
@@ -471,8 +480,11 @@ func (e *Endpoint) info(c *store.Client, secret, rat string) map[string]any {
 	if secret != "" {
 		out["client_secret"] = secret
 	}
-	// The secret does not expire (RFC 7591 §3.2.1: 0).
-	out["client_secret_expires_at"] = 0
+	if !clients.KeyBased(c.AuthMethod) {
+		// The secret does not expire (RFC 7591 §3.2.1: 0). A key-based
+		// client has none.
+		out["client_secret_expires_at"] = 0
+	}
 	if rat != "" {
 		out["registration_access_token"] = rat
 		// An extension: when the token stops working
@@ -487,6 +499,7 @@ func (e *Endpoint) info(c *store.Client, secret, rat string) map[string]any {
 	if c.AuthMethod != "" {
 		out["token_endpoint_auth_method"] = c.AuthMethod
 	}
+	bindingInfo(out, c)
 	if len(c.Scopes) > 0 {
 		out["scope"] = strings.Join(c.Scopes, " ")
 	}
