@@ -37,15 +37,16 @@ func (a *Authenticator) authenticateCertificate(ctx context.Context, r *http.Req
 		// A secret client that sent no secret.
 		return nil, cred, failed(errors.New("no client secret"))
 	}
-	cert, err := a.Certs.Certificate(r)
+	chain, err := a.Certs.Chain(r)
 	if err != nil {
 		return nil, cred, failed(err)
 	}
-	if cert == nil {
+	if len(chain) == 0 {
 		return nil, cred, failed(errors.New("no client certificate"))
 	}
+	cert := chain[0]
 	if c.AuthMethod == oauth.AuthMethodTLSClientAuth {
-		if err := a.Certs.VerifyChain(cert, a.Now()); err != nil {
+		if err := a.Certs.VerifyChainWith(cert, chain[1:], a.Now()); err != nil {
 			return nil, cred, failed(fmt.Errorf("client certificate: %w", err))
 		}
 		if err := MatchName(cert, c.Binding); err != nil {

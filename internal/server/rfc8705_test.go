@@ -77,6 +77,22 @@ func TestMTLSClientAuthentication(t *testing.T) {
 			}
 		})
 	}
+	t.Run("intermediate CA", func(t *testing.T) {
+		sub := ca.Intermediate(t, "issuing CA")
+		c := tlsClient(s, store.Binding{TLSSANDNS: "radio-8.example.com"})
+		leaf := sub.Issue(t, ststest.CertOptions{DNS: []string{"radio-8.example.com"}})
+		form := url.Values{"grant_type": {oauth.GrantTypeClientCredentials}, "client_id": {c.ID}}
+		if r := s.PostCert(server.TokenPath, leaf, form); r.Status != http.StatusOK {
+			t.Fatalf("leaf with its intermediate: %d %s", r.Status, r.Body)
+		}
+		// Without the intermediate, the chain does not reach the root.
+		alone := *leaf
+		alone.Intermediates = nil
+		if r := s.PostCert(server.TokenPath, &alone, form); r.Status != http.StatusUnauthorized {
+			t.Fatalf("leaf without its intermediate: %d %s", r.Status, r.Body)
+		}
+		auditedRefusal(t, s, c.ID, "unknown authority")
+	})
 	t.Run("secret client, same port", func(t *testing.T) {
 		c := s.CreateClient(nil)
 		if !strings.HasPrefix(s.URL, "https://") {
@@ -208,6 +224,11 @@ func TestMTLSProxyHeader(t *testing.T) {
 	leaf := ca.Issue(t, ststest.CertOptions{URIs: []string{"spiffe://example.org/svc"}})
 	if r := post(s, c.ID, url.PathEscape(string(leaf.CertPEM))); r.Status != http.StatusOK {
 		t.Fatalf("from a trusted proxy: %d %s", r.Status, r.Body)
+	}
+	// A chain: the leaf, then its intermediate.
+	chained := ca.Intermediate(t, "issuing CA").Issue(t, ststest.CertOptions{URIs: []string{"spiffe://example.org/svc"}})
+	if r := post(s, c.ID, url.PathEscape(string(chained.ChainPEM()))); r.Status != http.StatusOK {
+		t.Fatalf("a chain from a trusted proxy: %d %s", r.Status, r.Body)
 	}
 	for _, bad := range []string{"not-a-certificate", "%zz", url.PathEscape("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")} {
 		r := post(s, c.ID, bad)
