@@ -39,6 +39,8 @@ type Source struct {
 	Header string
 	// Proxies are the trusted proxies; the header is read only from them.
 	Proxies *clientip.Resolver
+
+	cache verified
 }
 
 // LoadCAs reads a PEM bundle of CA certificates. It fails on an
@@ -187,6 +189,9 @@ func (s *Source) VerifyChainWith(cert *x509.Certificate, intermediates []*x509.C
 	if cert == nil {
 		return errors.New("no client certificate")
 	}
+	if s.cache.ok(cert, now) {
+		return nil
+	}
 	var pool *x509.CertPool
 	if len(intermediates) > 0 {
 		pool = x509.NewCertPool()
@@ -194,13 +199,17 @@ func (s *Source) VerifyChainWith(cert *x509.Certificate, intermediates []*x509.C
 			pool.AddCert(c)
 		}
 	}
-	_, err := cert.Verify(x509.VerifyOptions{
+	chains, err := cert.Verify(x509.VerifyOptions{
 		Roots:         s.ClientCAs,
 		Intermediates: pool,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	s.cache.add(cert, chains)
+	return nil
 }
 
 // Thumbprint is the x5t#S256 of c (RFC 8705 §3.1): the base64url

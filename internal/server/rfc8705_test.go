@@ -86,9 +86,9 @@ func TestMTLSClientAuthentication(t *testing.T) {
 			t.Fatalf("leaf with its intermediate: %d %s", r.Status, r.Body)
 		}
 		// Without the intermediate, the chain does not reach the root.
-		alone := *leaf
+		alone := sub.Issue(t, ststest.CertOptions{DNS: []string{"radio-8.example.com"}})
 		alone.Intermediates = nil
-		if r := s.PostCert(server.TokenPath, &alone, form); r.Status != http.StatusUnauthorized {
+		if r := s.PostCert(server.TokenPath, alone, form); r.Status != http.StatusUnauthorized {
 			t.Fatalf("leaf without its intermediate: %d %s", r.Status, r.Body)
 		}
 		auditedRefusal(t, s, c.ID, "unknown authority")
