@@ -154,10 +154,18 @@ func TestMTLSRefusals(t *testing.T) {
 		})
 	}
 	// Introspection and revocation refuse the same way.
-	for _, path := range []string{server.IntrospectPath, server.RevokePath} {
+	for path, action := range map[string]string{server.IntrospectPath: "token.introspect", server.RevokePath: "token.revoke"} {
 		r := s.PostCert(path, other.Issue(t, named), url.Values{"token": {"x"}, "client_id": {byDN.ID}})
 		if r.Status != http.StatusUnauthorized || r.Error() != string(oauth.ErrInvalidClient) {
 			t.Fatalf("%s: %d %s", path, r.Status, r.Body)
+		}
+		audited := false
+		for _, rec := range s.Audit() {
+			audited = audited || (rec.Action == action && rec.ClientID == byDN.ID && rec.Decision == store.DecisionRefused &&
+				strings.Contains(rec.Detail, "unknown authority"))
+		}
+		if !audited {
+			t.Fatalf("%s: the refusal is not audited with its cause", action)
 		}
 	}
 	for _, rec := range s.Audit() {
