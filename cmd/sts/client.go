@@ -193,6 +193,7 @@ var updateSettings = []string{"name", "audience", "scope", "grant-type", "allow-
 func newClientUpdate() *cobra.Command {
 	var (
 		spec clientSpec
+		bind bindingSpec
 		out  output
 	)
 	cmd := &cobra.Command{
@@ -209,8 +210,9 @@ account stays within the account's bounds.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
 			f := cmd.Flags()
-			if !slices.ContainsFunc(updateSettings, f.Changed) {
-				return errors.New("nothing to change: give at least one of --" + strings.Join(updateSettings, ", --"))
+			settings := append(slices.Clone(updateSettings), bindingSettings...)
+			if !slices.ContainsFunc(settings, f.Changed) {
+				return errors.New("nothing to change: give at least one of --" + strings.Join(settings, ", --"))
 			}
 			list := func(name string, dst *[]string, v []string) {
 				if f.Changed(name) {
@@ -247,6 +249,9 @@ account stays within the account's bounds.`,
 						*dst = v
 					}
 				}
+				if err := bind.edit(f, s); err != nil {
+					return err
+				}
 				return editPolicy(f, &spec, claims, s)
 			})
 			if err != nil {
@@ -273,6 +278,7 @@ account stays within the account's bounds.`,
 	grantFlags(f, &spec)
 	policyFlags(f, &spec)
 	f.BoolVar(&spec.clearPolicy, "clear-policy", false, "remove every CEL rule of the client (before --condition, --scope-rule and --claim set any)")
+	bindingFlags(f, &bind)
 	out.register(cmd)
 	return cmd
 }

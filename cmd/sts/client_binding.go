@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/keybridge/sts/internal/clients"
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/oauth"
 	"github.com/spf13/pflag"
 )
 
@@ -130,4 +132,49 @@ func writeBindingText(w io.Writer, v bindingView) {
 	if v.DPoPBoundTokens {
 		fmt.Fprintf(w, "dpop required:\ttrue\n")
 	}
+}
+
+// bindingSettings are the binding flags, which `client update` changes
+// when given.
+var bindingSettings = []string{"auth-method", "tls-subject-dn", "tls-san-dns", "tls-san-uri", "tls-san-ip", "tls-san-email",
+	"jwks-file", "jwks-uri", "tls-bound-tokens", "dpop-bound-tokens"}
+
+// edit applies the binding flags given to `client update` to s. A
+// certificate name given replaces the registered one, keys given replace
+// the registered keys; a new method drops what does not apply to it and
+// binds tokens to the certificate by default for the TLS methods.
+func (b *bindingSpec) edit(f *pflag.FlagSet, s *clients.Spec) error {
+	bd := &s.Binding
+	if f.Changed("auth-method") && b.authMethod != s.AuthMethod {
+		s.AuthMethod = b.authMethod
+		if s.AuthMethod != oauth.AuthMethodTLSClientAuth {
+			bd.TLSSubjectDN, bd.TLSSANDNS, bd.TLSSANURI, bd.TLSSANIP, bd.TLSSANEmail = "", "", "", "", ""
+		}
+		if !clients.KeyBased(s.AuthMethod) || s.AuthMethod == oauth.AuthMethodTLSClientAuth {
+			bd.JWKS, bd.JWKSURI = nil, ""
+		}
+		bd.TLSBoundTokens = clients.CertificateMethod(s.AuthMethod)
+	}
+	names := []string{"tls-subject-dn", "tls-san-dns", "tls-san-uri", "tls-san-ip", "tls-san-email"}
+	if slices.ContainsFunc(names, f.Changed) {
+		*bd = store.Binding{JWKS: bd.JWKS, JWKSURI: bd.JWKSURI, TLSBoundTokens: bd.TLSBoundTokens, DPoPBoundTokens: bd.DPoPBoundTokens}
+		bd.TLSSubjectDN, bd.TLSSANDNS, bd.TLSSANURI, bd.TLSSANIP, bd.TLSSANEmail = b.subjectDN, b.sanDNS, b.sanURI, b.sanIP, b.sanEmail
+	}
+	if f.Changed("jwks-file") || f.Changed("jwks-uri") {
+		bd.JWKS, bd.JWKSURI = nil, b.jwksURI
+		if b.jwksFile != "" {
+			raw, err := readBounded(b.jwksFile, clients.MaxJWKSBytes)
+			if err != nil {
+				return fmt.Errorf("--jwks-file: %w", err)
+			}
+			bd.JWKS = raw
+		}
+	}
+	if f.Changed("tls-bound-tokens") {
+		bd.TLSBoundTokens = b.tlsBound
+	}
+	if f.Changed("dpop-bound-tokens") {
+		bd.DPoPBoundTokens = b.dpopBound
+	}
+	return nil
 }

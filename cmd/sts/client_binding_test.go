@@ -121,3 +121,37 @@ func TestClientCreateKeyBasedRejectsBadInput(t *testing.T) {
 		t.Fatalf("a refused create stored a client: %+v", list)
 	}
 }
+
+func TestClientUpdateKeyBased(t *testing.T) {
+	c := newCLI(t, testKEK)
+	out := c.ok("client", "create", "--name", "svc", "--client-id", "svc")
+	if field(t, out, "client_secret:") == "" {
+		t.Fatal("no secret")
+	}
+	// To a certificate client: the secret goes, tokens are bound.
+	c.fail("--auth-method tls_client_auth needs exactly one of", "client", "update", "svc", "--auth-method", "tls_client_auth")
+	var v clientView
+	c.okJSON(&v, "client", "update", "svc", "--auth-method", "tls_client_auth", "--tls-san-dns", "svc.example.com", "-o", "json")
+	if v.AuthMethod != oauth.AuthMethodTLSClientAuth || v.TLSSANDNS != "svc.example.com" || !v.TLSBoundTokens {
+		t.Fatalf("updated: %+v", v)
+	}
+	if cl, err := c.env().Store.GetClient(t.Context(), "svc"); err != nil || len(cl.SecretHash) != 0 {
+		t.Fatalf("the secret survived: %v", err)
+	}
+	// Another name replaces the registered one.
+	v = clientView{}
+	c.okJSON(&v, "client", "update", "svc", "--tls-subject-dn", "CN=svc", "--tls-bound-tokens=false", "-o", "json")
+	if v.TLSSANDNS != "" || v.TLSSubjectDN != "CN=svc" || v.TLSBoundTokens {
+		t.Fatalf("renamed: %+v", v)
+	}
+	// Back to a secret client: the certificate name goes; a secret is
+	// then issued by rotation.
+	v = clientView{}
+	c.okJSON(&v, "client", "update", "svc", "--auth-method", "client_secret_basic", "-o", "json")
+	if v.TLSSubjectDN != "" || v.AuthMethod != oauth.AuthMethodClientSecretBasic {
+		t.Fatalf("back to a secret: %+v", v)
+	}
+	if out := c.ok("client", "rotate-secret", "svc"); !strings.Contains(out, "client_secret") {
+		t.Fatalf("rotate-secret:\n%s", out)
+	}
+}

@@ -3,12 +3,14 @@ package clientauth
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"sync"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keybridge/sts/internal/store"
@@ -37,15 +39,16 @@ func (a *Authenticator) authenticateCertificate(ctx context.Context, r *http.Req
 		// A secret client that sent no secret.
 		return nil, cred, failed(errors.New("no client secret"))
 	}
-	cert, err := a.Certs.Certificate(r)
+	chain, err := a.Certs.Chain(r)
 	if err != nil {
 		return nil, cred, failed(err)
 	}
-	if cert == nil {
+	if len(chain) == 0 {
 		return nil, cred, failed(errors.New("no client certificate"))
 	}
+	cert := chain[0]
 	if c.AuthMethod == oauth.AuthMethodTLSClientAuth {
-		if err := a.Certs.VerifyChain(cert, a.Now()); err != nil {
+		if err := a.Certs.VerifyChainWith(cert, chain[1:], a.Now()); err != nil {
 			return nil, cred, failed(fmt.Errorf("client certificate: %w", err))
 		}
 		if err := MatchName(cert, c.Binding); err != nil {
@@ -118,11 +121,11 @@ func MatchName(cert *x509.Certificate, b store.Binding) error {
 // its jwks_uri through FetchJWKS.
 func (a *Authenticator) clientKeys(ctx context.Context, c *store.Client) (*jose.JSONWebKeySet, error) {
 	if len(c.Binding.JWKS) > 0 {
-		var set jose.JSONWebKeySet
-		if err := json.Unmarshal(c.Binding.JWKS, &set); err != nil {
+		set, err := parsedSets.get(c.Binding.JWKS)
+		if err != nil {
 			return nil, failed(fmt.Errorf("registered jwks: %w", err))
 		}
-		return &set, nil
+		return set, nil
 	}
 	if c.Binding.JWKSURI != "" && a.FetchJWKS != nil {
 		set, err := a.FetchJWKS(ctx, c)
@@ -145,4 +148,37 @@ func hasKey(set *jose.JSONWebKeySet, pub crypto.PublicKey) bool {
 		}
 	}
 	return false
+}
+
+// parsedSets keeps the registered JWK sets parsed, by content: a set is
+// parsed once, not on every authentication. Bounded: past maxParsedSets
+// it starts afresh.
+var parsedSets keySets
+
+const maxParsedSets = 1024
+
+type keySets struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]*jose.JSONWebKeySet
+}
+
+func (k *keySets) get(raw []byte) (*jose.JSONWebKeySet, error) {
+	key := sha256.Sum256(raw)
+	k.mu.Lock()
+	set, ok := k.m[key]
+	k.mu.Unlock()
+	if ok {
+		return set, nil
+	}
+	set = new(jose.JSONWebKeySet)
+	if err := json.Unmarshal(raw, set); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil || len(k.m) >= maxParsedSets {
+		k.m = make(map[[sha256.Size]byte]*jose.JSONWebKeySet)
+	}
+	k.m[key] = set
+	return set, nil
 }

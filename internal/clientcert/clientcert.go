@@ -39,6 +39,8 @@ type Source struct {
 	Header string
 	// Proxies are the trusted proxies; the header is read only from them.
 	Proxies *clientip.Resolver
+
+	cache verified
 }
 
 // LoadCAs reads a PEM bundle of CA certificates. It fails on an
@@ -101,6 +103,18 @@ var ErrHeader = errors.New("malformed forwarded client certificate")
 // returns nil, nil when there is none, and an error wrapping ErrHeader
 // when a trusted proxy's header cannot be read.
 func (s *Source) Certificate(r *http.Request) (*x509.Certificate, error) {
+	chain, err := s.Chain(r)
+	if len(chain) == 0 {
+		return nil, err
+	}
+	return chain[0], nil
+}
+
+// Chain is [Source.Certificate] with the intermediate certificates the
+// client sent after it (in the handshake, or as further PEM blocks of the
+// header, at most MaxChain in all): the client certificate first. It is
+// nil when there is none.
+func (s *Source) Chain(r *http.Request) ([]*x509.Certificate, error) {
 	if s == nil {
 		return nil, nil
 	}
@@ -108,10 +122,13 @@ func (s *Source) Certificate(r *http.Request) (*x509.Certificate, error) {
 		return parseHeader(r.Header.Values(s.Header))
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		return r.TLS.PeerCertificates[0], nil
+		return r.TLS.PeerCertificates[:min(len(r.TLS.PeerCertificates), MaxChain)], nil
 	}
 	return nil, nil
 }
+
+// MaxChain bounds the certificates of a client's chain that are looked at.
+const MaxChain = 8
 
 func (s *Source) fromTrustedProxy(r *http.Request) bool {
 	peer, ok := r.Context().Value(peerKey{}).(netip.Addr)
@@ -121,7 +138,7 @@ func (s *Source) fromTrustedProxy(r *http.Request) bool {
 	return peer.IsValid() && s.Proxies.Trusted(peer)
 }
 
-func parseHeader(vals []string) (*x509.Certificate, error) {
+func parseHeader(vals []string) ([]*x509.Certificate, error) {
 	switch {
 	case len(vals) == 0 || (len(vals) == 1 && vals[0] == ""):
 		return nil, nil
@@ -134,33 +151,65 @@ func parseHeader(vals []string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrHeader, err)
 	}
-	blk, _ := pem.Decode([]byte(raw))
-	if blk == nil || blk.Type != "CERTIFICATE" {
+	var chain []*x509.Certificate
+	for rest := []byte(raw); len(chain) < MaxChain; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%w: a PEM block of type %q", ErrHeader, blk.Type)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrHeader, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
 		return nil, fmt.Errorf("%w: no PEM certificate", ErrHeader)
 	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHeader, err)
-	}
-	return c, nil
+	return chain, nil
 }
 
 // VerifyChain verifies cert against the client CA bundle at time now, for
 // client authentication (the extended key usage must allow it, or be
 // absent).
 func (s *Source) VerifyChain(cert *x509.Certificate, now time.Time) error {
+	return s.VerifyChainWith(cert, nil, now)
+}
+
+// VerifyChainWith is VerifyChain with intermediate certificates the
+// client sent (see [Source.Chain]); they are only candidates for the
+// path, never trusted themselves.
+func (s *Source) VerifyChainWith(cert *x509.Certificate, intermediates []*x509.Certificate, now time.Time) error {
 	if s == nil || s.ClientCAs == nil {
 		return errors.New("no client CA is configured")
 	}
 	if cert == nil {
 		return errors.New("no client certificate")
 	}
-	_, err := cert.Verify(x509.VerifyOptions{
-		Roots:       s.ClientCAs,
-		CurrentTime: now,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	if s.cache.ok(cert, now) {
+		return nil
+	}
+	var pool *x509.CertPool
+	if len(intermediates) > 0 {
+		pool = x509.NewCertPool()
+		for _, c := range intermediates {
+			pool.AddCert(c)
+		}
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{
+		Roots:         s.ClientCAs,
+		Intermediates: pool,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	s.cache.add(cert, chains)
+	return nil
 }
 
 // Thumbprint is the x5t#S256 of c (RFC 8705 §3.1): the base64url

@@ -133,3 +133,29 @@ func TestLoadCAs(t *testing.T) {
 		}
 	}
 }
+
+// A verified chain is remembered only within the validity of every
+// certificate of it; failures are never remembered.
+func TestVerifyChainCache(t *testing.T) {
+	now := time.Now()
+	root := ststest.NewCA(t, "root")
+	sub := root.Intermediate(t, "sub")
+	leaf := sub.Issue(t, ststest.CertOptions{NotAfter: now.Add(48 * time.Hour)})
+	s := &clientcert.Source{ClientCAs: root.Pool()}
+	if err := s.VerifyChain(leaf.Cert, now); err == nil {
+		t.Fatal("verified without the intermediate")
+	}
+	if err := s.VerifyChainWith(leaf.Cert, leaf.Intermediates, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyChain(leaf.Cert, now.Add(time.Minute)); err != nil {
+		t.Fatalf("not remembered: %v", err)
+	}
+	// The intermediate expires (in 24 h) before the leaf (48 h).
+	if err := s.VerifyChain(leaf.Cert, sub.Cert.NotAfter.Add(time.Second)); err == nil {
+		t.Fatal("remembered past the intermediate's expiry")
+	}
+	if err := s.VerifyChain(leaf.Cert, leaf.Cert.NotBefore.Add(-time.Second)); err == nil {
+		t.Fatal("remembered before the leaf is valid")
+	}
+}

@@ -77,6 +77,22 @@ func TestMTLSClientAuthentication(t *testing.T) {
 			}
 		})
 	}
+	t.Run("intermediate CA", func(t *testing.T) {
+		sub := ca.Intermediate(t, "issuing CA")
+		c := tlsClient(s, store.Binding{TLSSANDNS: "radio-8.example.com"})
+		leaf := sub.Issue(t, ststest.CertOptions{DNS: []string{"radio-8.example.com"}})
+		form := url.Values{"grant_type": {oauth.GrantTypeClientCredentials}, "client_id": {c.ID}}
+		if r := s.PostCert(server.TokenPath, leaf, form); r.Status != http.StatusOK {
+			t.Fatalf("leaf with its intermediate: %d %s", r.Status, r.Body)
+		}
+		// Without the intermediate, the chain does not reach the root.
+		alone := sub.Issue(t, ststest.CertOptions{DNS: []string{"radio-8.example.com"}})
+		alone.Intermediates = nil
+		if r := s.PostCert(server.TokenPath, alone, form); r.Status != http.StatusUnauthorized {
+			t.Fatalf("leaf without its intermediate: %d %s", r.Status, r.Body)
+		}
+		auditedRefusal(t, s, c.ID, "unknown authority")
+	})
 	t.Run("secret client, same port", func(t *testing.T) {
 		c := s.CreateClient(nil)
 		if !strings.HasPrefix(s.URL, "https://") {
@@ -138,10 +154,18 @@ func TestMTLSRefusals(t *testing.T) {
 		})
 	}
 	// Introspection and revocation refuse the same way.
-	for _, path := range []string{server.IntrospectPath, server.RevokePath} {
+	for path, action := range map[string]string{server.IntrospectPath: "token.introspect", server.RevokePath: "token.revoke"} {
 		r := s.PostCert(path, other.Issue(t, named), url.Values{"token": {"x"}, "client_id": {byDN.ID}})
 		if r.Status != http.StatusUnauthorized || r.Error() != string(oauth.ErrInvalidClient) {
 			t.Fatalf("%s: %d %s", path, r.Status, r.Body)
+		}
+		audited := false
+		for _, rec := range s.Audit() {
+			audited = audited || (rec.Action == action && rec.ClientID == byDN.ID && rec.Decision == store.DecisionRefused &&
+				strings.Contains(rec.Detail, "unknown authority"))
+		}
+		if !audited {
+			t.Fatalf("%s: the refusal is not audited with its cause", action)
 		}
 	}
 	for _, rec := range s.Audit() {
@@ -208,6 +232,11 @@ func TestMTLSProxyHeader(t *testing.T) {
 	leaf := ca.Issue(t, ststest.CertOptions{URIs: []string{"spiffe://example.org/svc"}})
 	if r := post(s, c.ID, url.PathEscape(string(leaf.CertPEM))); r.Status != http.StatusOK {
 		t.Fatalf("from a trusted proxy: %d %s", r.Status, r.Body)
+	}
+	// A chain: the leaf, then its intermediate.
+	chained := ca.Intermediate(t, "issuing CA").Issue(t, ststest.CertOptions{URIs: []string{"spiffe://example.org/svc"}})
+	if r := post(s, c.ID, url.PathEscape(string(chained.ChainPEM()))); r.Status != http.StatusOK {
+		t.Fatalf("a chain from a trusted proxy: %d %s", r.Status, r.Body)
 	}
 	for _, bad := range []string{"not-a-certificate", "%zz", url.PathEscape("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")} {
 		r := post(s, c.ID, bad)

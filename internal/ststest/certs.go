@@ -36,12 +36,18 @@ type CA struct {
 	Key  crypto.Signer
 	// PEM is the CA certificate in PEM form (a --client-ca bundle).
 	PEM []byte
+	// parents are the CA certificates above an intermediate CA, nearest
+	// first, up to the root's child: what a leaf sends after itself.
+	parents []*x509.Certificate
 }
 
 // Cert is a generated certificate with its private key.
 type Cert struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
+	// Intermediates are the CA certificates between the leaf and the root
+	// (a leaf of an intermediate CA); the TLS handshake sends them.
+	Intermediates []*x509.Certificate
 	// CertPEM and KeyPEM are the PEM encodings (key in PKCS #8).
 	CertPEM, KeyPEM []byte
 }
@@ -67,6 +73,24 @@ type CertOptions struct {
 // NewCA generates a self-signed CA named name.
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
+	return newCA(t, name, nil)
+}
+
+// Intermediate generates a CA named name signed by ca: its leaves chain to
+// ca's root through it.
+func (ca *CA) Intermediate(t testing.TB, name string) *CA {
+	t.Helper()
+	sub := newCA(t, name, ca)
+	if ca.parents != nil || !bytesEqual(ca.Cert.RawIssuer, ca.Cert.RawSubject) {
+		sub.parents = append([]*x509.Certificate{ca.Cert}, ca.parents...)
+	}
+	return sub
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+func newCA(t testing.TB, name string, parent *CA) *CA {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
@@ -77,7 +101,11 @@ func NewCA(t testing.TB, name string) *CA {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	signer, signerKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		signer, signerKey = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, key.Public(), signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +126,11 @@ func (ca *CA) Pool() *x509.CertPool {
 // Issue signs a leaf certificate described by o.
 func (ca *CA) Issue(t testing.TB, o CertOptions) *Cert {
 	t.Helper()
-	return issue(t, o, ca.Cert, ca.Key)
+	c := issue(t, o, ca.Cert, ca.Key)
+	if !bytesEqual(ca.Cert.RawIssuer, ca.Cert.RawSubject) {
+		c.Intermediates = append([]*x509.Certificate{ca.Cert}, ca.parents...)
+	}
+	return c
 }
 
 // Client issues a client certificate with common name cn, valid now.
@@ -188,7 +220,20 @@ func issue(t testing.TB, o CertOptions, parent *x509.Certificate, parentKey cryp
 
 // TLS is the certificate in the form crypto/tls takes.
 func (c *Cert) TLS() tls.Certificate {
-	return tls.Certificate{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key, Leaf: c.Cert}
+	chain := [][]byte{c.Cert.Raw}
+	for _, i := range c.Intermediates {
+		chain = append(chain, i.Raw)
+	}
+	return tls.Certificate{Certificate: chain, PrivateKey: c.Key, Leaf: c.Cert}
+}
+
+// ChainPEM is the certificate and its intermediates, in PEM.
+func (c *Cert) ChainPEM() []byte {
+	out := append([]byte(nil), c.CertPEM...)
+	for _, i := range c.Intermediates {
+		out = append(out, pemBlock("CERTIFICATE", i.Raw)...)
+	}
+	return out
 }
 
 // Files writes the certificate and key as PEM files in dir and returns
@@ -282,6 +327,8 @@ func (o *TLS) setUp(t testing.TB, s *STS) *clientcert.Source {
 	if o == nil {
 		return nil
 	}
+	cp := *o // the caller's options may start several servers
+	o = &cp
 	if o.ServerCA == nil {
 		o.ServerCA = NewCA(t, "test server CA")
 	}

@@ -130,3 +130,30 @@ func TestRFC8705_RegistrationRefusals(t *testing.T) {
 		t.Fatalf("refused registrations stored clients: %d %v", len(cs), err)
 	}
 }
+
+// RFC 7592 update of a secret client to tls_client_auth: its secret stops
+// working, its certificate works, and the answer has no secret.
+func TestRFC8705_UpdateToCertificateClient(t *testing.T) {
+	ca := ststest.NewCA(t, "client CA")
+	s, _, reg := registered(t, ststest.Options{TLS: &ststest.TLS{ClientCA: ca}}, map[string]any{
+		"client_name": "gateway", "grant_types": []string{oauth.GrantTypeClientCredentials},
+	})
+	if r := tokenFor(s, reg.Client()); r.Status != http.StatusOK {
+		t.Fatalf("secret before: %d %s", r.Status, r.Body)
+	}
+	r := s.Manage(http.MethodPut, reg, update(reg, map[string]any{
+		"client_name": "gateway", "grant_types": []string{oauth.GrantTypeClientCredentials},
+		"token_endpoint_auth_method": oauth.AuthMethodTLSClientAuth, "tls_client_auth_san_dns": "gw.example.com",
+		"rotate_secret": true,
+	}))
+	if r.Status != http.StatusOK || r.JSON()["client_secret"] != nil || r.JSON()["tls_client_auth_san_dns"] != "gw.example.com" {
+		t.Fatalf("update: %d %s", r.Status, r.Body)
+	}
+	if r := tokenFor(s, reg.Client()); r.Status != http.StatusUnauthorized {
+		t.Fatalf("the old secret still works: %d %s", r.Status, r.Body)
+	}
+	cert := ca.Issue(t, ststest.CertOptions{DNS: []string{"gw.example.com"}})
+	if tr := s.PostCert(server.TokenPath, cert, url.Values{"grant_type": {oauth.GrantTypeClientCredentials}, "client_id": {reg.ClientID}}); tr.Status != http.StatusOK {
+		t.Fatalf("certificate after: %d %s", tr.Status, tr.Body)
+	}
+}
