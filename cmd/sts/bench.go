@@ -33,6 +33,7 @@ func newBench() *cobra.Command {
 		concurrency  int
 		duration     time.Duration
 		requests     int
+		rate         float64
 		progress     bool
 		ceiling      bool
 		ceilingFor   time.Duration
@@ -83,7 +84,7 @@ latency histogram, --plot writes it as an SVG chart; -o json includes it.`,
 			}
 			cfg := bench.Config{
 				ClientID: clientID, ClientSecret: clientSecret, SubjectToken: subject, Resource: resource,
-				Concurrency: concurrency, Duration: duration, Requests: requests,
+				Concurrency: concurrency, Duration: duration, Requests: requests, Rate: rate,
 			}
 			if ceiling {
 				cfg.Ceiling = ceilingFor
@@ -161,6 +162,7 @@ latency histogram, --plot writes it as an SVG chart; -o json includes it.`,
 	f.IntVar(&concurrency, "concurrency", 16, "requests in flight")
 	f.DurationVar(&duration, "duration", 10*time.Second, "how long to run")
 	f.IntVar(&requests, "requests", 0, "stop after this many requests (0: no limit)")
+	f.Float64Var(&rate, "rate", 0, "send this many requests per second, whatever the answers' speed (open loop; latency counts from when each was due); 0: as fast as the connections allow")
 	f.BoolVar(&progress, "progress", false, "show the rate and errors each second (default: when stderr is a terminal)")
 	f.BoolVar(&ceiling, "ceiling", false, "measure the ES256 verify+sign ceiling on this machine first and report the rate as a share of it")
 	f.DurationVar(&ceilingFor, "ceiling-duration", 3*time.Second, "how long to measure the ceiling")

@@ -41,8 +41,16 @@ type Config struct {
 	SubjectToken string
 	// Resource is the requested resource, if any.
 	Resource string
-	// Concurrency is the number of requests in flight.
+	// Concurrency is the number of requests in flight (at most, with
+	// Rate).
 	Concurrency int
+	// Rate, when positive, paces the run at this many requests per second
+	// (an open loop): request k is due at k/Rate after the start, and its
+	// latency counts from when it was due, so a server that falls behind
+	// is charged for the queue it causes (no coordinated omission).
+	// Without it, each connection sends its next request as soon as the
+	// previous one is answered (a closed loop, as wrk does).
+	Rate float64
 	// Duration bounds the run; Requests, when positive, too.
 	Duration time.Duration
 	Requests int
@@ -225,6 +233,21 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		sent++
 		return true
 	}
+	var pace chan time.Time
+	if c.Rate > 0 {
+		pace = make(chan time.Time, c.Concurrency)
+		interval := time.Duration(float64(time.Second) / c.Rate)
+		go func() {
+			t0 := time.Now()
+			for k := 0; ; k++ {
+				select {
+				case pace <- t0.Add(time.Duration(k) * interval):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	for w := range c.Concurrency {
 		endpoint := w % len(urls)
 		wg.Add(1)
@@ -234,6 +257,18 @@ func Run(ctx context.Context, c Config) (Result, error) {
 			lerrs, lfirst := 0, ""
 			for ctx.Err() == nil && take() {
 				t0 := time.Now()
+				if pace != nil {
+					select {
+					case t0 = <-pace:
+					case <-ctx.Done():
+					}
+					if ctx.Err() != nil {
+						break
+					}
+					if d := time.Until(t0); d > 0 {
+						time.Sleep(d)
+					}
+				}
 				err := exchange(ctx, hc, urls[endpoint], auth, body)
 				if ctx.Err() != nil {
 					break // cut off by the end of the run: not a result

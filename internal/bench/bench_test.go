@@ -49,6 +49,33 @@ func TestRunAgainstRealServer(t *testing.T) {
 	}
 }
 
+// With Rate, requests are sent on a schedule, not as fast as answers come:
+// 40 requests at 100/s cannot complete in less than 0.39 s (the last is due
+// 39/100 s after the first of the load), however fast the server is.
+func TestRunPacedByRate(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{})
+	caller := s.CreateClient(func(c *store.Client) { c.Audiences = []string{"https://rs.example.com"} })
+	rs := s.CreateClient(func(c *store.Client) {
+		c.Audiences, c.Resources = []string{"https://backend.example.com/api"}, []string{"https://rs.example.com"}
+	})
+	r, err := bench.Run(context.Background(), bench.Config{
+		TokenEndpoint: s.URL + server.TokenPath,
+		ClientID:      rs.ID, ClientSecret: rs.Secret,
+		SubjectToken: s.ClientCredentials(caller, nil),
+		Resource:     "https://backend.example.com/api",
+		Concurrency:  8, Duration: 30 * time.Second, Requests: 41, Rate: 100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 41 || r.Errors != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if r.Elapsed < 390*time.Millisecond {
+		t.Fatalf("41 requests (one first, then 40 at 100/s) took %v: the rate was not kept", r.Elapsed)
+	}
+}
+
 // TestRunFailsFast (issue 9, item 9): a wrong secret is reported at once
 // with the server's error description, not after the whole duration.
 func TestRunFailsFast(t *testing.T) {
