@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/keybridge/sts/internal/audit"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -188,16 +187,7 @@ func (s *STS) Do(req *http.Request) *Response {
 	if s.TLS != nil {
 		hc = s.TLS.anonymous
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		s.T.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.T.Fatal(err)
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return s.DoWith(hc, req)
 }
 
 // PostForm posts form to path with Basic credentials of c (nil for none).
