@@ -179,9 +179,10 @@ func (f *Federation) introspect(ctx context.Context, c *store.Client, param, raw
 
 // unbound refuses an upstream token bound to a key (cnf, RFC 7800: DPoP
 // RFC 9449 §6, mutual TLS RFC 8705 §3; an introspection answer carries it
-// the same way), as this server's own bound tokens are refused (SPEC §7):
-// exchanging it would issue a bearer token, and so drop the binding that
-// keeps a stolen copy useless.
+// the same way). This server's own bound tokens are exchanged only with
+// proof of their key and bound again (binding.go); an upstream binding is
+// not checked here yet, and exchanging the token would issue a bearer
+// token and so drop the binding that keeps a stolen copy useless (SPEC §7).
 func unbound(v *federation.Verified, param string, code oauth.ErrorCode, tr *Trace) error {
 	if _, ok := v.Claims["cnf"]; !ok {
 		return nil
