@@ -212,6 +212,38 @@ func subjectCert(t *testing.T, ca *ststest.CA, rdns ...[2]string) *ststest.Cert 
 	return ca.Issue(t, ststest.CertOptions{Subject: name})
 }
 
+// sameSubjectRing is a leaf for victim.example sent with n CA
+// certificates that all have the subject "X", each with its own key and
+// signed by the next one's: path building could try every order of them
+// (review of issue 13).
+func sameSubjectRing(t *testing.T, n int) *ststest.Cert {
+	t.Helper()
+	keys := make([]*ecdsa.PrivateKey, n)
+	for i := range keys {
+		keys[i] = mustKey(t, elliptic.P256())
+	}
+	name := pkix.Name{CommonName: "X"}
+	var ring []*x509.Certificate
+	for i := range n {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: name, NotBefore: time.Now().Add(-time.Hour),
+			NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, &x509.Certificate{Subject: name, PublicKey: keys[(i+1)%n].Public()},
+			keys[i].Public(), keys[(i+1)%n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ring = append(ring, c)
+	}
+	leaf := (&ststest.CA{Cert: &x509.Certificate{Subject: name, RawSubject: ring[0].RawSubject, PublicKey: keys[0].Public()}, Key: keys[0]}).
+		Issue(t, ststest.CertOptions{DNS: []string{"victim.example"}})
+	leaf.Intermediates = ring
+	return leaf
+}
+
 // expiredIntermediate is a CA under root whose own certificate expired an
 // hour ago.
 func expiredIntermediate(t *testing.T, root *ststest.CA) *ststest.CA {
@@ -281,6 +313,7 @@ func TestAttackPoPCertificateNames(t *testing.T) {
 		{"self-signed", []string{"--tls-san-dns", "victim.example"},
 			ststest.SelfSigned(t, ststest.CertOptions{DNS: []string{"victim.example"}})},
 		{"no certificate", []string{"--tls-san-dns", "victim.example"}, nil},
+		{"seven same-subject intermediates", []string{"--tls-san-dns", "victim.example"}, sameSubjectRing(t, 7)},
 	}
 	for i, tc := range cases {
 		id := createKeyClient(c, append([]string{"--name", fmt.Sprintf("mtls-%d", i), "--auth-method", "tls_client_auth"}, tc.reg...)...)
@@ -296,6 +329,13 @@ func TestAttackPoPCertificateNames(t *testing.T) {
 	id := createKeyClient(c, "--name", "two-cn", "--auth-method", "tls_client_auth", "--tls-subject-dn", "CN=victim,CN=attacker")
 	if r := cc(url.Values{"client_id": {id}}, twoCN); r.Status != http.StatusOK {
 		t.Errorf("the exact DN of a two-CN certificate: %s", r)
+	}
+
+	// A genuine chain through an intermediate CA, sent by the client.
+	inter := ca.Intermediate(t, "issuing-ca").Issue(t, ststest.CertOptions{DNS: []string{"deep.example"}})
+	id = createKeyClient(c, "--name", "deep", "--auth-method", "tls_client_auth", "--tls-san-dns", "deep.example")
+	if r := cc(url.Values{"client_id": {id}}, inter); r.Status != http.StatusOK {
+		t.Errorf("a chain through an intermediate CA: %s", r)
 	}
 
 	// The failure budget: three refusals, then 429; the right
