@@ -939,8 +939,55 @@ func TestAttackPoPJWKSURI(t *testing.T) {
 		t.Errorf("link-local jwks_uri: %s", r)
 	}
 	recs, err := c.auditStore(t).ListAudit(t.Context(), store.AuditFilter{ClientID: meta})
-	if err != nil || len(recs) == 0 || !strings.Contains(recs[0].Detail, "refused") {
+	if err != nil || len(recs) == 0 || !strings.Contains(recs[0].Detail, "169.254.169.254") {
 		t.Errorf("link-local jwks_uri audit: %+v %v", recs, err)
+	}
+}
+
+// TestAttackPoPJWKSURIThroughProxy: behind an HTTPS_PROXY the dialer's
+// address checks see only the proxy; a jwks_uri naming the cloud metadata
+// address must still never be asked of the proxy (fixed, review of issue
+// 13).
+func TestAttackPoPJWKSURIThroughProxy(t *testing.T) {
+	ip := externalIP(t)
+	var connects atomic.Int64
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				buf := make([]byte, 4096)
+				k, _ := conn.Read(buf)
+				if strings.HasPrefix(string(buf[:k]), "CONNECT ") {
+					connects.Add(1)
+				}
+				io.WriteString(conn, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+			}()
+		}
+	}()
+	c := newCluster(t, clusterOptions{SQLite: true})
+	proxy := "http://" + ln.Addr().String()
+	n := startServe(t, c, "a", nil, []string{"HTTPS_PROXY=" + proxy, "https_proxy=" + proxy, "NO_PROXY=", "no_proxy="})
+	key := mustKey(t, elliptic.P256())
+	for i, uri := range []string{"https://169.254.169.254/latest/meta-data", "https://[fe80::1]/jwks", "https://0.0.0.0/jwks"} {
+		id := createKeyClient(c, "--name", fmt.Sprintf("meta-%d", i), "--auth-method", "private_key_jwt", "--jwks-uri", uri)
+		r := postWith(t, c.http, n, server.TokenPath, url.Values{"grant_type": {oauth.GrantTypeClientCredentials},
+			"client_assertion_type": {oauth.ClientAssertionTypeJWTBearer}, "client_assertion": {assertion(t, key, jose.ES256, "k1", id, nil)}}, nil)
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("%s: %s, want 401", uri, r)
+		}
+	}
+	if k := connects.Load(); k != 0 {
+		t.Errorf("the proxy was asked %d times to connect to a link-local or unspecified address", k)
 	}
 }
 
