@@ -599,6 +599,40 @@ func TestAttackPoPBoundNeverBearer(t *testing.T) {
 		}
 	}
 
+	// Refresh tokens are bound too: beside an exchanged token, used by
+	// the refresh grant or exchanged, only with their key.
+	rc := c.CreateClient("--name", "bound-refresh", "--audience", aud,
+		"--grant-type", "client-credentials", "--grant-type", "token-exchange", "--grant-type", "refresh-token")
+	subject := accessToken(t, token(rc, hc, keyA, ccForm))
+	r := token(rc, hc, keyA, exForm(subject, ""))
+	var tr oauth.TokenResponse
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &tr) != nil || tr.RefreshToken == "" {
+		t.Fatalf("exchange for a refresh token: %s", r)
+	}
+	refreshForm := url.Values{"grant_type": {oauth.GrantTypeRefreshToken}, "refresh_token": {tr.RefreshToken}}
+	rtSubject := url.Values{"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {tr.RefreshToken},
+		"subject_token_type": {oauth.TokenTypeRefreshToken}}
+	for what, tc := range map[string]struct {
+		form url.Values
+		key  *ecdsa.PrivateKey
+	}{
+		"refresh, no proof":         {refreshForm, nil},
+		"refresh, another key":      {refreshForm, keyB},
+		"exchange of it, no proof":  {rtSubject, nil},
+		"exchange of it, other key": {rtSubject, keyB},
+	} {
+		if r := token(rc, hc, tc.key, tc.form); r.Status != http.StatusBadRequest {
+			t.Errorf("bound refresh token, %s: %s, want 400", what, r)
+		}
+	}
+	r = token(rc, hc, keyA, refreshForm)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"token_type":"DPoP"`) {
+		t.Fatalf("refresh with its key (the refusals must not have spent it): %s", r)
+	}
+	if cnf := cnfOf(t, r); cnf["jkt"] != jkt(keyA) {
+		t.Errorf("refreshed token's cnf %v", cnf)
+	}
+
 	// Certificate-bound: a self-signed client, so no CA is involved.
 	cert := ststest.SelfSigned(t, ststest.CertOptions{Subject: pkix.Name{CommonName: "device"}})
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: cert.Key.Public(), KeyID: "dev", Use: "sig"}}})
@@ -608,7 +642,7 @@ func TestAttackPoPBoundNeverBearer(t *testing.T) {
 		"--audience", aud, "--grant-type", "client-credentials", "--grant-type", "token-exchange")
 	withCert, otherCert := httpsClient(p.serverCA, cert), httpsClient(p.serverCA, ststest.SelfSigned(t, ststest.CertOptions{}))
 	form := func(f url.Values) url.Values { f.Set("client_id", id); return f }
-	r := postWith(t, withCert, n, server.TokenPath, form(url.Values{"grant_type": {oauth.GrantTypeClientCredentials}, "resource": {aud}}), nil)
+	r = postWith(t, withCert, n, server.TokenPath, form(url.Values{"grant_type": {oauth.GrantTypeClientCredentials}, "resource": {aud}}), nil)
 	tok := accessToken(t, r)
 	x5t := clientcert.Thumbprint(cert.Cert)
 	if cnf := cnfOf(t, r); cnf["x5t#S256"] != x5t {
