@@ -440,6 +440,9 @@ func TestAttackPoPCertificateHeader(t *testing.T) {
 			if r.Status != http.StatusUnauthorized {
 				t.Errorf("header from an untrusted peer (claiming a trusted one in X-Forwarded-For): %s", r)
 			}
+			if got := refusals(t, c, id, string(oauth.ErrInvalidClient)); got != 1 {
+				t.Errorf("untrusted peer: %d audited refusals, want 1", got)
+			}
 			continue
 		}
 		if r.Status != http.StatusOK {
@@ -459,6 +462,9 @@ func TestAttackPoPCertificateHeader(t *testing.T) {
 			if r := send(h); r.Status != http.StatusUnauthorized {
 				t.Errorf("%s: %s, want 401", what, r)
 			}
+		}
+		if got := refusals(t, c, id, string(oauth.ErrInvalidClient)); got != 6 {
+			t.Errorf("trusted proxy: %d audited refusals, want 6 (one per cause)", got)
 		}
 	}
 }
@@ -647,6 +653,11 @@ func TestAttackPoPBoundNeverBearer(t *testing.T) {
 	x5t := clientcert.Thumbprint(cert.Cert)
 	if cnf := cnfOf(t, r); cnf["x5t#S256"] != x5t {
 		t.Fatalf("cnf %v", cnf)
+	}
+	r = postWith(t, withCert, n, server.IntrospectPath, form(url.Values{"token": {tok}}), nil)
+	var ir oauth.IntrospectionResponse
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &ir) != nil || !ir.Active || ir.Cnf == nil || ir.Cnf.X5tS256 != x5t {
+		t.Errorf("introspection of the certificate-bound token: %s", r)
 	}
 	// A secret client that may exchange any token holds the bound token
 	// and presents it over a connection with another (or no) certificate.
