@@ -89,8 +89,11 @@ type Config struct {
 	// proxy forwards the client certificate (URL-encoded PEM), for
 	// certificate-bound tokens (RFC 8705 §3); it is believed only from
 	// the TrustedProxies (addresses or CIDR prefixes of the proxies this
-	// service's listener sees as peers). Without it, the certificate is
-	// the one of the TLS handshake.
+	// service's listener sees as peers: r.RemoteAddr, so the Verifier
+	// must come before any middleware that rewrites it from
+	// X-Forwarded-For, or a caller naming a trusted proxy there could
+	// send any certificate). Without it, the certificate is the one of
+	// the TLS handshake.
 	ClientCertHeader string
 	TrustedProxies   []string
 

@@ -222,9 +222,9 @@ func peekIssSub(raw string) (iss, sub string, err error) {
 }
 
 // jwksURIAllowed refuses a jwks_uri that this server must not call: not
-// https (http only to an allowed loopback host), or naming a loopback
-// host when that is not allowed. The dialer checks the resolved address
-// again.
+// https (http only to an allowed loopback host), naming a loopback host
+// when that is not allowed, or a link-local, multicast or unspecified
+// address. The dialer checks the resolved address again.
 func (a *Assertions) jwksURIAllowed(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil {
@@ -237,6 +237,13 @@ func (a *Assertions) jwksURIAllowed(raw string) error {
 	}
 	if loop && !a.o.AllowLoopbackJWKS {
 		return errors.New("the client's jwks_uri names a loopback host, which this server does not call")
+	}
+	// The dialer refuses these addresses too, but through an HTTPS_PROXY
+	// it dials only the proxy, which would call them for us (a cloud
+	// metadata service at 169.254.169.254): refuse them by the URL as
+	// well (review of issue 13).
+	if ip := net.ParseIP(host); ip != nil && (ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast()) {
+		return fmt.Errorf("the client's jwks_uri names the address %s, which this server does not call", ip)
 	}
 	if u.Scheme != "https" && !(u.Scheme == "http" && loop) {
 		return errors.New("the client's jwks_uri is not https")

@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,15 +74,19 @@ func (a *Authenticator) authenticateCertificate(ctx context.Context, r *http.Req
 
 // MatchName checks that cert carries the one name b registers for
 // tls_client_auth (RFC 8705 §2.1.2): the subject DN, in the RFC 4514
-// string form Go gives it, or a SAN of the registered kind equal to the
+// string form of its encoded RDN sequence (SubjectDN), or a SAN of the registered kind equal to the
 // registered value (IP addresses compared as addresses).
 func MatchName(cert *x509.Certificate, b store.Binding) error {
 	switch {
 	case b.TLSSubjectDN != "":
-		if cert.Subject.String() == b.TLSSubjectDN {
+		dn, err := SubjectDN(cert)
+		if err != nil {
+			return err
+		}
+		if dn == b.TLSSubjectDN {
 			return nil
 		}
-		return fmt.Errorf("certificate subject %q is not the registered %q", cert.Subject.String(), b.TLSSubjectDN)
+		return fmt.Errorf("certificate subject %q is not the registered %q", dn, b.TLSSubjectDN)
 	case b.TLSSANDNS != "":
 		for _, n := range cert.DNSNames {
 			if n == b.TLSSANDNS {
@@ -115,6 +121,20 @@ func MatchName(cert *x509.Certificate, b store.Binding) error {
 		return fmt.Errorf("certificate has no email address %q", b.TLSSANEmail)
 	}
 	return errors.New("the client registers no certificate name")
+}
+
+// SubjectDN is the RFC 4514 string of cert's subject as encoded, every
+// attribute in its place: pkix.Name.String rebuilds the name from parsed
+// fields, keeping only the last of several CNs, splitting multi-valued
+// RDNs and reordering attributes, so that distinct subjects (CN=victim
+// and CN=victim,CN=attacker) would read the same (review of issue 13).
+func SubjectDN(cert *x509.Certificate) (string, error) {
+	var rdn pkix.RDNSequence
+	rest, err := asn1.Unmarshal(cert.RawSubject, &rdn)
+	if err != nil || len(rest) > 0 {
+		return "", errors.New("certificate subject cannot be read")
+	}
+	return rdn.String(), nil
 }
 
 // clientKeys is the client's registered JWK set: its jwks, or the set at

@@ -43,3 +43,22 @@ func TestMatchName(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchNameEncodedSubject: the subject DN is the encoded RDN sequence,
+// not pkix.Name.String's rebuilt name, which keeps only the last of two
+// CNs (review of issue 13).
+func TestMatchNameEncodedSubject(t *testing.T) {
+	ca := ststest.NewCA(t, "ca")
+	cn := []int{2, 5, 4, 3}
+	c := ca.Issue(t, ststest.CertOptions{Subject: pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
+		{Type: cn, Value: "attacker"}, {Type: cn, Value: "victim"},
+	}}}).Cert
+	if c.Subject.String() != "CN=victim" {
+		t.Fatalf("pkix.Name.String is %q; this test expects it to drop the first CN", c.Subject.String())
+	}
+	for dn, ok := range map[string]bool{"CN=victim": false, "CN=attacker": false, "CN=victim,CN=attacker": true} {
+		if err := clientauth.MatchName(c, store.Binding{TLSSubjectDN: dn}); (err == nil) != ok {
+			t.Errorf("%s: %v, want ok=%v", dn, err, ok)
+		}
+	}
+}

@@ -7,6 +7,7 @@ package clientcert
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -192,16 +193,9 @@ func (s *Source) VerifyChainWith(cert *x509.Certificate, intermediates []*x509.C
 	if s.cache.ok(cert, now) {
 		return nil
 	}
-	var pool *x509.CertPool
-	if len(intermediates) > 0 {
-		pool = x509.NewCertPool()
-		for _, c := range intermediates {
-			pool.AddCert(c)
-		}
-	}
 	chains, err := cert.Verify(x509.VerifyOptions{
 		Roots:         s.ClientCAs,
-		Intermediates: pool,
+		Intermediates: pathCandidates(intermediates),
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
@@ -210,6 +204,38 @@ func (s *Source) VerifyChainWith(cert *x509.Certificate, intermediates []*x509.C
 	}
 	s.cache.add(cert, chains)
 	return nil
+}
+
+// MaxIntermediateRSABits bounds the RSA keys of the intermediates a
+// client sends, as crypto/tls bounds those of a handshake (8192 bits): a
+// forwarded header is held to the same limit.
+const MaxIntermediateRSABits = 8192
+
+// pathCandidates is the pool of the intermediates a client sent that path
+// building may use: at most one per subject (the first sent), none with an
+// RSA key above MaxIntermediateRSABits. A genuine chain names each CA
+// once; several certificates of one subject (with different keys) let an
+// unauthenticated caller make path building try every order of them, up
+// to crypto/x509's 100 signature checks with keys of its choosing, per
+// request (review of issue 13). With one candidate per name the search is
+// a line, at most one check per certificate.
+func pathCandidates(certs []*x509.Certificate) *x509.CertPool {
+	var pool *x509.CertPool
+	seen := make(map[string]bool, len(certs))
+	for _, c := range certs {
+		if seen[string(c.RawSubject)] {
+			continue
+		}
+		if k, ok := c.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() > MaxIntermediateRSABits {
+			continue
+		}
+		seen[string(c.RawSubject)] = true
+		if pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pool.AddCert(c)
+	}
+	return pool
 }
 
 // Thumbprint is the x5t#S256 of c (RFC 8705 §3.1): the base64url
