@@ -1,7 +1,6 @@
 package ststest
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,7 +25,6 @@ import (
 	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/store"
-	"github.com/keybridge/sts/oauth"
 )
 
 // CA is a certificate authority generated for a test: it issues server and
@@ -390,22 +388,7 @@ func (s *STS) PostCert(path string, cert *Cert, form url.Values) *Response {
 // mutate sets AuthMethod and Binding); defaults as CreateClient.
 func (s *STS) CreateKeyClient(mutate func(*store.Client)) *Client {
 	s.T.Helper()
-	c := &store.Client{
-		ID:          "c-" + randomID(),
-		Name:        "test key client",
-		Status:      store.ClientActive,
-		GrantTypes:  []string{oauth.GrantTypeClientCredentials, oauth.GrantTypeTokenExchange},
-		TokenFormat: store.TokenFormatJWT,
-		CreatedAt:   time.Now(),
-		UpdatedAt:   time.Now(),
-	}
-	if mutate != nil {
-		mutate(c)
-	}
-	if err := s.Store.CreateClient(context.Background(), c); err != nil {
-		s.T.Fatal(err)
-	}
-	return &Client{Client: c}
+	return s.createClient("test key client", "", mutate)
 }
 
 // JWKS is the JSON Web Key Set of the public keys of certs (for a

@@ -134,9 +134,17 @@ func (s *STS) CreateClient(mutate func(*store.Client)) *Client {
 // characters in ids and secrets).
 func (s *STS) CreateClientSecret(secret string, mutate func(*store.Client)) *Client {
 	s.T.Helper()
+	return s.createClient("test client", secret, mutate)
+}
+
+// createClient stores a client with CreateClient's defaults, then
+// mutate's changes, and the hash of secret ("" stores none: a key-based
+// client).
+func (s *STS) createClient(name, secret string, mutate func(*store.Client)) *Client {
+	s.T.Helper()
 	c := &store.Client{
 		ID:          "c-" + randomID(),
-		Name:        "test client",
+		Name:        name,
 		Status:      store.ClientActive,
 		GrantTypes:  []string{oauth.GrantTypeClientCredentials, oauth.GrantTypeTokenExchange},
 		TokenFormat: store.TokenFormatJWT,
@@ -146,7 +154,9 @@ func (s *STS) CreateClientSecret(secret string, mutate func(*store.Client)) *Cli
 	if mutate != nil {
 		mutate(c)
 	}
-	c.SecretHash = s.Hasher.Hash(secret)
+	if secret != "" {
+		c.SecretHash = s.Hasher.Hash(secret)
+	}
 	if err := s.Store.CreateClient(context.Background(), c); err != nil {
 		s.T.Fatal(err)
 	}
