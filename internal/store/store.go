@@ -34,6 +34,7 @@ type Store interface {
 	Sessions
 	Settings
 	Issuers
+	Devices
 	// Close releases the backend's resources.
 	Close() error
 }
@@ -701,6 +702,7 @@ const (
 	ChangeRevocation = "revocation"
 	ChangeKeys       = "keys"
 	ChangeIssuer     = "issuer"
+	ChangeDevice     = "device"
 )
 
 // ChangeFeed is implemented by backends that several server instances can
@@ -752,4 +754,124 @@ type Settings interface {
 	GetSetting(ctx context.Context, name string) (*Setting, error)
 	// PutSetting inserts or replaces the setting.
 	PutSetting(ctx context.Context, s *Setting) error
+}
+
+// Device trust profile kinds (issue 14).
+const (
+	// DeviceKindCBRS reads the WInnForum CBRS PKI's roles and identifiers
+	// (FCC ID, serial number, FRN) from the certificate.
+	DeviceKindCBRS = "cbrs"
+	// DeviceKindX509 names the device by a CEL expression over the
+	// certificate.
+	DeviceKindX509 = "x509"
+)
+
+// EKU policies of a device trust profile: what the leaf's extended key
+// usage must allow.
+const (
+	// EKUClientAuth: the leaf must list clientAuth (or anyExtendedKeyUsage).
+	EKUClientAuth = "clientAuth"
+	// EKUAny: any extended key usage, serverAuth-only included; a leaf
+	// without the extension passes too.
+	EKUAny = "any"
+	// EKUNone: the extension is not looked at.
+	EKUNone = "none"
+)
+
+// DeviceProfile says which device certificates are trusted and what their
+// tokens may hold: a radio device (or a domain proxy speaking for many)
+// authenticates by its certificate alone, with no registered client.
+type DeviceProfile struct {
+	// Name is the profile's unique name.
+	Name string
+	// Kind is DeviceKindCBRS or DeviceKindX509.
+	Kind string
+	// Anchors is the PEM of the trust anchors (root CAs).
+	Anchors []byte
+	// Identity (x509 profiles) is the CEL expression of the device's
+	// identity, over the certificate; the issued sub is its value.
+	Identity string
+	// EKU is EKUClientAuth, EKUAny or EKUNone.
+	EKU string
+	// CRLFiles name CRL files (DER or PEM), reloaded when they change.
+	CRLFiles []string
+	// OCSPURL, when set, is asked about each leaf not found in a CRL.
+	OCSPURL string
+	// FCCIDs, when not empty, are the only FCC IDs trusted (cbrs).
+	FCCIDs []string
+	// Audiences the profile's tokens may be issued for; the first is
+	// the default when a request names none.
+	Audiences []string
+	// Scopes the profile's tokens may carry; a request naming none gets
+	// them all.
+	Scopes []string
+	// Policy holds CEL rules (Condition, Scope, Claims) over the device.
+	Policy Policy
+	// TokenTTL caps the lifetime of the tokens (never after the
+	// certificate's notAfter); zero means the server's default.
+	TokenTTL time.Duration
+	// MaxBatch caps a domain proxy's /token/batch array (default 100,
+	// never above 512); zero means the default.
+	MaxBatch int
+	Enabled  bool
+	// FromConfig marks a profile declared in the configuration file:
+	// read-only elsewhere.
+	FromConfig bool
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// DeviceRef names one CBRS device: its FCC ID and serial number.
+type DeviceRef struct {
+	FCCID  string
+	Serial string
+}
+
+// Delegation lets a domain proxy obtain tokens for one device.
+type Delegation struct {
+	// Proxy is the domain proxy's identity (devicecert.Identity.Subject
+	// of its certificate, e.g. "dp:FRN:CN").
+	Proxy string
+	DeviceRef
+	// AccountID is the account that registered the delegation ("" when
+	// an operator did).
+	AccountID string
+	CreatedAt time.Time
+}
+
+// DelegationFilter selects delegations; zero fields match everything.
+type DelegationFilter struct {
+	Proxy     string
+	AccountID string
+	FCCID     string
+	// Limit caps the number of delegations; zero means 1000.
+	Limit int
+}
+
+// Devices stores device trust profiles and domain proxies' delegations.
+type Devices interface {
+	// CreateDeviceProfile inserts p; ErrConflict if its Name exists.
+	CreateDeviceProfile(ctx context.Context, p *DeviceProfile) error
+	// GetDeviceProfile returns the profile or ErrNotFound.
+	GetDeviceProfile(ctx context.Context, name string) (*DeviceProfile, error)
+	// ListDeviceProfiles returns every profile ordered by name.
+	ListDeviceProfiles(ctx context.Context) ([]*DeviceProfile, error)
+	// UpdateDeviceProfile applies update inside a transaction, like
+	// UpdateClient; ErrNotFound if absent.
+	UpdateDeviceProfile(ctx context.Context, name string, update func(*DeviceProfile) error) (*DeviceProfile, error)
+	// DeleteDeviceProfile removes one; ErrNotFound if absent.
+	DeleteDeviceProfile(ctx context.Context, name string) error
+
+	// PutDelegations inserts the delegations in one transaction; one
+	// that exists already is left as it is (not an error). It returns
+	// how many were new.
+	PutDelegations(ctx context.Context, ds []Delegation) (int, error)
+	// DeleteDelegation removes one; ErrNotFound if absent.
+	DeleteDelegation(ctx context.Context, proxy string, dev DeviceRef) error
+	// ListDelegations returns matching delegations ordered by proxy,
+	// FCC ID and serial.
+	ListDelegations(ctx context.Context, f DelegationFilter) ([]Delegation, error)
+	// Delegated reports, for each device in order, whether proxy may
+	// speak for it, in one query.
+	Delegated(ctx context.Context, proxy string, devs []DeviceRef) ([]bool, error)
 }
