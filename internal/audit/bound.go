@@ -91,6 +91,7 @@ func Bound(r store.AuditRecord) store.AuditRecord {
 	r.Detail = cut(r.Detail, MaxDetail)
 	r.RequestID = clip(r.RequestID, MaxRequestID)
 	r.Remote = cut(r.Remote, MaxRemote)
+	r.TraceID = cut(r.TraceID, MaxRequestID)
 	if needs := len(r.Audience) > MaxAudiences || anyLonger(r.Audience, MaxName); needs {
 		n := min(len(r.Audience), MaxAudiences)
 		aud := make([]string, 0, n)

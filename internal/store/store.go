@@ -500,6 +500,9 @@ type AuditRecord struct {
 	Detail    string // human-readable reason; never a secret or token
 	RequestID string
 	Remote    string
+	// TraceID is the W3C trace id of the request, when it was traced
+	// (32 lowercase hex digits); "" otherwise.
+	TraceID string
 	// Count is how many identical refusals this record stands for: repeated
 	// refusals from one source are coalesced into one record (at least 1).
 	Count int

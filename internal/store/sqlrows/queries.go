@@ -71,7 +71,7 @@ const (
 	// AuditCols are the columns ScanAudit reads; AuditValues leaves out
 	// the first, id, which the database assigns.
 	AuditCols = `id, time, action, decision, client_id, account_id, subject, actor,
-	audience, jti, error, detail, request_id, remote, count`
+	audience, jti, error, detail, request_id, remote, count, trace_id`
 	RevocationCols = `jti, expires_at, revoked_at`
 )
 
@@ -218,7 +218,7 @@ func NewQueries(d Dialect) *Queries {
 		ListIssuers:  `SELECT ` + IssuerCols + ` FROM trusted_issuers ORDER BY name` + bo,
 
 		InsertAudit: `INSERT INTO audit (` + strings.TrimPrefix(AuditCols, "id, ") + `)
-		VALUES (` + marks(14) + `)`,
+		VALUES (` + marks(15) + `)`,
 		DeleteAuditBatch: `DELETE FROM audit WHERE id IN (
 		SELECT id FROM audit WHERE time < ? ORDER BY time LIMIT ` + strconv.Itoa(AuditDeleteBatch) + `)`,
 

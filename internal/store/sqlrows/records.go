@@ -248,7 +248,7 @@ func AuditValues(rec *store.AuditRecord) []any {
 	return []any{
 		sqlcodec.EncTime(r.Time), r.Action, r.Decision, r.ClientID, r.AccountID, r.Subject,
 		r.Actor, sqlcodec.EncList(r.Audience), r.JTI, r.Error, r.Detail, r.RequestID, r.Remote,
-		r.Count,
+		r.Count, r.TraceID,
 	}
 }
 
@@ -260,7 +260,7 @@ func ScanAudit(row Scanner) (store.AuditRecord, error) {
 		aud string
 	)
 	err := row.Scan(&r.ID, &t, &r.Action, &r.Decision, &r.ClientID, &r.AccountID,
-		&r.Subject, &r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote, &r.Count)
+		&r.Subject, &r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote, &r.Count, &r.TraceID)
 	if err != nil {
 		return r, err
 	}
