@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/keybridge/sts/internal/server"
 	"github.com/keybridge/sts/internal/setup"
 	"github.com/keybridge/sts/internal/store"
+	"github.com/keybridge/sts/internal/tracing"
 	"github.com/spf13/cobra"
 )
 
@@ -60,7 +62,24 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				env.Logger.Info("trusted issuers of the configuration file applied",
 					"added", applied.Added, "updated", applied.Updated, "unchanged", applied.Unchanged, "removed", applied.Removed)
 			}
+			// Traces, when the OTEL_* variables ask for them.
+			version, _, _, _, _ := buildVersion()
+			tp, stopTracing, err := tracing.Setup(ctx, version)
+			if err != nil {
+				return fmt.Errorf("tracing: %w", err)
+			}
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := stopTracing(sctx); err != nil {
+					env.Logger.Warn("flush traces", "err", err)
+				}
+			}()
+			if tp != nil {
+				env.Logger.Info("tracing on: spans exported over OTLP/HTTP")
+			}
 			srv, err := server.New(ctx, server.Options{
+				TracerProvider: tp,
 				Issuer: c.Issuer,
 				Store:  env.Store,
 				Keys:   km,
@@ -102,12 +121,23 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			if err != nil {
 				return err
 			}
+			var admin net.Listener
+			if c.AdminAddr != "" {
+				if admin, err = net.Listen("tcp", c.AdminAddr); err != nil {
+					ln.Close()
+					return fmt.Errorf("%s: %w", config.FlagAdminAddr, err)
+				}
+				srv.ServeAdmin(admin)
+			}
 			// The first start creates the portal's administrator; its
 			// password is printed once, below. Only now that the server
 			// can start, so that a failed start does not lose it.
 			adminPassword, adminCreated, err := portal.EnsureAdmin(ctx, env.Store, time.Now())
 			if err != nil {
 				ln.Close()
+				if admin != nil {
+					admin.Close()
+				}
 				return fmt.Errorf("create the portal administrator: %w", err)
 			}
 			// The operator commands read these to default to this
@@ -126,6 +156,9 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			fmt.Fprintf(out, "  portal:   %s%s/\n", c.Issuer, portal.Path)
 			if c.DatabaseURL == "" {
 				fmt.Fprintf(out, "  data:     %s\n", c.SQLitePath())
+			}
+			if admin != nil {
+				fmt.Fprintf(out, "  admin:    http://%s/metrics (and /debug/pprof/)\n", admin.Addr())
 			}
 			if adminCreated {
 				fmt.Fprintf(out, "First start: created the portal operator %q. Its password, shown only this once:\n  %s\n", portal.AdminName, adminPassword)

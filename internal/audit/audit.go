@@ -71,6 +71,9 @@ type Options struct {
 	// a record is acknowledged once it is in the journal, and applied to
 	// the store in the background (see [Journal]).
 	Journal *Journal
+	// ObserveBatch, when set, is told the size of each batch written
+	// (metrics).
+	ObserveBatch func(n int)
 }
 
 type pending struct {
@@ -147,6 +150,9 @@ func NewWriter(s store.Audit, o Options) *Writer {
 	go w.tick()
 	return w
 }
+
+// QueueLen is the number of records queued for the writer (metrics).
+func (w *Writer) QueueLen() int { return len(w.queue) }
 
 // Record stores rec, its fields bounded, and returns once it is committed;
 // the repeat of a refusal already recorded in the current window is only
@@ -350,6 +356,9 @@ func (w *Writer) loop() {
 func (w *Writer) write(recs []store.AuditRecord) error {
 	if len(recs) == 0 {
 		return nil
+	}
+	if w.o.ObserveBatch != nil {
+		w.o.ObserveBatch(len(recs))
 	}
 	if w.drain == nil {
 		// Not bound to any request: the batch is written even when the

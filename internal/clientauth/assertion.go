@@ -366,3 +366,7 @@ func (a *Assertions) Verify(ctx context.Context, r *http.Request, c *store.Clien
 	}
 	return nil
 }
+
+// KeyCacheStats reports the lookups of clients' fetched key sets
+// (jwks_uri) served from cache and fetched (metrics).
+func (a *Assertions) KeyCacheStats() (hits, misses uint64) { return a.fetcher.KeyCacheStats() }

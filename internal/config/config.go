@@ -27,7 +27,10 @@ import (
 
 // Config is the validated configuration.
 type Config struct {
-	Addr   string
+	Addr string
+	// AdminAddr is the listen address of /metrics and /debug/pprof/;
+	// empty: not served.
+	AdminAddr string
 	Issuer string
 	// IssuerDefault: no --issuer, STS_ISSUER or file setting named the
 	// issuer; it is http(s)://ADDR. The CLI then uses the issuer the
@@ -139,6 +142,7 @@ const (
 	FlagAuditSync         = "audit-sync"
 	FlagVerifiedCache     = "verified-token-cache"
 	FlagMaxActDepth       = "max-act-depth"
+	FlagAdminAddr         = "admin-addr"
 )
 
 // Values of --audit-journal.
@@ -189,6 +193,7 @@ func RegisterStorage(fs *pflag.FlagSet) {
 func RegisterServe(fs *pflag.FlagSet) {
 	fs.String(FlagAddr, DefaultAddr, "listen address")
 	fs.String(FlagIssuer, "", "issuer URL (default http://ADDR)")
+	fs.String(FlagAdminAddr, "", "listen address of the admin listener (/metrics, /debug/pprof/), e.g. 127.0.0.1:9090; never the public one; off when empty")
 	fs.String(FlagKeyAlgorithm, "ES256", "signing algorithm of new keys: ES256, EdDSA or RS256")
 	fs.Duration(FlagKeyRotationPeriod, 30*24*time.Hour, "how long a key signs before it is rotated (0 disables)")
 	fs.Duration(FlagAccessTokenTTL, time.Hour, "default access token lifetime")
@@ -450,6 +455,15 @@ func (c *Config) fill(v map[string]string) error {
 		}
 	}
 
+	if c.AdminAddr = v[FlagAdminAddr]; c.AdminAddr != "" {
+		if _, port, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port", FlagAdminAddr, c.AdminAddr))
+		} else if _, err := strconv.Atoi(port); err != nil {
+			errs = append(errs, fmt.Errorf("%s: port %q is not a number", FlagAdminAddr, port))
+		} else if c.AdminAddr == v[FlagAddr] {
+			errs = append(errs, fmt.Errorf("%s: must differ from %s: metrics and profiles are never on the public port", FlagAdminAddr, FlagAddr))
+		}
+	}
 	if _, ok := v[FlagAddr]; ok {
 		if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("addr: %q is not host:port", c.Addr))

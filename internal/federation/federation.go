@@ -45,6 +45,9 @@ type Options struct {
 	// ConnectTimeout. Either way the Fetcher uses a copy whose Timeout is
 	// FetchTimeout and which follows no redirect to another host.
 	HTTPClient *http.Client
+	// WrapTransport, when set, wraps the transport of the outbound calls
+	// (tracing.Tracer.Transport: a span and a traceparent header each).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// ConnectTimeout bounds the TCP and TLS handshake (default 2 s).
 	ConnectTimeout time.Duration
 	// FetchTimeout bounds one whole fetch (default 5 s). No request of a
@@ -189,6 +192,9 @@ type Fetcher struct {
 	client *http.Client
 	// fetches counts outbound HTTP requests (see Fetches).
 	fetches atomic.Int64
+	// keyHits and keyMisses count key set lookups served from cache and
+	// fetched (KeyCacheStats).
+	keyHits, keyMisses atomic.Uint64
 
 	mu      sync.Mutex
 	issuers map[string]*issuerState // by TrustedIssuer.Issuer
@@ -210,6 +216,13 @@ func NewFetcher(o Options) *Fetcher {
 // (discovery, key sets, introspection), so that a test can show that a
 // verification served from cache made none.
 func (f *Fetcher) Fetches() int64 { return f.fetches.Load() }
+
+// KeyCacheStats reports, since start, the lookups of fetched key sets
+// (jwks_uri) served from cache (hits) and that waited for a fetch
+// (misses); configured key sets are not counted.
+func (f *Fetcher) KeyCacheStats() (hits, misses uint64) {
+	return f.keyHits.Load(), f.keyMisses.Load()
+}
 
 // Forget drops what is cached for the issuer (after it was changed or
 // removed): its discovery document, keys and introspection answers.

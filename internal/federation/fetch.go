@@ -69,6 +69,9 @@ func (o Options) buildClient() *http.Client {
 			IdleConnTimeout:       90 * time.Second,
 		}
 	}
+	if o.WrapTransport != nil {
+		c.Transport = o.WrapTransport(c.Transport)
+	}
 	c.Timeout = o.FetchTimeout
 	c.CheckRedirect = checkRedirect
 	return &c

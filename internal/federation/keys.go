@@ -198,8 +198,10 @@ func (f *Fetcher) keySet(ctx context.Context, ti *store.TrustedIssuer) (ks *keyS
 	st := f.state(ti)
 	if ks := st.keys; ks != nil && (now.Before(ks.expires) || now.Before(st.keysRetry)) {
 		f.mu.Unlock()
+		f.keyHits.Add(1)
 		return ks, false, nil
 	}
+	f.keyMisses.Add(1)
 	c := f.startKeys(ctx, ti, st)
 	f.mu.Unlock()
 	ks, err = wait(ctx, c, ti.Issuer, "keys", f.o.FetchTimeout)

@@ -55,8 +55,10 @@ type Key struct {
 	ID        string
 	Algorithm jose.SignatureAlgorithm
 	State     store.KeyState
-	Public    jose.JSONWebKey
-	private   crypto.Signer
+	// ActivatedAt is when the key became current (zero while next).
+	ActivatedAt time.Time
+	Public      jose.JSONWebKey
+	private     crypto.Signer
 }
 
 // Snapshot is an immutable view of the keys at one moment.
@@ -143,6 +145,17 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	return m, nil
 }
 
+// CurrentKey reports when the current signing key became current and the
+// rotation period (zero: no scheduled rotation), for metrics; ok is false
+// without a current key.
+func (m *Manager) CurrentKey() (activated time.Time, period time.Duration, ok bool) {
+	cur := m.Snapshot().Current
+	if cur == nil {
+		return time.Time{}, 0, false
+	}
+	return cur.ActivatedAt, m.opts.RotationPeriod, true
+}
+
 // SetLeader makes scheduled rotation conditional on leader(): of several
 // instances sharing a database, only the one holding the role rotates.
 // Rotation on demand (Rotate) is not affected.
@@ -191,7 +204,7 @@ func (m *Manager) decode(r *store.SigningKey) (*Key, error) {
 	if err := pub.UnmarshalJSON(r.PublicKey); err != nil {
 		return nil, err
 	}
-	k := &Key{ID: r.ID, Algorithm: jose.SignatureAlgorithm(r.Algorithm), State: r.State, Public: pub}
+	k := &Key{ID: r.ID, Algorithm: jose.SignatureAlgorithm(r.Algorithm), State: r.State, ActivatedAt: r.ActivatedAt, Public: pub}
 	if r.State == store.KeyRetired {
 		return k, nil // never signs again: leave the private key sealed
 	}

@@ -117,6 +117,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
 	oe := oauth.AsError(err)
 	status := oe.HTTPStatus()
+	if n, ok := w.(ErrorNoter); ok {
+		n.NoteOAuthError(oe.Code)
+	}
 	if log != nil {
 		if status >= 500 {
 			log.Error("request failed", "err", err, "request_id", w.Header().Get("X-Request-Id"))
@@ -135,6 +138,12 @@ func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
 		w.Header().Set("WWW-Authenticate", BearerChallenge(oe.Code, oe.Description))
 	}
 	WriteJSON(w, status, oe)
+}
+
+// ErrorNoter is a ResponseWriter that wants to know the OAuth error code
+// of the answer written to it (the server's metrics middleware).
+type ErrorNoter interface {
+	NoteOAuthError(code oauth.ErrorCode)
 }
 
 // BearerChallenge is the WWW-Authenticate value of a refused bearer token

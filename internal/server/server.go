@@ -33,14 +33,17 @@ import (
 	"github.com/keybridge/sts/internal/federation"
 	"github.com/keybridge/sts/internal/issuers"
 	"github.com/keybridge/sts/internal/keys"
+	"github.com/keybridge/sts/internal/metrics"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"
 	"github.com/keybridge/sts/internal/ratelimit"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/cached"
 	"github.com/keybridge/sts/internal/token"
+	"github.com/keybridge/sts/internal/tracing"
 	"github.com/keybridge/sts/internal/trust"
 	"github.com/keybridge/sts/oauth"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Endpoint paths, relative to the issuer.
@@ -116,8 +119,14 @@ type Options struct {
 	// Federation tunes the fetching of trusted issuers' keys, discovery
 	// documents and introspection answers (zero values: the defaults).
 	Federation federation.Options
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Admin, when set, is the admin listener: Run serves /metrics and
+	// /debug/pprof/ there, and nowhere else (see also ServeAdmin).
+	Admin net.Listener
+	// TracerProvider, when set, traces each request (tracing.Setup builds
+	// one from the OTEL_* variables); nil: tracing off.
+	TracerProvider trace.TracerProvider
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Server is an assembled STS.
@@ -126,6 +135,10 @@ type Server struct {
 	handler http.Handler
 	audit   *audit.Writer
 	cache   *cached.Store
+	tracer  *tracing.Tracer
+	// Metrics are the server's instruments and registry (served on the
+	// admin listener).
+	Metrics *metrics.Metrics
 	// Trust is the live view of the trusted issuers and client rules.
 	Trust *trust.Registry
 	// Fetcher fetches and verifies what trusted issuers publish.
@@ -154,13 +167,21 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		o.AuthFailuresPerClient = DefaultAuthFailuresPerMinute
 	}
 	o.Limits.Issuer = o.Issuer
+	tracer := tracing.New(o.TracerProvider)
+	m := metrics.New(tracer)
+	backend := observeStore(o.Store, m)
+	if tracer != nil {
+		// Outbound calls carry the request's trace (W3C traceparent).
+		o.Federation.WrapTransport = tracer.Transport
+		o.ClientAssertions.Fetch.WrapTransport = tracer.Transport
+	}
 	// The hot path reads clients and revocations from memory.
 	cache, err := cached.New(ctx, o.Store, cached.Options{Now: o.Now, Logger: o.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("load revocations: %w", err)
 	}
 	o.Store = cache
-	ao := audit.Options{Logger: o.Logger, Now: o.Now}
+	ao := audit.Options{Logger: o.Logger, Now: o.Now, ObserveBatch: m.AuditBatch}
 	if o.AuditJournal != "" {
 		// Before serving: what a crash left in the journal is applied
 		// first.
@@ -170,7 +191,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 		ao.Journal = j
 	}
-	s := &Server{opts: o, audit: audit.NewWriter(o.Store, ao), cache: cache}
+	s := &Server{opts: o, audit: audit.NewWriter(o.Store, ao), cache: cache, tracer: tracer, Metrics: m}
 	auth := &clientauth.Authenticator{
 		Clients: o.Store, Accounts: cache.HotAccounts(), Hasher: o.Hasher, Now: o.Now,
 		Failures: ratelimit.NewFailures(o.AuthFailuresPerAddress, o.AuthFailuresPerClient, o.Now),
@@ -210,7 +231,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		dv.Nonces = dpop.NewHMACNonces(o.DPoPNonceKey, DPoPNonceWindow)
 	}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Federation: fed, Logger: o.Logger, Now: o.Now,
-		DPoP: dv, TokenURL: o.Issuer + TokenPath, Certs: o.ClientCerts})
+		DPoP: dv, TokenURL: o.Issuer + TokenPath, Certs: o.ClientCerts, Metrics: m})
+	s.watch(backend, auth.Assertions)
 	md := Metadata(o.Issuer)
 	md.TLSClientCertificateBoundAccessTokens = o.ClientCerts != nil && o.ClientCerts.ClientCAs != nil
 	disc := discovery.New(md, o.Keys, o.Now)
@@ -303,6 +325,10 @@ func TLSConfig() *tls.Config {
 	return &tls.Config{ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 }
 
+// ServeAdmin makes Run serve /metrics and /debug/pprof/ on ln (the admin
+// listener); call it before Run.
+func (s *Server) ServeAdmin(ln net.Listener) { s.opts.Admin = ln }
+
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -323,7 +349,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// What the endpoint said of the request, for the metrics.
+	grant metrics.Grant
+	code  oauth.ErrorCode
 }
+
+func (w *statusWriter) NoteGrant(g metrics.Grant)            { w.grant = g }
+func (w *statusWriter) NoteOAuthError(code oauth.ErrorCode) { w.code = code }
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
@@ -343,18 +375,29 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		ep := endpointOf(r.URL.Path)
+		// Traced: the span continues the caller's traceparent, and its
+		// trace id goes to the log line and the audit record.
+		r, span := s.tracer.StartRequest(r, ep.String())
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
+					tracing.EndRequest(span, http.StatusInternalServerError)
 					panic(p)
 				}
 				s.opts.Logger.Error("panic", "request_id", id, "panic", p)
 				http.Error(sw, `{"error":"server_error"}`, http.StatusInternalServerError)
 			}
+			d := time.Since(start)
+			s.Metrics.Request(ep, sw.grant, sw.status, sw.code, d)
+			tracing.EndRequest(span, sw.status)
 			if s.opts.Logger.Enabled(r.Context(), slog.LevelDebug) || sw.status >= 500 {
-				s.opts.Logger.Log(r.Context(), slog.LevelDebug, "request",
-					"request_id", id, "method", r.Method, "path", r.URL.Path,
-					"status", sw.status, "duration", time.Since(start), "remote", r.RemoteAddr)
+				attrs := []any{"request_id", id, "method", r.Method, "path", r.URL.Path,
+					"status", sw.status, "duration", d, "remote", r.RemoteAddr}
+				if span != nil {
+					attrs = append(attrs, "trace_id", span.SpanContext().TraceID().String())
+				}
+				s.opts.Logger.Log(r.Context(), slog.LevelDebug, "request", attrs...)
 			}
 		}()
 		next.ServeHTTP(sw, r)
@@ -402,6 +445,21 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 		go s.retainAudit(bg)
 	}
 
+	if s.opts.Admin != nil {
+		admin := &http.Server{
+			Handler:           s.Metrics.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    32 << 10,
+			ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+		}
+		go func() {
+			if err := admin.Serve(s.opts.Admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.opts.Logger.Warn("admin listener", "err", err)
+			}
+		}()
+		defer admin.Close()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if tlsCert != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/token"
+	"github.com/keybridge/sts/internal/tracing"
 	"github.com/keybridge/sts/oauth"
 )
 
@@ -36,6 +37,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = e.Audit.Record(r.Context(), store.AuditRecord{
 			Time: e.Tokens.Now(), Action: "token.introspect", Decision: store.DecisionRefused,
 			ClientID: cred.ID, Error: string(oe.Code), Detail: oe.Error(), RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr,
+			TraceID: tracing.TraceID(r.Context()),
 		})
 		oauthhttp.WriteError(w, e.Log, err)
 		return
@@ -68,7 +70,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = e.Audit.Record(r.Context(), store.AuditRecord{
 			Time: e.Tokens.Now(), Action: "token.introspect", Decision: store.DecisionRefused,
 			ClientID: c.ID, JTI: v.ID, Detail: "not entitled to this token (neither its client nor its audience): answered inactive",
-			RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr,
+			RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr, TraceID: tracing.TraceID(r.Context()),
 		})
 		oauthhttp.WriteJSON(w, http.StatusOK, oauth.IntrospectionResponse{Active: false})
 		return

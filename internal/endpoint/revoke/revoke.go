@@ -15,6 +15,7 @@ import (
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/token"
+	"github.com/keybridge/sts/internal/tracing"
 	"github.com/keybridge/sts/oauth"
 )
 
@@ -38,7 +39,7 @@ var unsupported = map[string]bool{
 }
 
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ev := store.AuditRecord{Action: "token.revoke", RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr}
+	ev := store.AuditRecord{Action: "token.revoke", RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr, TraceID: tracing.TraceID(r.Context())}
 	err := e.handle(w, r, &ev)
 	ev.Time = e.Tokens.Now()
 	ev.Decision = store.DecisionGranted

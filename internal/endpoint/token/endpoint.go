@@ -14,10 +14,12 @@ import (
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/clientauth"
 	"github.com/keybridge/sts/internal/clientcert"
+	"github.com/keybridge/sts/internal/metrics"
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/token"
+	"github.com/keybridge/sts/internal/tracing"
 	"github.com/keybridge/sts/oauth"
 )
 
@@ -37,6 +39,7 @@ type Endpoint struct {
 	nonces   dpop.Nonces
 	tokenURL string
 	certs    *clientcert.Source
+	metrics  *metrics.Metrics
 }
 
 // Options are the endpoint's dependencies.
@@ -58,13 +61,16 @@ type Options struct {
 	// Certs finds the client certificate of a request, for
 	// certificate-bound tokens (RFC 8705 §3); nil finds none.
 	Certs *clientcert.Source
+	// Metrics times the pipeline's steps (and traces them); nil: not
+	// measured.
+	Metrics *metrics.Metrics
 }
 
 // New returns the token endpoint.
 func New(o Options) *Endpoint {
 	e := &Endpoint{
 		auth: o.Auth, tokens: o.Tokens, audit: o.Audit, limits: o.Limits, fed: o.Federation, log: o.Logger, now: o.Now,
-		dpop: o.DPoP, tokenURL: o.TokenURL, certs: o.Certs,
+		dpop: o.DPoP, tokenURL: o.TokenURL, certs: o.Certs, metrics: o.Metrics,
 		grants: map[string]Grant{
 			oauth.GrantTypeTokenExchange:     tokenExchange{tokens: o.Tokens, fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits},
 			oauth.GrantTypeClientCredentials: clientCredentials{},
@@ -87,7 +93,7 @@ func GrantTypes() []string {
 
 // ServeHTTP runs the pipeline and writes the answer.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ev := store.AuditRecord{Action: "token", RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr}
+	ev := store.AuditRecord{Action: "token", RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr, TraceID: tracing.TraceID(r.Context())}
 	resp, err := e.handle(w, r, &ev)
 	ev.Time = e.now()
 	if err != nil {
@@ -98,7 +104,10 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Nothing is answered before its audit record is committed (or, for
 	// the repeat of a refusal, counted in its coalesced record).
-	if aerr := e.audit.Record(r.Context(), ev); aerr != nil {
+	actx, step := e.metrics.StartStep(r.Context(), metrics.StepAudit)
+	aerr := e.audit.Record(actx, ev)
+	step.End(aerr)
+	if aerr != nil {
 		if r.Context().Err() != nil {
 			return // the client left; the record is still written
 		}
@@ -110,29 +119,22 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oauthhttp.WriteError(w, e.log, err)
 		return
 	}
-	e.log.Debug("token issued", "client_id", ev.ClientID, "jti", ev.JTI, "grant", ev.Action)
+	e.log.Debug("token issued", "client_id", ev.ClientID, "jti", ev.JTI, "grant", ev.Action, "trace_id", ev.TraceID)
 	oauthhttp.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
-	// 1. Parse and 2. authenticate (failures bounded per source and
-	// client id).
-	form, c, cred, err := e.auth.Request(w, r)
-	if gt := form.Get("grant_type"); gt != "" {
-		ev.Action = "token." + shortGrant(gt)
-	}
-	ev.ClientID = cred.ID
-	if err != nil {
-		return nil, err
-	}
 	ctx := r.Context()
-	req, oe := ParseRequest(form)
-	if oe != nil {
-		return nil, oe
+	// 1. Parse and 2. authenticate (failures bounded per source and
+	// client id), with the proof of possession.
+	sctx, step := e.metrics.StartStep(ctx, metrics.StepAuthenticate)
+	ar := r
+	if sctx != ctx {
+		ar = r.WithContext(sctx) // traced: the step's span is the parent
 	}
-	// Proof of possession, on every grant: a DPoP proof, the client
-	// certificate, and the client's binding settings.
-	if req.pos, err = e.prove(w, r, c); err != nil {
+	req, c, err := e.authenticate(w, ar, ev)
+	step.End(err)
+	if err != nil {
 		return nil, err
 	}
 	// 3. Grant.
@@ -143,8 +145,10 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 	if !slices.Contains(c.GrantTypes, req.GrantType) {
 		return nil, oauth.NewError(oauth.ErrUnauthorizedClient, "this client may not use grant_type %s", req.GrantType)
 	}
-	// 4. The grant's own part.
-	b, err := g.Resolve(ctx, c, req)
+	// 4. The grant's own part: the subject (and actor) validated.
+	sctx, step = e.metrics.StartStep(ctx, metrics.StepValidateSubject)
+	b, err := g.Resolve(sctx, c, req)
+	step.End(err)
 	if err != nil {
 		return nil, err
 	}
@@ -156,13 +160,44 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 		ev.Detail = "subject vouched for by " + b.Via
 	}
 	// 5. Policy.
+	_, step = e.metrics.StartStep(ctx, metrics.StepPolicy)
 	d, oe := e.decide(c, req, b)
 	if oe != nil {
+		step.End(oe)
 		return nil, oe
 	}
+	step.End(nil)
 	ev.Audience = d.Audience
 	// 6. Mint.
-	return e.issue(ctx, c, req, b, &d, ev)
+	sctx, step = e.metrics.StartStep(ctx, metrics.StepSign)
+	resp, err := e.issue(sctx, c, req, b, &d, ev)
+	step.End(err)
+	return resp, err
+}
+
+// authenticate parses the request, authenticates its client and checks
+// its proof of possession.
+func (e *Endpoint) authenticate(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*Request, *store.Client, error) {
+	form, c, cred, err := e.auth.Request(w, r)
+	gt := form.Get("grant_type")
+	if gt != "" {
+		ev.Action = "token." + shortGrant(gt)
+	}
+	metrics.NoteGrant(w, gt)
+	ev.ClientID = cred.ID
+	if err != nil {
+		return nil, nil, err
+	}
+	req, oe := ParseRequest(form)
+	if oe != nil {
+		return nil, nil, oe
+	}
+	// Proof of possession, on every grant: a DPoP proof, the client
+	// certificate, and the client's binding settings.
+	if req.pos, err = e.prove(w, r, c); err != nil {
+		return nil, nil, err
+	}
+	return req, c, nil
 }
 
 func (e *Endpoint) issue(ctx context.Context, c *store.Client, req *Request, b *Basis, d *policy.Decision, ev *store.AuditRecord) (*oauth.TokenResponse, error) {

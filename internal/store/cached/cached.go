@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
@@ -52,6 +53,10 @@ type ttlCache[T any] struct {
 
 	mu sync.RWMutex
 	m  map[string]ttlEntry[T]
+
+	// hits and misses count lookups served from memory and read through
+	// (Stats).
+	hits, misses atomic.Uint64
 }
 
 type ttlEntry[T any] struct {
@@ -72,8 +77,10 @@ func (c *ttlCache[T]) get(id string, read func() (*T, error)) (*T, error) {
 	e, ok := c.m[id]
 	c.mu.RUnlock()
 	if ok && now.Sub(e.fetched) < c.ttl {
+		c.hits.Add(1)
 		return c.clone(&e.v), nil
 	}
+	c.misses.Add(1)
 	v, err := read()
 	if err != nil {
 		return nil, err
@@ -113,6 +120,24 @@ type Store struct {
 	rmu      sync.RWMutex
 	revoked  map[revKey]int64 // jti or family key → expiry of the tokens, Unix µs
 	lastSync time.Time
+	// revLookups counts IsRevoked calls, all answered from memory.
+	revLookups atomic.Uint64
+}
+
+// CacheStats reports, since start, the lookups of a cache served from
+// memory (hits) and read through to the store (misses): "clients",
+// "accounts", and "revocations" (held whole in memory: every lookup is a
+// hit).
+func (s *Store) CacheStats(cache string) (hits, misses uint64) {
+	switch cache {
+	case "clients":
+		return s.clients.hits.Load(), s.clients.misses.Load()
+	case "accounts":
+		return s.accounts.hits.Load(), s.accounts.misses.Load()
+	case "revocations":
+		return s.revLookups.Load(), 0
+	}
+	return 0, 0
 }
 
 // revKey is the key of a revoked jti (or family key) in memory: the first
@@ -238,6 +263,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 
 // IsRevoked answers from memory.
 func (s *Store) IsRevoked(_ context.Context, jti string) (bool, error) {
+	s.revLookups.Add(1)
 	k := keyOf(jti)
 	s.rmu.RLock()
 	_, ok := s.revoked[k]

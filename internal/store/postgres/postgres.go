@@ -262,3 +262,13 @@ func (e *redactedError) Error() string {
 }
 
 func (e *redactedError) Unwrap() error { return e.err }
+
+// PoolStats reports the connection pool, for metrics.
+func (s *Store) PoolStats() []sqlstore.PoolStats {
+	st := s.pool.Stat()
+	return []sqlstore.PoolStats{{Pool: "main", InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()), Max: int(st.MaxConns()),
+		Waits: uint64(st.EmptyAcquireCount()), WaitTime: st.EmptyAcquireWaitTime()}}
+}
+
+// Backend names the store's database, for metrics.
+func (s *Store) Backend() string { return "postgres" }

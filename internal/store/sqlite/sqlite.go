@@ -221,3 +221,16 @@ func (s *Store) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// PoolStats reports the read and write connection pools, for metrics.
+func (s *Store) PoolStats() []sqlstore.PoolStats {
+	stat := func(name string, db *sql.DB) sqlstore.PoolStats {
+		st := db.Stats()
+		return sqlstore.PoolStats{Pool: name, InUse: st.InUse, Idle: st.Idle, Max: st.MaxOpenConnections,
+			Waits: uint64(st.WaitCount), WaitTime: st.WaitDuration}
+	}
+	return []sqlstore.PoolStats{stat("read", s.r), stat("write", s.w)}
+}
+
+// Backend names the store's database, for metrics.
+func (s *Store) Backend() string { return "sqlite" }

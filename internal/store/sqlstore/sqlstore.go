@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -112,6 +113,10 @@ type Store struct {
 	onChange func(ctx context.Context, tx Executor, kind, key string) error
 	migrator *goose.Provider
 	q        *sqlrows.Queries
+	// obs, when set, is told of each database call (ObserveCalls);
+	// rawTx is Config.InTx, which inTx times.
+	obs   *atomic.Pointer[CallObserver]
+	rawTx func(context.Context, func(Executor) error) error
 
 	// The reads of read-modify-write transactions, with d.ForUpdate.
 	getClientForUpdate, getAccountForUpdate, getOperatorForUpdate string
@@ -121,9 +126,11 @@ type Store struct {
 // New returns a Store over c; it builds the query text of c.Dialect once.
 func New(c Config) *Store {
 	q := sqlrows.NewQueries(c.Dialect.Text)
-	return &Store{
+	obs := new(atomic.Pointer[CallObserver])
+	s := &Store{
 		Now:  time.Now,
-		name: c.Name, d: c.Dialect, r: c.Read, w: c.Write, inTx: c.InTx, onChange: c.OnChange,
+		name: c.Name, d: c.Dialect, r: observed{c.Read, obs}, w: observed{c.Write, obs}, onChange: c.OnChange,
+		obs: obs, rawTx: c.InTx,
 		migrator:              c.Migrator,
 		q:                     q,
 		getClientForUpdate:    q.GetClient + c.Dialect.ForUpdate,
@@ -132,6 +139,8 @@ func New(c Config) *Store {
 		getIssuerForUpdate:    q.GetIssuer + c.Dialect.ForUpdate,
 		refreshStateForUpdate: q.RefreshState + c.Dialect.ForUpdate,
 	}
+	s.inTx = s.observedTx
+	return s
 }
 
 // Queries returns the query text of the Store's dialect, for a backend's
