@@ -79,7 +79,6 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				env.Logger.Info("tracing on: spans exported over OTLP/HTTP")
 			}
 			srv, err := server.New(ctx, server.Options{
-				TracerProvider: tp,
 				Issuer: c.Issuer,
 				Store:  env.Store,
 				Keys:   km,
@@ -113,6 +112,8 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				// load balancer in front of an https issuer.
 				Secure: c.TLSCert != "" || strings.HasPrefix(c.Issuer, "https://"),
 				Logger: env.Logger,
+
+				TracerProvider: tp,
 			})
 			if err != nil {
 				return err

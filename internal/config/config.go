@@ -27,10 +27,7 @@ import (
 
 // Config is the validated configuration.
 type Config struct {
-	Addr string
-	// AdminAddr is the listen address of /metrics and /debug/pprof/;
-	// empty: not served.
-	AdminAddr string
+	Addr   string
 	Issuer string
 	// IssuerDefault: no --issuer, STS_ISSUER or file setting named the
 	// issuer; it is http(s)://ADDR. The CLI then uses the issuer the
@@ -103,6 +100,10 @@ type Config struct {
 	// list), checked but for the existence of their clients; `sts serve`
 	// applies them at start (issuers.Service.ApplyConfig).
 	Issuers []issuers.Spec
+
+	// AdminAddr is the listen address of /metrics and /debug/pprof/;
+	// empty: not served.
+	AdminAddr string
 }
 
 // Flag names, which are also the YAML keys and, upper-cased with '-' as

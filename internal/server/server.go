@@ -354,7 +354,7 @@ type statusWriter struct {
 	code  oauth.ErrorCode
 }
 
-func (w *statusWriter) NoteGrant(g metrics.Grant)            { w.grant = g }
+func (w *statusWriter) NoteGrant(g metrics.Grant)           { w.grant = g }
 func (w *statusWriter) NoteOAuthError(code oauth.ErrorCode) { w.code = code }
 
 func (w *statusWriter) WriteHeader(code int) {
