@@ -90,6 +90,7 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		ClientCerts:          certs,
 		TrustedProxies:       o.TLS.proxies(),
 		DPoPNonceKey:         o.DPoPNonceKey,
+		TracerProvider:       o.TracerProvider,
 	})
 	if err != nil {
 		t.Fatal(err)

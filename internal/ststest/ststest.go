@@ -28,6 +28,7 @@ import (
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlite"
 	"github.com/keybridge/sts/oauth"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // STS is a running server.
@@ -94,6 +95,9 @@ type Options struct {
 	Issuer string
 	// DPoPNonceKey: see server.Options (nil: no DPoP nonces).
 	DPoPNonceKey []byte
+	// TracerProvider traces the server's requests (see server.Options;
+	// tests use the SDK's in-memory exporter).
+	TracerProvider trace.TracerProvider
 }
 
 // Start runs an STS until the test ends.
