@@ -461,7 +461,7 @@ func (c *Config) fill(v map[string]string) error {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port", FlagAdminAddr, c.AdminAddr))
 		} else if _, err := strconv.Atoi(port); err != nil {
 			errs = append(errs, fmt.Errorf("%s: port %q is not a number", FlagAdminAddr, port))
-		} else if c.AdminAddr == v[FlagAddr] {
+		} else if c.AdminAddr == v[FlagAddr] && port != "0" {
 			errs = append(errs, fmt.Errorf("%s: must differ from %s: metrics and profiles are never on the public port", FlagAdminAddr, FlagAddr))
 		}
 	}
