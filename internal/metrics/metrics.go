@@ -231,9 +231,10 @@ func requestKey(e Endpoint, g Grant, outcome, errIdx int) int {
 	return ((int(e)*int(numGrants)+int(g))*numOutcomes+outcome)*len(errorCodes) + errIdx
 }
 
-// Request counts one answered request and its latency. status is the
-// HTTP status, code the OAuth error code of the answer ("" for none).
-func (m *Metrics) Request(e Endpoint, g Grant, status int, code oauth.ErrorCode, d time.Duration) {
+// Request counts one answered request, which started at start and took
+// d. status is the HTTP status, code the OAuth error code of the answer
+// ("" for none).
+func (m *Metrics) Request(e Endpoint, g Grant, status int, code oauth.ErrorCode, start time.Time, d time.Duration) {
 	if m == nil {
 		return
 	}
@@ -263,7 +264,7 @@ func (m *Metrics) Request(e Endpoint, g Grant, status int, code oauth.ErrorCode,
 		m.rateLimited[e].Inc()
 	}
 	if e == EndpointToken {
-		m.tokenWindow.observe(time.Now(), d)
+		m.tokenWindow.observe(start, d)
 	}
 }
 
@@ -281,6 +282,7 @@ func (m *Metrics) TokenLatency() (p50, p99 time.Duration, n uint64) {
 // StepTimer times one step of the token endpoint's pipeline, and is its
 // span when traced.
 type StepTimer struct {
+	m     *Metrics
 	obs   prometheus.Observer
 	start time.Time
 	span  trace.Span
@@ -291,11 +293,15 @@ func (m *Metrics) StartStep(ctx context.Context, s Step) (context.Context, StepT
 	if m == nil {
 		return ctx, StepTimer{}
 	}
+	return m.startAt(ctx, s, time.Now())
+}
+
+func (m *Metrics) startAt(ctx context.Context, s Step, now time.Time) (context.Context, StepTimer) {
 	var span trace.Span
 	if m.Tracer != nil {
 		ctx, span = m.Tracer.Start(ctx, s.String())
 	}
-	return ctx, StepTimer{obs: m.steps[s], start: time.Now(), span: span}
+	return ctx, StepTimer{m: m, obs: m.steps[s], start: now, span: span}
 }
 
 // End records the step's time; err, a refusal or failure, marks its span.
@@ -303,8 +309,23 @@ func (t StepTimer) End(err error) {
 	if t.obs == nil {
 		return
 	}
-	t.obs.Observe(time.Since(t.start).Seconds())
+	t.end(time.Now(), err)
+}
+
+func (t StepTimer) end(now time.Time, err error) {
+	t.obs.Observe(now.Sub(t.start).Seconds())
 	tracing.End(t.span, err)
+}
+
+// Next ends the step, successful, and starts step s at the same instant
+// (one clock read for both), its span a child of ctx's.
+func (t StepTimer) Next(ctx context.Context, s Step) (context.Context, StepTimer) {
+	if t.obs == nil {
+		return ctx, StepTimer{}
+	}
+	now := time.Now()
+	t.end(now, nil)
+	return t.m.startAt(ctx, s, now)
 }
 
 // AuditBatch records the size of one audit batch.

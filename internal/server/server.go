@@ -389,7 +389,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				http.Error(sw, `{"error":"server_error"}`, http.StatusInternalServerError)
 			}
 			d := time.Since(start)
-			s.Metrics.Request(ep, sw.grant, sw.status, sw.code, d)
+			s.Metrics.Request(ep, sw.grant, sw.status, sw.code, start, d)
 			tracing.EndRequest(span, sw.status)
 			if s.opts.Logger.Enabled(r.Context(), slog.LevelDebug) || sw.status >= 500 {
 				attrs := []any{"request_id", id, "method", r.Method, "path", r.URL.Path,

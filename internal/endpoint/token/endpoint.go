@@ -133,23 +133,16 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 		ar = r.WithContext(sctx) // traced: the step's span is the parent
 	}
 	req, c, err := e.authenticate(w, ar, ev)
-	step.End(err)
 	if err != nil {
+		step.End(err)
 		return nil, err
 	}
-	// 3. Grant.
-	g, ok := e.grants[req.GrantType]
-	if !ok {
-		return nil, oauth.NewError(oauth.ErrUnsupportedGrantType, "grant_type %q is not supported", req.GrantType)
-	}
-	if !slices.Contains(c.GrantTypes, req.GrantType) {
-		return nil, oauth.NewError(oauth.ErrUnauthorizedClient, "this client may not use grant_type %s", req.GrantType)
-	}
-	// 4. The grant's own part: the subject (and actor) validated.
-	sctx, step = e.metrics.StartStep(ctx, metrics.StepValidateSubject)
-	b, err := g.Resolve(sctx, c, req)
-	step.End(err)
+	// 3. Grant, and 4. the grant's own part: the subject (and actor)
+	// validated.
+	sctx, step = step.Next(ctx, metrics.StepValidateSubject)
+	b, err := e.resolve(sctx, c, req)
 	if err != nil {
+		step.End(err)
 		return nil, err
 	}
 	ev.Subject = b.ID
@@ -160,19 +153,30 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 		ev.Detail = "subject vouched for by " + b.Via
 	}
 	// 5. Policy.
-	_, step = e.metrics.StartStep(ctx, metrics.StepPolicy)
+	_, step = step.Next(ctx, metrics.StepPolicy)
 	d, oe := e.decide(c, req, b)
 	if oe != nil {
 		step.End(oe)
 		return nil, oe
 	}
-	step.End(nil)
 	ev.Audience = d.Audience
 	// 6. Mint.
-	sctx, step = e.metrics.StartStep(ctx, metrics.StepSign)
+	sctx, step = step.Next(ctx, metrics.StepSign)
 	resp, err := e.issue(sctx, c, req, b, &d, ev)
 	step.End(err)
 	return resp, err
+}
+
+// resolve runs the grant's own part, for a grant type the client may use.
+func (e *Endpoint) resolve(ctx context.Context, c *store.Client, req *Request) (*Basis, error) {
+	g, ok := e.grants[req.GrantType]
+	if !ok {
+		return nil, oauth.NewError(oauth.ErrUnsupportedGrantType, "grant_type %q is not supported", req.GrantType)
+	}
+	if !slices.Contains(c.GrantTypes, req.GrantType) {
+		return nil, oauth.NewError(oauth.ErrUnauthorizedClient, "this client may not use grant_type %s", req.GrantType)
+	}
+	return g.Resolve(ctx, c, req)
 }
 
 // authenticate parses the request, authenticates its client and checks
