@@ -91,12 +91,13 @@ func signOf(s int) string {
 }
 
 // refresh reloads the file if it changed, at most once per crlCheckEvery
-// (measured on now). A failure keeps the previous list and is remembered.
-func (f *crlFile) refresh(now time.Time) {
-	if d := now.Sub(f.checked); d >= 0 && d < crlCheckEvery {
+// of wall, the real clock (not the request's time, which a test may hold
+// still). A failure keeps the previous list and is remembered.
+func (f *crlFile) refresh(wall time.Time) {
+	if d := wall.Sub(f.checked); d >= 0 && d < crlCheckEvery {
 		return
 	}
-	f.checked = now
+	f.checked = wall
 	st, err := os.Stat(f.path)
 	if err != nil {
 		f.lastErr = err
@@ -123,13 +124,14 @@ const (
 // published: those whose issuer name is c's issuer and, when both carry
 // key identifiers, whose authority key identifier is issuer's subject key
 // identifier (a re-keyed CA keeps its name). A CRL past its nextUpdate
-// still revokes what it lists.
-func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now time.Time) (crlVerdict, string) {
+// still revokes what it lists. now is the request's time, wall the real
+// clock's (for reloads).
+func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now, wall time.Time) (crlVerdict, string) {
 	verdict, stalePath := crlNone, ""
 	serial := string(c.SerialNumber.Bytes()) + signOf(c.SerialNumber.Sign())
 	for _, f := range files {
 		f.mu.Lock()
-		f.refresh(now)
+		f.refresh(wall)
 		list := f.list
 		if !bytes.Equal(list.RawIssuer, c.RawIssuer) ||
 			(len(list.AuthorityKeyId) > 0 && len(issuer.SubjectKeyId) > 0 && !bytes.Equal(list.AuthorityKeyId, issuer.SubjectKeyId)) {

@@ -215,6 +215,8 @@ type Profile struct {
 	paths       pathCache
 	// noPathCache turns the cache off (benchmarks of the cold path).
 	noPathCache bool
+	// wallClock, when set, replaces time.Now for CRL reloads (tests).
+	wallClock func() time.Time
 }
 
 // Compile checks p (anchors parse, CEL identity type-checks, EKU and
@@ -517,7 +519,7 @@ func (p *Profile) buildPath(chain []*x509.Certificate, now time.Time) ([]*x509.C
 }
 
 // diagnose explains a failed path: it walks up from the leaf by issuer
-// name through the presented certificates and the anchors (at most
+// name through the anchors and the candidates path building had (at most
 // MaxChain steps, one signature check each) and names the first link
 // that is expired, not yet valid or badly signed. Otherwise the chain
 // does not lead to an anchor.
@@ -527,8 +529,9 @@ func (p *Profile) diagnose(chain []*x509.Certificate, now time.Time, err error) 
 		return refuse(stagePath, CauseUntrusted, "the chain is not valid: %v", err)
 	}
 	c := chain[0]
+	presented := candidates(chain[1:])
 	for range MaxChain {
-		parent, anchor := p.findParent(chain[1:], c)
+		parent, anchor := p.findParent(presented, c)
 		if parent == nil {
 			break
 		}
@@ -581,9 +584,13 @@ func describe(c *x509.Certificate) string {
 // in the CRLs of its issuer, then asks the OCSP responder, if any, about
 // the leaf.
 func (p *Profile) checkRevocation(ctx context.Context, path []*x509.Certificate, now time.Time) *Refusal {
+	wall := time.Now()
+	if p.wallClock != nil {
+		wall = p.wallClock()
+	}
 	for i := 0; i+1 < len(path); i++ {
 		c, issuer := path[i], path[i+1]
-		verdict, file := checkCRLs(p.crls, c, issuer, now)
+		verdict, file := checkCRLs(p.crls, c, issuer, now, wall)
 		what := "the certificate"
 		if i > 0 {
 			what = "CA certificate " + c.Subject.String()
@@ -623,6 +630,14 @@ func (p *Profile) checkRevocation(ctx context.Context, path []*x509.Certificate,
 // every order of them (see clientcert's pathCandidates, issue 13).
 func pathCandidates(certs []*x509.Certificate) *x509.CertPool {
 	pool := x509.NewCertPool()
+	for _, c := range candidates(certs) {
+		pool.AddCert(c)
+	}
+	return pool
+}
+
+func candidates(certs []*x509.Certificate) []*x509.Certificate {
+	out := make([]*x509.Certificate, 0, len(certs))
 	seen := make(map[string]bool, len(certs))
 	for _, c := range certs {
 		if seen[string(c.RawSubject)] {
@@ -632,9 +647,9 @@ func pathCandidates(certs []*x509.Certificate) *x509.CertPool {
 			continue
 		}
 		seen[string(c.RawSubject)] = true
-		pool.AddCert(c)
+		out = append(out, c)
 	}
-	return pool
+	return out
 }
 
 // reaches reports whether a certificate of chain names one of the

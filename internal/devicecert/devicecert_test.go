@@ -306,51 +306,53 @@ func TestCRL(t *testing.T) {
 		_, err := p.Verify(ctx, l.Chain, devicecert.RoleCBSD, at)
 		wantCause(t, err, cause)
 	}
-	// Each step is a second later: CRL files are looked at once a second.
-	at := now
-	step := func() time.Time { at = at.Add(1100 * time.Millisecond); return at }
+	// CRL files are looked at once a second of the real clock, not of
+	// the request's time: each step moves the wall clock a second on and
+	// keeps the request's time.
+	wall := now
+	devicecert.SetWallClock(p, func() time.Time { return wall })
+	step := func() time.Time { wall = wall.Add(1100 * time.Millisecond); return now }
 
 	t.Run("not revoked", func(t *testing.T) {
 		check(t, direct, step(), "")
-		check(t, viaOEM, at, "")
+		check(t, viaOEM, now, "")
 	})
 	t.Run("revoked leaf, CRL file replaced on disk", func(t *testing.T) {
 		fresh(leafCRL, pki.CBSDCA, big.NewInt(7), direct.Cert.SerialNumber)
+		check(t, direct, now, "") // within the second: not looked at yet
 		check(t, direct, step(), devicecert.CauseRevoked)
-		check(t, viaOEM, at, "")
+		check(t, viaOEM, now, "")
 		fresh(leafCRL, pki.CBSDCA)
 		check(t, direct, step(), "")
 	})
 	t.Run("revoked leaf under the OEM CA (PEM CRL)", func(t *testing.T) {
 		fresh(oemCRL, oem, viaOEM.Cert.SerialNumber)
 		check(t, viaOEM, step(), devicecert.CauseRevoked)
-		check(t, direct, at, "")
+		check(t, direct, now, "")
 		fresh(oemCRL, oem)
 		check(t, viaOEM, step(), "")
 	})
 	t.Run("revoked intermediate", func(t *testing.T) {
 		fresh(leafCRL, pki.CBSDCA, oem.Cert.SerialNumber)
 		check(t, viaOEM, step(), devicecert.CauseRevoked)
-		check(t, direct, at, "")
+		check(t, direct, now, "")
 		fresh(leafCRL, pki.CBSDCA)
 		fresh(rootCRL, pki.Root, pki.CBSDCA.Cert.SerialNumber)
 		check(t, direct, step(), devicecert.CauseRevoked)
-		check(t, viaOEM, at, devicecert.CauseRevoked)
+		check(t, viaOEM, now, devicecert.CauseRevoked)
 		fresh(rootCRL, pki.Root)
 		check(t, direct, step(), "")
 	})
 	t.Run("stale CRL", func(t *testing.T) {
 		pki.CRL(t, oem, nil, now.Add(-48*time.Hour), now.Add(-time.Hour), oemCRL)
 		check(t, viaOEM, step(), devicecert.CauseCRLStale)
-		check(t, direct, at, "") // another CA's certificates are not affected
+		check(t, direct, now, "") // another CA's certificates are not affected
 		fresh(oemCRL, oem)
 		check(t, viaOEM, step(), "")
 		// A CRL goes stale with time, too.
 		check(t, direct, now.Add(25*time.Hour), devicecert.CauseCRLStale)
-		at = now.Add(25 * time.Hour)
 	})
 	t.Run("reload failure keeps the previous CRL", func(t *testing.T) {
-		at = now
 		fresh(leafCRL, pki.CBSDCA, direct.Cert.SerialNumber)
 		check(t, direct, step(), devicecert.CauseRevoked)
 		if err := os.WriteFile(leafCRL, []byte("not a CRL"), 0o644); err != nil {
