@@ -3,6 +3,26 @@
 // (certificatePolicies under 1.3.6.1.4.1.46609.1.1) and identifiers (FCC
 // ID, serial number and FRN in SubjectAltName otherName values), or, for
 // a generic X.509 profile, a CEL expression over the certificate.
+//
+// A profile is compiled once ([Compile]: every problem reported at once)
+// and verifies chains ([Profile.Verify], or [Trust.Verify] over several).
+// In order: at most [MaxChain] certificates; the leaf's validity; a path
+// to the anchors through the intermediates the device sent (one per
+// subject, as clientcert does, so that a hostile chain costs a few
+// signature checks); the EKU policy; the role the request's path needs;
+// the identifiers ([MaxIdentifierLen] bytes each, UTF8String, once each,
+// no control characters); the FCC ID allow-list; then revocation: the
+// CRLs of each certificate's issuer (leaf and intermediates; a CRL past
+// its nextUpdate refuses, CauseCRLStale) and the OCSP responder, if any,
+// for the leaf. A refusal is a [*Refusal] with a stable Cause.
+//
+// Verified paths are cached per profile (keyed by the presented chain,
+// kept while every certificate of the path is valid), so a device that
+// comes back costs no signature check; revocation and identity are
+// checked on every call. CRL files are looked at, from Verify, at most
+// once a second and reloaded when they change; a reload that fails keeps
+// the list in use ([Profile.CRLStatus] reports it). Delta CRLs and CRL
+// distribution points are not used: the operator's CRL files are.
 package devicecert
 
 import (
@@ -38,7 +58,8 @@ const (
 	RoleCBSD      Role = "cbsd"      // .1.1.3
 	RoleOperator  Role = "operator"  // .1.1.4: a domain proxy
 	RoleCA        Role = "ca"        // .1.1.5
-	// RoleDevice is the role of every leaf of an x509 profile.
+	// RoleDevice is the role of every leaf of an x509 profile. As
+	// Verify's want it names the device path, as RoleCBSD does.
 	RoleDevice Role = "device"
 )
 
@@ -671,8 +692,8 @@ type Trust struct {
 // Verify tries each profile whose anchors the chain leads to (a
 // certificate of the chain names one of them as its issuer), in order,
 // and returns the first identity; otherwise the Refusal of the profile
-// that got furthest (the first of them on a tie), or CauseUntrusted when
-// no profile's anchors are reached.
+// that got furthest (the first of them on a tie) with that profile, or
+// CauseUntrusted and a nil profile when no profile's anchors are reached.
 func (t *Trust) Verify(ctx context.Context, chain []*x509.Certificate, want Role, now time.Time) (*Identity, *Profile, error) {
 	if len(chain) == 0 || chain[0] == nil {
 		return nil, nil, refuse(stageShape, CauseMalformed, "no device certificate")

@@ -41,6 +41,9 @@ func FuzzParseOtherNames(f *testing.F) {
 			if len(n.Value) > len(san) || !bytes.Contains(san, n.Value) {
 				t.Fatalf("value %x is not from the input", n.Value)
 			}
+			if n.Tag == 0 {
+				continue // devicetest would encode it as a UTF8String
+			}
 			// Re-encoded, a parsed name parses back the same.
 			again, err := devicecert.ParseOtherNames(devicetest.SAN([]devicetest.OtherName{{OID: n.OID, Tag: n.Tag, Value: n.Value}}, nil, nil, nil, nil))
 			if err != nil || len(again) != 1 || !again[0].OID.Equal(n.OID) || again[0].Tag != n.Tag || !bytes.Equal(again[0].Value, n.Value) {
