@@ -101,8 +101,9 @@ type Identity struct {
 	// Leaf is the verified certificate; Thumbprint its x5t#S256.
 	Leaf       *x509.Certificate
 	Thumbprint string
-	// Issuer (the leaf's issuer DN), SerialNumber (hex) and NotAfter,
-	// for audit records and the token's lifetime.
+	// Issuer (the leaf's issuer DN as encoded, RFC 4514), SerialNumber
+	// (lower-case hex) and NotAfter, for audit records and the token's
+	// lifetime.
 	Issuer       string
 	SerialNumber string
 	NotAfter     time.Time
@@ -414,7 +415,7 @@ func (p *Profile) verify(ctx context.Context, chain []*x509.Certificate, want Ro
 		Profile:      p.Spec.Name,
 		Leaf:         leaf,
 		Thumbprint:   clientcert.Thumbprint(leaf),
-		Issuer:       leaf.Issuer.String(),
+		Issuer:       dnString(leaf.RawIssuer),
 		SerialNumber: leaf.SerialNumber.Text(16),
 		NotAfter:     leaf.NotAfter,
 	}
@@ -461,12 +462,12 @@ func (p *Profile) cbrsIdentity(id *Identity, leaf *x509.Certificate, path Role) 
 		}
 		id.Subject = CBSDSubject(names.FCCID, names.Serial)
 	case RoleOperator:
-		cn := leaf.Subject.CommonName
+		cn := nameView(leaf.RawSubject).CN
 		if names.FRN == "" {
 			return refuse(stageLeaf, CauseIdentity, "the domain proxy's certificate names no FRN (otherName %s)", OIDFRN)
 		}
 		if err := CheckIdentifier(cn); err != nil {
-			return refuse(stageLeaf, CauseIdentity, "the domain proxy's subject common name %v", err)
+			return refuse(stageLeaf, CauseIdentity, "the domain proxy's subject common name (exactly one) %v", err)
 		}
 		id.Subject = "dp:" + Escape(names.FRN) + ":" + Escape(cn)
 	}

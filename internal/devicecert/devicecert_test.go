@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"math/big"
 	"net/url"
@@ -188,6 +189,7 @@ func TestVerifyRefusals(t *testing.T) {
 		}))},
 		{name: "DP without FRN", cause: devicecert.CauseIdentity, want: devicecert.RoleOperator, chain: leaf(devicetest.Leaf{Role: devicecert.RoleOperator, Subject: pkix.Name{CommonName: "dp1"}})},
 		{name: "DP without CN", cause: devicecert.CauseIdentity, want: devicecert.RoleOperator, chain: leaf(devicetest.Leaf{Role: devicecert.RoleOperator, FRN: "1", Subject: pkix.Name{Organization: []string{"Op"}}})},
+		{name: "DP with two CNs", cause: devicecert.CauseIdentity, want: devicecert.RoleOperator, chain: leaf(devicetest.Leaf{Role: devicecert.RoleOperator, FRN: "1", Subject: twoCNs("dp1", "dp2")})},
 		{name: "untrusted root", cause: devicecert.CauseUntrusted, chain: func() []*x509.Certificate { return other.Leaf(t, good).Chain }},
 		{name: "untrusted root presented", cause: devicecert.CauseUntrusted, chain: func() []*x509.Certificate {
 			return append(other.Leaf(t, good).Chain, other.Root.Cert)
@@ -464,6 +466,18 @@ func TestX509Profile(t *testing.T) {
 			wantCause(t, err, devicecert.CauseIdentity)
 		}
 	})
+	t.Run("two common names", func(t *testing.T) {
+		p, _ := x509p("cert.subject.cn")
+		two := pki.Leaf(t, devicetest.Leaf{Subject: twoCNs("victim", "attacker")})
+		_, err := p.Verify(ctx, two.Chain, devicecert.RoleDevice, now)
+		wantCause(t, err, devicecert.CauseIdentity)
+		p, _ = x509p("cert.subject.dn")
+		id, err := p.Verify(ctx, two.Chain, devicecert.RoleDevice, now)
+		wantCause(t, err, "")
+		if !strings.Contains(id.Subject, "victim") || !strings.Contains(id.Subject, "attacker") {
+			t.Errorf("dn %q lacks a common name", id.Subject)
+		}
+	})
 	t.Run("not a domain proxy", func(t *testing.T) {
 		p, _ := x509p("cert.subject.cn")
 		_, err := p.Verify(ctx, leaf.Chain, devicecert.RoleOperator, now)
@@ -486,6 +500,13 @@ func TestX509Profile(t *testing.T) {
 			}
 		}
 	})
+}
+
+// twoCNs is a subject with two common names: pkix.Name would keep the
+// last only.
+func twoCNs(a, b string) pkix.Name {
+	cn := asn1.ObjectIdentifier{2, 5, 4, 3}
+	return pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: cn, Value: a}, {Type: cn, Value: b}}}
 }
 
 func fingerprintHex(c *x509.Certificate) string {
