@@ -61,6 +61,11 @@ type Name struct {
 	DN           string   `cel:"dn"`
 }
 
+// ReservedPrefixes begin the subs of cbrs profiles' identities: an x509
+// profile's identity may not begin with them, or a generic certificate
+// whose CN reads "cbsd:ABC123:SN-1" would be given a CBSD's sub.
+var ReservedPrefixes = []string{"cbsd:", "dp:"}
+
 // MaxSubjectLen bounds the value of an Identity expression, in bytes.
 const MaxSubjectLen = 256
 
@@ -137,6 +142,11 @@ func evalIdentity(prg cel.Program, c *x509.Certificate) (string, error) {
 	}
 	if err := checkText(s); err != nil {
 		return "", fmt.Errorf("the identity %s", err)
+	}
+	for _, prefix := range ReservedPrefixes {
+		if strings.HasPrefix(s, prefix) {
+			return "", fmt.Errorf("the identity %q starts with %q, which names CBRS devices and domain proxies only", s, prefix)
+		}
 	}
 	return s, nil
 }

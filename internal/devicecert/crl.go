@@ -35,8 +35,9 @@ type crlFile struct {
 	// sigOK caches the issuers (SHA-256 of their DER) whose key signed
 	// the list: it is checked once per issuer, not per request.
 	sigOK map[[32]byte]bool
-	// lastErr is the last reload failure ("" after a good one), kept for
-	// the operator; the previous list stays in use.
+	// lastErr is the last reload failure (nil after a good one), kept
+	// for the operator; the previous list stays in use. A new list of
+	// another issuer than the first one loaded is such a failure.
 	lastErr error
 }
 
@@ -73,6 +74,11 @@ func (f *crlFile) load(st os.FileInfo) error {
 	list, err := x509.ParseRevocationList(der)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
+	}
+	if f.list != nil && !bytes.Equal(list.RawIssuer, f.list.RawIssuer) {
+		// The file is configured for one CA: a list of another would
+		// leave that CA's certificates unchecked without a word.
+		return fmt.Errorf("%s: the new CRL's issuer %s is not the previous one's, %s", f.path, dnString(list.RawIssuer), dnString(f.list.RawIssuer))
 	}
 	revoked := make(map[string]bool, len(list.RevokedCertificateEntries))
 	for _, e := range list.RevokedCertificateEntries {
@@ -126,8 +132,8 @@ const (
 // identifier (a re-keyed CA keeps its name). A CRL past its nextUpdate
 // still revokes what it lists. now is the request's time, wall the real
 // clock's (for reloads).
-func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now, wall time.Time) (crlVerdict, string) {
-	verdict, stalePath := crlNone, ""
+func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now, wall time.Time) crlVerdict {
+	verdict := crlNone
 	serial := string(c.SerialNumber.Bytes()) + signOf(c.SerialNumber.Sign())
 	for _, f := range files {
 		f.mu.Lock()
@@ -142,7 +148,7 @@ func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now, wall time.Tim
 		if !f.sigOK[key] {
 			if err := list.CheckSignatureFrom(issuer); err != nil {
 				f.mu.Unlock()
-				return crlBadSig, f.path
+				return crlBadSig
 			}
 			if f.sigOK == nil {
 				f.sigOK = make(map[[32]byte]bool)
@@ -152,16 +158,16 @@ func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now, wall time.Tim
 		revoked := f.revoked[serial]
 		f.mu.Unlock()
 		if revoked {
-			return crlRevoked, f.path
+			return crlRevoked
 		}
 		switch {
 		case list.NextUpdate.IsZero() || !now.After(list.NextUpdate):
 			verdict = crlGood
 		case verdict == crlNone:
-			verdict, stalePath = crlStale, f.path
+			verdict = crlStale
 		}
 	}
-	return verdict, stalePath
+	return verdict
 }
 
 // errNoCRL is returned by CRLStatus for a path that is not configured.

@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -612,7 +611,7 @@ func (p *Profile) checkRevocation(ctx context.Context, path []*x509.Certificate,
 	}
 	for i := 0; i+1 < len(path); i++ {
 		c, issuer := path[i], path[i+1]
-		verdict, file := checkCRLs(p.crls, c, issuer, now, wall)
+		verdict := checkCRLs(p.crls, c, issuer, now, wall)
 		what := "the certificate"
 		if i > 0 {
 			what = "CA certificate " + c.Subject.String()
@@ -621,9 +620,9 @@ func (p *Profile) checkRevocation(ctx context.Context, path []*x509.Certificate,
 		case crlRevoked:
 			return refuse(stageRevocation, CauseRevoked, "%s (serial %s) is revoked by its issuer's CRL", what, c.SerialNumber.Text(16))
 		case crlStale:
-			return refuse(stageRevocation, CauseCRLStale, "the CRL of %s (%s) is past its nextUpdate; %s cannot be checked", issuer.Subject, filepath.Base(file), what)
+			return refuse(stageRevocation, CauseCRLStale, "the CRL of %s is past its nextUpdate; %s cannot be checked", dnString(issuer.RawSubject), what)
 		case crlBadSig:
-			return refuse(stageRevocation, CauseCRLInvalid, "the CRL %s names %s as issuer but is not signed by its key", filepath.Base(file), issuer.Subject)
+			return refuse(stageRevocation, CauseCRLInvalid, "a CRL names %s as issuer but is not signed by its key", dnString(issuer.RawSubject))
 		}
 	}
 	if p.ocsp == nil || len(path) < 2 {
@@ -714,7 +713,7 @@ func (t *Trust) Verify(ctx context.Context, chain []*x509.Certificate, want Role
 		}
 	}
 	if best == nil {
-		return nil, nil, refuse(stagePath, CauseUntrusted, "no device trust profile trusts the certificate's issuer (%s)", chain[0].Issuer)
+		return nil, nil, refuse(stagePath, CauseUntrusted, "no device trust profile trusts the certificate's issuer (%s)", dnString(chain[0].RawIssuer))
 	}
 	return nil, bestProfile, best
 }

@@ -372,6 +372,17 @@ func TestCRL(t *testing.T) {
 		fresh(leafCRL, pki.CBSDCA)
 		check(t, direct, step(), "")
 	})
+	t.Run("a CRL of another CA does not replace the file's", func(t *testing.T) {
+		fresh(leafCRL, pki.CBSDCA, direct.Cert.SerialNumber)
+		check(t, direct, step(), devicecert.CauseRevoked)
+		fresh(leafCRL, oem)
+		check(t, direct, step(), devicecert.CauseRevoked)
+		if _, _, reloadErr, _ := p.CRLStatus(leafCRL); reloadErr == nil || !strings.Contains(reloadErr.Error(), "issuer") {
+			t.Errorf("reload error %v, want the issuer change", reloadErr)
+		}
+		fresh(leafCRL, pki.CBSDCA)
+		check(t, direct, step(), "")
+	})
 	t.Run("a re-keyed CA's CRL of the same name is not this one's", func(t *testing.T) {
 		twin := devicetest.New(t) // same names, other keys
 		other := filepath.Join(dir, "twin.crl")
@@ -463,6 +474,14 @@ func TestX509Profile(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = p.Verify(ctx, leaf.Chain, devicecert.RoleDevice, now)
+			wantCause(t, err, devicecert.CauseIdentity)
+		}
+	})
+	t.Run("a CBSD's sub is not an x509 identity", func(t *testing.T) {
+		p, _ := x509p("cert.subject.cn")
+		for _, cn := range []string{"cbsd:ABC123:SN-1", "dp:0012345678:dp1"} {
+			l := pki.Leaf(t, devicetest.Leaf{Subject: pkix.Name{CommonName: cn}})
+			_, err := p.Verify(ctx, l.Chain, devicecert.RoleDevice, now)
 			wantCause(t, err, devicecert.CauseIdentity)
 		}
 	})
