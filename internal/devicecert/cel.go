@@ -76,7 +76,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.OptionalTypes(),
 		cel.DefaultUTCTimeZone(true),
 		ext.Strings(),
-		ext.Lists(),
+		ext.Lists(ext.ListsMaxRangeSize(celpolicy.CostLimit)),
 		ext.Sets(),
 		ext.Math(),
 		cel.ASTValidators(

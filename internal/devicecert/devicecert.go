@@ -212,6 +212,31 @@ func CBSDSubject(fccID, serial string) string {
 // sent), and crypto/tls's 8 is ample.
 const MaxChain = 8
 
+// MaxChainDER bounds the DER of a chain a device sends as a subject
+// token: 8 certificates of a few KB (an RSA-4096 certificate is ~1.5 KB).
+const MaxChainDER = 64 << 10
+
+// ParseChain parses a chain sent as the concatenated DER of its
+// certificates (leaf first), as x509.ParseCertificates reads it: at most
+// MaxChainDER bytes and MaxChain certificates. A refusal has
+// CauseMalformed.
+func ParseChain(der []byte) ([]*x509.Certificate, error) {
+	switch {
+	case len(der) == 0:
+		return nil, refuse(stageShape, CauseMalformed, "no certificate")
+	case len(der) > MaxChainDER:
+		return nil, refuse(stageShape, CauseMalformed, "the chain is longer than %d bytes", MaxChainDER)
+	}
+	certs, err := x509.ParseCertificates(der)
+	switch {
+	case err != nil:
+		return nil, refuse(stageShape, CauseMalformed, "the chain does not parse: %v", err)
+	case len(certs) > MaxChain:
+		return nil, refuse(stageShape, CauseMalformed, "the chain has %d certificates, more than %d", len(certs), MaxChain)
+	}
+	return certs, nil
+}
+
 // MaxIntermediateRSABits bounds the RSA keys of the intermediates a
 // device sends, as crypto/tls bounds a handshake's.
 const MaxIntermediateRSABits = 8192

@@ -575,3 +575,32 @@ func TestTrust(t *testing.T) {
 	_, _, err = trust.Verify(ctx, dp.Chain, devicecert.RoleCBSD, now)
 	wantCause(t, err, devicecert.CauseRole)
 }
+
+func TestParseChain(t *testing.T) {
+	pki := devicetest.New(t)
+	leaf := pki.Leaf(t, devicetest.Leaf{Role: devicecert.RoleCBSD, FCCID: "A", Serial: "1", Issuer: pki.SubCA(t, "OEM")})
+	var der []byte
+	for _, d := range leaf.DER() {
+		der = append(der, d...)
+	}
+	chain, err := devicecert.ParseChain(der)
+	if err != nil || len(chain) != 3 || !chain[0].Equal(leaf.Cert) {
+		t.Fatalf("ParseChain: %d certificates, %v", len(chain), err)
+	}
+	long := der
+	for len(long) < len(der)*(devicecert.MaxChain/3+1) {
+		long = append(long, der...)
+	}
+	for name, in := range map[string][]byte{
+		"empty":     nil,
+		"truncated": der[:len(der)-1],
+		"too many":  long,
+		"too long":  make([]byte, devicecert.MaxChainDER+1),
+		"PEM":       leaf.PEM(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := devicecert.ParseChain(in)
+			wantCause(t, err, devicecert.CauseMalformed)
+		})
+	}
+}

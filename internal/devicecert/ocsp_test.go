@@ -1,12 +1,9 @@
 package devicecert_test
 
 import (
-	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,61 +14,10 @@ import (
 	"github.com/keybridge/sts/internal/store"
 )
 
-// responder is a real OCSP responder over loopback, signing with the
-// CBSD CA's key: status says what it answers for a serial number.
-type responder struct {
-	ca    *devicetest.CA
-	mu    sync.Mutex
-	state map[string]int // serial (hex) -> ocsp.Good, Revoked, Unknown; absent: HTTP 500
-	next  time.Duration  // nextUpdate after now (0: none)
-	hits  atomic.Int32
-}
-
-func (r *responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.hits.Add(1)
-	body, _ := io.ReadAll(req.Body)
-	oreq, err := ocsp.ParseRequest(body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.mu.Lock()
-	status, ok := r.state[oreq.SerialNumber.Text(16)]
-	next := r.next
-	r.mu.Unlock()
-	if !ok {
-		http.Error(w, "down", http.StatusInternalServerError)
-		return
-	}
-	now := time.Now()
-	tmpl := ocsp.Response{Status: status, SerialNumber: oreq.SerialNumber, ThisUpdate: now.Add(-time.Minute)}
-	if next > 0 {
-		tmpl.NextUpdate = now.Add(next)
-	}
-	if status == ocsp.Revoked {
-		tmpl.RevokedAt = now.Add(-time.Hour)
-	}
-	der, err := ocsp.CreateResponse(r.ca.Cert, r.ca.Cert, tmpl, r.ca.Key)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/ocsp-response")
-	w.Write(der)
-}
-
-func (r *responder) set(serial *big.Int, status int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.state[serial.Text(16)] = status
-}
-
 func TestOCSP(t *testing.T) {
 	pki := devicetest.New(t)
-	r := &responder{ca: pki.CBSDCA, state: map[string]int{}, next: time.Hour}
-	srv := httptest.NewServer(r)
-	defer srv.Close()
-	p := compile(t, pki, func(p *store.DeviceProfile) { p.OCSPURL = srv.URL })
+	r := pki.OCSPResponder(t, pki.CBSDCA)
+	p := compile(t, pki, func(p *store.DeviceProfile) { p.OCSPURL = r.URL })
 	now := time.Now()
 	verify := func(l *devicetest.Issued) error {
 		_, err := p.Verify(ctx, l.Chain, devicecert.RoleCBSD, now)
@@ -81,9 +27,9 @@ func TestOCSP(t *testing.T) {
 	revoked := pki.Leaf(t, cbsd("A", "2"))
 	unknown := pki.Leaf(t, cbsd("A", "3"))
 	down := pki.Leaf(t, cbsd("A", "4"))
-	r.set(good.Cert.SerialNumber, ocsp.Good)
-	r.set(revoked.Cert.SerialNumber, ocsp.Revoked)
-	r.set(unknown.Cert.SerialNumber, ocsp.Unknown)
+	r.Set(good.Cert.SerialNumber, ocsp.Good)
+	r.Set(revoked.Cert.SerialNumber, ocsp.Revoked)
+	r.Set(unknown.Cert.SerialNumber, ocsp.Unknown)
 
 	wantCause(t, verify(good), "")
 	wantCause(t, verify(revoked), devicecert.CauseRevoked)
@@ -91,29 +37,28 @@ func TestOCSP(t *testing.T) {
 	wantCause(t, verify(down), devicecert.CauseOCSP)
 
 	// Answers are kept until their nextUpdate: no second request.
-	hits := r.hits.Load()
+	hits := r.Requests()
 	wantCause(t, verify(good), "")
 	wantCause(t, verify(revoked), devicecert.CauseRevoked)
-	if got := r.hits.Load(); got != hits {
+	if got := r.Requests(); got != hits {
 		t.Errorf("cached answers asked again: %d requests, want %d", got, hits)
 	}
 	// A leaf a CRL already revokes is not asked about.
 	crl := t.TempDir() + "/ca.crl"
 	pki.CRL(t, pki.CBSDCA, []*big.Int{down.Cert.SerialNumber}, now.Add(-time.Hour), now.Add(time.Hour), crl)
-	p2 := compile(t, pki, func(p *store.DeviceProfile) { p.OCSPURL, p.CRLFiles = srv.URL, []string{crl} })
-	hits = r.hits.Load()
+	p2 := compile(t, pki, func(p *store.DeviceProfile) { p.OCSPURL, p.CRLFiles = r.URL, []string{crl} })
+	hits = r.Requests()
 	_, err := p2.Verify(ctx, down.Chain, devicecert.RoleCBSD, now)
 	wantCause(t, err, devicecert.CauseRevoked)
-	if r.hits.Load() != hits {
+	if r.Requests() != hits {
 		t.Error("the responder was asked about a leaf the CRL revokes")
 	}
 
 	t.Run("a response signed by another key is refused", func(t *testing.T) {
 		other := devicetest.New(t)
-		r2 := &responder{ca: other.CBSDCA, state: map[string]int{good.Cert.SerialNumber.Text(16): ocsp.Good}}
-		srv2 := httptest.NewServer(r2)
-		defer srv2.Close()
-		p3 := compile(t, pki, func(p *store.DeviceProfile) { p.OCSPURL = srv2.URL })
+		r2 := other.OCSPResponder(t, other.CBSDCA)
+		r2.Set(good.Cert.SerialNumber, ocsp.Good)
+		p3 := compile(t, pki, func(p *store.DeviceProfile) { p.OCSPURL = r2.URL })
 		_, err := p3.Verify(ctx, good.Chain, devicecert.RoleCBSD, now)
 		wantCause(t, err, devicecert.CauseOCSP)
 	})
