@@ -265,6 +265,38 @@ type Profile struct {
 	wallClock func() time.Time
 }
 
+// CompileError is one problem Compile found with a profile; Compile
+// returns every one, joined with errors.Join ([CompileErrors] lists
+// them).
+type CompileError struct {
+	Profile string
+	// Field names what is wrong: "name", "kind", "identity", "eku",
+	// "anchors", "fcc ids", "crl" or "ocsp url".
+	Field string
+	Msg   string
+}
+
+// Error renders e as `device profile "NAME": FIELD: MSG`.
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("device profile %q: %s: %s", e.Profile, e.Field, e.Msg)
+}
+
+// CompileErrors lists the problems of an error Compile returned.
+func CompileErrors(err error) []*CompileError {
+	var out []*CompileError
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, CompileErrors(e)...)
+		}
+		return out
+	}
+	var ce *CompileError
+	if errors.As(err, &ce) {
+		out = append(out, ce)
+	}
+	return out
+}
+
 // Compile checks p (anchors parse, CEL identity type-checks, EKU and
 // kind known, CRL files readable, allow-list well formed) and returns
 // the compiled profile; every problem is listed in the error, each
@@ -276,38 +308,38 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 		return nil, errors.New("devicecert: no profile")
 	}
 	var errs []error
-	fail := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("device profile %q: "+format, append([]any{p.Name}, args...)...))
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, &CompileError{Profile: p.Name, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	out := &Profile{Spec: p, anchorSet: map[string]bool{}, eku: p.EKU}
 	if p.Name == "" {
-		fail("the name is empty")
+		fail("name", "the name is empty")
 	}
 	switch p.Kind {
 	case store.DeviceKindCBRS:
 		if p.Identity != "" {
-			fail("identity: an identity expression is for %s profiles; a %s profile reads the FCC ID and serial number", store.DeviceKindX509, store.DeviceKindCBRS)
+			fail("identity", "an identity expression is for %s profiles; a %s profile reads the FCC ID and serial number", store.DeviceKindX509, store.DeviceKindCBRS)
 		}
 	case store.DeviceKindX509:
 		if strings.TrimSpace(p.Identity) == "" {
-			fail("identity: an %s profile needs an identity expression (for example cert.subject.cn)", store.DeviceKindX509)
+			fail("identity", "an %s profile needs an identity expression (for example cert.subject.cn)", store.DeviceKindX509)
 		} else if prg, err := compileIdentity(p.Identity); err != nil {
-			fail("identity: %v", err)
+			fail("identity", "%v", err)
 		} else {
 			out.identity = prg
 		}
 		if len(p.FCCIDs) > 0 {
-			fail("fcc ids: an allow-list of FCC IDs is for %s profiles", store.DeviceKindCBRS)
+			fail("fcc ids", "an allow-list of FCC IDs is for %s profiles", store.DeviceKindCBRS)
 		}
 	default:
-		fail("kind %q: want %s or %s", p.Kind, store.DeviceKindCBRS, store.DeviceKindX509)
+		fail("kind", "%q is not a kind: want %s or %s", p.Kind, store.DeviceKindCBRS, store.DeviceKindX509)
 	}
 	switch p.EKU {
 	case "":
 		out.eku = store.EKUClientAuth
 	case store.EKUClientAuth, store.EKUAny, store.EKUNone:
 	default:
-		fail("eku %q: want %s, %s or %s", p.EKU, store.EKUClientAuth, store.EKUAny, store.EKUNone)
+		fail("eku", "%q is not an EKU policy: want %s, %s or %s", p.EKU, store.EKUClientAuth, store.EKUAny, store.EKUNone)
 	}
 	out.anchors = x509.NewCertPool()
 	n := 0
@@ -315,21 +347,21 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 		var blk *pem.Block
 		if blk, rest = pem.Decode(rest); blk == nil {
 			if len(bytes.TrimSpace(rest)) > 0 && n > 0 {
-				fail("anchors: text after the last PEM block is not PEM")
+				fail("anchors", "text after the last PEM block is not PEM")
 			}
 			break
 		}
 		if blk.Type != "CERTIFICATE" {
-			fail("anchors: PEM block %d is a %q, not a CERTIFICATE", i, blk.Type)
+			fail("anchors", "PEM block %d is a %q, not a CERTIFICATE", i, blk.Type)
 			continue
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			fail("anchors: certificate %d: %v", i, err)
+			fail("anchors", "certificate %d: %v", i, err)
 			continue
 		}
 		if !c.IsCA {
-			fail("anchors: certificate %d (%s) is not a CA certificate", i, c.Subject)
+			fail("anchors", "certificate %d (%s) is not a CA certificate", i, c.Subject)
 			continue
 		}
 		out.anchors.AddCert(c)
@@ -338,13 +370,13 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 		n++
 	}
 	if n == 0 {
-		fail("anchors: no CA certificate (PEM) is given")
+		fail("anchors", "no CA certificate (PEM) is given")
 	}
 	if len(p.FCCIDs) > 0 {
 		out.allow = make(map[string]bool, len(p.FCCIDs))
 		for _, id := range p.FCCIDs {
 			if err := CheckIdentifier(id); err != nil {
-				fail("fcc ids: %q %v", id, err)
+				fail("fcc ids", "%q %v", id, err)
 			}
 			out.allow[id] = true
 		}
@@ -352,7 +384,7 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 	for _, path := range p.CRLFiles {
 		f, err := loadCRL(path)
 		if err != nil {
-			fail("crl: %v", err)
+			fail("crl", "%v", err)
 			continue
 		}
 		out.crls = append(out.crls, f)
@@ -360,7 +392,7 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 	if p.OCSPURL != "" {
 		u, err := url.Parse(p.OCSPURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fail("ocsp url %q: want an http or https URL", p.OCSPURL)
+			fail("ocsp url", "%q is not an http or https URL", p.OCSPURL)
 		}
 		out.ocsp = &ocspChecker{url: p.OCSPURL, cache: map[[32]byte]ocspEntry{}}
 	}

@@ -414,15 +414,30 @@ func TestCompileErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("Compile accepted a bad profile")
 	}
-	for _, want := range []string{`device profile "bad"`, "identity", `eku "server"`, "not a CA certificate", `"PRIVATE KEY"`, "missing.crl", "garbage.crl", "ocsp url", "fcc ids"} {
+	for _, want := range []string{`device profile "bad"`, "identity", `eku: "server"`, "not a CA certificate", `"PRIVATE KEY"`, "missing.crl", "garbage.crl", "ocsp url", "fcc ids"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
+	fields := map[string]int{}
+	for _, ce := range devicecert.CompileErrors(err) {
+		if ce.Profile != "bad" || ce.Msg == "" {
+			t.Errorf("problem %+v", ce)
+		}
+		fields[ce.Field]++
+	}
+	for _, f := range []string{"identity", "eku", "anchors", "crl", "ocsp url", "fcc ids"} {
+		if fields[f] == 0 {
+			t.Errorf("no problem for field %q in %v", f, fields)
+		}
+	}
+	if fields["crl"] != 2 || fields["anchors"] != 2 {
+		t.Errorf("problems by field %v: want two of crl and of anchors", fields)
+	}
 	if _, err := devicecert.Compile(&store.DeviceProfile{Name: "n", Kind: "cbrs", Anchors: leaf.PEM()[:len(leaf.PEM())/2]}); err == nil || !strings.Contains(err.Error(), "no CA certificate") {
 		t.Errorf("anchors without a CA: %v", err)
 	}
-	if _, err := devicecert.Compile(&store.DeviceProfile{Name: "k", Kind: "tpm", Anchors: pki.RootPEM}); err == nil || !strings.Contains(err.Error(), `kind "tpm"`) {
+	if _, err := devicecert.Compile(&store.DeviceProfile{Name: "k", Kind: "tpm", Anchors: pki.RootPEM}); err == nil || !strings.Contains(err.Error(), `kind: "tpm"`) {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if _, err := devicecert.Compile(&store.DeviceProfile{Name: "x", Kind: "x509", Anchors: pki.RootPEM}); err == nil || !strings.Contains(err.Error(), "needs an identity expression") {
