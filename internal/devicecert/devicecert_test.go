@@ -483,7 +483,10 @@ func TestX509Profile(t *testing.T) {
 		})
 	}
 	t.Run("refused at run time", func(t *testing.T) {
-		for _, expr := range []string{`cert.email[0]`, `cert.subject.ou.size() > 0 ? "x" : ""`, `cert.subject.c.size() == 0 ? "bad\n" : "x"`} {
+		for _, expr := range []string{`cert.email[0]`, `cert.subject.ou.size() > 0 ? "x" : ""`, `cert.subject.c.size() == 0 ? "bad\n" : "x"`,
+			`lists.range(5000).map(i, string(i)).join("")`, // the cost limit
+			`lists.range(300).map(i, "x").join("")`,        // longer than MaxSubjectLen
+		} {
 			p, err := x509p(expr)
 			if err != nil {
 				t.Fatal(err)
