@@ -114,3 +114,51 @@ func testAuditStatsEmpty(t *testing.T, s store.Store) {
 		t.Error("a millisecond bucket was accepted")
 	}
 }
+
+// AuditRowsEnv names the number of audit records TestAuditStatsCost of
+// each backend seeds (such as 1000000); the test is skipped when it is
+// unset, as seeding takes a while.
+const AuditRowsEnv = "STS_TEST_AUDIT_ROWS"
+
+// AuditStatsCost measures the dashboard's query on a large audit table:
+// seed inserts n token-exchange records spread evenly over the 24 hours
+// before now (one in 50 refused with invalid_grant, 20 clients), by SQL
+// of the backend (seed gets n, the first time and the step between
+// records, in the stored unit, microseconds). Then AuditStats over those
+// 24 hours must count them all, and its time is logged. It fails if the
+// query takes longer than limit, the time the portal gives it.
+func AuditStatsCost(t *testing.T, s store.Store, n int, limit time.Duration, seed func(n int, start, step int64) error) {
+	now := time.Now().UTC().Truncate(time.Minute)
+	since := now.Add(-24 * time.Hour)
+	step := (24 * time.Hour).Microseconds() / int64(n)
+	t0 := time.Now()
+	if err := seed(n, since.UnixMicro(), step); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("seeded %d audit records in %s", n, time.Since(t0).Round(time.Millisecond))
+	q := store.AuditStatsQuery{Since: since, Until: now.Add(time.Minute), Bucket: time.Minute,
+		Actions: []string{"token", "token.exchange"}, TopReasons: 10, TopClients: 10}
+	for run := range 3 {
+		t0 = time.Now()
+		got, err := s.AuditStats(t.Context(), q)
+		d := time.Since(t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var granted, refused int64
+		for _, b := range got.Buckets {
+			granted += b.Granted
+			refused += b.Refused
+		}
+		wantRefused := int64((n + 49) / 50)
+		if granted+refused != int64(n) || refused != wantRefused || len(got.Buckets) != 1440 || len(got.Clients) != 10 ||
+			len(got.Reasons) != 1 || got.Reasons[0].Refused != wantRefused {
+			t.Fatalf("AuditStats counted %d granted, %d refused in %d buckets, %d clients, reasons %v; want %d records, %d refused, 1440 buckets",
+				granted, refused, len(got.Buckets), len(got.Clients), got.Reasons, n, wantRefused)
+		}
+		t.Logf("run %d: AuditStats over %d records (24 h, 1440 buckets, top 10 clients and reasons) took %s", run+1, n, d.Round(time.Millisecond))
+		if d > limit {
+			t.Errorf("AuditStats took %s, more than the %s the portal gives it", d, limit)
+		}
+	}
+}
