@@ -97,17 +97,22 @@ func (p *Portal) auditStats(ctx context.Context, now time.Time) (*store.AuditSum
 	return c.sum, c.at, c.err
 }
 
+// countTimeout is how long one count may take.
+func (p *Portal) countTimeout() time.Duration {
+	if p.statsTimeout > 0 {
+		return p.statsTimeout
+	}
+	return statsTimeout
+}
+
 func (p *Portal) countStats(ctx context.Context, now time.Time, call chan struct{}) {
-	ctx, cancel := context.WithTimeout(ctx, statsTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.countTimeout())
 	defer cancel()
 	end := now.Truncate(dashBucket).Add(dashBucket)
 	sum, err := p.o.Store.AuditStats(ctx, store.AuditStatsQuery{
 		Since: end.Add(-dashWindow), Until: end, Bucket: dashBucket, Actions: tokenActions,
 		TopReasons: dashTopReasons, TopClients: dashTopClients,
 	})
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("counting the audit records of the last %s took longer than %s: %w", fmtDuration(dashWindow), statsTimeout, err)
-	}
 	if err != nil {
 		p.o.Logger.Error("portal: dashboard audit stats", "err", err)
 	}
@@ -455,12 +460,13 @@ func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request, u *user) erro
 	now := p.o.Now()
 	d := &dashData{HasIssuers: p.o.Issuers != nil}
 	sum, at, err := p.auditStats(ctx, now)
-	if err != nil {
-		d.StatsError = err.Error()
-		if !strings.Contains(d.StatsError, "took longer") {
-			d.StatsError = "The audit records could not be counted; the error is logged."
-		}
-	} else {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		d.StatsError = fmt.Sprintf("Counting the audit records of the last %s took longer than %s: there are too many to chart at once (docs/operations.md, Dashboard).",
+			fmtDuration(dashWindow), p.countTimeout())
+	case err != nil:
+		d.StatsError = "The audit records could not be counted; the error is logged."
+	default:
 		end := at.Truncate(dashBucket).Add(dashBucket)
 		d.Timeline = buildTimeline(sum.Buckets, end)
 		d.CountedAt = at.UTC().Format(timeLayout)

@@ -97,8 +97,10 @@ type Portal struct {
 	gate     *hashGate
 	// csrfKey signs the sign-in form's CSRF tokens.
 	csrfKey []byte
-	// stats caches the dashboard's audit aggregates.
-	stats statsCache
+	// stats caches the dashboard's audit aggregates; statsTimeout bounds
+	// one count (statsTimeout, the constant, when zero).
+	stats        statsCache
+	statsTimeout time.Duration
 }
 
 //go:embed templates/*.html
