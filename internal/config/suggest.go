@@ -73,20 +73,27 @@ func onlyUnknownFields(te *yaml.TypeError) bool {
 	return len(te.Errors) > 0
 }
 
-// unknownFieldErrors reports each unknown key of an issuers' entry with
-// the nearest key an entry has.
+// entryTypes are the types of the file's structured entries, by the name
+// yaml.v3 gives them in its errors, for suggestions.
+var entryTypes = map[string]reflect.Type{
+	"config.IssuerEntry": reflect.TypeFor[IssuerEntry](),
+}
+
+// unknownFieldErrors reports each unknown key of a structured entry (an
+// issuer's) with the nearest key such an entry has.
 func unknownFieldErrors(path string, te *yaml.TypeError) error {
-	var known []string
-	t := reflect.TypeFor[IssuerEntry]()
-	for i := range t.NumField() {
-		if tag := t.Field(i).Tag.Get("yaml"); tag != "" {
-			known = append(known, strings.Split(tag, ",")[0])
-		}
-	}
 	var errs []error
 	for _, e := range te.Errors {
 		m := unknownField.FindStringSubmatch(e)
-		errs = append(errs, fmt.Errorf("%s: %s: line %s: field %s not found in type %s%s", path, KeyIssuers, m[1], m[2], m[3], didYouMean(m[2], known)))
+		var known []string
+		if t, ok := entryTypes[m[3]]; ok {
+			for i := range t.NumField() {
+				if tag := t.Field(i).Tag.Get("yaml"); tag != "" && tag != "-" {
+					known = append(known, strings.Split(tag, ",")[0])
+				}
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: line %s: field %s not found in type %s%s", path, m[1], m[2], m[3], didYouMean(m[2], known)))
 	}
 	return errors.Join(errs...)
 }

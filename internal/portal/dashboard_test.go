@@ -107,3 +107,45 @@ func TestDashboardCountsOncePerMinute(t *testing.T) {
 		t.Errorf("after a timed-out count: %d counts, want 3 (no retry at once)", n)
 	}
 }
+
+// What a caller controls reaches the dashboard only as text: a claimed
+// client id and an error code full of markup (refused requests are
+// audited with what they claimed) are escaped, in the table and the
+// charts, and an id of 64 KiB is shortened.
+func TestDashboardEscapesWhatCallersChose(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{DirectAudit: true})
+	pw := s.CreateOperator("admin")
+	now := time.Now()
+	hostile := []store.AuditRecord{
+		{Time: now, Action: "token.client_credentials", Decision: store.DecisionRefused, ClientID: `<img src=x onerror=alert(1)>`, Error: "invalid_client", Count: 3},
+		{Time: now, Action: "token.exchange", Decision: store.DecisionRefused, ClientID: strings.Repeat("A", 64<<10), Error: `"><svg onload=alert(2)>`, Count: 2},
+	}
+	if err := s.Store.AppendAudit(context.Background(), hostile); err != nil {
+		t.Fatal(err)
+	}
+	p, err := portal.New(portal.Options{Issuer: s.URL, Store: s.Store, Accounts: s.Accounts, Keys: s.Keys,
+		Clients: &clients.Registry{Store: s.Store, Hasher: s.Hasher, Now: time.Now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := clientip.Parse("127.0.0.1")
+	srv := httptest.NewServer(res.Middleware(p))
+	t.Cleanup(srv.Close)
+	v := newVisitor(srv.URL, "")
+	v.signIn(t, "admin", pw)
+	a, err := v.do(http.MethodGet, "/portal/", nil)
+	if err != nil || a.status != http.StatusOK {
+		t.Fatalf("dashboard: %d %v", a.status, err)
+	}
+	for _, raw := range []string{"<img src=x", "<svg onload", strings.Repeat("A", 100)} {
+		if strings.Contains(a.body, raw) {
+			t.Errorf("the page contains %q unescaped or whole", raw)
+		}
+	}
+	if !strings.Contains(a.body, "&lt;img src=x onerror=alert(1)&gt;") || !strings.Contains(a.body, "&lt;svg onload=alert(2)&gt;") {
+		t.Errorf("the hostile values are not shown as text:\n%s", a.body)
+	}
+	if len(a.body) > 64<<10 {
+		t.Errorf("the page is %d bytes: the long id is not shortened", len(a.body))
+	}
+}
