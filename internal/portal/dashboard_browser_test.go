@@ -158,6 +158,10 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatalf("the real exchanges were audited as %d granted, %d refused: %+v", rg, rr, real)
 	}
 
+	// One rotation: a retired, a current and a next key to draw.
+	if err := s.Keys.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
 	base := dashboardPortal(t, s, fixedLatency{p50: 3200 * time.Microsecond, p99: 41 * time.Millisecond, n: 1234})
 	view := *s
 	view.URL = base
@@ -190,7 +194,7 @@ func TestBrowserDashboard(t *testing.T) {
 	if p50, p99 := b.text("#p50"), b.text("#p99"); p50 != "3.2 ms" || p99 != "41 ms" {
 		t.Errorf("latency p50 %q p99 %q", p50, p99)
 	}
-	if keys := b.text("#keys"); !strings.Contains(keys, "current") || !strings.Contains(keys, "next") || !strings.Contains(keys, "until the next rotation") {
+	if keys := b.text("#keys"); !strings.Contains(keys, "current") || !strings.Contains(keys, "next") || !strings.Contains(keys, "retired") || !strings.Contains(keys, "until the next rotation") {
 		t.Errorf("keys section:\n%s", keys)
 	}
 	if iss := b.text("#issuers"); !strings.Contains(iss, "k8s") || !strings.Contains(iss, "ok") || !strings.Contains(iss, "1 key, fetched") {
@@ -206,7 +210,7 @@ func TestBrowserDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if chart.Granted < 100 || chart.Refused < 20 || chart.Fill != "rgb(63, 154, 92)" || chart.KeyBars < 3 || chart.Width < 600 {
+	if chart.Granted < 100 || chart.Refused < 20 || chart.Fill != "rgb(63, 154, 92)" || chart.KeyBars < 6 || chart.Width < 600 {
 		t.Errorf("charts: %+v", chart)
 	}
 	b.checkLayout("dashboard", 1280, true, true)
