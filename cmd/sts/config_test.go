@@ -90,6 +90,9 @@ func TestConfigCheckFlagsAndStorage(t *testing.T) {
 		!strings.Contains(out, `addr: port "http" is not a number`) || !strings.Contains(out, "issuer:") {
 		t.Errorf("bad flags: %v\n%s", err, out)
 	}
+	if out, _, err := c.run("config", "check", "--addr", "0.0.0.0:84430"); err == nil || !strings.Contains(out, "addr: port 84430 is not from 0 to 65535") {
+		t.Errorf("a port out of range: %v\n%s", err, out)
+	}
 	// A flag's own type (a duration) is checked as the flag is parsed.
 	if _, _, err := c.run("config", "check", "--key-rotation-period", "monthly"); err == nil || !strings.Contains(err.Error(), "key-rotation-period") {
 		t.Errorf("a bad duration flag: %v", err)

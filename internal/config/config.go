@@ -469,8 +469,10 @@ func (c *Config) fill(v map[string]string) error {
 	if _, ok := v[FlagAddr]; ok {
 		if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("addr: %q is not host:port", c.Addr))
-		} else if _, err := strconv.Atoi(port); err != nil {
+		} else if n, err := strconv.Atoi(port); err != nil {
 			errs = append(errs, fmt.Errorf("addr: port %q is not a number", port))
+		} else if n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("addr: port %d is not from 0 to 65535", n))
 		}
 		if c.Issuer == "" {
 			c.IssuerDefault = true
