@@ -265,20 +265,29 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	)
 	if path != "" {
 		file, is, err := readFile(path)
-		if err != nil {
+		if file == nil {
 			return nil, err
 		}
+		// A file that parsed, with problems in its issuers' entries
+		// (unknown keys), is still checked whole: every problem at once.
+		if err != nil {
+			errs = append(errs, err)
+		}
 		entries = is
-		var unknown []string
-		for k, v := range file {
+		// Unknown keys, each with the nearest known one, in the file's
+		// key order; the other settings are still checked.
+		known := make([]string, 0, len(vals))
+		for k := range vals {
+			if k != FlagConfig {
+				known = append(known, k)
+			}
+		}
+		for _, k := range sortedKeys(file) {
 			if _, ok := vals[k]; !ok || k == FlagConfig {
-				unknown = append(unknown, k)
+				errs = append(errs, fmt.Errorf("%s: unknown setting %q%s", path, k, didYouMean(k, append(known, KeyIssuers))))
 				continue
 			}
-			vals[k] = v
-		}
-		if len(unknown) > 0 {
-			return nil, fmt.Errorf("%s: unknown settings: %s", path, strings.Join(unknown, ", "))
+			vals[k] = file[k]
 		}
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -312,8 +321,15 @@ func readFile(path string) (map[string]string, []IssuerEntry, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	var unknownFields error
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		// Unknown keys in issuers' entries leave the rest decoded:
+		// report them, with suggestions, beside every other problem.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) || !onlyUnknownFields(te) {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		unknownFields = unknownFieldErrors(path, te)
 	}
 	out := make(map[string]string, len(doc.Rest))
 	for k, v := range doc.Rest {
@@ -323,7 +339,7 @@ func readFile(path string) (map[string]string, []IssuerEntry, error) {
 		}
 		out[k] = fmt.Sprint(v)
 	}
-	return out, doc.Issuers, nil
+	return out, doc.Issuers, unknownFields
 }
 
 // fill parses the resolved strings and validates them, collecting every
@@ -459,17 +475,21 @@ func (c *Config) fill(v map[string]string) error {
 	if c.AdminAddr = v[FlagAdminAddr]; c.AdminAddr != "" {
 		if _, port, err := net.SplitHostPort(c.AdminAddr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port", FlagAdminAddr, c.AdminAddr))
-		} else if _, err := strconv.Atoi(port); err != nil {
+		} else if n, err := strconv.Atoi(port); err != nil {
 			errs = append(errs, fmt.Errorf("%s: port %q is not a number", FlagAdminAddr, port))
-		} else if c.AdminAddr == v[FlagAddr] && port != "0" {
+		} else if n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("%s: port %d is not from 0 to 65535", FlagAdminAddr, n))
+		} else if c.AdminAddr == v[FlagAddr] && n != 0 {
 			errs = append(errs, fmt.Errorf("%s: must differ from %s: metrics and profiles are never on the public port", FlagAdminAddr, FlagAddr))
 		}
 	}
 	if _, ok := v[FlagAddr]; ok {
 		if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("addr: %q is not host:port", c.Addr))
-		} else if _, err := strconv.Atoi(port); err != nil {
+		} else if n, err := strconv.Atoi(port); err != nil {
 			errs = append(errs, fmt.Errorf("addr: port %q is not a number", port))
+		} else if n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("addr: port %d is not from 0 to 65535", n))
 		}
 		if c.Issuer == "" {
 			c.IssuerDefault = true

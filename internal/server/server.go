@@ -116,6 +116,9 @@ type Options struct {
 	DPoPNonceKey []byte
 	// Secure: the server is reached over TLS (portal cookies are Secure).
 	Secure bool
+	// KeyRotation is the signing keys' rotation period, which the portal's
+	// dashboard shows (keys.Options.RotationPeriod); zero shows none.
+	KeyRotation time.Duration
 	// Federation tunes the fetching of trusted issuers' keys, discovery
 	// documents and introspection answers (zero values: the defaults).
 	Federation federation.Options
@@ -247,10 +250,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Issuer: o.Issuer, TokenEndpoint: o.Issuer + TokenPath, Store: syncedAudit{o.Store, s.audit}, Accounts: o.Accounts, Clients: registry, Keys: o.Keys,
 		RequireApproval: o.RequireApproval, Secure: o.Secure, Logger: o.Logger, Now: o.Now,
 		Audit: s.audit,
+		// The dashboard shows the token endpoint's recent p50 and p99.
+		Latency: m,
 		// The portal's issuer pages go through the same service as the
 		// CLI and the configuration file; a change is applied at once.
 		Issuers:      &issuers.Service{Store: o.Store, Issuer: o.Issuer, Now: o.Now},
 		TrustChanged: s.Trust.Load,
+		// The dashboard shows the trusted issuers' keys this instance holds.
+		IssuerKeys:  s.Fetcher.KeyStatus,
+		KeyRotation: o.KeyRotation,
 		Explain: func(ctx context.Context, clientID string, form url.Values) (*tokenep.Explanation, error) {
 			return s.Explain(ctx, clientID, form)
 		},
