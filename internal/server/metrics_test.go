@@ -163,3 +163,36 @@ func TestMetricsRequestCounts(t *testing.T) {
 		t.Fatalf("TokenLatency() = %v, %v, %d; want 6 requests, 0 < p50 <= p99", p50, p99, n)
 	}
 }
+
+// The portal's dashboard shows the token endpoint's latency that the
+// server measured (Metrics.TokenLatency), and "not measured" before any
+// token request.
+func TestDashboardShowsMeasuredLatency(t *testing.T) {
+	s := ststest.Start(t, ststest.Options{})
+	p := s.PortalSignIn("ops", s.CreateOperator("ops"))
+	if r := p.Get("/portal/"); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `id="latency-none"`) {
+		t.Fatalf("dashboard before any token request: %d, latency card:\n%s", r.Status, latencyCard(r.Body))
+	}
+	c := s.CreateClient(nil)
+	for range 4 {
+		s.ClientCredentials(c, nil)
+	}
+	r := p.Get("/portal/")
+	card := latencyCard(r.Body)
+	if r.Status != http.StatusOK || !strings.Contains(card, `id="p50"`) || !strings.Contains(card, "Over the 4 requests") {
+		t.Fatalf("dashboard after 4 token requests: %d, latency card:\n%s", r.Status, card)
+	}
+}
+
+func latencyCard(body []byte) string {
+	s := string(body)
+	i := strings.Index(s, `id="latency"`)
+	if i < 0 {
+		return "(no latency card)"
+	}
+	s = s[i:]
+	if j := strings.Index(s, "</section>"); j > 0 {
+		s = s[:j]
+	}
+	return s
+}
