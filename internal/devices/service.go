@@ -499,7 +499,7 @@ func checkDelegation(proxy string, d store.DeviceRef) Problems {
 }
 
 func delegationDetail(proxy string, d store.DeviceRef) string {
-	return fmt.Sprintf("proxy %s; device %s", proxy, devicecert.Escape(d.FCCID)+":"+devicecert.Escape(d.Serial))
+	return fmt.Sprintf("proxy %s; device fcc_id=%q serial=%q", proxy, d.FCCID, d.Serial)
 }
 
 // checkAccount reports an account that does not exist, when the store
