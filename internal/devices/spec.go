@@ -101,6 +101,28 @@ func (p Problems) Error() string {
 // the record to store, enabled, stamped now, or Problems naming each
 // problem.
 func (s *Spec) Build(now time.Time) (*store.DeviceProfile, *devicecert.Profile, error) {
+	p, err := s.check(now)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The CEL rules, the identity expression, the anchors as a pool and
+	// the CRL files are devicecert's to check: a profile saved is one the
+	// token endpoint can use.
+	cp, err := devicecert.Compile(p)
+	if err != nil {
+		return nil, nil, Problems{{Msg: err.Error()}}
+	}
+	return p, cp, nil
+}
+
+// Validate checks every field but does not compile the profile (nor read
+// its CRL files): the configuration file's check when it is loaded.
+func (s *Spec) Validate() error {
+	_, err := s.check(time.Time{})
+	return err
+}
+
+func (s *Spec) check(now time.Time) (*store.DeviceProfile, error) {
 	var probs Problems
 	bad := func(field, format string, args ...any) {
 		probs = append(probs, &Problem{Field: field, Msg: fmt.Sprintf(format, args...)})
@@ -213,23 +235,15 @@ func (s *Spec) Build(now time.Time) (*store.DeviceProfile, *devicecert.Profile, 
 		bad("max-batch", "%d must be between 1 and %d", s.MaxBatch, MaxBatch)
 	}
 	if len(probs) > 0 {
-		return nil, nil, probs
+		return nil, probs
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	p := &store.DeviceProfile{
+	return &store.DeviceProfile{
 		Name: s.Name, Kind: kind, Anchors: slices.Clone(s.Anchors), Identity: s.Identity, EKU: eku,
 		CRLFiles: crls, OCSPURL: s.OCSPURL, FCCIDs: fccs, Audiences: auds, Scopes: scopes,
 		Policy: clonePolicy(s.Policy), TokenTTL: s.TokenTTL, MaxBatch: maxBatch, Enabled: true,
 		CreatedAt: now, UpdatedAt: now,
-	}
-	// The CEL rules, the identity expression, the anchors as a pool and
-	// the CRL files are devicecert's to check: a profile saved is one the
-	// token endpoint can use.
-	cp, err := devicecert.Compile(p)
-	if err != nil {
-		return nil, nil, Problems{{Msg: err.Error()}}
-	}
-	return p, cp, nil
+	}, nil
 }
 
 // SpecOf is the Spec of a stored profile (every default explicit), for
