@@ -298,3 +298,31 @@ func TestApplyConfig(t *testing.T) {
 		t.Errorf("audit: %+v", recs)
 	}
 }
+
+// An instance nobody tells of changes still sees them after MaxAge.
+func TestTrustMaxAge(t *testing.T) {
+	ctx := context.Background()
+	a, st := newService(t)
+	b := &devices.Service{Store: st, MaxAge: 20 * time.Millisecond}
+	pki := devicetest.New(t)
+	if _, err := b.Trust(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Add(ctx, "cli", devices.Spec{Name: "cbrs", Anchors: pki.RootPEM}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tr, err := b.Trust(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.Profiles) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the trust never caught up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
