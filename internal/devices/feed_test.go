@@ -26,14 +26,20 @@ func TestChangeFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	heard := make(chan store.Change, 16)
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
 	go func() {
+		defer close(done)
 		for ctx.Err() == nil {
 			_ = stB.Listen(ctx, func(ch store.Change) {
 				if ch.Kind == store.ChangeDevice {
-					if err := b.Reload(ctx); err != nil {
+					if err := b.Reload(ctx); err != nil && ctx.Err() == nil {
 						t.Errorf("reload: %v", err)
 					}
-					heard <- ch
+					select {
+					case heard <- ch:
+					default:
+					}
 				}
 			})
 		}
