@@ -97,7 +97,7 @@ func TestDeviceProfileErrors(t *testing.T) {
 	c.fail("--anchors: open", "device", "profile", "add", "x", "--anchors", "/nonexistent.pem")
 	c.fail("--anchors certificate 1", "device", "profile", "add", "x", "--anchors", leaf)
 	msg := c.fail("--kind", "device", "profile", "add", "Bad", "--anchors", roots, "--kind", "tpm", "--eku", "server",
-		"--max-batch", "600", "--token-ttl", "48h", "--ocsp", "ftp://x", "--fcc-id", "A B")
+		"--max-batch", "600", "--token-ttl", "48h", "--ocsp", "ftp://x", "--fcc-id", "A\x01B")
 	for _, want := range []string{"NAME", "--eku", "--max-batch", "--token-ttl", "--ocsp", "--fcc-id"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %s: %s", want, msg)
