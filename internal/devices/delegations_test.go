@@ -147,14 +147,14 @@ func TestImportCSVBadRows(t *testing.T) {
 	ctx := context.Background()
 	s, st := newService(t)
 	in := strings.Join([]string{
-		"fcc_id,serial",            // 1
-		"GOOD1,1",                  // 2
+		"fcc_id,serial",                // 1
+		"GOOD1,1",                      // 2
 		strings.Repeat("F", 65) + ",1", // 3
-		"GOOD1",                    // 4
-		"GOOD1,",                   // 5
-		"GOOD2,a,b",                // 6
-		"GOOD3,\xff",               // 7
-		"GOOD4,4",                  // 8
+		"GOOD1",                        // 4
+		"GOOD1,",                       // 5
+		"GOOD2,a,b",                    // 6
+		"GOOD3,\xff",                   // 7
+		"GOOD4,4",                      // 8
 	}, "\n")
 	_, err := s.ImportCSV(ctx, "cli", "acct", proxy, strings.NewReader(in))
 	var ie *devices.ImportError
