@@ -1,6 +1,7 @@
 package devices_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybridge/sts/internal/devices"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/store/sqlite"
 	"github.com/keybridge/sts/internal/ststest"
@@ -68,5 +70,33 @@ func BenchmarkDelegated(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkImportCSV: the largest import (100,000 rows) in one
+// transaction.
+func BenchmarkImportCSV(b *testing.B) {
+	var csv []byte
+	for i := range devices.MaxImportRows {
+		csv = fmt.Appendf(csv, "FCC%d,SN-%07d\n", i%13, i)
+	}
+	for name, s := range benchStores(b, 0) {
+		if a, ok := s.(store.Accounts); ok {
+			now := time.Now()
+			if err := a.CreateAccount(context.Background(), &store.Account{ID: "acct", Name: "Fleet", Kind: store.AccountOrganization, Status: store.AccountActive, CreatedAt: now, UpdatedAt: now}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		svc := &devices.Service{Store: s}
+		b.Run(name, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				n++
+				got, err := svc.ImportCSV(context.Background(), "bench", "acct", fmt.Sprintf("dp:F:p%d", n), bytes.NewReader(csv))
+				if err != nil || got.Added != devices.MaxImportRows {
+					b.Fatal(got, err)
+				}
+			}
+		})
 	}
 }
