@@ -168,3 +168,23 @@ func TestDeviceDelegations(t *testing.T) {
 		t.Errorf("Delegated = %v, %v", got, err)
 	}
 }
+
+// A declared profile that does not compile (its CRL file is missing)
+// stops `sts serve` before it listens, naming the profile; one that does
+// not parse is refused when the file is loaded.
+func TestServeDeviceProfilesRefused(t *testing.T) {
+	c := newCLI(t, "")
+	pki := devicetest.New(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "roots.pem"), pki.RootPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sts.yaml")
+	os.WriteFile(cfg, []byte("device-profiles:\n  - name: cbrs\n    anchors-file: roots.pem\n    crl-files: [missing.crl]\n"), 0o600)
+	c.fail(`device profiles: device profile "cbrs": crl`, "serve", "--config", cfg, "--addr", "127.0.0.1:0")
+	os.WriteFile(cfg, []byte("device-profiles:\n  - name: cbrs\n    anchors-file: roots.pem\n    max-batch: 1000\n"), 0o600)
+	c.fail(`device-profiles: profile "cbrs": max-batch: 1000 must be between 1 and 512`, "serve", "--config", cfg, "--addr", "127.0.0.1:0")
+	if out := c.ok("device", "profile", "list"); !strings.Contains(out, "No device profiles") {
+		t.Errorf("a refused file stored profiles:\n%s", out)
+	}
+}
