@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/clientip"
+	"github.com/keybridge/sts/internal/devices"
 	"github.com/keybridge/sts/internal/issuers"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
@@ -100,6 +101,10 @@ type Config struct {
 	// list), checked but for the existence of their clients; `sts serve`
 	// applies them at start (issuers.Service.ApplyConfig).
 	Issuers []issuers.Spec
+	// DeviceProfiles are the device trust profiles the file declares
+	// (its device-profiles list), checked but not compiled; `sts serve`
+	// applies them at start (devices.Service.ApplyConfig).
+	DeviceProfiles []devices.Spec
 
 	// AdminAddr is the listen address of /metrics and /debug/pprof/;
 	// empty: not served.
@@ -260,20 +265,22 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		path = f.Value.String()
 	}
 	var (
-		entries []IssuerEntry
-		errs    []error
+		entries    []IssuerEntry
+		devEntries []DeviceProfileEntry
+		errs       []error
 	)
 	if path != "" {
-		file, is, err := readFile(path)
+		file, is, ds, err := readFile(path)
 		if file == nil {
 			return nil, err
 		}
-		// A file that parsed, with problems in its issuers' entries
-		// (unknown keys), is still checked whole: every problem at once.
+		// A file that parsed, with problems in its issuers' or device
+		// profiles' entries (unknown keys), is still checked whole: every
+		// problem at once.
 		if err != nil {
 			errs = append(errs, err)
 		}
-		entries = is
+		entries, devEntries = is, ds
 		// Unknown keys, each with the nearest known one, in the file's
 		// key order; the other settings are still checked.
 		known := make([]string, 0, len(vals))
@@ -284,7 +291,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		}
 		for _, k := range sortedKeys(file) {
 			if _, ok := vals[k]; !ok || k == FlagConfig {
-				errs = append(errs, fmt.Errorf("%s: unknown setting %q%s", path, k, didYouMean(k, append(known, KeyIssuers))))
+				errs = append(errs, fmt.Errorf("%s: unknown setting %q%s", path, k, didYouMean(k, append(known, KeyIssuers, KeyDeviceProfiles))))
 				continue
 			}
 			vals[k] = file[k]
@@ -303,21 +310,25 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	}
 	specs, issuerErrs := issuerSpecs(entries, filepath.Dir(path))
 	c.Issuers = specs
-	return c, errors.Join(append(errs, issuerErrs...)...)
+	devSpecs, devErrs := deviceSpecs(devEntries, filepath.Dir(path))
+	c.DeviceProfiles = devSpecs
+	errs = append(errs, issuerErrs...)
+	return c, errors.Join(append(errs, devErrs...)...)
 }
 
 // readFile reads the YAML file: its single-valued settings by key, and
 // its issuers list, decoded strictly (an unknown key in an entry is an
 // error, as a misspelt one would otherwise be ignored: a condition that
 // is not applied is a hole).
-func readFile(path string) (map[string]string, []IssuerEntry, error) {
+func readFile(path string) (map[string]string, []IssuerEntry, []DeviceProfileEntry, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var doc struct {
-		Issuers []IssuerEntry  `yaml:"issuers"`
-		Rest    map[string]any `yaml:",inline"`
+		Issuers        []IssuerEntry        `yaml:"issuers"`
+		DeviceProfiles []DeviceProfileEntry `yaml:"device-profiles"`
+		Rest           map[string]any       `yaml:",inline"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -327,7 +338,7 @@ func readFile(path string) (map[string]string, []IssuerEntry, error) {
 		// report them, with suggestions, beside every other problem.
 		var te *yaml.TypeError
 		if !errors.As(err, &te) || !onlyUnknownFields(te) {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		unknownFields = unknownFieldErrors(path, te)
 	}
@@ -335,11 +346,11 @@ func readFile(path string) (map[string]string, []IssuerEntry, error) {
 	for k, v := range doc.Rest {
 		switch v.(type) {
 		case map[string]any, []any:
-			return nil, nil, fmt.Errorf("%s: %s must be a single value", path, k)
+			return nil, nil, nil, fmt.Errorf("%s: %s must be a single value", path, k)
 		}
 		out[k] = fmt.Sprint(v)
 	}
-	return out, doc.Issuers, unknownFields
+	return out, doc.Issuers, doc.DeviceProfiles, unknownFields
 }
 
 // fill parses the resolved strings and validates them, collecting every

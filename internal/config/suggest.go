@@ -76,7 +76,8 @@ func onlyUnknownFields(te *yaml.TypeError) bool {
 // entryTypes are the types of the file's structured entries, by the name
 // yaml.v3 gives them in its errors, for suggestions.
 var entryTypes = map[string]reflect.Type{
-	"config.IssuerEntry": reflect.TypeFor[IssuerEntry](),
+	"config.IssuerEntry":        reflect.TypeFor[IssuerEntry](),
+	"config.DeviceProfileEntry": reflect.TypeFor[DeviceProfileEntry](),
 }
 
 // unknownFieldErrors reports each unknown key of a structured entry (an
