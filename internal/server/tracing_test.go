@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keybridge/sts/internal/clientauth"
 	"github.com/keybridge/sts/internal/server"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/ststest"
@@ -221,5 +222,48 @@ func TestTraceOutboundJWKSFetch(t *testing.T) {
 		if f.SpanKind != trace.SpanKindClient || f.Parent.SpanID() != validate[0].SpanContext.SpanID() {
 			t.Errorf("fetch span kind %v parent %v, want a client span under validate_subject", f.SpanKind, f.Parent.SpanID())
 		}
+	}
+}
+
+// The fetch of a client's jwks_uri (private_key_jwt) carries the request's
+// trace, as a client span under the authenticate step, and the client key
+// cache counts it.
+func TestTraceClientJWKSURIFetch(t *testing.T) {
+	idp := ststest.StartIdP(t) // serves the client's keys at /keys
+	var (
+		mu     sync.Mutex
+		parent string
+	)
+	idp.Serve(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		parent = r.Header.Get("traceparent")
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(idp.JWKS())
+	})
+	s, exp := tracedSTS(t, ststest.Options{ClientAssertions: clientauth.AssertionOptions{AllowLoopbackJWKS: true}})
+	c := pkClient(s, store.Binding{JWKSURI: idp.URL + "/keys"})
+	a := idp.Sign(pkClaims(c.ID, s.URL+server.TokenPath, "trace-1"))
+	if r := pkPost(s, server.TokenPath, pkForm(a), ""); r.Status != http.StatusOK {
+		t.Fatalf("assertion: %d %s", r.Status, r.Body)
+	}
+	root := rootSpan(t, exp, "token")
+	mu.Lock()
+	got := parent
+	mu.Unlock()
+	if parts := strings.Split(got, "-"); len(parts) != 4 || parts[1] != root.SpanContext.TraceID().String() {
+		t.Fatalf("jwks_uri fetch: traceparent %q, want one of trace %s", got, root.SpanContext.TraceID())
+	}
+	spans := spansOf(exp, root.SpanContext.TraceID())
+	auth, fetch := spans["authenticate"], spans["HTTP GET"]
+	if len(auth) != 1 || len(fetch) != 1 || fetch[0].Parent.SpanID() != auth[0].SpanContext.SpanID() {
+		t.Fatalf("want one HTTP GET span under authenticate; spans: %v", names(exp.GetSpans()))
+	}
+	mfs, err := s.Server.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if miss := counterValue(mfs, "sts_cache_requests_total", map[string]string{"cache": "client_jwks", "result": "miss"}); miss != 1 {
+		t.Fatalf("client_jwks misses = %v, want the one fetch", miss)
 	}
 }
