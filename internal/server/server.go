@@ -395,8 +395,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		ep := endpointOf(r.URL.Path)
 		// Traced: the span continues the caller's traceparent, and its
-		// trace id goes to the log line and the audit record.
-		r, span := s.tracer.StartRequest(r, ep.String())
+		// trace id goes to the log line and the audit record. Probes
+		// are not traced (a span every few seconds per load balancer).
+		var span trace.Span
+		if ep != metrics.EndpointHealth {
+			r, span = s.tracer.StartRequest(r, ep.String())
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
