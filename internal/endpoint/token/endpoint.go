@@ -16,6 +16,7 @@ import (
 	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/internal/ratelimit"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/token"
 	"github.com/keybridge/sts/oauth"
@@ -37,6 +38,10 @@ type Endpoint struct {
 	nonces   dpop.Nonces
 	tokenURL string
 	certs    *clientcert.Source
+	// Radio devices and domain proxies (device.go, batch.go).
+	devices    DeviceTrust
+	progs      devicePrograms
+	batchLimit *ratelimit.Limiter
 }
 
 // Options are the endpoint's dependencies.
@@ -58,6 +63,12 @@ type Options struct {
 	// Certs finds the client certificate of a request, for
 	// certificate-bound tokens (RFC 8705 §3); nil finds none.
 	Certs *clientcert.Source
+	// Devices, when not nil, lets radio devices and domain proxies
+	// obtain tokens with their certificates (issue 14).
+	Devices DeviceTrust
+	// BatchesPerMinute bounds each domain proxy's /token/batch requests
+	// (zero: DefaultBatchesPerMinute).
+	BatchesPerMinute int
 }
 
 // New returns the token endpoint.
@@ -65,6 +76,7 @@ func New(o Options) *Endpoint {
 	e := &Endpoint{
 		auth: o.Auth, tokens: o.Tokens, audit: o.Audit, limits: o.Limits, fed: o.Federation, log: o.Logger, now: o.Now,
 		dpop: o.DPoP, tokenURL: o.TokenURL, certs: o.Certs,
+		devices: o.Devices, batchLimit: newBatchLimit(o.BatchesPerMinute, o.Now),
 		grants: map[string]Grant{
 			oauth.GrantTypeTokenExchange:     tokenExchange{tokens: o.Tokens, fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits},
 			oauth.GrantTypeClientCredentials: clientCredentials{},
@@ -117,7 +129,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
 	// 1. Parse and 2. authenticate (failures bounded per source and
 	// client id).
-	form, c, cred, err := e.auth.Request(w, r)
+	form, perr := oauthhttp.ParseForm(w, r)
+	if perr == nil && isDeviceRequest(r, form) {
+		// A radio device, by its certificate alone (device.go).
+		return e.device(w, r, form, ev)
+	}
+	c, cred, err := e.auth.RequestForm(w, r, form, perr)
 	if gt := form.Get("grant_type"); gt != "" {
 		ev.Action = "token." + shortGrant(gt)
 	}
