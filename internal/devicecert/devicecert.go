@@ -8,7 +8,9 @@ package devicecert
 import (
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/keybridge/sts/internal/store"
@@ -27,6 +29,30 @@ const (
 	// RoleDevice is the role of every leaf of an x509 profile.
 	RoleDevice Role = "device"
 )
+
+// CBRS object identifiers (WINNF-TS-0022).
+var (
+	// OIDRolePrefix is the arc of the role policies: OIDRolePrefix.N.
+	OIDRolePrefix = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 46609, 1, 1}
+	// OIDFCCID, OIDSerial and OIDFRN are the otherName type-ids of the
+	// FCC ID, the CBSD serial number and the operator's FRN (UTF8String).
+	OIDFCCID  = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 46609, 1, 4}
+	OIDSerial = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 46609, 1, 5}
+	OIDFRN    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 46609, 1, 6}
+)
+
+// roleArcs numbers the CBRS roles under OIDRolePrefix.
+var roleArcs = map[Role]int{RoleSAS: 1, RoleInstaller: 2, RoleCBSD: 3, RoleOperator: 4, RoleCA: 5}
+
+// RoleOID is the certificatePolicies OID of a CBRS role; false for
+// RoleDevice or an unknown role.
+func RoleOID(r Role) (asn1.ObjectIdentifier, bool) {
+	n, ok := roleArcs[r]
+	if !ok {
+		return nil, false
+	}
+	return append(slices.Clone(OIDRolePrefix), n), true
+}
 
 // Identity is who a verified device certificate names.
 type Identity struct {
