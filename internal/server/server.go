@@ -25,6 +25,7 @@ import (
 	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/clients"
+	"github.com/keybridge/sts/internal/devices"
 	"github.com/keybridge/sts/internal/endpoint/discovery"
 	"github.com/keybridge/sts/internal/endpoint/introspect"
 	"github.com/keybridge/sts/internal/endpoint/register"
@@ -48,6 +49,9 @@ const (
 	TokenPath      = "/token/oauth2"
 	IntrospectPath = "/token/oauth2/introspect"
 	RevokePath     = "/token/oauth2/revoke"
+	// BatchPath is where a domain proxy obtains its devices' tokens
+	// (issue 14; tokenep.Endpoint.ServeBatch).
+	BatchPath = "/token/batch"
 	HealthPath     = "/healthz"
 	ReadyPath      = "/readyz"
 )
@@ -111,6 +115,14 @@ type Options struct {
 	// time: instances sharing it accept each other's nonces, and nothing
 	// is stored per nonce.
 	DPoPNonceKey []byte
+	// Devices checks radio devices' and domain proxies' certificates
+	// and delegations (issue 14); nil: a devices.Service over Store.
+	// Devices need ClientCerts (the TLS handshake, or a trusted proxy's
+	// header) to present their certificates.
+	Devices tokenep.DeviceTrust
+	// DeviceBatchesPerMinute bounds each domain proxy's /token/batch
+	// requests (zero: tokenep.DefaultBatchesPerMinute).
+	DeviceBatchesPerMinute int
 	// Secure: the server is reached over TLS (portal cookies are Secure).
 	Secure bool
 	// Federation tunes the fetching of trusted issuers' keys, discovery
@@ -209,8 +221,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if len(o.DPoPNonceKey) > 0 {
 		dv.Nonces = dpop.NewHMACNonces(o.DPoPNonceKey, DPoPNonceWindow)
 	}
+	if o.Devices == nil {
+		o.Devices = &devices.Service{Store: o.Store, Audit: s.audit, Now: o.Now}
+	}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Federation: fed, Logger: o.Logger, Now: o.Now,
-		DPoP: dv, TokenURL: o.Issuer + TokenPath, Certs: o.ClientCerts})
+		DPoP: dv, TokenURL: o.Issuer + TokenPath, Certs: o.ClientCerts,
+		Devices: o.Devices, BatchesPerMinute: o.DeviceBatchesPerMinute})
 	md := Metadata(o.Issuer)
 	md.TLSClientCertificateBoundAccessTokens = o.ClientCerts != nil && o.ClientCerts.ClientCAs != nil
 	disc := discovery.New(md, o.Keys, o.Now)
@@ -239,6 +255,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(TokenPath, s.Token)
+	mux.HandleFunc(BatchPath, s.Token.ServeBatch)
 	mux.Handle(IntrospectPath, &introspect.Endpoint{Auth: auth, Tokens: s.Tokens, Log: o.Logger, Audit: s.audit})
 	mux.Handle(RevokePath, &revoke.Endpoint{Auth: auth, Tokens: s.Tokens, Store: o.Store, Revocations: o.Store, Audit: s.audit, Log: o.Logger})
 	mux.Handle(register.Path, reg)
