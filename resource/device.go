@@ -14,20 +14,22 @@ import (
 type Device struct {
 	// Subject is the token's sub: "cbsd:" + FCC ID + ":" + serial
 	// number, each percent-escaped ("%", ":" and "/").
-	Subject string
+	Subject string `json:"sub"`
 	// FCCID and Serial identify a CBSD, as its certificate (or its
 	// domain proxy's delegation) says; empty for a device of a generic
 	// X.509 profile.
-	FCCID, Serial string
+	FCCID  string `json:"fcc_id,omitempty"`
+	Serial string `json:"serial,omitempty"`
 	// Role is the certificate's role ("cbsd", or "device" for a generic
 	// X.509 profile); Profile the STS's device trust profile.
-	Role, Profile string
+	Role    string `json:"role"`
+	Profile string `json:"profile"`
 	// Proxy is the domain proxy (act.sub) that obtained the token for
 	// the device; "" when the device presented its own certificate.
-	Proxy string
+	Proxy string `json:"proxy,omitempty"`
 	// Thumbprint is the x5t#S256 of the certificate the token is bound
 	// to: the device's, or its domain proxy's (the presenter).
-	Thumbprint string
+	Thumbprint string `json:"x5t#S256"`
 }
 
 // ErrNotDevice: the token is valid but is not a device token bound to a
