@@ -79,9 +79,15 @@ func maxBatch(p *store.DeviceProfile) int {
 // ServeBatch is POST /token/batch.
 func (e *Endpoint) ServeBatch(w http.ResponseWriter, r *http.Request) {
 	ev := store.AuditRecord{Action: "token.batch", RequestID: r.Header.Get("X-Request-Id"), Remote: r.RemoteAddr}
-	results, recs, err := e.batch(w, r, &ev)
+	var seen deviceSeen
+	results, recs, err := e.batch(w, r, &ev, &seen)
 	if err != nil {
-		err, _ = e.auth.Failed(w, r, "", err)
+		err = withCert(err, seen.leaf, seen.profile)
+		if oauth.AsError(err).Code != oauth.ErrTemporarilyUnavail {
+			// A refusal counts against the source's failure budget; a
+			// proxy's own rate limit does not.
+			err, _ = e.auth.Failed(w, r, "", err)
+		}
 		oe := oauth.AsError(err)
 		ev.Time = e.now()
 		ev.Decision, ev.Error, ev.Detail = store.DecisionRefused, string(oe.Code), oe.Error()
@@ -112,7 +118,7 @@ func (e *Endpoint) ServeBatch(w http.ResponseWriter, r *http.Request) {
 // batch authenticates the proxy, reads the batch and issues its tokens;
 // it returns the results in order and their audit records, or the
 // refusal of the whole request.
-func (e *Endpoint) batch(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) ([]any, []store.AuditRecord, error) {
+func (e *Endpoint) batch(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord, seen *deviceSeen) ([]any, []store.AuditRecord, error) {
 	ctx := r.Context()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -131,6 +137,7 @@ func (e *Endpoint) batch(w http.ResponseWriter, r *http.Request, ev *store.Audit
 	if len(chain) == 0 {
 		return nil, nil, oauth.NewError(oauth.ErrInvalidClient, "a domain proxy authenticates with its certificate: send the request over mutual TLS")
 	}
+	seen.leaf = chain[0]
 	trust, err := e.devices.Trust(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -139,20 +146,20 @@ func (e *Endpoint) batch(w http.ResponseWriter, r *http.Request, ev *store.Audit
 	// One verification for the whole batch.
 	proxy, prof, err := trust.Verify(ctx, chain, devicecert.RoleOperator, now)
 	if err != nil {
-		return nil, nil, refused(oauth.ErrInvalidClient, "the domain proxy certificate", chain[0], err)
+		return nil, nil, refused(oauth.ErrInvalidClient, "the domain proxy certificate", err)
 	}
+	seen.profile = proxy.Profile
 	ev.Actor = proxy.Subject
 	detail := fmt.Sprintf("proxy %s profile=%s", certDetail(proxy.Leaf), proxy.Profile)
-	ev.Detail = detail
 	// Per proxy: one proxy's flood spends its own budget only.
 	if ok, wait := e.batchLimit.Allow(proxy.Subject); !ok {
 		w.Header().Set("Retry-After", strconv.FormatInt(max(int64((wait+time.Second-1)/time.Second), 1), 10))
 		return nil, nil, oauth.NewError(oauth.ErrTemporarilyUnavail, "too many batches from this domain proxy; retry later").
-			WithStatus(http.StatusTooManyRequests).WithCause(errors.New(detail))
+			WithStatus(http.StatusTooManyRequests)
 	}
 	items, err := readBatch(w, r, maxBatch(prof.Spec))
 	if err != nil {
-		return nil, nil, oauth.AsError(err).WithCause(errors.New(detail))
+		return nil, nil, err
 	}
 
 	// Each item's own check; duplicates: the first is served, the
@@ -160,18 +167,18 @@ func (e *Endpoint) batch(w http.ResponseWriter, r *http.Request, ev *store.Audit
 	results := make([]any, len(items))
 	refs := make([]store.DeviceRef, 0, len(items))
 	at := make([]int, 0, len(items)) // refs[k] is items[at[k]]
-	seen := make(map[store.DeviceRef]int, len(items))
+	first := make(map[store.DeviceRef]int, len(items))
 	for i, it := range items {
 		if it.err != nil {
 			results[i] = it.err
 			continue
 		}
 		ref := store.DeviceRef{FCCID: it.FCCID, Serial: it.Serial}
-		if j, dup := seen[ref]; dup {
+		if j, dup := first[ref]; dup {
 			results[i] = oauth.NewError(oauth.ErrInvalidRequest, "entry %d names the same device as entry %d", i, j)
 			continue
 		}
-		seen[ref] = i
+		first[ref] = i
 		refs = append(refs, ref)
 		at = append(at, i)
 	}

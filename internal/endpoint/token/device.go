@@ -105,28 +105,52 @@ func certDetail(c *x509.Certificate) string {
 }
 
 // refused is the answer to a certificate the trust refused: code, with
-// the refusal's message, and its cause and the certificate for the audit.
-func refused(code oauth.ErrorCode, what string, leaf *x509.Certificate, err error) error {
+// the refusal's message, and its cause for the audit.
+func refused(code oauth.ErrorCode, what string, err error) error {
 	ref, ok := devicecert.AsRefusal(err)
 	if !ok {
 		return err // a server error
 	}
-	return oauth.NewError(code, "%s is not trusted: %s", what, ref.Msg).
-		WithCause(fmt.Errorf("cause=%s; %s", ref.Cause, certDetail(leaf)))
+	return oauth.NewError(code, "%s is not trusted: %s", what, ref.Msg).WithCause(errors.New("cause=" + ref.Cause))
+}
+
+// withCert adds the certificate (and its profile, if known) to the
+// audited cause of a refusal.
+func withCert(err error, leaf *x509.Certificate, profile string) error {
+	oe, ok := err.(*oauth.Error)
+	if !ok || leaf == nil || oe.Code == oauth.ErrServerError {
+		return err
+	}
+	d := certDetail(leaf)
+	if profile != "" {
+		d += " profile=" + profile
+	}
+	if c := errors.Unwrap(oe); c != nil {
+		d = c.Error() + "; " + d
+	}
+	return oe.WithCause(errors.New(d))
 }
 
 // device handles a device's token request; its refusals count against
 // the source's failure budget, as failed client authentications do.
 func (e *Endpoint) device(w http.ResponseWriter, r *http.Request, form url.Values, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
 	ev.Action = "token.device"
-	resp, err := e.deviceExchange(r, form, ev)
+	var seen deviceSeen
+	resp, err := e.deviceExchange(r, form, ev, &seen)
 	if err != nil {
-		err, _ = e.auth.Failed(w, r, "", err)
+		err, _ = e.auth.Failed(w, r, "", withCert(err, seen.leaf, seen.profile))
 	}
 	return resp, err
 }
 
-func (e *Endpoint) deviceExchange(r *http.Request, form url.Values, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
+// deviceSeen is what a refused device request showed of itself, for the
+// audit record.
+type deviceSeen struct {
+	leaf    *x509.Certificate
+	profile string
+}
+
+func (e *Endpoint) deviceExchange(r *http.Request, form url.Values, ev *store.AuditRecord, seen *deviceSeen) (*oauth.TokenResponse, error) {
 	ctx := r.Context()
 	req, oe := ParseRequest(form)
 	if oe != nil {
@@ -152,6 +176,7 @@ func (e *Endpoint) deviceExchange(r *http.Request, form url.Values, ev *store.Au
 	if len(hs) == 0 {
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "a device authenticates with its certificate: send the request over mutual TLS with the device's certificate")
 	}
+	seen.leaf = hs[0]
 	chain := hs
 	if req.SubjectToken != "" {
 		if chain, err = ParseDeviceChain(req.SubjectToken); err != nil {
@@ -159,7 +184,7 @@ func (e *Endpoint) deviceExchange(r *http.Request, form url.Values, ev *store.Au
 		}
 		if !bytes.Equal(chain[0].Raw, hs[0].Raw) {
 			return nil, oauth.NewError(oauth.ErrInvalidRequest, "subject_token's leaf certificate is not the certificate of the TLS connection").
-				WithCause(fmt.Errorf("cause=chain_mismatch; %s", certDetail(hs[0])))
+				WithCause(errors.New("cause=chain_mismatch"))
 		}
 	}
 	trust, err := e.devices.Trust(ctx)
@@ -169,8 +194,9 @@ func (e *Endpoint) deviceExchange(r *http.Request, form url.Values, ev *store.Au
 	now := e.now()
 	id, prof, err := trust.Verify(ctx, chain, devicecert.RoleCBSD, now)
 	if err != nil {
-		return nil, refused(oauth.ErrInvalidRequest, "the device certificate", chain[0], err)
+		return nil, refused(oauth.ErrInvalidRequest, "the device certificate", err)
 	}
+	seen.profile = id.Profile
 	ev.Subject = id.Subject
 	ev.Detail = fmt.Sprintf("%s profile=%s", certDetail(id.Leaf), id.Profile)
 	dev := deviceMap(id)
@@ -178,9 +204,6 @@ func (e *Endpoint) deviceExchange(r *http.Request, form url.Values, ev *store.Au
 		profile: prof, subject: id.Subject, device: dev, x5t: id.Thumbprint, notAfter: id.NotAfter,
 		audiences: req.Targets(), resources: req.Resource, scope: req.Scope,
 	}, now)
-	if oe, ok := err.(*oauth.Error); ok {
-		return nil, oe.WithCause(fmt.Errorf("%v; %s profile=%s", errors.Unwrap(oe), certDetail(id.Leaf), id.Profile))
-	}
 	if err != nil {
 		return nil, err
 	}
