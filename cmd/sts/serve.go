@@ -10,6 +10,7 @@ import (
 	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/config"
 	"github.com/keybridge/sts/internal/endpoint/discovery"
+	"github.com/keybridge/sts/internal/devices"
 	"github.com/keybridge/sts/internal/issuers"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"
@@ -59,6 +60,16 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 			if len(c.Issuers) > 0 || len(applied.Removed) > 0 {
 				env.Logger.Info("trusted issuers of the configuration file applied",
 					"added", applied.Added, "updated", applied.Updated, "unchanged", applied.Unchanged, "removed", applied.Removed)
+			}
+			// The configuration file's device trust profiles, likewise
+			// (each compiled: anchors, CEL, CRL files).
+			devApplied, err := (&devices.Service{Store: env.Store}).ApplyConfig(ctx, c.DeviceProfiles)
+			if err != nil {
+				return fmt.Errorf("configuration file: device profiles: %w", oneLine(err))
+			}
+			if len(c.DeviceProfiles) > 0 || len(devApplied.Removed) > 0 {
+				env.Logger.Info("device profiles of the configuration file applied",
+					"added", devApplied.Added, "updated", devApplied.Updated, "unchanged", devApplied.Unchanged, "removed", devApplied.Removed)
 			}
 			srv, err := server.New(ctx, server.Options{
 				Issuer: c.Issuer,

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keybridge/sts/internal/clientip"
+	"github.com/keybridge/sts/internal/devices"
 	"github.com/keybridge/sts/internal/issuers"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
@@ -100,6 +101,10 @@ type Config struct {
 	// list), checked but for the existence of their clients; `sts serve`
 	// applies them at start (issuers.Service.ApplyConfig).
 	Issuers []issuers.Spec
+	// DeviceProfiles are the device trust profiles the file declares
+	// (its device-profiles list), checked but not compiled; `sts serve`
+	// applies them at start (devices.Service.ApplyConfig).
+	DeviceProfiles []devices.Spec
 }
 
 // Flag names, which are also the YAML keys and, upper-cased with '-' as
@@ -254,15 +259,16 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		path = f.Value.String()
 	}
 	var (
-		entries []IssuerEntry
-		errs    []error
+		entries    []IssuerEntry
+		devEntries []DeviceProfileEntry
+		errs       []error
 	)
 	if path != "" {
-		file, is, err := readFile(path)
+		file, is, ds, err := readFile(path)
 		if err != nil {
 			return nil, err
 		}
-		entries = is
+		entries, devEntries = is, ds
 		var unknown []string
 		for k, v := range file {
 			if _, ok := vals[k]; !ok || k == FlagConfig {
@@ -288,36 +294,40 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	}
 	specs, issuerErrs := issuerSpecs(entries, filepath.Dir(path))
 	c.Issuers = specs
-	return c, errors.Join(append(errs, issuerErrs...)...)
+	devSpecs, devErrs := deviceSpecs(devEntries, filepath.Dir(path))
+	c.DeviceProfiles = devSpecs
+	errs = append(errs, issuerErrs...)
+	return c, errors.Join(append(errs, devErrs...)...)
 }
 
 // readFile reads the YAML file: its single-valued settings by key, and
 // its issuers list, decoded strictly (an unknown key in an entry is an
 // error, as a misspelt one would otherwise be ignored: a condition that
 // is not applied is a hole).
-func readFile(path string) (map[string]string, []IssuerEntry, error) {
+func readFile(path string) (map[string]string, []IssuerEntry, []DeviceProfileEntry, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var doc struct {
-		Issuers []IssuerEntry  `yaml:"issuers"`
-		Rest    map[string]any `yaml:",inline"`
+		Issuers        []IssuerEntry        `yaml:"issuers"`
+		DeviceProfiles []DeviceProfileEntry `yaml:"device-profiles"`
+		Rest           map[string]any       `yaml:",inline"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	out := make(map[string]string, len(doc.Rest))
 	for k, v := range doc.Rest {
 		switch v.(type) {
 		case map[string]any, []any:
-			return nil, nil, fmt.Errorf("%s: %s must be a single value", path, k)
+			return nil, nil, nil, fmt.Errorf("%s: %s must be a single value", path, k)
 		}
 		out[k] = fmt.Sprint(v)
 	}
-	return out, doc.Issuers, nil
+	return out, doc.Issuers, doc.DeviceProfiles, nil
 }
 
 // fill parses the resolved strings and validates them, collecting every

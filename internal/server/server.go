@@ -146,6 +146,9 @@ type Server struct {
 	Tokens *token.Service
 	// Token is the token endpoint.
 	Token *tokenep.Endpoint
+	// Devices manages device trust profiles and delegations, and keeps
+	// the compiled device trust current (issue 14).
+	Devices *devices.Service
 }
 
 // New builds the server; it loads the revocation set.
@@ -210,6 +213,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Trust = trust.New(o.Store, o.Logger, s.Fetcher.Forget)
 	if err := s.Trust.Load(ctx); err != nil {
 		return nil, fmt.Errorf("load trusted issuers: %w", err)
+	}
+	s.Devices = &devices.Service{Store: o.Store, Audit: s.audit, Now: o.Now, Logger: o.Logger}
+	if err := s.Devices.Reload(ctx); err != nil {
+		return nil, fmt.Errorf("load device profiles: %w", err)
 	}
 	fed := &tokenep.Federation{
 		Registry: s.Trust, Fetcher: s.Fetcher, JTIs: o.Store,
@@ -414,6 +421,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, tlsCert, tlsKey strin
 	go s.every(bg, KeyMaintenanceInterval, "signing key maintenance", s.opts.Keys.Tick)
 	go s.every(bg, RevocationSyncInterval, "revocation sync", s.cache.Sync)
 	go s.Trust.Run(bg, IssuerSyncInterval)
+	go s.Devices.Run(bg, IssuerSyncInterval)
 	go s.every(bg, s.opts.CleanupInterval, "cleanup", s.cleanup)
 	if s.opts.AuditRetention > 0 {
 		go s.retainAudit(bg)
@@ -510,6 +518,8 @@ func (s *Server) listen(ctx context.Context, feed store.ChangeFeed) {
 				err = s.opts.Keys.Reload(ctx)
 			case store.ChangeIssuer:
 				err = s.Trust.Load(ctx)
+			case store.ChangeDevice:
+				err = s.Devices.Reload(ctx)
 			default:
 				err = s.cache.Apply(ctx, ch)
 			}

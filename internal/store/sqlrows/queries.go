@@ -72,7 +72,11 @@ const (
 	// the first, id, which the database assigns.
 	AuditCols = `id, time, action, decision, client_id, account_id, subject, actor,
 	audience, jti, error, detail, request_id, remote, count, trace_id`
-	RevocationCols = `jti, expires_at, revoked_at`
+	RevocationCols    = `jti, expires_at, revoked_at`
+	DeviceProfileCols = `name, kind, anchors, identity, eku, crl_files, ocsp_url, fcc_ids,
+	audiences, scopes, policy, token_ttl, max_batch, enabled, from_config,
+	created_at, updated_at`
+	DelegationCols = `proxy, fcc_id, serial, account_id, created_at`
 )
 
 // Queries is the text of the queries the backends share, in one dialect.
@@ -105,11 +109,15 @@ type Queries struct {
 	InsertAudit                                                      string
 	GetSetting, PutSetting                                           string
 	GetIssuer, InsertIssuer, UpdateIssuer, DeleteIssuer, ListIssuers string
+	GetDeviceProfile, InsertDeviceProfile, UpdateDeviceProfile       string
+	DeleteDeviceProfile, ListDeviceProfiles                          string
+	InsertDelegation, DeleteDelegation                               string
 	// DeleteAuditBatch deletes up to AuditDeleteBatch records older than
 	// its argument, the oldest first (through the audit_time index).
 	DeleteAuditBatch string
 
-	numbered bool
+	numbered  bool
+	byteOrder string
 }
 
 // NewQueries returns the queries in dialect d. Call it once, at package
@@ -217,17 +225,32 @@ func NewQueries(d Dialect) *Queries {
 		DeleteIssuer: `DELETE FROM trusted_issuers WHERE name = ?`,
 		ListIssuers:  `SELECT ` + IssuerCols + ` FROM trusted_issuers ORDER BY name` + bo,
 
+		GetDeviceProfile:    `SELECT ` + DeviceProfileCols + ` FROM device_profiles WHERE name = ?`,
+		InsertDeviceProfile: `INSERT INTO device_profiles (` + DeviceProfileCols + `) VALUES (` + marks(17) + `)`,
+		UpdateDeviceProfile: `UPDATE device_profiles SET kind = ?, anchors = ?, identity = ?,
+		eku = ?, crl_files = ?, ocsp_url = ?, fcc_ids = ?, audiences = ?, scopes = ?,
+		policy = ?, token_ttl = ?, max_batch = ?, enabled = ?, from_config = ?,
+		created_at = ?, updated_at = ?
+		WHERE name = ?`,
+		DeleteDeviceProfile: `DELETE FROM device_profiles WHERE name = ?`,
+		ListDeviceProfiles:  `SELECT ` + DeviceProfileCols + ` FROM device_profiles ORDER BY name` + bo,
+		// An existing delegation is kept as it is (its account and time).
+		InsertDelegation: `INSERT INTO delegations (` + DelegationCols + `) VALUES (` + marks(5) + `)
+		ON CONFLICT (proxy, fcc_id, serial) DO NOTHING`,
+		DeleteDelegation: `DELETE FROM delegations WHERE proxy = ? AND fcc_id = ? AND serial = ?`,
+
 		InsertAudit: `INSERT INTO audit (` + strings.TrimPrefix(AuditCols, "id, ") + `)
 		VALUES (` + marks(15) + `)`,
 		DeleteAuditBatch: `DELETE FROM audit WHERE id IN (
 		SELECT id FROM audit WHERE time < ? ORDER BY time LIMIT ` + strconv.Itoa(AuditDeleteBatch) + `)`,
 
-		numbered: d.numbered,
+		numbered:  d.numbered,
+		byteOrder: d.byteOrder,
 	}
 	if d.numbered {
 		v := reflect.ValueOf(q).Elem()
 		for i := range v.NumField() {
-			if f := v.Field(i); f.Kind() == reflect.String {
+			if f := v.Field(i); f.Kind() == reflect.String && v.Type().Field(i).IsExported() {
 				f.SetString(Numbered(f.String()))
 			}
 		}
@@ -309,4 +332,114 @@ func (q *Queries) ListAudit(f store.AuditFilter) (string, []any) {
 	}
 	s += ` ORDER BY time DESC, id DESC LIMIT ` + arg(limit)
 	return s, args
+}
+
+// DefaultDelegationLimit is the number of delegations ListDelegations
+// returns when the filter sets no limit.
+const DefaultDelegationLimit = 1000
+
+// ListDelegations returns the query that lists the delegations f selects,
+// ordered by proxy, FCC ID and serial (by their bytes), and its arguments.
+func (q *Queries) ListDelegations(f store.DelegationFilter) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		if q.numbered {
+			return "$" + strconv.Itoa(len(args))
+		}
+		return "?"
+	}
+	if f.Proxy != "" {
+		where = append(where, "proxy = "+arg(f.Proxy))
+	}
+	if f.AccountID != "" {
+		where = append(where, "account_id = "+arg(f.AccountID))
+	}
+	if f.FCCID != "" {
+		where = append(where, "fcc_id = "+arg(f.FCCID))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultDelegationLimit
+	}
+	s := `SELECT ` + DelegationCols + ` FROM delegations`
+	if len(where) > 0 {
+		s += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	bo := q.byteOrder
+	s += ` ORDER BY proxy` + bo + `, fcc_id` + bo + `, serial` + bo + ` LIMIT ` + arg(limit)
+	return s, args
+}
+
+// Delegated returns the query that reads which of devs proxy may speak
+// for, in one statement whatever their number, and its arguments: each row
+// is the 0-based index in devs of a delegated device. PostgreSQL gets two
+// text arrays (one query text for every batch size, so that the driver's
+// statement cache is not filled with one per size); SQLite a VALUES list.
+func (q *Queries) Delegated(proxy string, devs []store.DeviceRef) (string, []any) {
+	if q.numbered {
+		fcc, serial := make([]string, len(devs)), make([]string, len(devs))
+		for i, d := range devs {
+			fcc[i], serial[i] = d.FCCID, d.Serial
+		}
+		return `SELECT u.i - 1 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(f, s, i)
+		JOIN delegations d ON d.proxy = $1 AND d.fcc_id = u.f AND d.serial = u.s`, []any{proxy, fcc, serial}
+	}
+	var b strings.Builder
+	args := make([]any, 0, 1+3*len(devs))
+	args = append(args, proxy)
+	b.WriteString(`WITH want(i, f, s) AS (VALUES `)
+	for i, d := range devs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?)")
+		args = append(args, i, d.FCCID, d.Serial)
+	}
+	b.WriteString(`) SELECT want.i FROM want JOIN delegations d
+		ON d.proxy = ? AND d.fcc_id = want.f AND d.serial = want.s`)
+	// The proxy's placeholder comes last in the text.
+	args = append(args[1:], proxy)
+	return b.String(), args
+}
+
+// DelegationChunk is the most delegations one InsertDelegations statement
+// writes: SQLite binds 5 parameters per row (at most 32766 per statement).
+const DelegationChunk = 1000
+
+// InsertDelegations returns the statement that inserts ds (at most
+// DelegationChunk), leaving existing ones as they are, and its arguments;
+// the rows it changes are the new delegations. PostgreSQL gets arrays
+// (one query text whatever the count), SQLite a VALUES list.
+func (q *Queries) InsertDelegations(ds []store.Delegation) (string, []any) {
+	const conflict = ` ON CONFLICT (proxy, fcc_id, serial) DO NOTHING`
+	if q.numbered {
+		var (
+			proxy, fcc, serial, acct = make([]string, len(ds)), make([]string, len(ds)), make([]string, len(ds)), make([]string, len(ds))
+			created                  = make([]int64, len(ds))
+		)
+		for i := range ds {
+			d := &ds[i]
+			proxy[i], fcc[i], serial[i], acct[i] = d.Proxy, d.FCCID, d.Serial, d.AccountID
+			created[i] = sqlcodec.EncTime(d.CreatedAt)
+		}
+		return `INSERT INTO delegations (` + DelegationCols + `)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])` + conflict,
+			[]any{proxy, fcc, serial, acct, created}
+	}
+	var b strings.Builder
+	args := make([]any, 0, 5*len(ds))
+	b.WriteString(`INSERT INTO delegations (` + DelegationCols + `) VALUES `)
+	for i := range ds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, DelegationValues(&ds[i])...)
+	}
+	b.WriteString(conflict)
+	return b.String(), args
 }

@@ -386,3 +386,65 @@ func ScanIssuer(row Scanner) (*store.TrustedIssuer, error) {
 	i.UpdatedAt = sqlcodec.DecTime(updated)
 	return &i, nil
 }
+
+// DeviceProfileValues returns p's columns in DeviceProfileCols order.
+func DeviceProfileValues(p *store.DeviceProfile) []any {
+	return []any{
+		p.Name, p.Kind, sqlcodec.EncBytes(p.Anchors), p.Identity, p.EKU,
+		sqlcodec.EncList(p.CRLFiles), p.OCSPURL, sqlcodec.EncList(p.FCCIDs),
+		sqlcodec.EncList(p.Audiences), sqlcodec.EncList(p.Scopes), EncPolicy(p.Policy),
+		sqlcodec.EncDuration(p.TokenTTL), int64(p.MaxBatch), sqlcodec.EncBool(p.Enabled),
+		sqlcodec.EncBool(p.FromConfig), sqlcodec.EncTime(p.CreatedAt), sqlcodec.EncTime(p.UpdatedAt),
+	}
+}
+
+// ScanDeviceProfile reads a row of DeviceProfileCols.
+func ScanDeviceProfile(row Scanner) (*store.DeviceProfile, error) {
+	var (
+		p                             store.DeviceProfile
+		crls, fccs, auds, scopes, pol string
+		ttl, maxBatch, enabled, cfg   int64
+		created, updated              int64
+	)
+	err := row.Scan(&p.Name, &p.Kind, &p.Anchors, &p.Identity, &p.EKU, &crls, &p.OCSPURL,
+		&fccs, &auds, &scopes, &pol, &ttl, &maxBatch, &enabled, &cfg, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range []struct {
+		dst *[]string
+		src string
+	}{{&p.CRLFiles, crls}, {&p.FCCIDs, fccs}, {&p.Audiences, auds}, {&p.Scopes, scopes}} {
+		if *l.dst, err = sqlcodec.DecList(l.src); err != nil {
+			return nil, err
+		}
+	}
+	if p.Policy, err = DecPolicy(pol); err != nil {
+		return nil, err
+	}
+	p.TokenTTL = sqlcodec.DecDuration(ttl)
+	p.MaxBatch = int(maxBatch)
+	p.Enabled = sqlcodec.DecBool(enabled)
+	p.FromConfig = sqlcodec.DecBool(cfg)
+	p.CreatedAt = sqlcodec.DecTime(created)
+	p.UpdatedAt = sqlcodec.DecTime(updated)
+	return &p, nil
+}
+
+// DelegationValues returns d's columns in DelegationCols order.
+func DelegationValues(d *store.Delegation) []any {
+	return []any{d.Proxy, d.FCCID, d.Serial, d.AccountID, sqlcodec.EncTime(d.CreatedAt)}
+}
+
+// ScanDelegation reads a row of DelegationCols.
+func ScanDelegation(row Scanner) (store.Delegation, error) {
+	var (
+		d       store.Delegation
+		created int64
+	)
+	if err := row.Scan(&d.Proxy, &d.FCCID, &d.Serial, &d.AccountID, &created); err != nil {
+		return d, err
+	}
+	d.CreatedAt = sqlcodec.DecTime(created)
+	return d, nil
+}

@@ -59,4 +59,9 @@ var (
 		Key:   func(i *store.TrustedIssuer) string { return i.Name },
 		Stamp: func(i *store.TrustedIssuer, t time.Time) { i.UpdatedAt = t },
 	}
+	DeviceProfileRows = Updatable[store.DeviceProfile]{
+		What: "device profile", Scan: ScanDeviceProfile, Values: DeviceProfileValues,
+		Key:   func(p *store.DeviceProfile) string { return p.Name },
+		Stamp: func(p *store.DeviceProfile, t time.Time) { p.UpdatedAt = t },
+	}
 )

@@ -116,6 +116,7 @@ type Store struct {
 	// The reads of read-modify-write transactions, with d.ForUpdate.
 	getClientForUpdate, getAccountForUpdate, getOperatorForUpdate string
 	getIssuerForUpdate, refreshStateForUpdate                     string
+	getDeviceProfileForUpdate                                     string
 }
 
 // New returns a Store over c; it builds the query text of c.Dialect once.
@@ -131,6 +132,8 @@ func New(c Config) *Store {
 		getOperatorForUpdate:  q.GetOperator + c.Dialect.ForUpdate,
 		getIssuerForUpdate:    q.GetIssuer + c.Dialect.ForUpdate,
 		refreshStateForUpdate: q.RefreshState + c.Dialect.ForUpdate,
+
+		getDeviceProfileForUpdate: q.GetDeviceProfile + c.Dialect.ForUpdate,
 	}
 }
 

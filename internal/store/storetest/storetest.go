@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", sessionTests},
 		{"Settings", settingTests},
 		{"Issuers", issuerTests},
+		{"Devices", deviceTests},
 		{"Seed", seedTests},
 	}
 	for _, g := range groups {
