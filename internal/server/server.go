@@ -116,7 +116,7 @@ type Options struct {
 	// is stored per nonce.
 	DPoPNonceKey []byte
 	// Devices checks radio devices' and domain proxies' certificates
-	// and delegations (issue 14); nil: a devices.Service over Store.
+	// and delegations (issue 14); nil: the server's Devices.
 	// Devices need ClientCerts (the TLS handshake, or a trusted proxy's
 	// header) to present their certificates.
 	Devices tokenep.DeviceTrust
@@ -229,7 +229,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		dv.Nonces = dpop.NewHMACNonces(o.DPoPNonceKey, DPoPNonceWindow)
 	}
 	if o.Devices == nil {
-		o.Devices = &devices.Service{Store: o.Store, Audit: s.audit, Now: o.Now}
+		o.Devices = s.Devices
 	}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Federation: fed, Logger: o.Logger, Now: o.Now,
 		DPoP: dv, TokenURL: o.Issuer + TokenPath, Certs: o.ClientCerts,
