@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keybridge/sts/internal/devicecert"
+	"github.com/keybridge/sts/internal/devices"
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/ratelimit"
@@ -41,9 +42,10 @@ const (
 	// MaxBatchBody bounds the request body: MaxBatch items of a long
 	// audience and scope fit.
 	MaxBatchBody = 256 << 10
-	// MaxDeviceID bounds an FCC ID or serial number, in bytes (the
-	// WInnForum's are at most 19 and 64 characters).
-	MaxDeviceID = 64
+	// MaxFCCID and MaxSerial bound an FCC ID and a serial number, in
+	// bytes, as the WInnForum SAS-CBSD protocol does.
+	MaxFCCID  = devices.MaxFCCIDLen
+	MaxSerial = devices.MaxSerialLen
 	// DefaultBatchesPerMinute is each proxy's budget of batches.
 	DefaultBatchesPerMinute = 60
 )
@@ -288,6 +290,11 @@ func readBatch(w http.ResponseWriter, r *http.Request, limit int) ([]batchItem, 
 
 func readItem(m json.RawMessage) batchItem {
 	var it batchItem
+	if !utf8.Valid(m) {
+		// encoding/json would read the bytes as U+FFFD: another name.
+		it.err = oauth.NewError(oauth.ErrInvalidRequest, "an entry is not UTF-8")
+		return it
+	}
 	dec := json.NewDecoder(bytes.NewReader(m))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&it.BatchItem); err != nil {
@@ -295,8 +302,11 @@ func readItem(m json.RawMessage) batchItem {
 		it.err = oauth.NewError(oauth.ErrInvalidRequest, "an entry must be an object of fccId, cbsdSerialNumber, audience and scope strings")
 		return it
 	}
-	for _, f := range []struct{ name, v string }{{"fccId", it.FCCID}, {"cbsdSerialNumber", it.Serial}} {
-		if msg := checkDeviceID(f.v); msg != "" {
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"fccId", it.FCCID, MaxFCCID}, {"cbsdSerialNumber", it.Serial, MaxSerial}} {
+		if msg := checkDeviceID(f.v, f.max); msg != "" {
 			it.err = oauth.NewError(oauth.ErrInvalidRequest, "%s %s", f.name, msg)
 			return it
 		}
@@ -319,12 +329,12 @@ func readItem(m json.RawMessage) batchItem {
 
 // checkDeviceID says what is wrong with an FCC ID or serial number, ""
 // when nothing is.
-func checkDeviceID(s string) string {
+func checkDeviceID(s string, max int) string {
 	switch {
 	case s == "":
 		return "is required"
-	case len(s) > MaxDeviceID:
-		return fmt.Sprintf("is longer than %d bytes", MaxDeviceID)
+	case len(s) > max:
+		return fmt.Sprintf("is longer than %d bytes", max)
 	case !utf8.ValidString(s):
 		return "is not UTF-8"
 	case strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }):
