@@ -403,7 +403,7 @@ func TestDeviceRefusals(t *testing.T) {
 		{"domain proxy certificate", &dp.TLS, deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=role"},
 		{"SAS certificate", &sasCert.TLS, deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=role"},
 		{"expired", leaf(func(l *devicetest.Leaf) { l.NotBefore, l.NotAfter = now.Add(-48*time.Hour), now.Add(-time.Hour) }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=expired"},
-		{"not yet valid", leaf(func(l *devicetest.Leaf) { l.NotBefore = now.Add(time.Hour) }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause="},
+		{"not yet valid", leaf(func(l *devicetest.Leaf) { l.NotBefore = now.Add(time.Hour) }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=not_yet_valid"},
 		{"revoked by CRL", leaf(func(l *devicetest.Leaf) { l.SerialNumber = env.revoked }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=revoked"},
 		{"untrusted root", &rogue.TLS, deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=untrusted"},
 		{"self-signed", leaf(func(l *devicetest.Leaf) { l.SelfSigned = true }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=untrusted"},
