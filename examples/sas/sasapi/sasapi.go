@@ -22,8 +22,10 @@ const DefaultAudience = "https://sas.example.com/v1.3"
 
 // Options configure the SAS.
 type Options struct {
-	// Issuer is the STS's issuer URL (its jwks_uri is discovered).
-	Issuer string
+	// Issuer is the STS's issuer URL (its jwks_uri is discovered unless
+	// JWKSURL is set).
+	Issuer  string
+	JWKSURL string
 	// Audience identifies the SAS; DefaultAudience when empty.
 	Audience string
 	// Scope is required in every token; none when empty.
@@ -71,7 +73,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		o.Audience = DefaultAudience
 	}
 	v, err := resource.NewVerifier(ctx, resource.Config{
-		Issuer: o.Issuer, Audience: o.Audience, Realm: o.Audience,
+		Issuer: o.Issuer, JWKSURL: o.JWKSURL, Audience: o.Audience, Realm: o.Audience,
 		ClientCertHeader: o.ClientCertHeader, TrustedProxies: o.TrustedProxies,
 		HTTPClient: o.HTTPClient, Logger: o.Logger, Now: o.Now,
 	})
