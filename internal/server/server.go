@@ -51,9 +51,9 @@ const (
 	RevokePath     = "/token/oauth2/revoke"
 	// BatchPath is where a domain proxy obtains its devices' tokens
 	// (issue 14; tokenep.Endpoint.ServeBatch).
-	BatchPath = "/token/batch"
-	HealthPath     = "/healthz"
-	ReadyPath      = "/readyz"
+	BatchPath  = "/token/batch"
+	HealthPath = "/healthz"
+	ReadyPath  = "/readyz"
 )
 
 // Options are the live dependencies of a server.

@@ -286,7 +286,7 @@ func (e *Endpoint) deviceToken(g deviceGrant, now time.Time) (*issuedDevice, err
 	if prog != nil {
 		res, err := prog.Eval(&celpolicy.Input{
 			Subject: g.device, SubjectIssuer: "device:" + spec.Name,
-			Actor: g.actor,
+			Actor:   g.actor,
 			Request: celpolicy.Request{Audiences: aud, Resources: g.resources, Scope: scope},
 			Device:  g.device,
 		}, false)
