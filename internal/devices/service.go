@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keybridge/sts/internal/audit"
@@ -30,10 +31,19 @@ type Service struct {
 	Now func() time.Time
 	// Logger reports profiles that no longer compile; nil discards.
 	Logger *slog.Logger
+	// MaxAge, if not zero, replaces MaxTrustAge.
+	MaxAge time.Duration
 
 	mu    sync.Mutex // serialises Reload
 	trust trustCache
+	// reloading is set while Trust's background reload runs.
+	reloading atomic.Bool
 }
+
+// MaxTrustAge is how old the compiled trust may get before Trust rereads
+// the profiles in the background: a fallback for an instance whose owner
+// neither calls Reload on store.ChangeDevice nor runs Run.
+const MaxTrustAge = 5 * time.Second
 
 // trustCache is the compiled trust and what it was compiled from.
 type trustCache struct {
@@ -41,6 +51,8 @@ type trustCache struct {
 	loaded bool
 	stale  bool
 	t      *devicecert.Trust
+	// checked is when the profiles were last read.
+	checked time.Time
 	// versions is each enabled profile's name and UpdatedAt, sorted, so
 	// that a periodic reload that finds nothing changed compiles nothing.
 	versions []string
@@ -383,9 +395,23 @@ func (s *Service) changed(ctx context.Context) {
 // compile (a CRL file gone, say) is left out and logged, the others kept.
 func (s *Service) Trust(ctx context.Context) (*devicecert.Trust, error) {
 	s.trust.RLock()
-	t, ok := s.trust.t, s.trust.loaded && !s.trust.stale
+	t, ok, checked := s.trust.t, s.trust.loaded && !s.trust.stale, s.trust.checked
 	s.trust.RUnlock()
 	if ok {
+		maxAge := s.MaxAge
+		if maxAge <= 0 {
+			maxAge = MaxTrustAge
+		}
+		if time.Since(checked) > maxAge && s.reloading.CompareAndSwap(false, true) {
+			go func() {
+				defer s.reloading.Store(false)
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := s.Reload(ctx); err != nil {
+					s.log().Warn("reload device trust", "err", err)
+				}
+			}()
+		}
 		return t, nil
 	}
 	if err := s.Reload(ctx); err != nil {
@@ -438,7 +464,7 @@ func (s *Service) Reload(ctx context.Context) error {
 	s.trust.RUnlock()
 	if same {
 		s.trust.Lock()
-		s.trust.stale = false
+		s.trust.stale, s.trust.checked = false, time.Now()
 		s.trust.Unlock()
 		return nil
 	}
@@ -455,7 +481,7 @@ func (s *Service) Reload(ctx context.Context) error {
 	}
 	s.trust.Lock()
 	s.trust.t, s.trust.versions, s.trust.errs = t, versions, errs
-	s.trust.loaded, s.trust.stale = true, false
+	s.trust.loaded, s.trust.stale, s.trust.checked = true, false, time.Now()
 	s.trust.Unlock()
 	return nil
 }

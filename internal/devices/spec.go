@@ -2,6 +2,7 @@ package devices
 
 import (
 	"crypto/x509"
+	"errors"
 	"encoding/pem"
 	"fmt"
 	"net/url"
@@ -110,9 +111,34 @@ func (s *Spec) Build(now time.Time) (*store.DeviceProfile, *devicecert.Profile, 
 	// token endpoint can use.
 	cp, err := devicecert.Compile(p)
 	if err != nil {
-		return nil, nil, Problems{{Msg: err.Error()}}
+		return nil, nil, compileProblems(p.Name, err)
 	}
 	return p, cp, nil
+}
+
+// compileProblems turns devicecert.Compile's error (one line per problem,
+// each `device profile "NAME": what: why`) into Problems by field, so that
+// the portal shows each beside its field.
+func compileProblems(name string, err error) Problems {
+	var probs Problems
+	prefix := fmt.Sprintf("device profile %q: ", name)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(line, prefix)
+		field := ""
+		for _, f := range []struct{ prefix, field string }{
+			{"anchors", "anchors"}, {"identity", "identity"}, {"crl", "crl"},
+			{"fcc ids", "fcc-id"}, {"ocsp", "ocsp"}, {"eku", "eku"}, {"kind", "kind"},
+		} {
+			if strings.HasPrefix(line, f.prefix) {
+				field = f.field
+				line = strings.TrimPrefix(strings.TrimPrefix(line, f.prefix), ":")
+				line = strings.TrimSpace(line)
+				break
+			}
+		}
+		probs = append(probs, &Problem{Field: field, Msg: line})
+	}
+	return probs
 }
 
 // Validate checks every field but does not compile the profile (nor read
@@ -223,6 +249,25 @@ func (s *Spec) check(now time.Time) (*store.DeviceProfile, error) {
 	}
 	if s.Policy.Subject != "" {
 		bad("subject", "a device's subject comes from its certificate, not a rule")
+	} else if _, err := celpolicy.Compile(fmt.Sprintf("device profile %q", s.Name), s.Policy); err != nil {
+		// Type-checked now, so that a bad rule is refused when saved or
+		// loaded, never when a device asks; the rules see `device`.
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
+			var ce *celpolicy.Error
+			if !errors.As(e, &ce) {
+				bad("policy", "%v", e)
+				continue
+			}
+			field := ce.Rule
+			if field == celpolicy.RuleScope {
+				field = "scope-rule"
+			}
+			bad(field, "%s", ce.Msg)
+		}
 	}
 	if s.TokenTTL < 0 || s.TokenTTL > MaxTokenTTL {
 		bad("token-ttl", "%v must be between 0 (the server's default) and %v", s.TokenTTL, MaxTokenTTL)
