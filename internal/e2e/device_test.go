@@ -31,7 +31,6 @@ import (
 	tokenep "github.com/keybridge/sts/internal/endpoint/token"
 	"github.com/keybridge/sts/internal/server"
 	"github.com/keybridge/sts/internal/store"
-	"github.com/keybridge/sts/internal/store/sqlite"
 	"github.com/keybridge/sts/internal/ststest"
 	"github.com/keybridge/sts/oauth"
 )
@@ -236,16 +235,22 @@ func TestDeviceEndToEnd(t *testing.T) {
 	})
 }
 
-// delegate writes delegations into the server's database, as `sts device
-// delegate` does; the server reads them on each batch.
+// delegate lets the proxy speak for the devices, through the CLI: an
+// account's bulk import of a CSV file (`sts device import`).
 func delegate(t *testing.T, c *cluster, ds []store.Delegation) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(c.data, "sts.db"))
-	if err != nil {
+	var acct struct {
+		ID string `json:"account_id"`
+	}
+	c.CLIJSON(&acct, "account", "create", "organization", "--name", "Fleet operator", "-o", "json")
+	var csv strings.Builder
+	csv.WriteString("fcc_id,serial\n")
+	for _, d := range ds {
+		fmt.Fprintf(&csv, "%s,%s\n", d.FCCID, d.Serial)
+	}
+	file := filepath.Join(t.TempDir(), "fleet.csv")
+	if err := os.WriteFile(file, []byte(csv.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	if _, err := st.PutDelegations(context.Background(), ds); err != nil {
-		t.Fatal(err)
-	}
+	c.CLI("device", "import", "--account", acct.ID, "--proxy", ds[0].Proxy, file)
 }
