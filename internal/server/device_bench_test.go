@@ -25,7 +25,7 @@ import (
 // delegation query, one request).
 func BenchmarkDeviceBatch(b *testing.B) {
 	const n = 100
-	env := startDevices(b, ststest.Options{}, nil)
+	env := startDevices(b, ststest.Options{DeviceBatchesPerMinute: 1 << 20}, nil)
 	dp := env.proxy(b, "0001234567", "dp.example.com")
 	devs := make([]*devicetest.Issued, n)
 	refs := make([]store.DeviceRef, n)

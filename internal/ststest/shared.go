@@ -82,14 +82,15 @@ func StartOn(t testing.TB, st store.Store, o Options) *STS {
 		Accounts: s.Accounts, RequireApproval: o.RequireApproval, Publishers: o.Publishers,
 		PerAccountPerMinute: o.PerAccountPerMinute, PerAddressPerMinute: o.PerAddressPerMinute,
 		AuthFailuresPerAddress: o.AuthFailuresPerAddress, AuthFailuresPerClient: o.AuthFailuresPerClient,
-		AuditRetention:       o.AuditRetention,
-		AuditJournal:         o.AuditJournal,
-		RegistrationTokenTTL: o.RegistrationTokenTTL,
-		Federation:           o.Federation,
-		ClientAssertions:     o.ClientAssertions,
-		ClientCerts:          certs,
-		TrustedProxies:       o.TLS.proxies(),
-		DPoPNonceKey:         o.DPoPNonceKey,
+		AuditRetention:         o.AuditRetention,
+		AuditJournal:           o.AuditJournal,
+		RegistrationTokenTTL:   o.RegistrationTokenTTL,
+		Federation:             o.Federation,
+		ClientAssertions:       o.ClientAssertions,
+		ClientCerts:            certs,
+		TrustedProxies:         o.TLS.proxies(),
+		DPoPNonceKey:           o.DPoPNonceKey,
+		DeviceBatchesPerMinute: o.DeviceBatchesPerMinute,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -94,6 +94,8 @@ type Options struct {
 	Issuer string
 	// DPoPNonceKey: see server.Options (nil: no DPoP nonces).
 	DPoPNonceKey []byte
+	// DeviceBatchesPerMinute: see server.Options (zero: the default).
+	DeviceBatchesPerMinute int
 }
 
 // Start runs an STS until the test ends.
