@@ -2,8 +2,8 @@ package devices
 
 import (
 	"crypto/x509"
-	"errors"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"

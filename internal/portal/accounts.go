@@ -150,6 +150,8 @@ type accountDetailData struct {
 	Form         *accountForm
 	// CanIssueIAT: the server can sign IATs for this account.
 	CanIssueIAT bool
+	// Imports: the portal manages delegations (a CSV import form).
+	Imports bool
 }
 
 type certView struct {
@@ -165,7 +167,7 @@ func (p *Portal) accountDetailData(r *http.Request, a *store.Account, f *account
 	if err != nil {
 		return nil, err
 	}
-	d := &accountDetailData{Account: a, Clients: cs, Form: f}
+	d := &accountDetailData{Account: a, Clients: cs, Form: f, Imports: p.o.Devices != nil}
 	slices.Reverse(d.Clients)
 	if d.Form == nil {
 		d.Form = &accountForm{Audiences: strings.Join(a.Audiences, "\n"), Scopes: strings.Join(a.Scopes, " "), Errors: map[string]string{}}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/keybridge/sts/internal/account"
 	"github.com/keybridge/sts/internal/clients"
+	"github.com/keybridge/sts/internal/devices"
 	tokenep "github.com/keybridge/sts/internal/endpoint/token"
 	"github.com/keybridge/sts/internal/issuers"
 	"github.com/keybridge/sts/internal/keys"
@@ -50,6 +51,10 @@ type Options struct {
 	// trusted issuer, so that the server applies it at once rather than
 	// at its next poll.
 	TrustChanged func(context.Context) error
+	// Devices manages device trust profiles and delegations (issue 14;
+	// the operators' device pages and an account's CSV import); nil
+	// hides them. Its writes recompile the server's device trust.
+	Devices *devices.Service
 	// Explain reports the token endpoint's decisions for a request of a
 	// client without issuing or auditing anything (server.Explain); nil
 	// hides the explain page.
@@ -202,6 +207,17 @@ func (p *Portal) routes() {
 	m.HandleFunc("POST /portal/issuers/{name}/status", p.auth(operators, p.issuerStatus))
 	m.HandleFunc("POST /portal/issuers/{name}/delete", p.auth(operators, p.issuerDelete))
 
+	m.HandleFunc("GET /portal/devices", p.auth(operators, p.deviceList))
+	m.HandleFunc("GET /portal/devices/new", p.auth(operators, p.deviceNewForm))
+	m.HandleFunc("POST /portal/devices/new", p.auth(operators, p.deviceCreate))
+	m.HandleFunc("GET /portal/devices/{name}", p.auth(operators, p.deviceDetail))
+	m.HandleFunc("POST /portal/devices/{name}", p.auth(operators, p.deviceUpdate))
+	m.HandleFunc("POST /portal/devices/{name}/status", p.auth(operators, p.deviceStatus))
+	m.HandleFunc("POST /portal/devices/{name}/delete", p.auth(operators, p.deviceDelete))
+	m.HandleFunc("GET /portal/delegations", p.auth(operators, p.delegationList))
+	m.HandleFunc("POST /portal/delegations/delete", p.auth(operators, p.delegationDelete))
+	m.HandleFunc("POST /portal/accounts/{id}/delegations/import", p.auth(operators, p.delegationImport))
+
 	m.HandleFunc("GET /portal/explain", p.auth(operators, p.explainPage))
 	m.HandleFunc("POST /portal/explain", p.auth(operators, p.explainRun))
 
@@ -320,6 +336,12 @@ var flashes = map[string]string{
 	"issuerenabled":  "The issuer is enabled: its tokens are accepted again.",
 	"issuerdisabled": "The issuer is disabled: its tokens are refused from now on.",
 	"issuerremoved":  "The issuer is removed: its tokens are refused from now on.",
+	"deviceadded":    "The device profile is added and enabled: its devices are trusted now.",
+	"deviceupd":      "The device profile's settings are saved.",
+	"deviceenabled":  "The device profile is enabled: its devices are trusted again.",
+	"devicedisabled": "The device profile is disabled: its devices are refused from now on.",
+	"deviceremoved":  "The device profile is removed: its devices are refused from now on.",
+	"undelegated":    "The delegation is removed: the domain proxy can no longer obtain tokens for the device.",
 }
 
 // render writes a page: the layout around the named template.

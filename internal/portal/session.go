@@ -124,7 +124,13 @@ func (p *Portal) readForm(w http.ResponseWriter, r *http.Request) error {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
 	case "multipart/form-data":
-		r.Body = http.MaxBytesReader(w, r.Body, maxMultipart)
+		limit := int64(maxMultipart)
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/delegations/import") {
+			// A CSV of devices (issue 14): the service bounds the file
+			// itself; parts beyond maxMultipart go to a temporary file.
+			limit = maxImportBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if err := r.ParseMultipartForm(maxMultipart); err != nil {
 			return badRequest("The form could not be read: %v.", err)
 		}

@@ -252,6 +252,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		// CLI and the configuration file; a change is applied at once.
 		Issuers:      &issuers.Service{Store: o.Store, Issuer: o.Issuer, Now: o.Now},
 		TrustChanged: s.Trust.Load,
+		// The device pages too; the service recompiles the device trust.
+		Devices: s.Devices,
 		Explain: func(ctx context.Context, clientID string, form url.Values) (*tokenep.Explanation, error) {
 			return s.Explain(ctx, clientID, form)
 		},
