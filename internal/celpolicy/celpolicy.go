@@ -17,9 +17,9 @@
 //	actor_issuer    string            its issuer ("" if none)
 //	client          map(string, string)  id, account, name
 //	request         map(string, list(string))  audiences, resources, scope
-//	device          map(string, dyn)  a device's identity ({} but for a
-//	                device's token: fcc_id, serial, frn, role, profile,
-//	                subject, and the certificate's issuer, serial_number)
+//	device          map(string, dyn)  a radio device's identity ({} but for
+//	                a device's token): fcc_id, serial, frn, role, profile,
+//	                subject
 //
 // Besides the standard library, expressions may use the cel-go extensions
 // for strings (`"a,b".split(",")`, `lowerAscii`, ...), lists (`flatten`,

@@ -705,3 +705,41 @@ func (s *sasServer) get(t testing.TB, cert *tls.Certificate, tok string) *ststes
 	b.ReadFrom(resp.Body)
 	return &ststest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b.Bytes()}
 }
+
+// TestDevicePolicy: a profile's CEL rules see the device: a condition
+// refuses one FCC ID, a scope rule narrows by serial, a claim rule copies
+// the FCC ID; on the device path and in a batch alike.
+func TestDevicePolicy(t *testing.T) {
+	env := startDevices(t, ststest.Options{}, func(p *store.DeviceProfile) {
+		p.Policy = store.Policy{
+			Condition: `device.fcc_id != "BLOCKED"`,
+			Scope:     `device.serial.startsWith("LAB-") ? ["sas"] : ["sas", "heartbeat"]`,
+			Claims:    map[string]string{"fcc": `device.fcc_id`, "via": `has(actor.subject) ? actor.subject : "self"`},
+		}
+	})
+	lab := env.cbsd(t, "FCC1", "LAB-1", nil)
+	c := payload(t, wantOK(t, env.postDevice(t, &lab.TLS, deviceForm(nil), "")).AccessToken)
+	if c["scope"] != "sas" || c["fcc"] != "FCC1" || c["via"] != "self" {
+		t.Errorf("lab device: scope %v fcc %v via %v", c["scope"], c["fcc"], c["via"])
+	}
+	blocked := env.cbsd(t, "BLOCKED", "1", nil)
+	before := stateDigest(t, env.s)
+	if d := wantError(t, env.postDevice(t, &blocked.TLS, deviceForm(nil), "policy-blocked"), http.StatusBadRequest, oauth.ErrInvalidRequest); !strings.Contains(d, "condition") {
+		t.Errorf("blocked: %q", d)
+	}
+	if stateDigest(t, env.s) != before {
+		t.Error("the refusal changed the database")
+	}
+	refusedAudited(t, env.s, "policy-blocked", "token.device", oauth.ErrInvalidRequest, `condition "device.fcc_id != \"BLOCKED\"" is false`)
+
+	dp := env.proxy(t, "0001234567", "dp-1")
+	env.delegate(t, dpSubject("0001234567", "dp-1"), store.DeviceRef{FCCID: "FCC2", Serial: "9"}, store.DeviceRef{FCCID: "BLOCKED", Serial: "2"})
+	res := decodeBatch(t, env.postBatch(t, &dp.TLS, []map[string]string{{"fccId": "FCC2", "cbsdSerialNumber": "9"}, {"fccId": "BLOCKED", "cbsdSerialNumber": "2"}}, ""))
+	if res[0].AccessToken == "" || res[1].Error != "invalid_request" {
+		t.Fatalf("batch %+v", res)
+	}
+	c = payload(t, res[0].AccessToken)
+	if c["scope"] != "sas heartbeat" || c["fcc"] != "FCC2" || c["via"] != dpSubject("0001234567", "dp-1") {
+		t.Errorf("batch token: scope %v fcc %v via %v", c["scope"], c["fcc"], c["via"])
+	}
+}
