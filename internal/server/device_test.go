@@ -743,3 +743,36 @@ func TestDevicePolicy(t *testing.T) {
 		t.Errorf("batch token: scope %v fcc %v via %v", c["scope"], c["fcc"], c["via"])
 	}
 }
+
+// TestSASRefusesOtherTokens: the example SAS takes device tokens only: a
+// client's token for its audience, bearer or bound to the client's
+// certificate, is refused. The metadata lists the mtls subject token type.
+func TestSASRefusesOtherTokens(t *testing.T) {
+	env := startDevices(t, ststest.Options{}, nil)
+	sas := startSAS(t, env)
+	c := env.s.CreateClient(func(c *store.Client) { c.Audiences = []string{sasAudience} })
+	tok := env.s.ClientCredentials(c, url.Values{"audience": {sasAudience}})
+	if r := sas.get(t, nil, tok); r.Status != http.StatusUnauthorized || !strings.Contains(r.Header.Get("WWW-Authenticate"), "not a certificate-bound device token") {
+		t.Errorf("a client's bearer token: %d %s", r.Status, r.Header)
+	}
+	self := ststest.SelfSigned(t, ststest.CertOptions{Subject: pkix.Name{CommonName: "not-a-radio"}})
+	k := selfSignedClient(env.s, ststest.JWKS(t, self))
+	env.s.Store.UpdateClient(context.Background(), k.ID, func(c *store.Client) error { c.Audiences = []string{sasAudience}; return nil })
+	env.s.ExpireClientCache()
+	r := env.s.PostCert(server.TokenPath, self, url.Values{"grant_type": {oauth.GrantTypeClientCredentials}, "client_id": {k.ID}, "audience": {sasAudience}})
+	bound := wantOK(t, r).AccessToken
+	selfTLS := self.TLS()
+	if r := sas.get(t, &selfTLS, bound); r.Status != http.StatusUnauthorized {
+		t.Errorf("a client's certificate-bound token from its certificate: %d", r.Status)
+	}
+	md := env.s.Do(mustGet(t, env.s.URL+"/.well-known/oauth-authorization-server")).JSON()
+	types, _ := md["subject_token_types_supported"].([]any)
+	found := false
+	for _, ty := range types {
+		found = found || ty == tokenep.TokenTypeMTLS
+	}
+	if !found {
+		t.Errorf("subject_token_types_supported %v lacks %s", types, tokenep.TokenTypeMTLS)
+	}
+}
+

@@ -236,6 +236,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Devices: o.Devices, BatchesPerMinute: o.DeviceBatchesPerMinute})
 	md := Metadata(o.Issuer)
 	md.TLSClientCertificateBoundAccessTokens = o.ClientCerts != nil && o.ClientCerts.ClientCAs != nil
+	if o.ClientCerts != nil {
+		// Devices exchange their certificates (issue 14).
+		md.SubjectTokenTypesSupported = append(md.SubjectTokenTypesSupported, tokenep.TokenTypeMTLS)
+	}
 	disc := discovery.New(md, o.Keys, o.Now)
 	registry := &clients.Registry{Store: o.Store, Hasher: o.Hasher, Now: o.Now, RegistrationTokenTTL: o.RegistrationTokenTTL}
 	reg := register.New(register.Options{
