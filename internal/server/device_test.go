@@ -775,4 +775,3 @@ func TestSASRefusesOtherTokens(t *testing.T) {
 		t.Errorf("subject_token_types_supported %v lacks %s", types, tokenep.TokenTypeMTLS)
 	}
 }
-
