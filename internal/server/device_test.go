@@ -409,6 +409,8 @@ func TestDeviceRefusals(t *testing.T) {
 		{"self-signed", leaf(func(l *devicetest.Leaf) { l.SelfSigned = true }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=untrusted"},
 		{"leaf without its intermediate", &leafOnly, deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=untrusted"},
 		{"no FCC ID", leaf(func(l *devicetest.Leaf) { l.FCCID = "" }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=identity"},
+		{"oversized FCC ID", leaf(func(l *devicetest.Leaf) { l.FCCID = strings.Repeat("F", devicecert.MaxIdentifierLen+1) }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=identity"},
+		{"corrupted signature", leaf(func(l *devicetest.Leaf) { l.CorruptSignature = true }), deviceForm(nil), oauth.ErrInvalidRequest, "not trusted", "cause=signature"},
 		{"subject token of another device", &good.TLS, deviceForm(viaOEM.Chain), oauth.ErrInvalidRequest, "not the certificate of the TLS connection", "cause=chain_mismatch"},
 		{"subject token not base64url", &good.TLS, deviceForm(nil, "subject_token", "***"), oauth.ErrInvalidRequest, "base64url", ""},
 		{"subject token too long", &good.TLS, deviceForm(nil, "subject_token", strings.Repeat("A", tokenep.MaxDeviceChain+4)), oauth.ErrInvalidRequest, "longer than", ""},
@@ -452,6 +454,32 @@ func TestDeviceStaleCRL(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	wantError(t, r, http.StatusBadRequest, oauth.ErrInvalidRequest)
+}
+
+// TestDeviceRevokedIntermediate: a CRL revoking an OEM sub-CA refuses
+// its devices once the file is replaced, on both paths.
+func TestDeviceRevokedIntermediate(t *testing.T) {
+	env := startDevices(t, ststest.Options{}, nil)
+	oem := env.pki.SubCA(t, "OEM CA")
+	leaf := env.cbsd(t, "FCC1", "OEM-1", func(l *devicetest.Leaf) { l.Issuer = oem })
+	wantOK(t, env.postDevice(t, &leaf.TLS, deviceForm(leaf.Chain), ""))
+	now := time.Now()
+	env.pki.CRL(t, env.pki.CBSDCA, []*big.Int{env.revoked, oem.Cert.SerialNumber}, now.Add(-time.Minute), now.Add(24*time.Hour), env.crl)
+	var r *ststest.Response
+	id := ""
+	for i := range 50 {
+		// The file is reread when it changes: the first refusal is
+		// the one audited.
+		id = fmt.Sprint("revoked-oem-", i)
+		if r = env.postDevice(t, &leaf.TLS, deviceForm(leaf.Chain), id); r.Status != http.StatusOK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d := wantError(t, r, http.StatusBadRequest, oauth.ErrInvalidRequest); !strings.Contains(d, "revoked") {
+		t.Errorf("error_description %q", d)
+	}
+	refusedAudited(t, env.s, id, "token.device", oauth.ErrInvalidRequest, "cause=revoked")
 }
 
 // TestDeviceFailuresThrottled: a device's refusals count against its
