@@ -46,10 +46,10 @@ type Cert struct {
 	NotAfter    time.Time `cel:"notAfter"`
 }
 
-// Name is a distinguished name as an Identity expression sees it: the
-// common name and serialNumber as strings (the first, if the DN has
-// several), the multi-valued attributes as lists, and the whole DN in
-// RFC 2253 form.
+// Name is a distinguished name as an Identity expression sees it, read
+// as encoded: the common name and serialNumber as strings ("" unless the
+// DN has exactly one), the other attributes as lists in their order, and
+// the whole DN in RFC 4514 form.
 type Name struct {
 	CN           string   `cel:"cn"`
 	SerialNumber string   `cel:"serialNumber"`
@@ -61,6 +61,11 @@ type Name struct {
 	DN           string   `cel:"dn"`
 }
 
+// ReservedPrefixes begin the subs of cbrs profiles' identities: an x509
+// profile's identity may not begin with them, or a generic certificate
+// whose CN reads "cbsd:ABC123:SN-1" would be given a CBSD's sub.
+var ReservedPrefixes = []string{"cbsd:", "dp:"}
+
 // MaxSubjectLen bounds the value of an Identity expression, in bytes.
 const MaxSubjectLen = 256
 
@@ -71,7 +76,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.OptionalTypes(),
 		cel.DefaultUTCTimeZone(true),
 		ext.Strings(),
-		ext.Lists(),
+		ext.Lists(ext.ListsMaxRangeSize(celpolicy.CostLimit)),
 		ext.Sets(),
 		ext.Math(),
 		cel.ASTValidators(
@@ -138,6 +143,11 @@ func evalIdentity(prg cel.Program, c *x509.Certificate) (string, error) {
 	if err := checkText(s); err != nil {
 		return "", fmt.Errorf("the identity %s", err)
 	}
+	for _, prefix := range ReservedPrefixes {
+		if strings.HasPrefix(s, prefix) {
+			return "", fmt.Errorf("the identity %q starts with %q, which names CBRS devices and domain proxies only", s, prefix)
+		}
+	}
 	return s, nil
 }
 
@@ -146,8 +156,8 @@ var oidDNSerialNumber = asn1.ObjectIdentifier{2, 5, 4, 5}
 func certView(c *x509.Certificate) *Cert {
 	sum := sha256.Sum256(c.Raw)
 	v := &Cert{
-		Subject:     nameView(c.Subject),
-		Issuer:      nameView(c.Issuer),
+		Subject:     nameView(c.RawSubject),
+		Issuer:      nameView(c.RawIssuer),
 		DNS:         nonNil(c.DNSNames),
 		Email:       nonNil(c.EmailAddresses),
 		URI:         []string{},
@@ -166,18 +176,79 @@ func certView(c *x509.Certificate) *Cert {
 	return v
 }
 
-func nameView(n pkix.Name) Name {
-	v := Name{
-		CN:           n.CommonName,
-		SerialNumber: n.SerialNumber,
-		O:            nonNil(n.Organization),
-		OU:           nonNil(n.OrganizationalUnit),
-		C:            nonNil(n.Country),
-		L:            nonNil(n.Locality),
-		ST:           nonNil(n.Province),
-		DN:           n.String(),
+// nameView reads a DN as encoded (raw): pkix.Name keeps only the last
+// of several common names and reorders attributes (see clientauth's
+// SubjectDN, review of issue 13), so the view is built from the RDN
+// sequence itself. cn and serialNumber are "" unless the DN has exactly
+// one: an identity must not depend on which of two a parser picks.
+func nameView(raw []byte) Name {
+	v := Name{O: []string{}, OU: []string{}, C: []string{}, L: []string{}, ST: []string{}}
+	rdns, err := parseDN(raw)
+	if err != nil {
+		return v
+	}
+	v.DN = rdns.String()
+	var cns, sns []string
+	for _, rdn := range rdns {
+		for _, atv := range rdn {
+			s, ok := atv.Value.(string)
+			if !ok {
+				continue
+			}
+			switch {
+			case atv.Type.Equal(oidCN):
+				cns = append(cns, s)
+			case atv.Type.Equal(oidDNSerialNumber):
+				sns = append(sns, s)
+			case atv.Type.Equal(oidO):
+				v.O = append(v.O, s)
+			case atv.Type.Equal(oidOU):
+				v.OU = append(v.OU, s)
+			case atv.Type.Equal(oidC):
+				v.C = append(v.C, s)
+			case atv.Type.Equal(oidL):
+				v.L = append(v.L, s)
+			case atv.Type.Equal(oidST):
+				v.ST = append(v.ST, s)
+			}
+		}
+	}
+	if len(cns) == 1 {
+		v.CN = cns[0]
+	}
+	if len(sns) == 1 {
+		v.SerialNumber = sns[0]
 	}
 	return v
+}
+
+var (
+	oidCN = asn1.ObjectIdentifier{2, 5, 4, 3}
+	oidC  = asn1.ObjectIdentifier{2, 5, 4, 6}
+	oidL  = asn1.ObjectIdentifier{2, 5, 4, 7}
+	oidST = asn1.ObjectIdentifier{2, 5, 4, 8}
+	oidO  = asn1.ObjectIdentifier{2, 5, 4, 10}
+	oidOU = asn1.ObjectIdentifier{2, 5, 4, 11}
+)
+
+// parseDN parses an encoded DN.
+func parseDN(raw []byte) (pkix.RDNSequence, error) {
+	var rdns pkix.RDNSequence
+	rest, err := asn1.Unmarshal(raw, &rdns)
+	if err == nil && len(rest) > 0 {
+		err = errors.New("trailing data after the DN")
+	}
+	return rdns, err
+}
+
+// dnString is the RFC 4514 string of an encoded DN, every attribute in
+// its place ("" if it does not parse, which crypto/x509 would not let by).
+func dnString(raw []byte) string {
+	rdns, err := parseDN(raw)
+	if err != nil {
+		return ""
+	}
+	return rdns.String()
 }
 
 func nonNil(s []string) []string {

@@ -35,8 +35,9 @@ type crlFile struct {
 	// sigOK caches the issuers (SHA-256 of their DER) whose key signed
 	// the list: it is checked once per issuer, not per request.
 	sigOK map[[32]byte]bool
-	// lastErr is the last reload failure ("" after a good one), kept for
-	// the operator; the previous list stays in use.
+	// lastErr is the last reload failure (nil after a good one), kept
+	// for the operator; the previous list stays in use. A new list of
+	// another issuer than the first one loaded is such a failure.
 	lastErr error
 }
 
@@ -74,6 +75,11 @@ func (f *crlFile) load(st os.FileInfo) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
+	if f.list != nil && !bytes.Equal(list.RawIssuer, f.list.RawIssuer) {
+		// The file is configured for one CA: a list of another would
+		// leave that CA's certificates unchecked without a word.
+		return fmt.Errorf("%s: the new CRL's issuer %s is not the previous one's, %s", f.path, dnString(list.RawIssuer), dnString(f.list.RawIssuer))
+	}
 	revoked := make(map[string]bool, len(list.RevokedCertificateEntries))
 	for _, e := range list.RevokedCertificateEntries {
 		revoked[string(e.SerialNumber.Bytes())+signOf(e.SerialNumber.Sign())] = true
@@ -91,12 +97,13 @@ func signOf(s int) string {
 }
 
 // refresh reloads the file if it changed, at most once per crlCheckEvery
-// (measured on now). A failure keeps the previous list and is remembered.
-func (f *crlFile) refresh(now time.Time) {
-	if d := now.Sub(f.checked); d >= 0 && d < crlCheckEvery {
+// of wall, the real clock (not the request's time, which a test may hold
+// still). A failure keeps the previous list and is remembered.
+func (f *crlFile) refresh(wall time.Time) {
+	if d := wall.Sub(f.checked); d >= 0 && d < crlCheckEvery {
 		return
 	}
-	f.checked = now
+	f.checked = wall
 	st, err := os.Stat(f.path)
 	if err != nil {
 		f.lastErr = err
@@ -123,13 +130,14 @@ const (
 // published: those whose issuer name is c's issuer and, when both carry
 // key identifiers, whose authority key identifier is issuer's subject key
 // identifier (a re-keyed CA keeps its name). A CRL past its nextUpdate
-// still revokes what it lists.
-func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now time.Time) (crlVerdict, string) {
-	verdict, stalePath := crlNone, ""
+// still revokes what it lists. now is the request's time, wall the real
+// clock's (for reloads).
+func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now, wall time.Time) crlVerdict {
+	verdict := crlNone
 	serial := string(c.SerialNumber.Bytes()) + signOf(c.SerialNumber.Sign())
 	for _, f := range files {
 		f.mu.Lock()
-		f.refresh(now)
+		f.refresh(wall)
 		list := f.list
 		if !bytes.Equal(list.RawIssuer, c.RawIssuer) ||
 			(len(list.AuthorityKeyId) > 0 && len(issuer.SubjectKeyId) > 0 && !bytes.Equal(list.AuthorityKeyId, issuer.SubjectKeyId)) {
@@ -140,7 +148,7 @@ func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now time.Time) (cr
 		if !f.sigOK[key] {
 			if err := list.CheckSignatureFrom(issuer); err != nil {
 				f.mu.Unlock()
-				return crlBadSig, f.path
+				return crlBadSig
 			}
 			if f.sigOK == nil {
 				f.sigOK = make(map[[32]byte]bool)
@@ -150,16 +158,16 @@ func checkCRLs(files []*crlFile, c, issuer *x509.Certificate, now time.Time) (cr
 		revoked := f.revoked[serial]
 		f.mu.Unlock()
 		if revoked {
-			return crlRevoked, f.path
+			return crlRevoked
 		}
 		switch {
 		case list.NextUpdate.IsZero() || !now.After(list.NextUpdate):
 			verdict = crlGood
 		case verdict == crlNone:
-			verdict, stalePath = crlStale, f.path
+			verdict = crlStale
 		}
 	}
-	return verdict, stalePath
+	return verdict
 }
 
 // errNoCRL is returned by CRLStatus for a path that is not configured.

@@ -3,6 +3,26 @@
 // (certificatePolicies under 1.3.6.1.4.1.46609.1.1) and identifiers (FCC
 // ID, serial number and FRN in SubjectAltName otherName values), or, for
 // a generic X.509 profile, a CEL expression over the certificate.
+//
+// A profile is compiled once ([Compile]: every problem reported at once)
+// and verifies chains ([Profile.Verify], or [Trust.Verify] over several).
+// In order: at most [MaxChain] certificates; the leaf's validity; a path
+// to the anchors through the intermediates the device sent (one per
+// subject, as clientcert does, so that a hostile chain costs a few
+// signature checks); the EKU policy; the role the request's path needs;
+// the identifiers ([MaxIdentifierLen] bytes each, UTF8String, once each,
+// no control characters); the FCC ID allow-list; then revocation: the
+// CRLs of each certificate's issuer (leaf and intermediates; a CRL past
+// its nextUpdate refuses, CauseCRLStale) and the OCSP responder, if any,
+// for the leaf. A refusal is a [*Refusal] with a stable Cause.
+//
+// Verified paths are cached per profile (keyed by the presented chain,
+// kept while every certificate of the path is valid), so a device that
+// comes back costs no signature check; revocation and identity are
+// checked on every call. CRL files are looked at, from Verify, at most
+// once a second and reloaded when they change; a reload that fails keeps
+// the list in use ([Profile.CRLStatus] reports it). Delta CRLs and CRL
+// distribution points are not used: the operator's CRL files are.
 package devicecert
 
 import (
@@ -16,7 +36,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -38,7 +57,8 @@ const (
 	RoleCBSD      Role = "cbsd"      // .1.1.3
 	RoleOperator  Role = "operator"  // .1.1.4: a domain proxy
 	RoleCA        Role = "ca"        // .1.1.5
-	// RoleDevice is the role of every leaf of an x509 profile.
+	// RoleDevice is the role of every leaf of an x509 profile. As
+	// Verify's want it names the device path, as RoleCBSD does.
 	RoleDevice Role = "device"
 )
 
@@ -80,8 +100,9 @@ type Identity struct {
 	// Leaf is the verified certificate; Thumbprint its x5t#S256.
 	Leaf       *x509.Certificate
 	Thumbprint string
-	// Issuer (the leaf's issuer DN), SerialNumber (hex) and NotAfter,
-	// for audit records and the token's lifetime.
+	// Issuer (the leaf's issuer DN as encoded, RFC 4514), SerialNumber
+	// (lower-case hex) and NotAfter, for audit records and the token's
+	// lifetime.
 	Issuer       string
 	SerialNumber string
 	NotAfter     time.Time
@@ -191,6 +212,31 @@ func CBSDSubject(fccID, serial string) string {
 // sent), and crypto/tls's 8 is ample.
 const MaxChain = 8
 
+// MaxChainDER bounds the DER of a chain a device sends as a subject
+// token: 8 certificates of a few KB (an RSA-4096 certificate is ~1.5 KB).
+const MaxChainDER = 64 << 10
+
+// ParseChain parses a chain sent as the concatenated DER of its
+// certificates (leaf first), as x509.ParseCertificates reads it: at most
+// MaxChainDER bytes and MaxChain certificates. A refusal has
+// CauseMalformed.
+func ParseChain(der []byte) ([]*x509.Certificate, error) {
+	switch {
+	case len(der) == 0:
+		return nil, refuse(stageShape, CauseMalformed, "no certificate")
+	case len(der) > MaxChainDER:
+		return nil, refuse(stageShape, CauseMalformed, "the chain is longer than %d bytes", MaxChainDER)
+	}
+	certs, err := x509.ParseCertificates(der)
+	switch {
+	case err != nil:
+		return nil, refuse(stageShape, CauseMalformed, "the chain does not parse: %v", err)
+	case len(certs) > MaxChain:
+		return nil, refuse(stageShape, CauseMalformed, "the chain has %d certificates, more than %d", len(certs), MaxChain)
+	}
+	return certs, nil
+}
+
 // MaxIntermediateRSABits bounds the RSA keys of the intermediates a
 // device sends, as crypto/tls bounds a handshake's.
 const MaxIntermediateRSABits = 8192
@@ -215,6 +261,40 @@ type Profile struct {
 	paths       pathCache
 	// noPathCache turns the cache off (benchmarks of the cold path).
 	noPathCache bool
+	// wallClock, when set, replaces time.Now for CRL reloads (tests).
+	wallClock func() time.Time
+}
+
+// CompileError is one problem Compile found with a profile; Compile
+// returns every one, joined with errors.Join ([CompileErrors] lists
+// them).
+type CompileError struct {
+	Profile string
+	// Field names what is wrong: "name", "kind", "identity", "eku",
+	// "anchors", "fcc ids", "crl" or "ocsp url".
+	Field string
+	Msg   string
+}
+
+// Error renders e as `device profile "NAME": FIELD: MSG`.
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("device profile %q: %s: %s", e.Profile, e.Field, e.Msg)
+}
+
+// CompileErrors lists the problems of an error Compile returned.
+func CompileErrors(err error) []*CompileError {
+	var out []*CompileError
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, CompileErrors(e)...)
+		}
+		return out
+	}
+	var ce *CompileError
+	if errors.As(err, &ce) {
+		out = append(out, ce)
+	}
+	return out
 }
 
 // Compile checks p (anchors parse, CEL identity type-checks, EKU and
@@ -228,38 +308,38 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 		return nil, errors.New("devicecert: no profile")
 	}
 	var errs []error
-	fail := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("device profile %q: "+format, append([]any{p.Name}, args...)...))
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, &CompileError{Profile: p.Name, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	out := &Profile{Spec: p, anchorSet: map[string]bool{}, eku: p.EKU}
 	if p.Name == "" {
-		fail("the name is empty")
+		fail("name", "the name is empty")
 	}
 	switch p.Kind {
 	case store.DeviceKindCBRS:
 		if p.Identity != "" {
-			fail("identity: an identity expression is for %s profiles; a %s profile reads the FCC ID and serial number", store.DeviceKindX509, store.DeviceKindCBRS)
+			fail("identity", "an identity expression is for %s profiles; a %s profile reads the FCC ID and serial number", store.DeviceKindX509, store.DeviceKindCBRS)
 		}
 	case store.DeviceKindX509:
 		if strings.TrimSpace(p.Identity) == "" {
-			fail("identity: an %s profile needs an identity expression (for example cert.subject.cn)", store.DeviceKindX509)
+			fail("identity", "an %s profile needs an identity expression (for example cert.subject.cn)", store.DeviceKindX509)
 		} else if prg, err := compileIdentity(p.Identity); err != nil {
-			fail("identity: %v", err)
+			fail("identity", "%v", err)
 		} else {
 			out.identity = prg
 		}
 		if len(p.FCCIDs) > 0 {
-			fail("fcc ids: an allow-list of FCC IDs is for %s profiles", store.DeviceKindCBRS)
+			fail("fcc ids", "an allow-list of FCC IDs is for %s profiles", store.DeviceKindCBRS)
 		}
 	default:
-		fail("kind %q: want %s or %s", p.Kind, store.DeviceKindCBRS, store.DeviceKindX509)
+		fail("kind", "%q is not a kind: want %s or %s", p.Kind, store.DeviceKindCBRS, store.DeviceKindX509)
 	}
 	switch p.EKU {
 	case "":
 		out.eku = store.EKUClientAuth
 	case store.EKUClientAuth, store.EKUAny, store.EKUNone:
 	default:
-		fail("eku %q: want %s, %s or %s", p.EKU, store.EKUClientAuth, store.EKUAny, store.EKUNone)
+		fail("eku", "%q is not an EKU policy: want %s, %s or %s", p.EKU, store.EKUClientAuth, store.EKUAny, store.EKUNone)
 	}
 	out.anchors = x509.NewCertPool()
 	n := 0
@@ -267,21 +347,21 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 		var blk *pem.Block
 		if blk, rest = pem.Decode(rest); blk == nil {
 			if len(bytes.TrimSpace(rest)) > 0 && n > 0 {
-				fail("anchors: text after the last PEM block is not PEM")
+				fail("anchors", "text after the last PEM block is not PEM")
 			}
 			break
 		}
 		if blk.Type != "CERTIFICATE" {
-			fail("anchors: PEM block %d is a %q, not a CERTIFICATE", i, blk.Type)
+			fail("anchors", "PEM block %d is a %q, not a CERTIFICATE", i, blk.Type)
 			continue
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			fail("anchors: certificate %d: %v", i, err)
+			fail("anchors", "certificate %d: %v", i, err)
 			continue
 		}
 		if !c.IsCA {
-			fail("anchors: certificate %d (%s) is not a CA certificate", i, c.Subject)
+			fail("anchors", "certificate %d (%s) is not a CA certificate", i, c.Subject)
 			continue
 		}
 		out.anchors.AddCert(c)
@@ -290,13 +370,13 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 		n++
 	}
 	if n == 0 {
-		fail("anchors: no CA certificate (PEM) is given")
+		fail("anchors", "no CA certificate (PEM) is given")
 	}
 	if len(p.FCCIDs) > 0 {
 		out.allow = make(map[string]bool, len(p.FCCIDs))
 		for _, id := range p.FCCIDs {
 			if err := CheckIdentifier(id); err != nil {
-				fail("fcc ids: %q %v", id, err)
+				fail("fcc ids", "%q %v", id, err)
 			}
 			out.allow[id] = true
 		}
@@ -304,7 +384,7 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 	for _, path := range p.CRLFiles {
 		f, err := loadCRL(path)
 		if err != nil {
-			fail("crl: %v", err)
+			fail("crl", "%v", err)
 			continue
 		}
 		out.crls = append(out.crls, f)
@@ -312,7 +392,7 @@ func Compile(p *store.DeviceProfile) (*Profile, error) {
 	if p.OCSPURL != "" {
 		u, err := url.Parse(p.OCSPURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fail("ocsp url %q: want an http or https URL", p.OCSPURL)
+			fail("ocsp url", "%q is not an http or https URL", p.OCSPURL)
 		}
 		out.ocsp = &ocspChecker{url: p.OCSPURL, cache: map[[32]byte]ocspEntry{}}
 	}
@@ -391,7 +471,7 @@ func (p *Profile) verify(ctx context.Context, chain []*x509.Certificate, want Ro
 		Profile:      p.Spec.Name,
 		Leaf:         leaf,
 		Thumbprint:   clientcert.Thumbprint(leaf),
-		Issuer:       leaf.Issuer.String(),
+		Issuer:       dnString(leaf.RawIssuer),
 		SerialNumber: leaf.SerialNumber.Text(16),
 		NotAfter:     leaf.NotAfter,
 	}
@@ -438,12 +518,12 @@ func (p *Profile) cbrsIdentity(id *Identity, leaf *x509.Certificate, path Role) 
 		}
 		id.Subject = CBSDSubject(names.FCCID, names.Serial)
 	case RoleOperator:
-		cn := leaf.Subject.CommonName
+		cn := nameView(leaf.RawSubject).CN
 		if names.FRN == "" {
 			return refuse(stageLeaf, CauseIdentity, "the domain proxy's certificate names no FRN (otherName %s)", OIDFRN)
 		}
 		if err := CheckIdentifier(cn); err != nil {
-			return refuse(stageLeaf, CauseIdentity, "the domain proxy's subject common name %v", err)
+			return refuse(stageLeaf, CauseIdentity, "the domain proxy's subject common name (exactly one) %v", err)
 		}
 		id.Subject = "dp:" + Escape(names.FRN) + ":" + Escape(cn)
 	}
@@ -517,7 +597,7 @@ func (p *Profile) buildPath(chain []*x509.Certificate, now time.Time) ([]*x509.C
 }
 
 // diagnose explains a failed path: it walks up from the leaf by issuer
-// name through the presented certificates and the anchors (at most
+// name through the anchors and the candidates path building had (at most
 // MaxChain steps, one signature check each) and names the first link
 // that is expired, not yet valid or badly signed. Otherwise the chain
 // does not lead to an anchor.
@@ -527,8 +607,9 @@ func (p *Profile) diagnose(chain []*x509.Certificate, now time.Time, err error) 
 		return refuse(stagePath, CauseUntrusted, "the chain is not valid: %v", err)
 	}
 	c := chain[0]
+	presented := candidates(chain[1:])
 	for range MaxChain {
-		parent, anchor := p.findParent(chain[1:], c)
+		parent, anchor := p.findParent(presented, c)
 		if parent == nil {
 			break
 		}
@@ -581,9 +662,13 @@ func describe(c *x509.Certificate) string {
 // in the CRLs of its issuer, then asks the OCSP responder, if any, about
 // the leaf.
 func (p *Profile) checkRevocation(ctx context.Context, path []*x509.Certificate, now time.Time) *Refusal {
+	wall := time.Now()
+	if p.wallClock != nil {
+		wall = p.wallClock()
+	}
 	for i := 0; i+1 < len(path); i++ {
 		c, issuer := path[i], path[i+1]
-		verdict, file := checkCRLs(p.crls, c, issuer, now)
+		verdict := checkCRLs(p.crls, c, issuer, now, wall)
 		what := "the certificate"
 		if i > 0 {
 			what = "CA certificate " + c.Subject.String()
@@ -592,9 +677,9 @@ func (p *Profile) checkRevocation(ctx context.Context, path []*x509.Certificate,
 		case crlRevoked:
 			return refuse(stageRevocation, CauseRevoked, "%s (serial %s) is revoked by its issuer's CRL", what, c.SerialNumber.Text(16))
 		case crlStale:
-			return refuse(stageRevocation, CauseCRLStale, "the CRL of %s (%s) is past its nextUpdate; %s cannot be checked", issuer.Subject, filepath.Base(file), what)
+			return refuse(stageRevocation, CauseCRLStale, "the CRL of %s is past its nextUpdate; %s cannot be checked", dnString(issuer.RawSubject), what)
 		case crlBadSig:
-			return refuse(stageRevocation, CauseCRLInvalid, "the CRL %s names %s as issuer but is not signed by its key", filepath.Base(file), issuer.Subject)
+			return refuse(stageRevocation, CauseCRLInvalid, "a CRL names %s as issuer but is not signed by its key", dnString(issuer.RawSubject))
 		}
 	}
 	if p.ocsp == nil || len(path) < 2 {
@@ -623,6 +708,14 @@ func (p *Profile) checkRevocation(ctx context.Context, path []*x509.Certificate,
 // every order of them (see clientcert's pathCandidates, issue 13).
 func pathCandidates(certs []*x509.Certificate) *x509.CertPool {
 	pool := x509.NewCertPool()
+	for _, c := range candidates(certs) {
+		pool.AddCert(c)
+	}
+	return pool
+}
+
+func candidates(certs []*x509.Certificate) []*x509.Certificate {
+	out := make([]*x509.Certificate, 0, len(certs))
 	seen := make(map[string]bool, len(certs))
 	for _, c := range certs {
 		if seen[string(c.RawSubject)] {
@@ -632,9 +725,9 @@ func pathCandidates(certs []*x509.Certificate) *x509.CertPool {
 			continue
 		}
 		seen[string(c.RawSubject)] = true
-		pool.AddCert(c)
+		out = append(out, c)
 	}
-	return pool
+	return out
 }
 
 // reaches reports whether a certificate of chain names one of the
@@ -656,8 +749,8 @@ type Trust struct {
 // Verify tries each profile whose anchors the chain leads to (a
 // certificate of the chain names one of them as its issuer), in order,
 // and returns the first identity; otherwise the Refusal of the profile
-// that got furthest (the first of them on a tie), or CauseUntrusted when
-// no profile's anchors are reached.
+// that got furthest (the first of them on a tie) with that profile, or
+// CauseUntrusted and a nil profile when no profile's anchors are reached.
 func (t *Trust) Verify(ctx context.Context, chain []*x509.Certificate, want Role, now time.Time) (*Identity, *Profile, error) {
 	if len(chain) == 0 || chain[0] == nil {
 		return nil, nil, refuse(stageShape, CauseMalformed, "no device certificate")
@@ -677,7 +770,7 @@ func (t *Trust) Verify(ctx context.Context, chain []*x509.Certificate, want Role
 		}
 	}
 	if best == nil {
-		return nil, nil, refuse(stagePath, CauseUntrusted, "no device trust profile trusts the certificate's issuer (%s)", chain[0].Issuer)
+		return nil, nil, refuse(stagePath, CauseUntrusted, "no device trust profile trusts the certificate's issuer (%s)", dnString(chain[0].RawIssuer))
 	}
 	return nil, bestProfile, best
 }

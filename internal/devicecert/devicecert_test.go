@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"math/big"
 	"net/url"
@@ -188,6 +189,7 @@ func TestVerifyRefusals(t *testing.T) {
 		}))},
 		{name: "DP without FRN", cause: devicecert.CauseIdentity, want: devicecert.RoleOperator, chain: leaf(devicetest.Leaf{Role: devicecert.RoleOperator, Subject: pkix.Name{CommonName: "dp1"}})},
 		{name: "DP without CN", cause: devicecert.CauseIdentity, want: devicecert.RoleOperator, chain: leaf(devicetest.Leaf{Role: devicecert.RoleOperator, FRN: "1", Subject: pkix.Name{Organization: []string{"Op"}}})},
+		{name: "DP with two CNs", cause: devicecert.CauseIdentity, want: devicecert.RoleOperator, chain: leaf(devicetest.Leaf{Role: devicecert.RoleOperator, FRN: "1", Subject: twoCNs("dp1", "dp2")})},
 		{name: "untrusted root", cause: devicecert.CauseUntrusted, chain: func() []*x509.Certificate { return other.Leaf(t, good).Chain }},
 		{name: "untrusted root presented", cause: devicecert.CauseUntrusted, chain: func() []*x509.Certificate {
 			return append(other.Leaf(t, good).Chain, other.Root.Cert)
@@ -306,51 +308,53 @@ func TestCRL(t *testing.T) {
 		_, err := p.Verify(ctx, l.Chain, devicecert.RoleCBSD, at)
 		wantCause(t, err, cause)
 	}
-	// Each step is a second later: CRL files are looked at once a second.
-	at := now
-	step := func() time.Time { at = at.Add(1100 * time.Millisecond); return at }
+	// CRL files are looked at once a second of the real clock, not of
+	// the request's time: each step moves the wall clock a second on and
+	// keeps the request's time.
+	wall := now
+	devicecert.SetWallClock(p, func() time.Time { return wall })
+	step := func() time.Time { wall = wall.Add(1100 * time.Millisecond); return now }
 
 	t.Run("not revoked", func(t *testing.T) {
 		check(t, direct, step(), "")
-		check(t, viaOEM, at, "")
+		check(t, viaOEM, now, "")
 	})
 	t.Run("revoked leaf, CRL file replaced on disk", func(t *testing.T) {
 		fresh(leafCRL, pki.CBSDCA, big.NewInt(7), direct.Cert.SerialNumber)
+		check(t, direct, now, "") // within the second: not looked at yet
 		check(t, direct, step(), devicecert.CauseRevoked)
-		check(t, viaOEM, at, "")
+		check(t, viaOEM, now, "")
 		fresh(leafCRL, pki.CBSDCA)
 		check(t, direct, step(), "")
 	})
 	t.Run("revoked leaf under the OEM CA (PEM CRL)", func(t *testing.T) {
 		fresh(oemCRL, oem, viaOEM.Cert.SerialNumber)
 		check(t, viaOEM, step(), devicecert.CauseRevoked)
-		check(t, direct, at, "")
+		check(t, direct, now, "")
 		fresh(oemCRL, oem)
 		check(t, viaOEM, step(), "")
 	})
 	t.Run("revoked intermediate", func(t *testing.T) {
 		fresh(leafCRL, pki.CBSDCA, oem.Cert.SerialNumber)
 		check(t, viaOEM, step(), devicecert.CauseRevoked)
-		check(t, direct, at, "")
+		check(t, direct, now, "")
 		fresh(leafCRL, pki.CBSDCA)
 		fresh(rootCRL, pki.Root, pki.CBSDCA.Cert.SerialNumber)
 		check(t, direct, step(), devicecert.CauseRevoked)
-		check(t, viaOEM, at, devicecert.CauseRevoked)
+		check(t, viaOEM, now, devicecert.CauseRevoked)
 		fresh(rootCRL, pki.Root)
 		check(t, direct, step(), "")
 	})
 	t.Run("stale CRL", func(t *testing.T) {
 		pki.CRL(t, oem, nil, now.Add(-48*time.Hour), now.Add(-time.Hour), oemCRL)
 		check(t, viaOEM, step(), devicecert.CauseCRLStale)
-		check(t, direct, at, "") // another CA's certificates are not affected
+		check(t, direct, now, "") // another CA's certificates are not affected
 		fresh(oemCRL, oem)
 		check(t, viaOEM, step(), "")
 		// A CRL goes stale with time, too.
 		check(t, direct, now.Add(25*time.Hour), devicecert.CauseCRLStale)
-		at = now.Add(25 * time.Hour)
 	})
 	t.Run("reload failure keeps the previous CRL", func(t *testing.T) {
-		at = now
 		fresh(leafCRL, pki.CBSDCA, direct.Cert.SerialNumber)
 		check(t, direct, step(), devicecert.CauseRevoked)
 		if err := os.WriteFile(leafCRL, []byte("not a CRL"), 0o644); err != nil {
@@ -365,6 +369,17 @@ func TestCRL(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(t, direct, step(), devicecert.CauseRevoked)
+		fresh(leafCRL, pki.CBSDCA)
+		check(t, direct, step(), "")
+	})
+	t.Run("a CRL of another CA does not replace the file's", func(t *testing.T) {
+		fresh(leafCRL, pki.CBSDCA, direct.Cert.SerialNumber)
+		check(t, direct, step(), devicecert.CauseRevoked)
+		fresh(leafCRL, oem)
+		check(t, direct, step(), devicecert.CauseRevoked)
+		if _, _, reloadErr, _ := p.CRLStatus(leafCRL); reloadErr == nil || !strings.Contains(reloadErr.Error(), "issuer") {
+			t.Errorf("reload error %v, want the issuer change", reloadErr)
+		}
 		fresh(leafCRL, pki.CBSDCA)
 		check(t, direct, step(), "")
 	})
@@ -399,15 +414,30 @@ func TestCompileErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("Compile accepted a bad profile")
 	}
-	for _, want := range []string{`device profile "bad"`, "identity", `eku "server"`, "not a CA certificate", `"PRIVATE KEY"`, "missing.crl", "garbage.crl", "ocsp url", "fcc ids"} {
+	for _, want := range []string{`device profile "bad"`, "identity", `eku: "server"`, "not a CA certificate", `"PRIVATE KEY"`, "missing.crl", "garbage.crl", "ocsp url", "fcc ids"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
+	fields := map[string]int{}
+	for _, ce := range devicecert.CompileErrors(err) {
+		if ce.Profile != "bad" || ce.Msg == "" {
+			t.Errorf("problem %+v", ce)
+		}
+		fields[ce.Field]++
+	}
+	for _, f := range []string{"identity", "eku", "anchors", "crl", "ocsp url", "fcc ids"} {
+		if fields[f] == 0 {
+			t.Errorf("no problem for field %q in %v", f, fields)
+		}
+	}
+	if fields["crl"] != 2 || fields["anchors"] != 2 {
+		t.Errorf("problems by field %v: want two of crl and of anchors", fields)
+	}
 	if _, err := devicecert.Compile(&store.DeviceProfile{Name: "n", Kind: "cbrs", Anchors: leaf.PEM()[:len(leaf.PEM())/2]}); err == nil || !strings.Contains(err.Error(), "no CA certificate") {
 		t.Errorf("anchors without a CA: %v", err)
 	}
-	if _, err := devicecert.Compile(&store.DeviceProfile{Name: "k", Kind: "tpm", Anchors: pki.RootPEM}); err == nil || !strings.Contains(err.Error(), `kind "tpm"`) {
+	if _, err := devicecert.Compile(&store.DeviceProfile{Name: "k", Kind: "tpm", Anchors: pki.RootPEM}); err == nil || !strings.Contains(err.Error(), `kind: "tpm"`) {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if _, err := devicecert.Compile(&store.DeviceProfile{Name: "x", Kind: "x509", Anchors: pki.RootPEM}); err == nil || !strings.Contains(err.Error(), "needs an identity expression") {
@@ -453,13 +483,36 @@ func TestX509Profile(t *testing.T) {
 		})
 	}
 	t.Run("refused at run time", func(t *testing.T) {
-		for _, expr := range []string{`cert.email[0]`, `cert.subject.ou.size() > 0 ? "x" : ""`, `cert.subject.c.size() == 0 ? "bad\n" : "x"`} {
+		for _, expr := range []string{`cert.email[0]`, `cert.subject.ou.size() > 0 ? "x" : ""`, `cert.subject.c.size() == 0 ? "bad\n" : "x"`,
+			`lists.range(5000).map(i, string(i)).join("")`, // the cost limit
+			`lists.range(300).map(i, "x").join("")`,        // longer than MaxSubjectLen
+		} {
 			p, err := x509p(expr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, err = p.Verify(ctx, leaf.Chain, devicecert.RoleDevice, now)
 			wantCause(t, err, devicecert.CauseIdentity)
+		}
+	})
+	t.Run("a CBSD's sub is not an x509 identity", func(t *testing.T) {
+		p, _ := x509p("cert.subject.cn")
+		for _, cn := range []string{"cbsd:ABC123:SN-1", "dp:0012345678:dp1"} {
+			l := pki.Leaf(t, devicetest.Leaf{Subject: pkix.Name{CommonName: cn}})
+			_, err := p.Verify(ctx, l.Chain, devicecert.RoleDevice, now)
+			wantCause(t, err, devicecert.CauseIdentity)
+		}
+	})
+	t.Run("two common names", func(t *testing.T) {
+		p, _ := x509p("cert.subject.cn")
+		two := pki.Leaf(t, devicetest.Leaf{Subject: twoCNs("victim", "attacker")})
+		_, err := p.Verify(ctx, two.Chain, devicecert.RoleDevice, now)
+		wantCause(t, err, devicecert.CauseIdentity)
+		p, _ = x509p("cert.subject.dn")
+		id, err := p.Verify(ctx, two.Chain, devicecert.RoleDevice, now)
+		wantCause(t, err, "")
+		if !strings.Contains(id.Subject, "victim") || !strings.Contains(id.Subject, "attacker") {
+			t.Errorf("dn %q lacks a common name", id.Subject)
 		}
 	})
 	t.Run("not a domain proxy", func(t *testing.T) {
@@ -484,6 +537,13 @@ func TestX509Profile(t *testing.T) {
 			}
 		}
 	})
+}
+
+// twoCNs is a subject with two common names: pkix.Name would keep the
+// last only.
+func twoCNs(a, b string) pkix.Name {
+	cn := asn1.ObjectIdentifier{2, 5, 4, 3}
+	return pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: cn, Value: a}, {Type: cn, Value: b}}}
 }
 
 func fingerprintHex(c *x509.Certificate) string {
@@ -532,4 +592,33 @@ func TestTrust(t *testing.T) {
 	dp := b.Leaf(t, devicetest.Leaf{Role: devicecert.RoleOperator, FRN: "1", Subject: pkix.Name{CommonName: "dp"}})
 	_, _, err = trust.Verify(ctx, dp.Chain, devicecert.RoleCBSD, now)
 	wantCause(t, err, devicecert.CauseRole)
+}
+
+func TestParseChain(t *testing.T) {
+	pki := devicetest.New(t)
+	leaf := pki.Leaf(t, devicetest.Leaf{Role: devicecert.RoleCBSD, FCCID: "A", Serial: "1", Issuer: pki.SubCA(t, "OEM")})
+	var der []byte
+	for _, d := range leaf.DER() {
+		der = append(der, d...)
+	}
+	chain, err := devicecert.ParseChain(der)
+	if err != nil || len(chain) != 3 || !chain[0].Equal(leaf.Cert) {
+		t.Fatalf("ParseChain: %d certificates, %v", len(chain), err)
+	}
+	long := der
+	for len(long) < len(der)*(devicecert.MaxChain/3+1) {
+		long = append(long, der...)
+	}
+	for name, in := range map[string][]byte{
+		"empty":     nil,
+		"truncated": der[:len(der)-1],
+		"too many":  long,
+		"too long":  make([]byte, devicecert.MaxChainDER+1),
+		"PEM":       leaf.PEM(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := devicecert.ParseChain(in)
+			wantCause(t, err, devicecert.CauseMalformed)
+		})
+	}
 }
