@@ -66,7 +66,8 @@ func isDeviceRequest(r *http.Request, form url.Values) bool {
 
 // ParseDeviceChain decodes a device's subject_token: the base64url
 // (padding optional) of the concatenated DER certificates of its chain,
-// leaf first, at most clientcert.MaxChain certificates.
+// leaf first (devicecert.ParseChain: at most devicecert.MaxChain
+// certificates), at most MaxDeviceChain characters.
 func ParseDeviceChain(s string) ([]*x509.Certificate, error) {
 	if len(s) > MaxDeviceChain {
 		return nil, fmt.Errorf("longer than %d characters", MaxDeviceChain)
@@ -75,17 +76,11 @@ func ParseDeviceChain(s string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, errors.New("not base64url")
 	}
-	certs, err := x509.ParseCertificates(der)
-	if err != nil {
-		return nil, errors.New("not a sequence of DER certificates")
+	certs, err := devicecert.ParseChain(der)
+	if r, ok := devicecert.AsRefusal(err); ok {
+		return nil, errors.New(r.Msg)
 	}
-	switch {
-	case len(certs) == 0:
-		return nil, errors.New("no certificate")
-	case len(certs) > clientcert.MaxChain:
-		return nil, fmt.Errorf("more than %d certificates", clientcert.MaxChain)
-	}
-	return certs, nil
+	return certs, err
 }
 
 // EncodeDeviceChain is the subject_token of a device presenting chain
@@ -180,7 +175,8 @@ func (e *Endpoint) deviceExchange(r *http.Request, form url.Values, ev *store.Au
 	chain := hs
 	if req.SubjectToken != "" {
 		if chain, err = ParseDeviceChain(req.SubjectToken); err != nil {
-			return nil, oauth.NewError(oauth.ErrInvalidRequest, "subject_token must be the base64url of the device's DER certificate chain, leaf first: %v", err)
+			return nil, oauth.NewError(oauth.ErrInvalidRequest, "subject_token must be the base64url of the device's DER certificate chain, leaf first: %v", err).
+				WithCause(errors.New("cause=malformed"))
 		}
 		if !bytes.Equal(chain[0].Raw, hs[0].Raw) {
 			return nil, oauth.NewError(oauth.ErrInvalidRequest, "subject_token's leaf certificate is not the certificate of the TLS connection").
