@@ -22,6 +22,7 @@ import (
 
 	"github.com/keybridge/sts/examples/sas/sasapi"
 	"github.com/keybridge/sts/internal/clientcert"
+	"github.com/keybridge/sts/internal/clientip"
 	"github.com/keybridge/sts/internal/devicecert"
 	"github.com/keybridge/sts/internal/devicecert/devicetest"
 	tokenep "github.com/keybridge/sts/internal/endpoint/token"
@@ -801,5 +802,35 @@ func TestSASRefusesOtherTokens(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("subject_token_types_supported %v lacks %s", types, tokenep.TokenTypeMTLS)
+	}
+}
+
+// TestDeviceProxyHeader: behind a TLS-terminating proxy, a device's (and
+// a domain proxy's) certificate comes in the trusted proxy's header; the
+// tokens are bound to it.
+func TestDeviceProxyHeader(t *testing.T) {
+	const header = "X-Client-Cert"
+	trusted, err := clientip.Parse("127.0.0.1, ::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := startDevices(t, ststest.Options{TLS: &ststest.TLS{CertHeader: header, TrustedProxies: trusted}}, nil)
+	oem := env.pki.SubCA(t, "OEM CA")
+	leaf := env.cbsd(t, "FCC1", "HDR-1", func(l *devicetest.Leaf) { l.Issuer = oem })
+	req, _ := http.NewRequest(http.MethodPost, env.s.URL+server.TokenPath, strings.NewReader(deviceForm(nil).Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(header, url.PathEscape(string(leaf.PEM())))
+	tr := wantOK(t, env.s.DoWith(env.client(nil), req))
+	if cnf, _ := payload(t, tr.AccessToken)["cnf"].(map[string]any); cnf["x5t#S256"] != clientcert.Thumbprint(leaf.Cert) {
+		t.Errorf("cnf %v", cnf)
+	}
+	dp := env.proxy(t, "0001234567", "dp-1")
+	env.delegate(t, dpSubject("0001234567", "dp-1"), store.DeviceRef{FCCID: "F", Serial: "1"})
+	req, _ = http.NewRequest(http.MethodPost, env.s.URL+server.BatchPath, strings.NewReader(`[{"fccId":"F","cbsdSerialNumber":"1"}]`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(header, url.PathEscape(string(dp.PEM())))
+	res := decodeBatch(t, env.s.DoWith(env.client(nil), req))
+	if cnf, _ := payload(t, res[0].AccessToken)["cnf"].(map[string]any); cnf["x5t#S256"] != clientcert.Thumbprint(dp.Cert) {
+		t.Errorf("batch cnf %v", cnf)
 	}
 }
