@@ -31,7 +31,7 @@ import (
 // TokenTypeMTLS is the subject_token_type of a device's exchange: the
 // subject is the certificate of the mutual TLS connection (the value
 // Google STS uses).
-const TokenTypeMTLS = "urn:ietf:params:oauth:token-type:mtls"
+const TokenTypeMTLS = oauth.TokenTypeMTLS
 
 // MaxDeviceChain bounds a device's subject_token (the base64url of its
 // DER chain), before it is decoded: a leaf and two CA certificates of
