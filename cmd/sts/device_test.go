@@ -97,7 +97,7 @@ func TestDeviceProfileErrors(t *testing.T) {
 	c.fail("--anchors: open", "device", "profile", "add", "x", "--anchors", "/nonexistent.pem")
 	c.fail("--anchors certificate 1", "device", "profile", "add", "x", "--anchors", leaf)
 	msg := c.fail("--kind", "device", "profile", "add", "Bad", "--anchors", roots, "--kind", "tpm", "--eku", "server",
-		"--max-batch", "600", "--token-ttl", "48h", "--ocsp", "ftp://x", "--fcc-id", "A B")
+		"--max-batch", "600", "--token-ttl", "48h", "--ocsp", "ftp://x", "--fcc-id", "A\x01B")
 	for _, want := range []string{"NAME", "--eku", "--max-batch", "--token-ttl", "--ocsp", "--fcc-id"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %s: %s", want, msg)
@@ -166,5 +166,25 @@ func TestDeviceDelegations(t *testing.T) {
 	got, err := c.env().Store.Delegated(t.Context(), proxy, []store.DeviceRef{{FCCID: "ABC123", Serial: "SN:1/a"}, {FCCID: "XYZ-9", Serial: "2"}})
 	if err != nil || got[0] || !got[1] {
 		t.Errorf("Delegated = %v, %v", got, err)
+	}
+}
+
+// A declared profile that does not compile (its CRL file is missing)
+// stops `sts serve` before it listens, naming the profile; one that does
+// not parse is refused when the file is loaded.
+func TestServeDeviceProfilesRefused(t *testing.T) {
+	c := newCLI(t, "")
+	pki := devicetest.New(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "roots.pem"), pki.RootPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sts.yaml")
+	os.WriteFile(cfg, []byte("device-profiles:\n  - name: cbrs\n    anchors-file: roots.pem\n    crl-files: [missing.crl]\n"), 0o600)
+	c.fail(`device profiles: device profile "cbrs": crl`, "serve", "--config", cfg, "--addr", "127.0.0.1:0")
+	os.WriteFile(cfg, []byte("device-profiles:\n  - name: cbrs\n    anchors-file: roots.pem\n    max-batch: 1000\n"), 0o600)
+	c.fail(`device-profiles: profile "cbrs": max-batch: 1000 must be between 1 and 512`, "serve", "--config", cfg, "--addr", "127.0.0.1:0")
+	if out := c.ok("device", "profile", "list"); !strings.Contains(out, "No device profiles") {
+		t.Errorf("a refused file stored profiles:\n%s", out)
 	}
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/config"
-	"github.com/keybridge/sts/internal/endpoint/discovery"
 	"github.com/keybridge/sts/internal/devices"
+	"github.com/keybridge/sts/internal/endpoint/discovery"
 	"github.com/keybridge/sts/internal/issuers"
 	"github.com/keybridge/sts/internal/policy"
 	"github.com/keybridge/sts/internal/portal"

@@ -65,7 +65,7 @@ device-profiles:
     eku: serverAuth
     crl-files: [ "a\u0001.crl" ]
     ocsp: ftp://ocsp.example.com
-    fcc-ids: [ "A B", "TOOLONGFCCIDXXXXXXXXX" ]
+    fcc-ids: [ "A\tB", "TOOLONGFCCIDXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX" ]
     scopes: [ 'a"b' ]
     token-ttl: forever
     max-batch: 513
@@ -86,8 +86,8 @@ device-profiles:
 		`profile "Bad_Name": eku: "serverAuth"`,
 		`profile "Bad_Name": crl-files:`,
 		`profile "Bad_Name": ocsp:`,
-		`profile "Bad_Name": fcc-ids: the FCC ID "A B"`,
-		`profile "Bad_Name": fcc-ids: the FCC ID "TOOLONGFCCIDXXXXXXXXX" is longer`,
+		`profile "Bad_Name": fcc-ids: the FCC ID "A\tB" holds a control character`,
+		`profile "Bad_Name": fcc-ids: the FCC ID is longer than 64 bytes`,
 		`profile "Bad_Name": scopes:`,
 		`profile "Bad_Name": token-ttl: "forever"`,
 		`profile "Bad_Name": max-batch: 513`,

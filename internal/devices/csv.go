@@ -67,7 +67,8 @@ type Imported struct {
 // Audited once as device.import.
 func (s *Service) ImportCSV(ctx context.Context, by, accountID, proxy string, r io.Reader) (Imported, error) {
 	var out Imported
-	if err := CheckProxy(proxy); err != nil {
+	proxy, err := CanonicalProxy(proxy)
+	if err != nil {
 		return out, Problems{{Field: "proxy", Msg: err.Error()}}
 	}
 	if accountID == "" {

@@ -61,6 +61,13 @@ func TestDelegate(t *testing.T) {
 	if len(recs) != 1 || recs[0].Subject != "cli" || recs[0].AccountID != "acct" || !strings.Contains(recs[0].Detail, proxy) {
 		t.Errorf("audit: %+v", recs)
 	}
+	// Escapes are compared in upper case, as certificates' are written.
+	if _, err := s.Delegate(ctx, "cli", "", "dp:F%3a1:cn%2fx", d); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Delegated(ctx, "dp:F%3A1:cn%2Fx", []store.DeviceRef{d}); !got[0] {
+		t.Error("a delegation typed with lower-case escapes does not match")
+	}
 	if err := s.Undelegate(ctx, "operator:alice", proxy, d); err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +93,9 @@ func TestDelegateRefusals(t *testing.T) {
 		{"proxy bad escape", "", "dp:F:a%zz", store.DeviceRef{FCCID: "A", Serial: "B"}, "proxy"},
 		{"proxy slash", "", "dp:F:a/b", store.DeviceRef{FCCID: "A", Serial: "B"}, "proxy"},
 		{"empty FCC ID", "", proxy, store.DeviceRef{Serial: "B"}, "fcc-id"},
-		{"long FCC ID", "", proxy, store.DeviceRef{FCCID: strings.Repeat("F", 20), Serial: "B"}, "fcc-id"},
-		{"FCC ID space", "", proxy, store.DeviceRef{FCCID: "A B", Serial: "B"}, "fcc-id"},
+		{"long FCC ID", "", proxy, store.DeviceRef{FCCID: strings.Repeat("F", devices.MaxFCCIDLen+1), Serial: "B"}, "fcc-id"},
+		{"FCC ID tab", "", proxy, store.DeviceRef{FCCID: "A\tB", Serial: "B"}, "fcc-id"},
+		{"FCC ID zero-width", "", proxy, store.DeviceRef{FCCID: "A\u200bB", Serial: "B"}, "fcc-id"},
 		{"empty serial", "", proxy, store.DeviceRef{FCCID: "A"}, "serial"},
 		{"long serial", "", proxy, store.DeviceRef{FCCID: "A", Serial: long}, "serial"},
 		{"non-UTF-8 serial", "", proxy, store.DeviceRef{FCCID: "A", Serial: "\xff"}, "serial"},
@@ -139,14 +147,14 @@ func TestImportCSVBadRows(t *testing.T) {
 	ctx := context.Background()
 	s, st := newService(t)
 	in := strings.Join([]string{
-		"fcc_id,serial",            // 1
-		"GOOD1,1",                  // 2
-		"TOOLONGFCCID1234567890,1", // 3
-		"GOOD1",                    // 4
-		"GOOD1,",                   // 5
-		"GOOD2,a,b",                // 6
-		"GOOD3,\xff",               // 7
-		"GOOD4,4",                  // 8
+		"fcc_id,serial",                // 1
+		"GOOD1,1",                      // 2
+		strings.Repeat("F", 65) + ",1", // 3
+		"GOOD1",                        // 4
+		"GOOD1,",                       // 5
+		"GOOD2,a,b",                    // 6
+		"GOOD3,\xff",                   // 7
+		"GOOD4,4",                      // 8
 	}, "\n")
 	_, err := s.ImportCSV(ctx, "cli", "acct", proxy, strings.NewReader(in))
 	var ie *devices.ImportError

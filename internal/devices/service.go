@@ -554,6 +554,7 @@ func (s *Service) Delegate(ctx context.Context, by, accountID, proxy string, dev
 	if probs := checkDelegation(proxy, dev); len(probs) > 0 {
 		return false, probs
 	}
+	proxy, _ = CanonicalProxy(proxy)
 	if err := s.checkAccount(ctx, accountID); err != nil {
 		return false, err
 	}
@@ -569,6 +570,9 @@ func (s *Service) Delegate(ctx context.Context, by, accountID, proxy string, dev
 // Undelegate removes a delegation (audited as device.undelegate);
 // store.ErrNotFound if there is none.
 func (s *Service) Undelegate(ctx context.Context, by, proxy string, dev store.DeviceRef) error {
+	if p, err := CanonicalProxy(proxy); err == nil {
+		proxy = p
+	}
 	if err := s.Store.DeleteDelegation(ctx, proxy, dev); err != nil {
 		return err
 	}
@@ -577,5 +581,8 @@ func (s *Service) Undelegate(ctx context.Context, by, proxy string, dev store.De
 
 // ListDelegations returns the delegations f selects.
 func (s *Service) ListDelegations(ctx context.Context, f store.DelegationFilter) ([]store.Delegation, error) {
+	if p, err := CanonicalProxy(f.Proxy); err == nil {
+		f.Proxy = p
+	}
 	return s.Store.ListDelegations(ctx, f)
 }

@@ -62,10 +62,11 @@ const (
 	// MaxCRLFiles and MaxFCCIDs bound the lists of a profile.
 	MaxCRLFiles = 32
 	MaxFCCIDs   = 10000
-	// MaxFCCIDLen and MaxSerialLen are the WInnForum SAS-CBSD protocol's
-	// bounds of fccId (19 characters) and cbsdSerialNumber (64 octets).
-	MaxFCCIDLen  = 19
-	MaxSerialLen = 64
+	// MaxFCCIDLen and MaxSerialLen bound the identifiers as devicecert
+	// reads them from certificates (the SAS-CBSD protocol's
+	// cbsdSerialNumber is at most 64 octets, fccId 19 characters).
+	MaxFCCIDLen  = devicecert.MaxIdentifierLen
+	MaxSerialLen = devicecert.MaxIdentifierLen
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -333,35 +334,26 @@ func checkAnchors(b []byte) error {
 	return nil
 }
 
-// CheckFCCID reports why f is not an FCC ID: empty, longer than
-// MaxFCCIDLen, or not printable ASCII without spaces.
-func CheckFCCID(f string) error {
-	switch {
-	case f == "":
-		return fmt.Errorf("the FCC ID is empty")
-	case len(f) > MaxFCCIDLen:
-		return fmt.Errorf("the FCC ID %q is longer than %d characters", f, MaxFCCIDLen)
-	case strings.ContainsFunc(f, func(r rune) bool { return r <= ' ' || r > '~' }):
-		return fmt.Errorf("the FCC ID %q must be printable ASCII without spaces", f)
-	}
-	return nil
-}
+// CheckFCCID reports why f cannot be an FCC ID as devicecert reads one
+// from a certificate: empty, longer than MaxFCCIDLen bytes, not UTF-8, or
+// holding control or format characters.
+func CheckFCCID(f string) error { return checkIdentifier("FCC ID", f) }
 
-// CheckSerial reports why s is not a CBSD serial number: empty, longer
-// than MaxSerialLen bytes, not UTF-8, or holding control characters.
-// ':' and '/' are allowed (the device's subject escapes them).
-func CheckSerial(s string) error {
+// CheckSerial reports why s cannot be a CBSD serial number, as
+// CheckFCCID. ':' and '/' are allowed (the device's subject escapes them).
+func CheckSerial(s string) error { return checkIdentifier("serial number", s) }
+
+// checkIdentifier words devicecert's check, quoting the value only when
+// it is short enough to read.
+func checkIdentifier(what, v string) error {
+	err := devicecert.CheckIdentifier(v)
 	switch {
-	case s == "":
-		return fmt.Errorf("the serial number is empty")
-	case len(s) > MaxSerialLen:
-		return fmt.Errorf("the serial number is longer than %d bytes", MaxSerialLen)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("the serial number is not valid UTF-8")
-	case strings.ContainsFunc(s, isControl):
-		return fmt.Errorf("the serial number %q has control characters", s)
+	case err == nil:
+		return nil
+	case len(v) > devicecert.MaxIdentifierLen || v == "":
+		return fmt.Errorf("the %s %v", what, err)
 	}
-	return nil
+	return fmt.Errorf("the %s %q %v", what, v, err)
 }
 
 // MaxProxyLen bounds a domain proxy's identity.
@@ -372,28 +364,44 @@ const MaxProxyLen = 512
 // three parts separated by ':' holding printable ASCII, with '%' only in
 // escapes (%XX) and no '/'.
 func CheckProxy(p string) error {
+	_, err := CanonicalProxy(p)
+	return err
+}
+
+// CanonicalProxy checks p (CheckProxy) and returns it with its escapes'
+// hex digits in upper case, as devicecert.Escape writes them, so that a
+// delegation typed "%3a" matches the certificate's "%3A".
+func CanonicalProxy(p string) (string, error) {
 	parts := strings.Split(p, ":")
 	if len(parts) != 3 || parts[0] != "dp" || parts[1] == "" {
-		return fmt.Errorf("the domain proxy %q is not dp:FRN:CN (its certificate's FRN and common name, escaped)", p)
+		return "", fmt.Errorf("the domain proxy %q is not dp:FRN:CN (its certificate's FRN and common name, escaped)", p)
 	}
 	if len(p) > MaxProxyLen {
-		return fmt.Errorf("the domain proxy is longer than %d bytes", MaxProxyLen)
+		return "", fmt.Errorf("the domain proxy is longer than %d bytes", MaxProxyLen)
 	}
-	for _, part := range parts[1:] {
-		for i := 0; i < len(part); i++ {
-			c := part[i]
-			switch {
-			case c == '%':
-				if i+2 >= len(part) || !isHex(part[i+1]) || !isHex(part[i+2]) {
-					return fmt.Errorf("the domain proxy %q has a bad escape", p)
-				}
-				i += 2
-			case c <= ' ' || c > '~' || c == '/':
-				return fmt.Errorf("the domain proxy %q must be printable ASCII, its parts escaped (%%XX)", p)
+	b := []byte(p)
+	for i := len("dp:"); i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == ':':
+		case c == '%':
+			if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
+				return "", fmt.Errorf("the domain proxy %q has a bad escape", p)
 			}
+			b[i+1], b[i+2] = upperHex(b[i+1]), upperHex(b[i+2])
+			i += 2
+		case c <= ' ' || c > '~' || c == '/':
+			return "", fmt.Errorf("the domain proxy %q must be printable ASCII, its parts escaped (%%XX)", p)
 		}
 	}
-	return nil
+	return string(b), nil
+}
+
+func upperHex(c byte) byte {
+	if 'a' <= c && c <= 'f' {
+		return c - 'a' + 'A'
+	}
+	return c
 }
 
 // ProxyOf returns the identity of the domain proxy whose certificate

@@ -177,7 +177,7 @@ func TestDeviceProblems(t *testing.T) {
 
 	r := p.Post("/portal/devices/new", url.Values{
 		"name": {"<script>x</script>"}, "kind": {"x509"}, "anchors": {"not pem"}, "eku": {"serverAuth"},
-		"max-batch": {"513"}, "token-ttl": {"soon"}, "fcc-id": {"A B"}, "condition": {"1 +"}, "claims": {"broken"},
+		"max-batch": {"513"}, "token-ttl": {"soon"}, "fcc-id": {strings.Repeat("F", 65)}, "condition": {"1 +"}, "claims": {"broken"},
 	})
 	body := string(r.Body)
 	if r.Status != http.StatusUnprocessableEntity {
@@ -258,7 +258,7 @@ func TestDelegationImport(t *testing.T) {
 	}
 
 	// Bad rows: each by line, escaped; nothing written.
-	bad := "fcc_id,serial\nABC123,1\n<b>bad</b> id,2\nABC123\nABC123,\x01\n"
+	bad := "fcc_id,serial\nABC123,1\n<b>bad</b>\x01,2\nABC123\nABC123,\x01\n"
 	r := postMultipart(t, s, p, path, map[string]string{"proxy": testProxy}, []byte(bad), true)
 	body := string(r.Body)
 	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(body, `id="import-errors"`) {
