@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/keybridge/sts/internal/devicecert"
@@ -45,7 +44,7 @@ const (
 	// audience and scope fit.
 	MaxBatchBody = 256 << 10
 	// MaxFCCID and MaxSerial bound an FCC ID and a serial number, in
-	// bytes, as the WInnForum SAS-CBSD protocol does.
+	// bytes, as a device's certificate may carry them.
 	MaxFCCID  = devices.MaxFCCIDLen
 	MaxSerial = devices.MaxSerialLen
 	// DefaultBatchesPerMinute is each proxy's budget of batches.
@@ -326,12 +325,11 @@ func readItem(m json.RawMessage) batchItem {
 		it.err = oauth.NewError(oauth.ErrInvalidRequest, "an entry must be an object of fccId, cbsdSerialNumber, audience and scope strings")
 		return it
 	}
-	for _, f := range []struct {
-		name, v string
-		max     int
-	}{{"fccId", it.FCCID, MaxFCCID}, {"cbsdSerialNumber", it.Serial, MaxSerial}} {
-		if msg := checkDeviceID(f.v, f.max); msg != "" {
-			it.err = oauth.NewError(oauth.ErrInvalidRequest, "%s %s", f.name, msg)
+	// As a certificate may name a device (devicecert.CheckIdentifier), so
+	// that every device with a certificate can be in a batch.
+	for _, f := range []struct{ name, v string }{{"fccId", it.FCCID}, {"cbsdSerialNumber", it.Serial}} {
+		if err := devicecert.CheckIdentifier(f.v); err != nil {
+			it.err = oauth.NewError(oauth.ErrInvalidRequest, "%s %v", f.name, err)
 			return it
 		}
 	}
@@ -349,20 +347,4 @@ func readItem(m json.RawMessage) batchItem {
 		}
 	}
 	return it
-}
-
-// checkDeviceID says what is wrong with an FCC ID or serial number, ""
-// when nothing is.
-func checkDeviceID(s string, max int) string {
-	switch {
-	case s == "":
-		return "is required"
-	case len(s) > max:
-		return fmt.Sprintf("is longer than %d bytes", max)
-	case !utf8.ValidString(s):
-		return "is not UTF-8"
-	case strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }):
-		return "holds a space or a control character"
-	}
-	return ""
 }

@@ -32,7 +32,7 @@ func FuzzBatchItem(f *testing.F) {
 			return
 		}
 		for _, v := range []string{it.FCCID, it.Serial} {
-			if v == "" || !utf8.ValidString(v) || strings.ContainsAny(v, " \t\r\n\x00") {
+			if v == "" || !utf8.ValidString(v) || strings.ContainsAny(v, "\t\r\n\x00\u202e") {
 				t.Fatalf("accepted %q", v)
 			}
 		}
