@@ -254,3 +254,82 @@ func delegate(t *testing.T, c *cluster, ds []store.Delegation) {
 	}
 	c.CLI("device", "import", "--account", acct.ID, "--proxy", ds[0].Proxy, file)
 }
+
+// TestDeviceTwoInstances: two `sts serve` instances over TLS sharing
+// PostgreSQL: a profile added with the CLI is trusted by both (change
+// notifications), a CBSD obtains its token from one and its domain
+// proxy a batch from the other, delegated through the CLI, and the SAS
+// accepts both with the key set of either instance.
+func TestDeviceTwoInstances(t *testing.T) {
+	c := newCluster(t, clusterOptions{})
+	pki := devicetest.New(t)
+	dir := t.TempDir()
+	serverCA := ststest.NewCA(t, "server-ca")
+	certFile, keyFile := serverCA.Server(t).Files(t, dir, "server")
+	a := startServe(t, c, "a", serverCA, nil, "--tls-cert", certFile, "--tls-key", keyFile)
+	b := startServe(t, c, "b", serverCA, nil, "--tls-cert", certFile, "--tls-key", keyFile)
+	anchors := filepath.Join(dir, "root.pem")
+	if err := os.WriteFile(anchors, pki.RootPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.CLI("device", "profile", "add", "cbrs", "--anchors", anchors, "--eku", "any", "--audience", e2eSAS, "--scope", "sas")
+	const frn, cn = "0007777777", "dp.example.com"
+	proxy := "dp:" + frn + ":" + cn
+	c.CLI("device", "delegate", "--proxy", proxy, "--fcc-id", "XYZ789", "--serial", "SN-1")
+
+	cbsd := pki.Leaf(t, devicetest.Leaf{Role: devicecert.RoleCBSD, FCCID: "ABC123", Serial: "SN-0001"})
+	dp := pki.Leaf(t, devicetest.Leaf{Role: devicecert.RoleOperator, FRN: frn, Subject: pkix.Name{CommonName: cn}})
+	form := url.Values{"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token_type": {tokenep.TokenTypeMTLS}}
+	var r reply
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// The profile reaches each instance by the change feed.
+		if r = postWith(t, tlsClientOf(serverCA, &cbsd.TLS), a, server.TokenPath, form, nil); r.Status == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	devTok := accessToken(t, r)
+	body := []byte(`[{"fccId":"XYZ789","cbsdSerialNumber":"SN-1"}]`)
+	var res []oauth.TokenResponse
+	for {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, b.URL+server.BatchPath, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := tlsClientOf(serverCA, &dp.TLS).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			if err := json.Unmarshal(raw, &res); err != nil || len(res) != 1 || res[0].AccessToken == "" {
+				t.Fatalf("batch from b: %s", raw)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch from b: %d %s", resp.StatusCode, raw)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, jwks := range []*node{a, b} {
+		h, err := sasapi.New(context.Background(), sasapi.Options{
+			Issuer: clusterIssuer, JWKSURL: jwks.URL + discovery.JWKSPath, HTTPClient: tlsClientOf(serverCA, nil),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sasCA := ststest.NewCA(t, "SAS CA")
+		srv := httptest.NewUnstartedServer(h)
+		srv.TLS = ststest.ServerTLSConfig(sasCA.Server(t))
+		srv.StartTLS()
+		w := &deviceWorld{sas: srv.URL, sasCA: sasCA}
+		if st, who := w.whoami(t, tlsClientOf(sasCA, &cbsd.TLS), devTok); st != http.StatusOK || who["sub"] != "cbsd:ABC123:SN-0001" {
+			t.Errorf("SAS with %s's keys, the CBSD's token: %d %v", jwks.Name, st, who)
+		}
+		if st, who := w.whoami(t, tlsClientOf(sasCA, &dp.TLS), res[0].AccessToken); st != http.StatusOK || who["proxy"] != proxy {
+			t.Errorf("SAS with %s's keys, the proxy's token: %d %v", jwks.Name, st, who)
+		}
+		srv.Close()
+	}
+}
