@@ -47,7 +47,7 @@ type deviceWorld struct {
 
 const e2eSAS = sasapi.DefaultAudience
 
-func newDeviceWorld(t *testing.T) *deviceWorld {
+func newDeviceWorld(t *testing.T, args ...string) *deviceWorld {
 	t.Helper()
 	w := &deviceWorld{pki: devicetest.New(t), revoked: big.NewInt(0xbad)}
 	dir := t.TempDir()
@@ -71,7 +71,7 @@ func newDeviceWorld(t *testing.T) *deviceWorld {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w.p = newPoPServer(t, "--config", cfg)
+	w.p = newPoPServer(t, append([]string{"--config", cfg}, args...)...)
 
 	// The SAS verifies the STS's tokens against its key set, over TLS.
 	h, err := sasapi.New(context.Background(), sasapi.Options{
@@ -331,5 +331,41 @@ func TestDeviceTwoInstances(t *testing.T) {
 			t.Errorf("SAS with %s's keys, the proxy's token: %d %v", jwks.Name, st, who)
 		}
 		srv.Close()
+	}
+}
+
+// TestAttackDeviceFloods: one domain proxy's flood of batches spends its
+// own budget, not another proxy's; a source sending certificates nobody
+// trusts is throttled, and a trusted device from the same address
+// still passes: only refusals are throttled.
+func TestAttackDeviceFloods(t *testing.T) {
+	w := newDeviceWorld(t, "--device-batch-rate-per-proxy", "3", "--auth-failure-rate-per-address", "3")
+	a := w.pki.Leaf(t, devicetest.Leaf{Role: devicecert.RoleOperator, FRN: "0000000001", Subject: pkix.Name{CommonName: "dp-a"}})
+	b := w.pki.Leaf(t, devicetest.Leaf{Role: devicecert.RoleOperator, FRN: "0000000002", Subject: pkix.Name{CommonName: "dp-b"}})
+	body := []byte(`[{"fccId":"F","cbsdSerialNumber":"1"}]`)
+	for i := range 3 {
+		if r := w.batch(t, &a.TLS, body); r.Status != http.StatusOK {
+			t.Fatalf("proxy a, batch %d: %v", i, r)
+		}
+	}
+	if r := w.batch(t, &a.TLS, body); r.Status != http.StatusTooManyRequests || r.errorCode() != "temporarily_unavailable" {
+		t.Errorf("proxy a past its budget: %v", r)
+	}
+	if r := w.batch(t, &b.TLS, body); r.Status != http.StatusOK {
+		t.Errorf("proxy b while a is throttled: %v", r)
+	}
+
+	rogue := devicetest.NewWith(t, devicetest.Options{Name: "Rogue"}).Leaf(t, devicetest.Leaf{Role: devicecert.RoleCBSD, FCCID: "F", Serial: "1"})
+	form := url.Values{"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token_type": {tokenep.TokenTypeMTLS}}
+	var r reply
+	for range 4 {
+		r = w.deviceToken(t, &rogue.TLS, form)
+	}
+	if r.Status != http.StatusTooManyRequests {
+		t.Errorf("untrusted certificates past the source's budget: %v", r)
+	}
+	good := w.pki.Leaf(t, devicetest.Leaf{Role: devicecert.RoleCBSD, FCCID: "F", Serial: "2"})
+	if r := w.deviceToken(t, &good.TLS, form); r.Status != http.StatusOK {
+		t.Errorf("a trusted device from the throttled address: %v", r)
 	}
 }
