@@ -364,7 +364,7 @@ func (s *Store) add(k revKey, exp int64) {
 
 // Apply acts on a change announced by another process (store.ChangeFeed):
 // a changed client is dropped from the cache, a new revocation is read at
-// once. Other kinds (keys, trusted issuers: their users keep their own
+// once. Other kinds (keys, trusted issuers, device profiles: their users keep their own
 // copies) are not cached here.
 func (s *Store) Apply(ctx context.Context, ch store.Change) error {
 	switch ch.Kind {
