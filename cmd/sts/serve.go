@@ -104,8 +104,9 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				RegistrationTokenTTL: c.RegistrationTokenTTL,
 				// Secure cookies under TLS, including TLS terminated by a
 				// load balancer in front of an https issuer.
-				Secure: c.TLSCert != "" || strings.HasPrefix(c.Issuer, "https://"),
-				Logger: env.Logger,
+				Secure:      c.TLSCert != "" || strings.HasPrefix(c.Issuer, "https://"),
+				KeyRotation: c.KeyRotationPeriod,
+				Logger:      env.Logger,
 			})
 			if err != nil {
 				return err

@@ -270,20 +270,30 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	)
 	if path != "" {
 		file, is, ds, err := readFile(path)
-		if err != nil {
+		if file == nil {
 			return nil, err
 		}
+		// A file that parsed, with problems in its issuers' or device
+		// profiles' entries (unknown keys), is still checked whole: every
+		// problem at once.
+		if err != nil {
+			errs = append(errs, err)
+		}
 		entries, devEntries = is, ds
-		var unknown []string
-		for k, v := range file {
+		// Unknown keys, each with the nearest known one, in the file's
+		// key order; the other settings are still checked.
+		known := make([]string, 0, len(vals))
+		for k := range vals {
+			if k != FlagConfig {
+				known = append(known, k)
+			}
+		}
+		for _, k := range sortedKeys(file) {
 			if _, ok := vals[k]; !ok || k == FlagConfig {
-				unknown = append(unknown, k)
+				errs = append(errs, fmt.Errorf("%s: unknown setting %q%s", path, k, didYouMean(k, append(known, KeyIssuers, KeyDeviceProfiles))))
 				continue
 			}
-			vals[k] = v
-		}
-		if len(unknown) > 0 {
-			return nil, fmt.Errorf("%s: unknown settings: %s", path, strings.Join(unknown, ", "))
+			vals[k] = file[k]
 		}
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -321,8 +331,15 @@ func readFile(path string) (map[string]string, []IssuerEntry, []DeviceProfileEnt
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	var unknownFields error
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
+		// Unknown keys in issuers' entries leave the rest decoded:
+		// report them, with suggestions, beside every other problem.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) || !onlyUnknownFields(te) {
+			return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		unknownFields = unknownFieldErrors(path, te)
 	}
 	out := make(map[string]string, len(doc.Rest))
 	for k, v := range doc.Rest {
@@ -332,7 +349,7 @@ func readFile(path string) (map[string]string, []IssuerEntry, []DeviceProfileEnt
 		}
 		out[k] = fmt.Sprint(v)
 	}
-	return out, doc.Issuers, doc.DeviceProfiles, nil
+	return out, doc.Issuers, doc.DeviceProfiles, unknownFields
 }
 
 // fill parses the resolved strings and validates them, collecting every
@@ -469,8 +486,10 @@ func (c *Config) fill(v map[string]string) error {
 	if _, ok := v[FlagAddr]; ok {
 		if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("addr: %q is not host:port", c.Addr))
-		} else if _, err := strconv.Atoi(port); err != nil {
+		} else if n, err := strconv.Atoi(port); err != nil {
 			errs = append(errs, fmt.Errorf("addr: port %q is not a number", port))
+		} else if n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("addr: port %d is not from 0 to 65535", n))
 		}
 		if c.Issuer == "" {
 			c.IssuerDefault = true

@@ -1,5 +1,7 @@
 package portal
 
+import "time"
+
 // SaturateHashGate takes every slot of p's hash gate and fills its waiting
 // room, as a burst of sign-ins would, until release is called.
 func SaturateHashGate(p *Portal) (release func()) {
@@ -15,3 +17,6 @@ func SaturateHashGate(p *Portal) (release func()) {
 		}
 	}
 }
+
+// SetStatsTimeout sets how long p's dashboard lets the store count.
+func SetStatsTimeout(p *Portal, d time.Duration) { p.statsTimeout = d }

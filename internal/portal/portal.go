@@ -67,6 +67,16 @@ type Options struct {
 	// audit writer, which caps fields and coalesces repeated refusals from
 	// one source (sign-in floods); without it records go to Store.
 	Audit *audit.Writer
+	// Latency reports the token endpoint's latency for the dashboard;
+	// nil shows it as not measured.
+	Latency LatencySource
+	// IssuerKeys reports what the server holds of a trusted issuer's
+	// keys, for the dashboard (federation.Fetcher.KeyStatus); nil shows
+	// that it is not reported.
+	IssuerKeys IssuerKeysFunc
+	// KeyRotation is the signing keys' rotation period, to show the next
+	// scheduled rotation; zero: none is shown.
+	KeyRotation time.Duration
 	// Secure marks cookies Secure (the server runs behind TLS).
 	Secure bool
 	// SessionTTL is how long a sign-in lasts; 12 hours when zero.
@@ -92,6 +102,10 @@ type Portal struct {
 	gate     *hashGate
 	// csrfKey signs the sign-in form's CSRF tokens.
 	csrfKey []byte
+	// stats caches the dashboard's audit aggregates; statsTimeout bounds
+	// one count (statsTimeout, the constant, when zero).
+	stats        statsCache
+	statsTimeout time.Duration
 }
 
 //go:embed templates/*.html
@@ -184,10 +198,9 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /portal/signin", p.signinForm)
 	m.HandleFunc("POST /portal/signin", p.signin)
 	m.HandleFunc("POST /portal/signout", p.auth(anyone, p.signout))
-	m.HandleFunc("GET /portal/{$}", p.auth(anyone, func(w http.ResponseWriter, r *http.Request, u *user) error {
-		http.Redirect(w, r, Path+"/clients", http.StatusSeeOther)
-		return nil
-	}))
+	// The home page: the dashboard for operators, the clients for
+	// account holders.
+	m.HandleFunc("GET /portal/{$}", p.auth(anyone, p.dashboard))
 
 	m.HandleFunc("GET /portal/clients", p.auth(anyone, p.clientList))
 	m.HandleFunc("GET /portal/clients/new", p.auth(anyone, p.clientNewForm))

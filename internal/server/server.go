@@ -125,6 +125,9 @@ type Options struct {
 	DeviceBatchesPerMinute int
 	// Secure: the server is reached over TLS (portal cookies are Secure).
 	Secure bool
+	// KeyRotation is the signing keys' rotation period, which the portal's
+	// dashboard shows (keys.Options.RotationPeriod); zero shows none.
+	KeyRotation time.Duration
 	// Federation tunes the fetching of trusted issuers' keys, discovery
 	// documents and introspection answers (zero values: the defaults).
 	Federation federation.Options
@@ -256,6 +259,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		// CLI and the configuration file; a change is applied at once.
 		Issuers:      &issuers.Service{Store: o.Store, Issuer: o.Issuer, Now: o.Now},
 		TrustChanged: s.Trust.Load,
+		// The dashboard shows the trusted issuers' keys this instance holds.
+		IssuerKeys:  s.Fetcher.KeyStatus,
+		KeyRotation: o.KeyRotation,
 		// The device pages too; the service recompiles the device trust.
 		Devices: s.Devices,
 		Explain: func(ctx context.Context, clientID string, form url.Values) (*tokenep.Explanation, error) {

@@ -27,6 +27,7 @@ type Store interface {
 	Tokens
 	Revocations
 	Audit
+	AuditStats
 	Accounts
 	Certificates
 	UsedJTIs
@@ -539,6 +540,53 @@ type Audit interface {
 	// small batches, each its own transaction, so that it never holds a
 	// lock for long; a record at or after before is never deleted.
 	DeleteAuditBefore(ctx context.Context, before time.Time) (int, error)
+}
+
+// AuditStatsQuery selects what [AuditStats] counts: the records of the
+// given actions whose time is in [Since, Until).
+type AuditStatsQuery struct {
+	Since, Until time.Time
+	// Bucket is the width of the time buckets (at least a second); the
+	// buckets start at multiples of it since the Unix epoch.
+	Bucket time.Duration
+	// Actions are the actions counted (exact matches); none counts none.
+	Actions []string
+	// TopReasons and TopClients cap the refusal reasons and clients
+	// returned (the most frequent first); zero returns none.
+	TopReasons, TopClients int
+}
+
+// AuditBucket counts the decisions of one time bucket.
+type AuditBucket struct {
+	Start            time.Time
+	Granted, Refused int64
+}
+
+// AuditCount counts the decisions of one key: a client id, or the OAuth
+// error code of refusals.
+type AuditCount struct {
+	Key              string
+	Granted, Refused int64
+}
+
+// AuditSummary is what AuditStats counted. Counts are of decisions, not
+// rows: a record that stands for n coalesced refusals counts n.
+type AuditSummary struct {
+	// Buckets are the buckets that have records, oldest first.
+	Buckets []AuditBucket
+	// Reasons count refusals by their error code, most first.
+	Reasons []AuditCount
+	// Clients count decisions by client id, busiest first.
+	Clients []AuditCount
+}
+
+// AuditStats aggregates the audit log for the portal's dashboard.
+type AuditStats interface {
+	// AuditStats counts the decisions q selects by time bucket, refusal
+	// reason and client, with aggregate queries over the audit time
+	// index: its cost grows with the records in the window, so callers
+	// bound the window and cache the answer.
+	AuditStats(ctx context.Context, q AuditStatsQuery) (*AuditSummary, error)
 }
 
 // AuditCheckpointer is implemented by stores that can append audit records

@@ -24,6 +24,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tokens", tokenTests},
 		{"Revocations", revocationTests},
 		{"Audit", auditTests},
+		{"AuditStats", auditStatsTests},
 		{"Accounts", accountTests},
 		{"Certificates", certificateTests},
 		{"UsedJTIs", usedJTITests},
