@@ -26,6 +26,11 @@ const (
 	TokenTypeJWT          = "urn:ietf:params:oauth:token-type:jwt"
 	TokenTypeSAML1        = "urn:ietf:params:oauth:token-type:saml1"
 	TokenTypeSAML2        = "urn:ietf:params:oauth:token-type:saml2"
+	// TokenTypeMTLS is not RFC 8693's: the subject is the certificate of
+	// the mutual TLS connection (the value Google STS uses); Key Bridge
+	// STS accepts it from radio devices (the subject token, if sent, is
+	// their DER chain, base64url).
+	TokenTypeMTLS = "urn:ietf:params:oauth:token-type:mtls"
 )
 
 // Values of the token_type response parameter (RFC 6749 §7.1, RFC 8693 §2.2.1).

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,4 +178,24 @@ func ExampleIntrospectionConfig() {
 	// Output:
 	// alice true <nil>
 	// true
+}
+
+// A SAS-like service accepts only radio devices' tokens bound to the
+// certificate the caller presents: a CBSD's own, or its domain proxy's.
+func ExampleVerifier_DeviceMiddleware() {
+	ctx := context.Background()
+	v, err := resource.NewVerifier(ctx, resource.Config{
+		Issuer:   "https://sts.example.com",
+		Audience: "https://sas.example.com",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.Handle("/v1.3/", v.DeviceMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, _ := resource.DeviceFromContext(r.Context())
+		fmt.Fprintf(w, "hello %s (FCC ID %s, serial %s, via %q)\n", d.Subject, d.FCCID, d.Serial, d.Proxy)
+	})))
+	// The certificate is asked for in the handshake; the token names it.
+	srv := &http.Server{Addr: ":8443", TLSConfig: &tls.Config{ClientAuth: tls.RequestClientCert}}
+	log.Fatal(srv.ListenAndServeTLS("sas.pem", "sas-key.pem"))
 }

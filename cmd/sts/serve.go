@@ -113,6 +113,7 @@ STS_ADDR) or a YAML file (--config), flags winning.`,
 				// bound what an unauthenticated caller can store.
 				AuthFailuresPerAddress: c.AuthFailuresPerAddress,
 				AuthFailuresPerClient:  c.AuthFailuresPerClient,
+				DeviceBatchesPerMinute: c.DeviceBatchesPerMinute,
 				AuditRetention:         c.AuditRetention,
 				AuditJournal:           c.JournalDir(),
 				AuditSync:              c.AuditSync,

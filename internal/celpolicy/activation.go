@@ -17,7 +17,7 @@ import (
 type activation struct {
 	in *Input
 
-	subject, actor, client, request ref.Val
+	subject, actor, client, request, device ref.Val
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -60,6 +60,11 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			})
 		}
 		return a.request, true
+	case "device":
+		if a.device == nil {
+			a.device = claimsValue(a.in.Device)
+		}
+		return a.device, true
 	}
 	return nil, false
 }

@@ -17,6 +17,9 @@
 //	actor_issuer    string            its issuer ("" if none)
 //	client          map(string, string)  id, account, name
 //	request         map(string, list(string))  audiences, resources, scope
+//	device          map(string, dyn)  a radio device's identity ({} but for
+//	                a device's token): fcc_id, serial, frn, role, profile,
+//	                subject
 //
 // Besides the standard library, expressions may use the cel-go extensions
 // for strings (`"a,b".split(",")`, `lowerAscii`, ...), lists (`flatten`,
@@ -57,6 +60,9 @@ type Input struct {
 	ActorIssuer string
 	Client      Client
 	Request     Request
+	// Device is the identity of the device a token is issued for (issue
+	// 14); nil otherwise.
+	Device map[string]any
 }
 
 // Client is the calling client as the rules see it.
@@ -176,6 +182,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("actor_issuer", cel.StringType),
 		cel.Variable("client", cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable("request", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
+		cel.Variable("device", cel.MapType(cel.StringType, cel.DynType)),
 		// JSON numbers are doubles; let `subject.exp > 0` and
 		// `1 < 2.0` type-check as the operator means them.
 		cel.CrossTypeNumericComparisons(true),

@@ -166,26 +166,52 @@ type Authenticator struct {
 func (a *Authenticator) Request(w http.ResponseWriter, r *http.Request) (form url.Values, c *store.Client, cred Credentials, err error) {
 	form, oe := oauthhttp.ParseForm(w, r)
 	if oe != nil {
-		err = oe
-	} else if c, cred, err = a.Authenticate(r.Context(), r, form); err == nil {
-		return form, c, cred, nil
+		c, cred, err = a.RequestForm(w, r, nil, oe)
+		return form, c, cred, err
 	}
+	c, cred, err = a.RequestForm(w, r, form, nil)
+	return form, c, cred, err
+}
+
+// RequestForm is [Authenticator.Request] for a form the caller parsed
+// already with oauthhttp.ParseForm (perr its error, if any): the token
+// endpoint looks at the form before choosing how the caller
+// authenticates (a device's certificate, issue 14).
+func (a *Authenticator) RequestForm(w http.ResponseWriter, r *http.Request, form url.Values, perr *oauth.Error) (c *store.Client, cred Credentials, err error) {
+	if perr != nil {
+		err = perr
+	} else if c, cred, err = a.Authenticate(r.Context(), r, form); err == nil {
+		return c, cred, nil
+	}
+	err, bySource := a.Failed(w, r, cred.ID, err)
+	if bySource {
+		cred = Credentials{}
+	}
+	return nil, cred, err
+}
+
+// Failed counts the refusal err of a request whose caller claimed id
+// ("" for none, e.g. a device's certificate) against the failure
+// budgets, and returns err, or the throttled 429 answer when a budget is
+// spent (bySource: the source's). A server error is not the caller's and
+// is not counted.
+func (a *Authenticator) Failed(w http.ResponseWriter, r *http.Request, id string, err error) (_ error, bySource bool) {
 	if a.Failures == nil || oauth.AsError(err).Code == oauth.ErrServerError {
 		// A store failure is not the caller's.
-		return form, nil, cred, err
+		return err, false
 	}
-	v := a.Failures.Fail(clientip.Key(r.RemoteAddr), audit.BoundID(cred.ID))
+	v := a.Failures.Fail(clientip.Key(r.RemoteAddr), audit.BoundID(id))
 	if !v.Throttled {
-		return form, nil, cred, err
+		return err, false
 	}
 	secs := int64((v.RetryAfter + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 	what := "for this client"
 	if v.BySource {
-		what, cred = "from this address", Credentials{}
+		what = "from this address"
 	}
-	return form, nil, cred, oauth.NewError(oauth.ErrTemporarilyUnavail,
-		"too many failed client authentications %s; retry later", what).WithStatus(http.StatusTooManyRequests)
+	return oauth.NewError(oauth.ErrTemporarilyUnavail,
+		"too many failed client authentications %s; retry later", what).WithStatus(http.StatusTooManyRequests), v.BySource
 }
 
 // dummyHash is compared against when the client is unknown, so that an

@@ -74,6 +74,9 @@ type Config struct {
 	// claimed client id.
 	AuthFailuresPerAddress int
 	AuthFailuresPerClient  int
+	// DeviceBatchesPerMinute bounds each domain proxy's /token/batch
+	// requests (issue 14).
+	DeviceBatchesPerMinute int
 	// AuditRetention is how long audit records are kept (0: forever).
 	AuditRetention time.Duration
 	// AuditJournal is AuditJournalAuto, On or Off: whether audit records
@@ -143,6 +146,7 @@ const (
 	FlagForwardedHeader   = "forwarded-header"
 	FlagAuthFailAddress   = "auth-failure-rate-per-address"
 	FlagAuthFailClient    = "auth-failure-rate-per-client"
+	FlagDeviceBatchRate   = "device-batch-rate-per-proxy"
 	FlagAuditRetention    = "audit-retention"
 	FlagAuditJournal      = "audit-journal"
 	FlagAuditSync         = "audit-sync"
@@ -218,6 +222,7 @@ func RegisterServe(fs *pflag.FlagSet) {
 	fs.Int(FlagRateAccount, 30, "registrations per account per minute")
 	fs.Int(FlagAuthFailAddress, 30, "failed client authentications per source address per minute before 429 (correct credentials always pass)")
 	fs.Int(FlagAuthFailClient, 30, "failed client authentications per client id per minute before 429 (correct credentials always pass)")
+	fs.Int(FlagDeviceBatchRate, 60, "a domain proxy's /token/batch requests per minute before 429 (each proxy its own budget)")
 	fs.Duration(FlagAuditRetention, DefaultAuditRetention, "how long audit records are kept before background deletion (0 keeps them forever)")
 	fs.String(FlagAuditJournal, AuditJournalAuto, "answer once an audit record is in a local journal, applied to the database in the background: auto (with SQLite), on or off")
 	fs.Bool(FlagAuditSync, false, "flush the audit journal to the disk before answering (survives a power loss, not only a process kill)")
@@ -440,6 +445,7 @@ func (c *Config) fill(v map[string]string) error {
 	}{
 		{FlagRateAccount, &c.RegistrationRatePerAccount}, {FlagRateAddress, &c.RegistrationRatePerAddress},
 		{FlagAuthFailAddress, &c.AuthFailuresPerAddress}, {FlagAuthFailClient, &c.AuthFailuresPerClient},
+		{FlagDeviceBatchRate, &c.DeviceBatchesPerMinute},
 	} {
 		if s, ok := v[f.name]; ok {
 			n, err := strconv.Atoi(s)

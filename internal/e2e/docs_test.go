@@ -15,7 +15,7 @@ package e2e_test
 //     backend and exchange service) are replaced by free ports, so that
 //     documents run in parallel and beside a real server.
 //   - The example programs (`go install ./examples/...`) are on PATH too,
-//     as resource-server and exchange.
+//     as resource-server, exchange and sas.
 //   - A line that starts a program in the background with an explicit
 //     `--addr` (`sts serve --addr ... &`) is followed, in the script, by a
 //     wait until that address answers HTTP; background jobs end with the
@@ -214,13 +214,13 @@ func TestShellBlocks(t *testing.T) {
 	}
 }
 
-// exampleBinaries builds the example programs once (resource-server and
-// exchange) and returns their paths.
+// exampleBinaries builds the example programs once (resource-server,
+// exchange and sas) and returns their paths.
 func exampleBinaries(t *testing.T) []string {
 	t.Helper()
 	examples.once.Do(func() {
 		dir := filepath.Dir(buildSTS(t))
-		for _, name := range []string{"resource-server", "exchange"} {
+		for _, name := range []string{"resource-server", "exchange", "sas"} {
 			path := filepath.Join(dir, name)
 			cmd := exec.Command("go", "build", "-o", path, "./examples/"+name)
 			root, _ := filepath.Abs("../..")

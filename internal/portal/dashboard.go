@@ -55,8 +55,9 @@ const (
 
 // tokenActions are the audit actions of the token endpoint's decisions
 // ("token." and the grant, as the endpoint names them; "token" alone
-// when the request named no grant).
-var tokenActions = []string{"token", "token.exchange", "token.client_credentials", "token.refresh_token", "token.unsupported"}
+// when the request named no grant; "token.device" a radio device's own
+// exchange, "token.batch" each item of a domain proxy's batch).
+var tokenActions = []string{"token", "token.exchange", "token.client_credentials", "token.refresh_token", "token.jwt_bearer", "token.device", "token.batch", "token.unsupported"}
 
 // statsCache holds the last audit aggregates; one count runs at a time
 // and concurrent page loads share it.

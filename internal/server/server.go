@@ -52,8 +52,11 @@ const (
 	TokenPath      = "/token/oauth2"
 	IntrospectPath = "/token/oauth2/introspect"
 	RevokePath     = "/token/oauth2/revoke"
-	HealthPath     = "/healthz"
-	ReadyPath      = "/readyz"
+	// BatchPath is where a domain proxy obtains its devices' tokens
+	// (issue 14; tokenep.Endpoint.ServeBatch).
+	BatchPath  = "/token/batch"
+	HealthPath = "/healthz"
+	ReadyPath  = "/readyz"
 )
 
 // Options are the live dependencies of a server.
@@ -115,6 +118,14 @@ type Options struct {
 	// time: instances sharing it accept each other's nonces, and nothing
 	// is stored per nonce.
 	DPoPNonceKey []byte
+	// Devices checks radio devices' and domain proxies' certificates
+	// and delegations (issue 14); nil: the server's Devices.
+	// Devices need ClientCerts (the TLS handshake, or a trusted proxy's
+	// header) to present their certificates.
+	Devices tokenep.DeviceTrust
+	// DeviceBatchesPerMinute bounds each domain proxy's /token/batch
+	// requests (zero: tokenep.DefaultBatchesPerMinute).
+	DeviceBatchesPerMinute int
 	// Secure: the server is reached over TLS (portal cookies are Secure).
 	Secure bool
 	// KeyRotation is the signing keys' rotation period, which the portal's
@@ -241,11 +252,19 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if len(o.DPoPNonceKey) > 0 {
 		dv.Nonces = dpop.NewHMACNonces(o.DPoPNonceKey, DPoPNonceWindow)
 	}
+	if o.Devices == nil {
+		o.Devices = s.Devices
+	}
 	s.Token = tokenep.New(tokenep.Options{Auth: auth, Tokens: s.Tokens, Audit: s.audit, Limits: o.Limits, Federation: fed, Logger: o.Logger, Now: o.Now,
-		DPoP: dv, TokenURL: o.Issuer + TokenPath, Certs: o.ClientCerts, Metrics: m})
+		DPoP: dv, TokenURL: o.Issuer + TokenPath, Certs: o.ClientCerts, Metrics: m,
+		Devices: o.Devices, BatchesPerMinute: o.DeviceBatchesPerMinute})
 	s.watch(backend, auth.Assertions)
 	md := Metadata(o.Issuer)
 	md.TLSClientCertificateBoundAccessTokens = o.ClientCerts != nil && o.ClientCerts.ClientCAs != nil
+	if o.ClientCerts != nil {
+		// Devices exchange their certificates (issue 14).
+		md.SubjectTokenTypesSupported = append(md.SubjectTokenTypesSupported, tokenep.TokenTypeMTLS)
+	}
 	disc := discovery.New(md, o.Keys, o.Now)
 	registry := &clients.Registry{Store: o.Store, Hasher: o.Hasher, Now: o.Now, RegistrationTokenTTL: o.RegistrationTokenTTL}
 	reg := register.New(register.Options{
@@ -279,6 +298,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(TokenPath, s.Token)
+	mux.HandleFunc(BatchPath, s.Token.ServeBatch)
 	mux.Handle(IntrospectPath, &introspect.Endpoint{Auth: auth, Tokens: s.Tokens, Log: o.Logger, Audit: s.audit})
 	mux.Handle(RevokePath, &revoke.Endpoint{Auth: auth, Tokens: s.Tokens, Store: o.Store, Revocations: o.Store, Audit: s.audit, Log: o.Logger})
 	mux.Handle(register.Path, reg)

@@ -98,6 +98,8 @@ type Options struct {
 	// TracerProvider traces the server's requests (see server.Options;
 	// tests use the SDK's in-memory exporter).
 	TracerProvider trace.TracerProvider
+	// DeviceBatchesPerMinute: see server.Options (zero: the default).
+	DeviceBatchesPerMinute int
 }
 
 // Start runs an STS until the test ends.

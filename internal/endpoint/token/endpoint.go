@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/keybridge/sts/internal/metrics"
 	"github.com/keybridge/sts/internal/oauthhttp"
 	"github.com/keybridge/sts/internal/policy"
+	"github.com/keybridge/sts/internal/ratelimit"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/internal/token"
 	"github.com/keybridge/sts/internal/tracing"
@@ -40,6 +42,10 @@ type Endpoint struct {
 	tokenURL string
 	certs    *clientcert.Source
 	metrics  *metrics.Metrics
+	// Radio devices and domain proxies (device.go, batch.go).
+	devices    DeviceTrust
+	progs      devicePrograms
+	batchLimit *ratelimit.Limiter
 }
 
 // Options are the endpoint's dependencies.
@@ -64,6 +70,12 @@ type Options struct {
 	// Metrics times the pipeline's steps (and traces them); nil: not
 	// measured.
 	Metrics *metrics.Metrics
+	// Devices, when not nil, lets radio devices and domain proxies
+	// obtain tokens with their certificates (issue 14).
+	Devices DeviceTrust
+	// BatchesPerMinute bounds each domain proxy's /token/batch requests
+	// (zero: DefaultBatchesPerMinute).
+	BatchesPerMinute int
 }
 
 // New returns the token endpoint.
@@ -71,6 +83,7 @@ func New(o Options) *Endpoint {
 	e := &Endpoint{
 		auth: o.Auth, tokens: o.Tokens, audit: o.Audit, limits: o.Limits, fed: o.Federation, log: o.Logger, now: o.Now,
 		dpop: o.DPoP, tokenURL: o.TokenURL, certs: o.Certs, metrics: o.Metrics,
+		devices: o.Devices, batchLimit: newBatchLimit(o.BatchesPerMinute, o.Now),
 		grants: map[string]Grant{
 			oauth.GrantTypeTokenExchange:     tokenExchange{tokens: o.Tokens, fed: o.Federation, issuer: o.Limits.Issuer, limits: o.Limits},
 			oauth.GrantTypeClientCredentials: clientCredentials{},
@@ -125,6 +138,17 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*oauth.TokenResponse, error) {
 	ctx := r.Context()
+	form, perr := oauthhttp.ParseForm(w, r)
+	if perr == nil && isDeviceRequest(r, form) {
+		// A radio device, by its certificate alone (device.go): one
+		// step, its certificate's verification and the token's
+		// signature.
+		metrics.NoteGrant(w, form.Get("grant_type"))
+		_, step := e.metrics.StartStep(ctx, metrics.StepValidateSubject)
+		resp, err := e.device(w, r, form, ev)
+		step.End(err)
+		return resp, err
+	}
 	// 1. Parse and 2. authenticate (failures bounded per source and
 	// client id), with the proof of possession.
 	sctx, step := e.metrics.StartStep(ctx, metrics.StepAuthenticate)
@@ -132,7 +156,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, ev *store.Audi
 	if sctx != ctx {
 		ar = r.WithContext(sctx) // traced: the step's span is the parent
 	}
-	req, c, err := e.authenticate(w, ar, ev)
+	req, c, err := e.authenticate(w, ar, form, perr, ev)
 	if err != nil {
 		step.End(err)
 		return nil, err
@@ -181,8 +205,8 @@ func (e *Endpoint) resolve(ctx context.Context, c *store.Client, req *Request) (
 
 // authenticate parses the request, authenticates its client and checks
 // its proof of possession.
-func (e *Endpoint) authenticate(w http.ResponseWriter, r *http.Request, ev *store.AuditRecord) (*Request, *store.Client, error) {
-	form, c, cred, err := e.auth.Request(w, r)
+func (e *Endpoint) authenticate(w http.ResponseWriter, r *http.Request, form url.Values, perr *oauth.Error, ev *store.AuditRecord) (*Request, *store.Client, error) {
+	c, cred, err := e.auth.RequestForm(w, r, form, perr)
 	gt := form.Get("grant_type")
 	if gt != "" {
 		ev.Action = "token." + shortGrant(gt)
@@ -313,6 +337,8 @@ func shortGrant(gt string) string {
 		return "exchange"
 	case oauth.GrantTypeClientCredentials, oauth.GrantTypeRefreshToken:
 		return gt
+	case oauth.GrantTypeJWTBearer:
+		return "jwt_bearer"
 	}
 	return "unsupported"
 }
