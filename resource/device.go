@@ -55,6 +55,13 @@ func DeviceOf(c *Claims) (*Device, error) {
 	if err := c.Decode(&w); err != nil || w.Device == nil || w.Device.Subject != c.Subject {
 		return nil, ErrNotDevice
 	}
+	// A CBSD is its FCC ID and serial number, and its sub says so: a
+	// device claim naming one while the sub names another party is not
+	// a device token (a SAS identifies a CBSD by FCC ID and serial).
+	if (w.Device.FCCID != "" || w.Device.Serial != "" || w.Device.Role == "cbsd") &&
+		c.Subject != cbsdSubject(w.Device.FCCID, w.Device.Serial) {
+		return nil, ErrNotDevice
+	}
 	d := &Device{
 		Subject: c.Subject, FCCID: w.Device.FCCID, Serial: w.Device.Serial,
 		Role: w.Device.Role, Profile: w.Device.Profile, Thumbprint: c.Confirmation.X5tS256,
@@ -105,4 +112,28 @@ func (v *Verifier) DeviceMiddleware(next http.Handler, requiredScopes ...string)
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), deviceKey{}, d)))
 	}), requiredScopes...)
+}
+
+// cbsdSubject is the sub of a CBSD's token, as the STS writes it
+// (devicecert.CBSDSubject): "cbsd:" + FCC ID + ":" + serial, each with
+// "%", ":", "/" and any byte not printable ASCII percent-encoded.
+func cbsdSubject(fccID, serial string) string {
+	if fccID == "" || serial == "" {
+		return ""
+	}
+	return "cbsd:" + escapeID(fccID) + ":" + escapeID(serial)
+}
+
+func escapeID(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c > ' ' && c < 0x7f && c != '%' && c != ':' && c != '/' {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+	}
+	return string(b)
 }

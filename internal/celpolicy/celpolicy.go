@@ -72,7 +72,10 @@ type Client struct{ ID, Account, Name string }
 type Request struct{ Audiences, Resources, Scope []string }
 
 // ReservedClaims may not be set by a claim rule: the server writes them.
-var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "may_act", "cnf", "client_id", "scope", "family_id", "sub_id", "token_type"}
+// "device" is written by the device paths only (issue 14): a resource
+// server (resource.DeviceOf) takes it for a CBSD's identity, so a client's
+// or a trusted issuer's rule that set it would forge one.
+var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "may_act", "cnf", "client_id", "scope", "family_id", "sub_id", "token_type", "device"}
 
 // Limits on what an operator may write. An expression is short (a rule,
 // not a program); a claim name is an ordinary JSON member name.

@@ -100,9 +100,10 @@ type Identity struct {
 	// Leaf is the verified certificate; Thumbprint its x5t#S256.
 	Leaf       *x509.Certificate
 	Thumbprint string
-	// Issuer (the leaf's issuer DN as encoded, RFC 4514), SerialNumber
-	// (lower-case hex) and NotAfter, for audit records and the token's
-	// lifetime.
+	// Issuer (the leaf's issuer DN as encoded, RFC 4514) and
+	// SerialNumber (lower-case hex), for audit records; NotAfter, the
+	// token's latest expiry: the earliest notAfter of the verified path
+	// (leaf, its CAs and anchor).
 	Issuer       string
 	SerialNumber string
 	NotAfter     time.Time
@@ -473,7 +474,7 @@ func (p *Profile) verify(ctx context.Context, chain []*x509.Certificate, want Ro
 		Thumbprint:   clientcert.Thumbprint(leaf),
 		Issuer:       dnString(leaf.RawIssuer),
 		SerialNumber: leaf.SerialNumber.Text(16),
-		NotAfter:     leaf.NotAfter,
+		NotAfter:     pathNotAfter(verified),
 	}
 	if p.Spec.Kind == store.DeviceKindX509 {
 		sub, err := evalIdentity(p.identity, leaf)
@@ -488,6 +489,19 @@ func (p *Profile) verify(ctx context.Context, chain []*x509.Certificate, want Ro
 		return nil, r
 	}
 	return id, nil
+}
+
+// pathNotAfter is when the first certificate of path expires: a leaf
+// may outlive the CA that issued it (crypto/x509 allows it), and a token
+// must not outlive its chain.
+func pathNotAfter(path []*x509.Certificate) time.Time {
+	na := path[0].NotAfter
+	for _, c := range path[1:] {
+		if c.NotAfter.Before(na) {
+			na = c.NotAfter
+		}
+	}
+	return na
 }
 
 // cbrsIdentity fills id from leaf's CBRS role and identifiers.
