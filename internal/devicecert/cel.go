@@ -143,8 +143,11 @@ func evalIdentity(prg cel.Program, c *x509.Certificate) (string, error) {
 	if err := checkText(s); err != nil {
 		return "", fmt.Errorf("the identity %s", err)
 	}
+	// In any case and after blanks: a resource server that compares subs
+	// loosely must not read one as a CBSD's either.
+	folded := strings.ToLower(strings.TrimLeft(s, " "))
 	for _, prefix := range ReservedPrefixes {
-		if strings.HasPrefix(s, prefix) {
+		if strings.HasPrefix(folded, prefix) {
 			return "", fmt.Errorf("the identity %q starts with %q, which names CBRS devices and domain proxies only", s, prefix)
 		}
 	}

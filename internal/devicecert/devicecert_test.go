@@ -497,7 +497,7 @@ func TestX509Profile(t *testing.T) {
 	})
 	t.Run("a CBSD's sub is not an x509 identity", func(t *testing.T) {
 		p, _ := x509p("cert.subject.cn")
-		for _, cn := range []string{"cbsd:ABC123:SN-1", "dp:0012345678:dp1"} {
+		for _, cn := range []string{"cbsd:ABC123:SN-1", "dp:0012345678:dp1", "CBSD:ABC123:SN-1", "Dp:0012345678:dp1", " cbsd:ABC123:SN-1"} {
 			l := pki.Leaf(t, devicetest.Leaf{Subject: pkix.Name{CommonName: cn}})
 			_, err := p.Verify(ctx, l.Chain, devicecert.RoleDevice, now)
 			wantCause(t, err, devicecert.CauseIdentity)
