@@ -6,12 +6,14 @@ package e2e_test
 import (
 	"crypto/x509/pkix"
 	"encoding/json"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keybridge/sts/internal/clientcert"
 	"github.com/keybridge/sts/internal/devicecert"
 	"github.com/keybridge/sts/internal/devicecert/devicetest"
 	tokenep "github.com/keybridge/sts/internal/endpoint/token"
@@ -164,4 +166,24 @@ func TestAttackDeviceRefused(t *testing.T) {
 			t.Errorf("exchanging a device's token with another certificate: %v", r)
 		}
 	})
+}
+
+// TestAttackDeviceAuditHidesCertificate: audit details are cut at
+// audit.MaxDetail bytes; a rogue certificate whose issuer name is long
+// must still be named by its thumbprint in the audited refusal.
+func TestAttackDeviceAuditHidesCertificate(t *testing.T) {
+	w := newDeviceWorld(t)
+	rogue := devicetest.NewWith(t, devicetest.Options{Name: strings.Repeat("A", 1500)}).
+		Leaf(t, devicetest.Leaf{Role: devicecert.RoleCBSD, FCCID: "F", Serial: "1", SerialNumber: new(big.Int).Lsh(big.NewInt(1), 150*8)})
+	form := url.Values{"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token_type": {tokenep.TokenTypeMTLS}}
+	if r := w.deviceToken(t, &rogue.TLS, form); r.Status != http.StatusBadRequest || len(r.Body) > 2<<10 {
+		t.Fatalf("rogue: %v", r)
+	}
+	recs, err := w.p.c.auditStore(t).ListAudit(t.Context(), store.AuditFilter{Action: "token.device", Limit: 10})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("audit: %v %v", recs, err)
+	}
+	if d := recs[0].Detail; !strings.Contains(d, clientcert.Thumbprint(rogue.Cert)) || !strings.Contains(d, "cause=untrusted") {
+		t.Errorf("the audited refusal does not name the certificate: %q", d)
+	}
 }

@@ -93,10 +93,20 @@ func EncodeDeviceChain(chain []*x509.Certificate) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// certDetail names a certificate in audit records: issuer, serial number
-// and thumbprint.
+// certDetail names a certificate in audit records: thumbprint, serial
+// number and issuer. The thumbprint comes first and the others are
+// clipped: audit details are cut at audit.MaxDetail bytes, and a rogue
+// certificate's long issuer name must not push its thumbprint out.
 func certDetail(c *x509.Certificate) string {
-	return fmt.Sprintf("certificate issuer=%q serial=%x x5t#S256=%s", c.Issuer.String(), c.SerialNumber, clientcert.Thumbprint(c))
+	return fmt.Sprintf("certificate x5t#S256=%s serial=%s issuer=%q", clientcert.Thumbprint(c), clipTo(c.SerialNumber.Text(16), 64), clipTo(c.Issuer.String(), 128))
+}
+
+// clipTo caps s at max bytes, marking the cut.
+func clipTo(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
 }
 
 // refused is the answer to a certificate the trust refused: code, with
@@ -106,7 +116,9 @@ func refused(code oauth.ErrorCode, what string, err error) error {
 	if !ok {
 		return err // a server error
 	}
-	return oauth.NewError(code, "%s is not trusted: %s", what, ref.Msg).WithCause(errors.New("cause=" + ref.Cause))
+	// The message may quote the certificates' names: clipped, so that the
+	// audited cause and certificate (withCert) stay within the record.
+	return oauth.NewError(code, "%s is not trusted: %s", what, clipTo(ref.Msg, 160)).WithCause(errors.New("cause=" + ref.Cause))
 }
 
 // withCert adds the certificate (and its profile, if known) to the
