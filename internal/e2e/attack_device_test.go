@@ -151,6 +151,17 @@ func TestAttackDeviceRefused(t *testing.T) {
 		}
 	})
 
+	t.Run("a client's token at the SAS", func(t *testing.T) {
+		// A bearer token of a client, about the client, for the SAS's
+		// audience: valid, but no device's.
+		cl := w.p.c.CreateClient("--name", "not-a-device", "--audience", e2eSAS, "--scope", "sas")
+		tok := accessToken(t, postWith(t, tlsClientOf(w.p.serverCA, nil), w.p.n, server.TokenPath, url.Values{
+			"grant_type": {oauth.GrantTypeClientCredentials}, "client_id": {cl.ID}, "client_secret": {cl.Secret}, "audience": {e2eSAS}}, nil))
+		if st, who := w.whoami(t, tlsClientOf(w.sasCA, &cbsd.TLS), tok); st != http.StatusUnauthorized {
+			t.Errorf("SAS, a client's bearer token: %d %v", st, who)
+		}
+	})
+
 	t.Run("a bound token laundered through a client's exchange", func(t *testing.T) {
 		tok := accessToken(t, w.deviceToken(t, &cbsd.TLS, form))
 		cl := w.p.c.CreateClient("--name", "launderer", "--exchange-any", "--audience", e2eSAS, "--grant-type", "token-exchange")
