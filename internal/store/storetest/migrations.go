@@ -56,6 +56,8 @@ func RunMigrations(t *testing.T, b SQLBackend) {
 		{"Issuers", migrateIssuers},
 		{"SchemaTooNew", schemaTooNew},
 		{"Reopen", reopen},
+		{"AuditChain", migrateAuditChain},
+		{"AuditTamper", tamperAudit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := b.New(t)
