@@ -21,7 +21,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	config.RegisterStorage(root.PersistentFlags())
-	root.AddCommand(newServe(), newClient(), newKey(), newToken(), newMigrate(), newBench(), newOperator(), newAccount(), newIssuer(), newPolicy(), newVersion())
+	root.AddCommand(newServe(), newClient(), newKey(), newToken(), newMigrate(), newBench(), newOperator(), newAccount(), newIssuer(), newPolicy(), newAudit(), newVersion())
 	strictArgs(root)
 	return root
 }

@@ -222,6 +222,10 @@ func parseTime(s string) (start, end time.Time, err error) {
 	return time.Time{}, time.Time{}, fmt.Errorf("%q is not a date or time: %s", s, timeHint)
 }
 
+// ParseAuditTime reads a time as the audit page's filters do (see
+// parseTime), for `sts audit list` and `sts audit export`.
+func ParseAuditTime(s string) (start, end time.Time, err error) { return parseTime(s) }
+
 func (p *Portal) auditList(w http.ResponseWriter, r *http.Request, u *user) error {
 	q := r.URL.Query()
 	d := auditData{

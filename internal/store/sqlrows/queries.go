@@ -246,7 +246,7 @@ func NewQueries(d Dialect) *Queries {
 		DeleteUnchainedAuditBatch: `DELETE FROM audit WHERE id IN (
 		SELECT id FROM audit WHERE chain = '' AND time < ? ORDER BY time LIMIT ` + strconv.Itoa(AuditDeleteBatch) + `)`,
 		CountUnchainedAudit: `SELECT count(*) FROM audit WHERE chain = '' AND id <= ?`,
-		UnchainedAfter: `SELECT ` + AuditCols + ` FROM audit WHERE chain = '' AND id > ? ORDER BY id LIMIT 1`,
+		UnchainedAfter:      `SELECT ` + AuditCols + ` FROM audit WHERE chain = '' AND id > ? ORDER BY id LIMIT 1`,
 		UnknownChainAudit: `SELECT ` + AuditCols + ` FROM audit WHERE chain <> ''
 		AND NOT EXISTS (SELECT 1 FROM audit_chains c WHERE c.chain = audit.chain) ORDER BY id LIMIT 1`,
 
