@@ -115,9 +115,12 @@ type Queries struct {
 	// retention's delete of a chain's prefix and of unchained records;
 	// the unchained records and the strays of Verify.
 	GetAuditChain, InsertAuditChain, UpdateAuditHead, UpdateAuditAnchor string
-	ListAuditChains, AuditChainRecords, DeleteAuditChainPrefix          string
-	DeleteUnchainedAuditBatch, CountUnchainedAudit                      string
-	UnchainedAfter, UnknownChainAudit                                   string
+	// MoveAuditHead moves a chain's head (new seq, hash, time; chain) if
+	// it is still the one given (seq, hash): a compare-and-swap.
+	MoveAuditHead                                              string
+	ListAuditChains, AuditChainRecords, DeleteAuditChainPrefix string
+	DeleteUnchainedAuditBatch, CountUnchainedAudit             string
+	UnchainedAfter, UnknownChainAudit                          string
 
 	numbered bool
 }
@@ -237,6 +240,8 @@ func NewQueries(d Dialect) *Queries {
 		GetAuditChain:    `SELECT ` + AuditChainCols + ` FROM audit_chains WHERE chain = ?`,
 		InsertAuditChain: `INSERT INTO audit_chains (` + AuditChainCols + `) VALUES (` + marks(8) + `) ON CONFLICT (chain) DO NOTHING`,
 		UpdateAuditHead:  `UPDATE audit_chains SET seq = ?, hash = ?, updated_at = ? WHERE chain = ?`,
+		MoveAuditHead: `UPDATE audit_chains SET seq = ?, hash = ?, updated_at = ?
+		WHERE chain = ? AND seq = ? AND hash = ?`,
 		UpdateAuditAnchor: `UPDATE audit_chains SET anchor_seq = ?, anchor_hash = ?, updated_at = ?
 		WHERE chain = ?`,
 		ListAuditChains: `SELECT ` + AuditChainCols + ` FROM audit_chains ORDER BY chain` + bo,

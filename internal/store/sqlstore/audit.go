@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -45,6 +46,32 @@ func DefaultAuditChain() string {
 	return h
 }
 
+// auditHead is the head of the store's chain as the store last committed
+// it, so that an append usually needs one statement beyond its inserts:
+// the compare-and-swap of the head (MoveAuditHead), which fails, and the
+// append reads the head, when another writer moved it since.
+type auditHead struct {
+	mu   sync.Mutex
+	ok   bool
+	seq  int64
+	hash string
+}
+
+func (h *auditHead) get() (seq int64, hash string, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq, h.hash, h.ok
+}
+
+// set records a committed head, never going back.
+func (h *auditHead) set(seq int64, hash string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.ok || seq > h.seq {
+		h.ok, h.seq, h.hash = true, seq, hash
+	}
+}
+
 // AppendAudit implements [store.Audit]. The records' ID, Chain, Seq and
 // Hash fields are ignored: the store numbers and chains records in the
 // order they are appended. The inserts go in one batch
@@ -53,37 +80,54 @@ func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error
 	if len(recs) == 0 {
 		return nil
 	}
-	if err := s.inTx(ctx, func(tx Executor) error { return s.appendChained(ctx, tx, recs) }); err != nil {
+	var head chained
+	err := s.inTx(ctx, func(tx Executor) (err error) {
+		head, err = s.appendChained(ctx, tx, recs)
+		return err
+	})
+	if err != nil {
 		return s.errorf("append audit: %w", err)
 	}
+	s.head.set(head.seq, head.hash)
 	return nil
 }
 
 // AppendAuditCheckpoint implements [store.AuditCheckpointer].
 func (s *Store) AppendAuditCheckpoint(ctx context.Context, recs []store.AuditRecord, cp *store.Setting) error {
-	err := s.inTx(ctx, func(tx Executor) error {
+	var head chained
+	err := s.inTx(ctx, func(tx Executor) (err error) {
 		if len(recs) > 0 {
-			if err := s.appendChained(ctx, tx, recs); err != nil {
+			if head, err = s.appendChained(ctx, tx, recs); err != nil {
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, s.q.PutSetting, cp.Name, cp.Value, sqlcodec.EncTime(cp.UpdatedAt))
+		_, err = tx.Exec(ctx, s.q.PutSetting, cp.Name, cp.Value, sqlcodec.EncTime(cp.UpdatedAt))
 		return err
 	})
 	if err != nil {
 		return s.errorf("append audit at %s: %w", cp.Name, err)
 	}
+	if len(recs) > 0 {
+		s.head.set(head.seq, head.hash)
+	}
 	return nil
 }
 
-// appendChained appends recs to the store's chain in tx.
-func (s *Store) appendChained(ctx context.Context, tx Executor, recs []store.AuditRecord) error {
-	c, err := s.lockChain(ctx, tx, s.AuditChain)
-	if err != nil {
-		return err
-	}
-	prev, seq := c.Hash, c.Seq
-	args := make([][]any, len(recs))
+// chained is a chain's head after an append.
+type chained struct {
+	seq  int64
+	hash string
+}
+
+// appendChained appends recs to the store's chain in tx and returns the
+// new head, to be recorded once tx commits. From the head last committed,
+// it computes the records' seqs and hashes before it moves the head (so
+// that PostgreSQL's row lock is held for the inserts only); if another
+// writer moved the head since, it locks and reads the head and computes
+// them again.
+func (s *Store) appendChained(ctx context.Context, tx Executor, recs []store.AuditRecord) (chained, error) {
+	name := s.AuditChain
+	bounded := make([]store.AuditRecord, len(recs))
 	for i := range recs {
 		r := audit.Bound(recs[i])
 		r.ID = 0
@@ -92,17 +136,43 @@ func (s *Store) appendChained(ctx context.Context, tx Executor, recs []store.Aud
 			// which replaces invalid UTF-8.
 			r.Audience, _ = sqlcodec.DecList(sqlcodec.EncList(r.Audience))
 		}
-		seq++
-		r.Chain, r.Seq = c.Name, seq
-		r.Hash = audit.ChainHash(prev, &r)
-		prev = r.Hash
-		args[i] = sqlrows.BoundAuditValues(&r)
+		r.Chain = name
+		bounded[i] = r
 	}
-	if err := tx.ExecBatch(ctx, s.q.InsertAudit, args); err != nil {
-		return err
+	args := make([][]any, len(recs))
+	link := func(seq int64, prev string) chained {
+		for i := range bounded {
+			r := &bounded[i]
+			seq++
+			r.Seq = seq
+			r.Hash = audit.ChainHash(prev, r)
+			prev = r.Hash
+			args[i] = sqlrows.BoundAuditValues(r)
+		}
+		return chained{seq, prev}
 	}
-	_, err = tx.Exec(ctx, s.q.UpdateAuditHead, seq, prev, sqlcodec.EncTime(s.Now()), c.Name)
-	return err
+	now := sqlcodec.EncTime(s.Now())
+	moved := false
+	var head chained
+	if seq, hash, ok := s.head.get(); ok {
+		head = link(seq, hash)
+		n, err := tx.Exec(ctx, s.q.MoveAuditHead, head.seq, head.hash, now, name, seq, hash)
+		if err != nil {
+			return head, err
+		}
+		moved = n == 1
+	}
+	if !moved {
+		c, err := s.lockChain(ctx, tx, name)
+		if err != nil {
+			return head, err
+		}
+		head = link(c.Seq, c.Hash)
+		if _, err := tx.Exec(ctx, s.q.UpdateAuditHead, head.seq, head.hash, now, name); err != nil {
+			return head, err
+		}
+	}
+	return head, tx.ExecBatch(ctx, s.q.InsertAudit, args)
 }
 
 func utf8Audience(l []string) bool {
@@ -302,4 +372,11 @@ func (s *Store) pruneChain(ctx context.Context, chain string, before time.Time) 
 		return nil
 	})
 	return n, more, err
+}
+
+// UseAuditChain makes the store append audit records to chain name (by
+// default DefaultAuditChain()). Call it before the store is first used.
+func (s *Store) UseAuditChain(name string) {
+	s.AuditChain = name
+	s.head = auditHead{}
 }

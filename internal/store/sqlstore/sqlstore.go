@@ -107,6 +107,8 @@ type Store struct {
 	// AuditChain names the hash chain the store appends audit records to
 	// (see audit.go); New sets it to DefaultAuditChain().
 	AuditChain string
+	// head is the last head of AuditChain this store committed.
+	head auditHead
 
 	name     string
 	d        Dialect

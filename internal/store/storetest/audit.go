@@ -251,6 +251,8 @@ func testAuditAppendConcurrent(t *testing.T, s store.Store) {
 			t.Fatalf("AppendAudit in goroutine %d: %v", g, err)
 		}
 	}
+	// Appends that raced for the chain's head left it whole.
+	mustVerify(t, s, concurrency*batch)
 	got := listAudit(t, s, store.AuditFilter{Limit: concurrency * batch})
 	if len(got) != concurrency*batch {
 		t.Fatalf("ListAudit = %d records, want %d", len(got), concurrency*batch)

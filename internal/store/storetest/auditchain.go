@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -339,4 +340,47 @@ func insertAudit(chain string, seq int64) string {
 	return fmt.Sprintf(`INSERT INTO audit (time, action, decision, client_id, subject, actor, jti, error,
 		detail, request_id, remote, chain, seq, hash) SELECT 1, 'token.exchange', 'granted', 'c', 'mallory', '',
 		'forged', '', '', '', '', %s, %d, '%s'`, chain, seq, strings.Repeat("a", 64))
+}
+
+// auditInstances appends from several stores on one database at once, as
+// instances sharing PostgreSQL do: two share a chain (their transactions
+// take turns on its head), one has its own; every chain verifies after.
+func auditInstances(t *testing.T, b SQLBackend, path string) {
+	ctx := t.Context()
+	chains := []string{"host-a", "host-a", "host-b"}
+	stores := make([]MigratedStore, len(chains))
+	for i, name := range chains {
+		stores[i] = b.open(t, path)
+		defer stores[i].Close()
+		u, ok := stores[i].(interface{ UseAuditChain(string) })
+		if !ok {
+			t.Skip("the store cannot choose its audit chain")
+		}
+		u.UseAuditChain(name)
+	}
+	const batches, size = 20, 5
+	errs := make(chan error, len(stores)*batches)
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		for g := range 2 {
+			wg.Go(func() {
+				for k := range batches / 2 {
+					var recs []store.AuditRecord
+					for j := range size {
+						recs = append(recs, sampleAudit(((i*2+g)*batches+k)*size+j, at(time.Duration(k)*time.Second)))
+					}
+					errs <- s.AppendAudit(ctx, recs)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	rep := mustVerify(t, stores[0], int64(len(stores)*batches*size))
+	if len(rep.Chains) != 2 || rep.Chains[0].Chain.Seq != 2*batches*size || rep.Chains[1].Chain.Seq != batches*size {
+		t.Fatalf("chains %+v, want host-a with %d records and host-b with %d", rep.Chains, 2*batches*size, batches*size)
+	}
 }

@@ -58,6 +58,7 @@ func RunMigrations(t *testing.T, b SQLBackend) {
 		{"Reopen", reopen},
 		{"AuditChain", migrateAuditChain},
 		{"AuditTamper", tamperAudit},
+		{"AuditInstances", auditInstances},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := b.New(t)
