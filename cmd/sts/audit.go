@@ -336,7 +336,7 @@ func printVerify(w io.Writer, rep *audit.Report, v *verifyView) {
 		if !c.OK {
 			state = "BROKEN"
 		}
-		fmt.Fprintf(w, "chain %s: %s, %d records checked, head seq %d %s", termSafe(c.Name), state, c.Records, c.HeadSeq, dash(c.HeadHash))
+		fmt.Fprintf(w, "chain %s: %s, %s checked, head seq %d %s", termSafe(c.Name), state, plural(c.Records, "record"), c.HeadSeq, dash(c.HeadHash))
 		if c.AnchorSeq > 0 {
 			fmt.Fprintf(w, ", pruned up to seq %d %s", c.AnchorSeq, c.AnchorHash)
 		}
@@ -346,7 +346,7 @@ func printVerify(w io.Writer, rep *audit.Report, v *verifyView) {
 		fmt.Fprintf(w, "  %s\n", termSafe(p.String()))
 	}
 	if rep.Tail == 0 {
-		fmt.Fprintf(w, "%d records written before chaining (unchained, not verifiable)\n", rep.Legacy)
+		fmt.Fprintf(w, "%s written before chaining (unchained, not verifiable)\n", plural(rep.Legacy, "record"))
 	}
 	switch {
 	case !rep.OK():
@@ -354,8 +354,16 @@ func printVerify(w io.Writer, rep *audit.Report, v *verifyView) {
 	case len(v.Chains) == 0:
 		fmt.Fprintln(w, "No chained records yet: nothing to verify.")
 	case rep.Tail > 0:
-		fmt.Fprintf(w, "The last %d records of each chain verify.\n", rep.Tail)
+		fmt.Fprintf(w, "The last %s of each chain verify.\n", plural(rep.Tail, "record"))
 	default:
-		fmt.Fprintf(w, "The audit trail verifies: %d records in %d chains.\n", v.Records, len(v.Chains))
+		fmt.Fprintf(w, "The audit trail verifies: %s in %s.\n", plural(v.Records, "record"), plural(int64(len(v.Chains)), "chain"))
 	}
+}
+
+// plural is "1 record", "2 records".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.FormatInt(n, 10) + " " + noun + "s"
 }
