@@ -30,6 +30,7 @@ var auditTests = []test{
 	{"Chain", testAuditChain},
 	{"ChainRetention", testAuditChainRetention},
 	{"ChainCoalesced", testAuditChainCoalesced},
+	{"ChainVerifyConcurrent", testAuditChainVerifyConcurrent},
 }
 
 // AppendAuditCheckpoint stores the records and the checkpoint together,

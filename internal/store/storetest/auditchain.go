@@ -389,3 +389,53 @@ func auditInstances(t *testing.T, b SQLBackend, path string) {
 		t.Fatalf("chains %+v, want host-a with %d records and host-b with %d", rep.Chains, 2*batches*size, batches*size)
 	}
 }
+
+// testAuditChainVerifyConcurrent verifies while records are appended and
+// pruned: neither makes the chain look broken.
+func testAuditChainVerifyConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var seed []store.AuditRecord
+	for i := range 200 {
+		seed = append(seed, sampleAudit(i, at(time.Duration(i)*time.Millisecond)))
+	}
+	must(t, s.AppendAudit(ctx, seed))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // appends
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			r := sampleAudit(1000+i, at(time.Hour+time.Duration(i)*time.Millisecond))
+			if err := s.AppendAudit(ctx, []store.AuditRecord{r, r}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() { // retention, creeping forward
+		for i := 1; i <= 20; i++ {
+			if _, err := s.DeleteAuditBefore(ctx, at(time.Duration(i*10)*time.Millisecond)); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	for range 10 {
+		rep, err := audit.Verify(ctx, s, audit.VerifyOptions{PageSize: 16})
+		must(t, err)
+		if !rep.OK() {
+			t.Errorf("Verify during appends and retention: %v", rep.Problems())
+			break
+		}
+	}
+	close(done)
+	wg.Wait()
+	rep := verifyAudit(t, s)
+	if !rep.OK() {
+		t.Fatalf("Verify after: %v", rep.Problems())
+	}
+}
