@@ -17,7 +17,7 @@ package audit
 // CLI, the portal), a failed transaction leaves no gap, two processes that
 // happen to share a chain name serialise on it rather than fork it, and a
 // deleted tail is seen against the head. The chain of a store is its host
-// name (sqlstore.Store.AuditChain).
+// name (sqlstore.Store.AuditChainName).
 //
 // What the chain does not do: it is not a signature. Someone who can write
 // the database and knows this encoding can rewrite a chain from the record

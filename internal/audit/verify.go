@@ -1,8 +1,11 @@
 package audit
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"math"
 	"strings"
 
@@ -60,6 +63,8 @@ type Report struct {
 	Stray *Problem
 	// Tail is VerifyOptions.Tail: 0 when every record was checked.
 	Tail int64
+	// Skipped counts the chains left out by VerifyOptions.MaxChains.
+	Skipped int
 }
 
 // OK reports whether nothing is broken.
@@ -106,6 +111,9 @@ type VerifyOptions struct {
 	Tail int64
 	// PageSize is how many records are read per query (DefaultPageSize).
 	PageSize int
+	// MaxChains, when positive, checks only the chains appended to last,
+	// at most MaxChains of them (Report.Skipped counts the others).
+	MaxChains int
 }
 
 // DefaultPageSize is the records Verify reads per query: its memory is
@@ -125,6 +133,12 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (*Report, erro
 		return nil, err
 	}
 	rep := &Report{Tail: max(o.Tail, 0)}
+	if o.MaxChains > 0 && len(chains) > o.MaxChains {
+		slices.SortStableFunc(chains, func(a, b store.AuditChain) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
+		rep.Skipped = len(chains) - o.MaxChains
+		chains = chains[:o.MaxChains]
+		slices.SortFunc(chains, func(a, b store.AuditChain) int { return cmp.Compare(a.Name, b.Name) })
+	}
 	for _, c := range chains {
 		cr, err := VerifyChain(ctx, st, c, o)
 		if err != nil {
@@ -132,7 +146,7 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (*Report, erro
 		}
 		rep.Chains = append(rep.Chains, cr)
 	}
-	if o.Tail > 0 {
+	if o.Tail > 0 || rep.Skipped > 0 {
 		return rep, nil
 	}
 	legacy, stray, err := st.AuditUnchained(ctx)
@@ -266,16 +280,14 @@ func walkChain(ctx context.Context, st store.Audit, c store.AuditChain, o Verify
 
 // chainNamed reads chain name again.
 func chainNamed(ctx context.Context, st store.Audit, name string) (store.AuditChain, error) {
-	cs, err := st.AuditChains(ctx)
+	c, err := st.AuditChain(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.AuditChain{}, fmt.Errorf("audit: chain %q is gone (retired while it was verified?)", name)
+	}
 	if err != nil {
 		return store.AuditChain{}, err
 	}
-	for _, c := range cs {
-		if c.Name == name {
-			return c, nil
-		}
-	}
-	return store.AuditChain{}, fmt.Errorf("audit: chain %q is gone", name)
+	return *c, nil
 }
 
 // short abbreviates a hash for a message.

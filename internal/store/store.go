@@ -530,7 +530,8 @@ type AuditChain struct {
 	AnchorSeq  int64
 	AnchorHash string
 	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// UpdatedAt is the time of the last append.
+	UpdatedAt time.Time
 }
 
 // Audit decisions.
@@ -567,7 +568,9 @@ type Audit interface {
 	// (in Seq order) whose time is before before, and anchors the chain
 	// on the last of them in the same transaction: a record that follows
 	// a younger one in its chain stays until that one goes. It prunes
-	// nothing of a chain whose records about to go do not verify.
+	// nothing of a chain whose records about to go do not verify. A chain
+	// with no record left and no append since before is retired (its
+	// head row deleted).
 	DeleteAuditBefore(ctx context.Context, before time.Time) (int, error)
 	// VisitAudit calls each for every record f selects, oldest first
 	// (time, then append order), f.Limit ignored, streaming: for exports
@@ -575,6 +578,8 @@ type Audit interface {
 	VisitAudit(ctx context.Context, f AuditFilter, each func(*AuditRecord) error) error
 	// AuditChains lists the hash chains by name.
 	AuditChains(ctx context.Context) ([]AuditChain, error)
+	// AuditChain returns chain name, or ErrNotFound.
+	AuditChain(ctx context.Context, name string) (*AuditChain, error)
 	// AuditChainRecords returns up to limit records of chain whose Seq is
 	// greater than after, in Seq order.
 	AuditChainRecords(ctx context.Context, chain string, after int64, limit int) ([]AuditRecord, error)

@@ -117,7 +117,10 @@ type Queries struct {
 	GetAuditChain, InsertAuditChain, UpdateAuditHead, UpdateAuditAnchor string
 	// MoveAuditHead moves a chain's head (new seq, hash, time; chain) if
 	// it is still the one given (seq, hash): a compare-and-swap.
-	MoveAuditHead                                              string
+	MoveAuditHead string
+	// RetireAuditChains deletes the chains with no record left (anchored
+	// at their head) and no append since its argument.
+	RetireAuditChains                                          string
 	ListAuditChains, AuditChainRecords, DeleteAuditChainPrefix string
 	DeleteUnchainedAuditBatch, CountUnchainedAudit             string
 	UnchainedAfter, UnknownChainAudit                          string
@@ -242,9 +245,9 @@ func NewQueries(d Dialect) *Queries {
 		UpdateAuditHead:  `UPDATE audit_chains SET seq = ?, hash = ?, updated_at = ? WHERE chain = ?`,
 		MoveAuditHead: `UPDATE audit_chains SET seq = ?, hash = ?, updated_at = ?
 		WHERE chain = ? AND seq = ? AND hash = ?`,
-		UpdateAuditAnchor: `UPDATE audit_chains SET anchor_seq = ?, anchor_hash = ?, updated_at = ?
-		WHERE chain = ?`,
-		ListAuditChains: `SELECT ` + AuditChainCols + ` FROM audit_chains ORDER BY chain` + bo,
+		UpdateAuditAnchor: `UPDATE audit_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ?`,
+		RetireAuditChains: `DELETE FROM audit_chains WHERE anchor_seq = seq AND updated_at < ?`,
+		ListAuditChains:   `SELECT ` + AuditChainCols + ` FROM audit_chains ORDER BY chain` + bo,
 		AuditChainRecords: `SELECT ` + AuditCols + ` FROM audit
 		WHERE chain = ? AND chain <> '' AND seq > ? ORDER BY seq, id LIMIT ?`,
 		DeleteAuditChainPrefix: `DELETE FROM audit WHERE chain = ? AND chain <> '' AND seq > ? AND seq <= ?`,

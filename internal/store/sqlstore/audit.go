@@ -18,7 +18,7 @@ import (
 
 // The audit trail is hash-chained (package audit explains the choice of a
 // chain per writer): AppendAudit locks the head of the store's chain
-// (AuditChain) in its transaction, gives each record the next seq and its
+// (AuditChainName) in its transaction, gives each record the next seq and its
 // hash (audit.ChainHash of the record as stored), inserts them and moves
 // the head. Records are never updated once stored: a coalesced refusal is
 // a record of its own with its count.
@@ -126,7 +126,7 @@ type chained struct {
 // writer moved the head since, it locks and reads the head and computes
 // them again.
 func (s *Store) appendChained(ctx context.Context, tx Executor, recs []store.AuditRecord) (chained, error) {
-	name := s.AuditChain
+	name := s.AuditChainName
 	bounded := make([]store.AuditRecord, len(recs))
 	for i := range recs {
 		r := audit.Bound(recs[i])
@@ -237,6 +237,18 @@ func (s *Store) AuditChains(ctx context.Context) ([]store.AuditChain, error) {
 	return out, nil
 }
 
+// AuditChain implements [store.Audit].
+func (s *Store) AuditChain(ctx context.Context, name string) (*store.AuditChain, error) {
+	c, err := sqlrows.ScanAuditChain(s.r.QueryRow(ctx, s.q.GetAuditChain, name))
+	if err != nil {
+		if err = s.mapErr(err); !errors.Is(err, store.ErrNotFound) {
+			err = s.errorf("audit chain %q: %w", name, err)
+		}
+		return nil, err
+	}
+	return &c, nil
+}
+
 // AuditChainRecords implements [store.Audit].
 func (s *Store) AuditChainRecords(ctx context.Context, chain string, after int64, limit int) ([]store.AuditRecord, error) {
 	out, err := collect(ctx, s.r, sqlrows.ScanAudit, s.q.AuditChainRecords, chain, after, limit)
@@ -290,7 +302,9 @@ var errBrokenChain = errors.New("does not verify; run sts audit verify")
 // a transaction that locks the chain's head, checks the records it
 // deletes, deletes them and moves the anchor to the last; then the
 // unchained records (written before chaining) by time, a batch per
-// statement. No lock is held for long, and writers go in between.
+// statement. A chain left empty whose last append is older than before
+// is retired: a host that has gone (a container's name) leaves no row
+// behind for ever. Should it append again, it starts the chain afresh. No lock is held for long, and writers go in between.
 func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time) (int, error) {
 	chains, err := s.AuditChains(ctx)
 	if err != nil {
@@ -313,6 +327,9 @@ func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time) (int, e
 				break
 			}
 		}
+	}
+	if _, err := s.w.Exec(ctx, s.q.RetireAuditChains, sqlcodec.EncTime(before)); err != nil {
+		return total, s.errorf("delete audit: %w", err)
 	}
 	for {
 		n, err := s.w.Exec(ctx, s.q.DeleteUnchainedAuditBatch, sqlcodec.EncTime(before))
@@ -337,6 +354,9 @@ func (s *Store) pruneChain(ctx context.Context, chain string, before time.Time) 
 	err = s.inTx(ctx, func(tx Executor) error {
 		n, more = 0, false
 		c, err := sqlrows.ScanAuditChain(tx.QueryRow(ctx, s.q.GetAuditChain+s.d.ForUpdate, chain))
+		if s.d.NoRows(err) {
+			return nil // retired meanwhile
+		}
 		if err != nil {
 			return err
 		}
@@ -365,7 +385,7 @@ func (s *Store) pruneChain(ctx context.Context, chain string, before time.Time) 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, s.q.UpdateAuditAnchor, last.Seq, last.Hash, sqlcodec.EncTime(s.Now()), chain); err != nil {
+		if _, err := tx.Exec(ctx, s.q.UpdateAuditAnchor, last.Seq, last.Hash, chain); err != nil {
 			return err
 		}
 		n, more = int(deleted), bad || (k == len(recs) && len(recs) == sqlrows.AuditDeleteBatch)
@@ -377,6 +397,6 @@ func (s *Store) pruneChain(ctx context.Context, chain string, before time.Time) 
 // UseAuditChain makes the store append audit records to chain name (by
 // default DefaultAuditChain()). Call it before the store is first used.
 func (s *Store) UseAuditChain(name string) {
-	s.AuditChain = name
+	s.AuditChainName = name
 	s.head = auditHead{}
 }

@@ -104,9 +104,9 @@ type Store struct {
 	// UpdatedAt with. New sets it to time.Now; replace it before the Store
 	// is first used.
 	Now func() time.Time
-	// AuditChain names the hash chain the store appends audit records to
+	// AuditChainName names the hash chain the store appends audit records to
 	// (see audit.go); New sets it to DefaultAuditChain().
-	AuditChain string
+	AuditChainName string
 	// head is the last head of AuditChain this store committed.
 	head auditHead
 
@@ -127,9 +127,9 @@ type Store struct {
 func New(c Config) *Store {
 	q := sqlrows.NewQueries(c.Dialect.Text)
 	return &Store{
-		Now:        time.Now,
-		AuditChain: DefaultAuditChain(),
-		name:       c.Name, d: c.Dialect, r: c.Read, w: c.Write, inTx: c.InTx, onChange: c.OnChange,
+		Now:            time.Now,
+		AuditChainName: DefaultAuditChain(),
+		name:           c.Name, d: c.Dialect, r: c.Read, w: c.Write, inTx: c.InTx, onChange: c.OnChange,
 		migrator:              c.Migrator,
 		q:                     q,
 		getClientForUpdate:    q.GetClient + c.Dialect.ForUpdate,

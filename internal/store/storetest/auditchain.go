@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -124,9 +125,20 @@ func testAuditChainRetention(t *testing.T, s store.Store) {
 	if n != 21 {
 		t.Fatalf("DeleteAuditBefore(1 h) deleted %d, want 21", n)
 	}
+	// Empty, and its last append before the cut-off: the chain is
+	// retired, and starts afresh with the next append.
+	if chains, err := s.AuditChains(ctx); err != nil || len(chains) != 0 {
+		t.Fatalf("chains after pruning every record = %+v, %v; want the chain retired", chains, err)
+	}
+	if _, err := s.AuditChain(ctx, chains[0].Name); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("AuditChain of a retired chain: %v, want ErrNotFound", err)
+	}
 	mustVerify(t, s, 0)
 	must(t, s.AppendAudit(ctx, []store.AuditRecord{sampleAudit(31, at(2*time.Hour))}))
-	mustVerify(t, s, 1)
+	rep := mustVerify(t, s, 1)
+	if c := rep.Chains[0].Chain; c.Seq != 1 || c.AnchorSeq != 0 {
+		t.Fatalf("the chain after retirement = %+v, want it afresh at seq 1", c)
+	}
 }
 
 // testAuditDeleteOutOfOrder: a record older than the cut-off that follows
@@ -387,6 +399,13 @@ func auditInstances(t *testing.T, b SQLBackend, path string) {
 	rep := mustVerify(t, stores[0], int64(len(stores)*batches*size))
 	if len(rep.Chains) != 2 || rep.Chains[0].Chain.Seq != 2*batches*size || rep.Chains[1].Chain.Seq != batches*size {
 		t.Fatalf("chains %+v, want host-a with %d records and host-b with %d", rep.Chains, 2*batches*size, batches*size)
+	}
+	// MaxChains checks the chains appended to last.
+	must(t, stores[2].AppendAudit(ctx, []store.AuditRecord{sampleAudit(0, at(time.Hour))}))
+	one, err := audit.Verify(ctx, stores[0], audit.VerifyOptions{MaxChains: 1, Tail: 10})
+	must(t, err)
+	if !one.OK() || len(one.Chains) != 1 || one.Chains[0].Chain.Name != "host-b" || one.Skipped != 1 {
+		t.Fatalf("Verify(MaxChains 1) = %d chains (%+v), %d skipped; want host-b, the last written", len(one.Chains), one.Chains, one.Skipped)
 	}
 }
 
