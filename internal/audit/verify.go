@@ -172,6 +172,11 @@ func VerifyChain(ctx context.Context, st store.Audit, c store.AuditChain, o Veri
 	rep := ChainReport{Chain: c}
 	for restarts := 0; ; restarts++ {
 		p, retry, err := walkChain(ctx, st, c, o, &rep.Records)
+		if errors.Is(err, errChainGone) {
+			// Retired while it was walked (pruned empty): nothing of it
+			// is left to verify. A record left in it would be a stray.
+			return rep, nil
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -181,7 +186,9 @@ func VerifyChain(ctx context.Context, st store.Audit, c store.AuditChain, o Veri
 		}
 		// Retention pruned records under the walk: start again from its
 		// new anchor.
-		if c, err = chainNamed(ctx, st, c.Name); err != nil {
+		if c, err = chainNamed(ctx, st, c.Name); errors.Is(err, errChainGone) {
+			return rep, nil
+		} else if err != nil {
 			return rep, err
 		}
 		rep.Chain, rep.Records = c, 0
@@ -278,11 +285,14 @@ func walkChain(ctx context.Context, st store.Audit, c store.AuditChain, o Verify
 	}
 }
 
+// errChainGone: a chain was retired while Verify walked it.
+var errChainGone = errors.New("audit: the chain is gone")
+
 // chainNamed reads chain name again.
 func chainNamed(ctx context.Context, st store.Audit, name string) (store.AuditChain, error) {
 	c, err := st.AuditChain(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.AuditChain{}, fmt.Errorf("audit: chain %q is gone (retired while it was verified?)", name)
+		return store.AuditChain{}, fmt.Errorf("%w: %q", errChainGone, name)
 	}
 	if err != nil {
 		return store.AuditChain{}, err
