@@ -45,14 +45,14 @@ database nor creates anything; it exits 1 if there is any problem.`,
 				src = f
 			}
 			if len(problems) > 0 {
-				fmt.Fprintf(out, "%s: %d problem%s:\n", src, len(problems), plural(len(problems)))
+				fmt.Fprintf(out, "%s: %s:\n", src, plural(int64(len(problems)), "problem"))
 				for _, p := range problems {
 					fmt.Fprintf(out, "  - %s\n", p)
 				}
-				return fmt.Errorf("the configuration has %d problem%s", len(problems), plural(len(problems)))
+				return fmt.Errorf("the configuration has %s", plural(int64(len(problems)), "problem"))
 			}
-			fmt.Fprintf(out, "%s: OK (issuer %s, listening on %s, %s, %d trusted issuer%s)\n",
-				src, c.Issuer, c.Addr, storageOf(c), len(c.Issuers), plural(len(c.Issuers)))
+			fmt.Fprintf(out, "%s: OK (issuer %s, listening on %s, %s, %s)\n",
+				src, c.Issuer, c.Addr, storageOf(c), plural(int64(len(c.Issuers)), "trusted issuer"))
 			return nil
 		},
 	}
@@ -66,13 +66,6 @@ func configFile(cmd *cobra.Command) string {
 		return f.Value.String()
 	}
 	return os.Getenv(config.EnvName(config.FlagConfig))
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }
 
 func storageOf(c *config.Config) string {

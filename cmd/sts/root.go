@@ -21,7 +21,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	config.RegisterStorage(root.PersistentFlags())
-	root.AddCommand(newServe(), newClient(), newKey(), newToken(), newMigrate(), newBench(), newOperator(), newAccount(), newIssuer(), newDevice(), newPolicy(), newVersion(), newConfig(), newData())
+	root.AddCommand(newServe(), newClient(), newKey(), newToken(), newMigrate(), newBench(), newOperator(), newAccount(), newIssuer(), newDevice(), newPolicy(), newAudit(), newVersion(), newConfig(), newData())
 	strictArgs(root)
 	return root
 }

@@ -177,6 +177,12 @@ func TestJournalReplaysAfterStoreFailure(t *testing.T) {
 			t.Errorf("record %s stored %d times", jti, c)
 		}
 	}
+	// The replayed records are chained like the others: the trail
+	// verifies, every record in it.
+	rep, err := audit.Verify(t.Context(), st, audit.VerifyOptions{PageSize: 64})
+	if err != nil || !rep.OK() || rep.Records() != 260 {
+		t.Errorf("Verify after the replays = %v, %v (%d records), want 260 records verified", rep.Problems(), err, rep.Records())
+	}
 }
 
 // A journal rotates its segments and deletes the ones applied; with sync

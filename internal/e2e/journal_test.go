@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
 
+	"github.com/keybridge/sts/internal/store/postgres"
 	"github.com/keybridge/sts/internal/store/sqlite"
 )
 
@@ -163,6 +166,34 @@ func TestJournalSIGKILLLosesNoAuditRecord(t *testing.T) {
 	if missing > 0 || twice > 0 {
 		t.Errorf("of %d acknowledged exchanges, %d have no audit record and %d have several", len(jtis), missing, twice)
 	}
+	// The records replayed after the kill are chained with the others.
+	if rep, err := audit.Verify(ctx, c.auditStore(t), audit.VerifyOptions{}); err != nil || !rep.OK() || rep.Records() < int64(len(jtis)) {
+		t.Errorf("the audit trail after the kill and the replay does not verify: %v", auditProblems(rep, err))
+	}
+}
+
+// verifyAudit fails the test unless the audit trail of the PostgreSQL
+// database at databaseURL verifies (every hash chain, every record).
+func verifyAudit(t *testing.T, databaseURL string) {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := audit.Verify(context.Background(), st, audit.VerifyOptions{})
+	if err != nil || !rep.OK() || rep.Records() == 0 {
+		t.Errorf("the audit trail does not verify: %v", auditProblems(rep, err))
+		return
+	}
+	t.Logf("audit trail verified: %d records in %d chains", rep.Records(), len(rep.Chains))
+}
+
+func auditProblems(rep *audit.Report, err error) any {
+	if err != nil {
+		return err
+	}
+	return fmt.Sprintf("%d records, problems %v", rep.Records(), rep.Problems())
 }
 
 // grantedJTIs counts the granted token.exchange audit records per jti.

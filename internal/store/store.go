@@ -507,6 +507,32 @@ type AuditRecord struct {
 	// Count is how many identical refusals this record stands for: repeated
 	// refusals from one source are coalesced into one record (at least 1).
 	Count int
+	// Chain, Seq and Hash place the record in its hash chain
+	// (internal/audit.ChainHash). The store sets them as it appends the
+	// record and ignores them on input, like ID; Chain is "" for a record
+	// written before the audit trail was chained.
+	Chain string
+	Seq   int64
+	Hash  string
+}
+
+// AuditChain is one hash chain of audit records: the records a store
+// appends, each with the next Seq and the hash of the one before. Its head
+// is updated in the transaction that appends, and its anchor in the one
+// that prunes (retention).
+type AuditChain struct {
+	Name    string
+	Version int // of the hash's encoding (internal/audit.ChainVersion)
+	// Seq and Hash are the head: the last record appended ("" none yet).
+	Seq  int64
+	Hash string
+	// AnchorSeq and AnchorHash are the last record pruned by retention
+	// (0 and "" when none was): the next record's predecessor.
+	AnchorSeq  int64
+	AnchorHash string
+	CreatedAt  time.Time
+	// UpdatedAt is the time of the last append.
+	UpdatedAt time.Time
 }
 
 // Audit decisions.
@@ -538,8 +564,31 @@ type Audit interface {
 	// DeleteAuditBefore deletes the records whose time is before before
 	// (audit retention) and returns how many it deleted. It works in
 	// small batches, each its own transaction, so that it never holds a
-	// lock for long; a record at or after before is never deleted.
+	// lock for long; a record at or after before is never deleted. Of a
+	// chain it deletes the longest run of records from the oldest on
+	// (in Seq order) whose time is before before, and anchors the chain
+	// on the last of them in the same transaction: a record that follows
+	// a younger one in its chain stays until that one goes. It prunes
+	// nothing of a chain whose records about to go do not verify. A chain
+	// with no record left and no append since before is retired (its
+	// head row deleted).
 	DeleteAuditBefore(ctx context.Context, before time.Time) (int, error)
+	// VisitAudit calls each for every record f selects, oldest first
+	// (time, then append order), f.Limit ignored, streaming: for exports
+	// of any size.
+	VisitAudit(ctx context.Context, f AuditFilter, each func(*AuditRecord) error) error
+	// AuditChains lists the hash chains by name.
+	AuditChains(ctx context.Context) ([]AuditChain, error)
+	// AuditChain returns chain name, or ErrNotFound.
+	AuditChain(ctx context.Context, name string) (*AuditChain, error)
+	// AuditChainRecords returns up to limit records of chain whose Seq is
+	// greater than after, in Seq order.
+	AuditChainRecords(ctx context.Context, chain string, after int64, limit int) ([]AuditRecord, error)
+	// AuditUnchained counts the records written before chaining (legacy)
+	// and returns the first (lowest id) record outside every chain that is
+	// not one of them: without a chain yet written after chaining began,
+	// or in a chain the store does not know (nil if none).
+	AuditUnchained(ctx context.Context) (legacy int64, stray *AuditRecord, err error)
 }
 
 // AuditStatsQuery selects what [AuditStats] counts: the records of the

@@ -71,7 +71,8 @@ const (
 	// AuditCols are the columns ScanAudit reads; AuditValues leaves out
 	// the first, id, which the database assigns.
 	AuditCols = `id, time, action, decision, client_id, account_id, subject, actor,
-	audience, jti, error, detail, request_id, remote, count, trace_id`
+	audience, jti, error, detail, request_id, remote, count, trace_id, chain, seq, hash`
+	AuditChainCols    = `chain, version, seq, hash, anchor_seq, anchor_hash, created_at, updated_at`
 	RevocationCols    = `jti, expires_at, revoked_at`
 	DeviceProfileCols = `name, kind, anchors, identity, eku, crl_files, ocsp_url, fcc_ids,
 	audiences, scopes, policy, token_ttl, max_batch, enabled, from_config,
@@ -115,6 +116,21 @@ type Queries struct {
 	// DeleteAuditBatch deletes up to AuditDeleteBatch records older than
 	// its argument, the oldest first (through the audit_time index).
 	DeleteAuditBatch string
+	// The audit chains (internal/audit): the head and anchor of a chain
+	// (GetAuditChain, to which a backend adds its FOR UPDATE), creating
+	// one, moving its head and its anchor; a chain's records after a seq;
+	// retention's delete of a chain's prefix and of unchained records;
+	// the unchained records and the strays of Verify.
+	GetAuditChain, InsertAuditChain, UpdateAuditHead, UpdateAuditAnchor string
+	// MoveAuditHead moves a chain's head (new seq, hash, time; chain) if
+	// it is still the one given (seq, hash): a compare-and-swap.
+	MoveAuditHead string
+	// RetireAuditChains deletes the chains with no record left (anchored
+	// at their head) and no append since its argument.
+	RetireAuditChains                                          string
+	ListAuditChains, AuditChainRecords, DeleteAuditChainPrefix string
+	DeleteUnchainedAuditBatch, CountUnchainedAudit             string
+	UnchainedAfter, UnknownChainAudit                          string
 
 	numbered  bool
 	byteOrder string
@@ -240,9 +256,29 @@ func NewQueries(d Dialect) *Queries {
 		DeleteDelegation: `DELETE FROM delegations WHERE proxy = ? AND fcc_id = ? AND serial = ?`,
 
 		InsertAudit: `INSERT INTO audit (` + strings.TrimPrefix(AuditCols, "id, ") + `)
-		VALUES (` + marks(15) + `)`,
+		VALUES (` + marks(18) + `)`,
 		DeleteAuditBatch: `DELETE FROM audit WHERE id IN (
 		SELECT id FROM audit WHERE time < ? ORDER BY time LIMIT ` + strconv.Itoa(AuditDeleteBatch) + `)`,
+
+		// The "chain <> ''" and "chain = ''" terms let both databases use
+		// the partial indexes audit_chain_seq and audit_unchained.
+		GetAuditChain:    `SELECT ` + AuditChainCols + ` FROM audit_chains WHERE chain = ?`,
+		InsertAuditChain: `INSERT INTO audit_chains (` + AuditChainCols + `) VALUES (` + marks(8) + `) ON CONFLICT (chain) DO NOTHING`,
+		UpdateAuditHead:  `UPDATE audit_chains SET seq = ?, hash = ?, updated_at = ? WHERE chain = ?`,
+		MoveAuditHead: `UPDATE audit_chains SET seq = ?, hash = ?, updated_at = ?
+		WHERE chain = ? AND seq = ? AND hash = ?`,
+		UpdateAuditAnchor: `UPDATE audit_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ?`,
+		RetireAuditChains: `DELETE FROM audit_chains WHERE anchor_seq = seq AND updated_at < ?`,
+		ListAuditChains:   `SELECT ` + AuditChainCols + ` FROM audit_chains ORDER BY chain` + bo,
+		AuditChainRecords: `SELECT ` + AuditCols + ` FROM audit
+		WHERE chain = ? AND chain <> '' AND seq > ? ORDER BY seq, id LIMIT ?`,
+		DeleteAuditChainPrefix: `DELETE FROM audit WHERE chain = ? AND chain <> '' AND seq > ? AND seq <= ?`,
+		DeleteUnchainedAuditBatch: `DELETE FROM audit WHERE id IN (
+		SELECT id FROM audit WHERE chain = '' AND time < ? ORDER BY time LIMIT ` + strconv.Itoa(AuditDeleteBatch) + `)`,
+		CountUnchainedAudit: `SELECT count(*) FROM audit WHERE chain = '' AND id <= ?`,
+		UnchainedAfter:      `SELECT ` + AuditCols + ` FROM audit WHERE chain = '' AND id > ? ORDER BY id LIMIT 1`,
+		UnknownChainAudit: `SELECT ` + AuditCols + ` FROM audit WHERE chain <> ''
+		AND NOT EXISTS (SELECT 1 FROM audit_chains c WHERE c.chain = audit.chain) ORDER BY id LIMIT 1`,
 
 		numbered:  d.numbered,
 		byteOrder: d.byteOrder,
@@ -288,6 +324,29 @@ const DefaultAuditLimit = 100
 // ListAudit returns the query that lists the audit records f selects, last
 // first, and its arguments. Since is inclusive and Until exclusive.
 func (q *Queries) ListAudit(f store.AuditFilter) (string, []any) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultAuditLimit
+	}
+	s, args := q.auditWhere(f)
+	args = append(args, limit)
+	ph := "?"
+	if q.numbered {
+		ph = "$" + strconv.Itoa(len(args))
+	}
+	return s + ` ORDER BY time DESC, id DESC LIMIT ` + ph, args
+}
+
+// VisitAudit returns the query of every audit record f selects, oldest
+// first, f.Limit ignored, and its arguments.
+func (q *Queries) VisitAudit(f store.AuditFilter) (string, []any) {
+	s, args := q.auditWhere(f)
+	return s + ` ORDER BY time, id`, args
+}
+
+// auditWhere returns the SELECT of the records f selects and its
+// arguments.
+func (q *Queries) auditWhere(f store.AuditFilter) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -322,15 +381,10 @@ func (q *Queries) ListAudit(f store.AuditFilter) (string, []any) {
 	if !f.Until.IsZero() {
 		where = append(where, "time < "+arg(sqlcodec.EncTime(f.Until)))
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultAuditLimit
-	}
 	s := `SELECT ` + AuditCols + ` FROM audit`
 	if len(where) > 0 {
 		s += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	s += ` ORDER BY time DESC, id DESC LIMIT ` + arg(limit)
 	return s, args
 }
 

@@ -245,11 +245,34 @@ func ScanSession(row Scanner) (*store.Session, error) {
 // cannot make one row large.
 func AuditValues(rec *store.AuditRecord) []any {
 	r := audit.Bound(*rec)
+	return BoundAuditValues(&r)
+}
+
+// BoundAuditValues is AuditValues of a record already bounded, with its
+// chain, seq and hash.
+func BoundAuditValues(r *store.AuditRecord) []any {
 	return []any{
 		sqlcodec.EncTime(r.Time), r.Action, r.Decision, r.ClientID, r.AccountID, r.Subject,
 		r.Actor, sqlcodec.EncList(r.Audience), r.JTI, r.Error, r.Detail, r.RequestID, r.Remote,
-		r.Count, r.TraceID,
+		r.Count, r.TraceID, r.Chain, r.Seq, r.Hash,
 	}
+}
+
+// AuditChainValues returns c's columns in AuditChainCols order.
+func AuditChainValues(c *store.AuditChain) []any {
+	return []any{c.Name, c.Version, c.Seq, c.Hash, c.AnchorSeq, c.AnchorHash,
+		sqlcodec.EncTime(c.CreatedAt), sqlcodec.EncTime(c.UpdatedAt)}
+}
+
+// ScanAuditChain reads a row of AuditChainCols.
+func ScanAuditChain(row Scanner) (store.AuditChain, error) {
+	var (
+		c                store.AuditChain
+		created, updated int64
+	)
+	err := row.Scan(&c.Name, &c.Version, &c.Seq, &c.Hash, &c.AnchorSeq, &c.AnchorHash, &created, &updated)
+	c.CreatedAt, c.UpdatedAt = sqlcodec.DecTime(created), sqlcodec.DecTime(updated)
+	return c, err
 }
 
 // ScanAudit reads a row of AuditCols.
@@ -260,7 +283,8 @@ func ScanAudit(row Scanner) (store.AuditRecord, error) {
 		aud string
 	)
 	err := row.Scan(&r.ID, &t, &r.Action, &r.Decision, &r.ClientID, &r.AccountID,
-		&r.Subject, &r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote, &r.Count, &r.TraceID)
+		&r.Subject, &r.Actor, &aud, &r.JTI, &r.Error, &r.Detail, &r.RequestID, &r.Remote, &r.Count, &r.TraceID,
+		&r.Chain, &r.Seq, &r.Hash)
 	if err != nil {
 		return r, err
 	}

@@ -105,6 +105,11 @@ type Store struct {
 	// UpdatedAt with. New sets it to time.Now; replace it before the Store
 	// is first used.
 	Now func() time.Time
+	// AuditChainName names the hash chain the store appends audit records to
+	// (see audit.go); New sets it to DefaultAuditChain().
+	AuditChainName string
+	// head is the last head of AuditChain this store committed.
+	head auditHead
 
 	name     string
 	d        Dialect
@@ -129,8 +134,9 @@ func New(c Config) *Store {
 	q := sqlrows.NewQueries(c.Dialect.Text)
 	obs := new(atomic.Pointer[CallObserver])
 	s := &Store{
-		Now:  time.Now,
-		name: c.Name, d: c.Dialect, r: observed{c.Read, obs}, w: observed{c.Write, obs}, onChange: c.OnChange,
+		Now:            time.Now,
+		AuditChainName: DefaultAuditChain(),
+		name:           c.Name, d: c.Dialect, r: observed{c.Read, obs}, w: observed{c.Write, obs}, onChange: c.OnChange,
 		obs: obs, rawTx: c.InTx,
 		migrator:              c.Migrator,
 		q:                     q,

@@ -56,6 +56,9 @@ func RunMigrations(t *testing.T, b SQLBackend) {
 		{"Issuers", migrateIssuers},
 		{"SchemaTooNew", schemaTooNew},
 		{"Reopen", reopen},
+		{"AuditChain", migrateAuditChain},
+		{"AuditTamper", tamperAudit},
+		{"AuditInstances", auditInstances},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := b.New(t)
