@@ -50,7 +50,9 @@ func standalone(t *testing.T, s *ststest.STS) (*portal.Portal, string) {
 type visitor struct {
 	base, from string
 	c          *http.Client
-	csrf       string
+	// mu guards csrf: a test may load pages from several goroutines.
+	mu   sync.Mutex
+	csrf string
 }
 
 func newVisitor(base, from string) *visitor {
@@ -91,7 +93,9 @@ func (b *visitor) do(method, path string, form url.Values) (answer, error) {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if m := csrfInput.FindSubmatch(raw); m != nil {
+		b.mu.Lock()
 		b.csrf = string(m[1])
+		b.mu.Unlock()
 	}
 	return answer{resp.StatusCode, resp.Header, string(raw)}, err
 }
