@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/keybridge/sts/internal/store"
@@ -47,6 +48,7 @@ func BoundID(id string) string { return clip(id, MaxID) }
 
 // clip caps s at max bytes, keeping a prefix and a hash of the whole.
 func clip(s string, max int) string {
+	s = text(s)
 	if len(s) <= max {
 		return s
 	}
@@ -57,11 +59,41 @@ func clip(s string, max int) string {
 
 // cut caps free text at max bytes, marking the cut.
 func cut(s string, max int) string {
+	s = text(s)
 	if len(s) <= max {
 		return s
 	}
 	return prefix(s, max-len("…")) + "…"
 }
+
+// text returns s as text every backend stores alike: a byte that is not
+// part of valid UTF-8, and NUL (which PostgreSQL's text refuses), are
+// written as \xNN. Unchanged (and not copied) when there is none, which is
+// every record the server writes about a well-formed request. Without it,
+// one such byte from a caller (a client id, a request id header) would make
+// PostgreSQL refuse the whole batch, and with it the records of every
+// other request in the batch.
+func text(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == 0 || (r == utf8.RuneError && n == 1) {
+			b.WriteString(`\x`)
+			b.WriteByte(hexDigits[s[i]>>4])
+			b.WriteByte(hexDigits[s[i]&0xf])
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+const hexDigits = "0123456789abcdef"
 
 // prefix is the longest prefix of s of at most n bytes that does not split
 // a UTF-8 sequence.
@@ -78,7 +110,8 @@ func prefix(s string, n int) string {
 // Bound returns r with every field within its cap. Identifiers that are
 // too long are truncated with a hash suffix ([BoundID]); free text is
 // truncated; at most MaxAudiences audience entries are kept, the last of
-// them saying how many were left out.
+// them saying how many were left out. Bytes that are not UTF-8 text, and
+// NUL, are escaped first (see text), so the caps count the stored form.
 func Bound(r store.AuditRecord) store.AuditRecord {
 	r.Action = cut(r.Action, MaxCode)
 	r.Decision = cut(r.Decision, MaxCode)
@@ -92,7 +125,7 @@ func Bound(r store.AuditRecord) store.AuditRecord {
 	r.RequestID = clip(r.RequestID, MaxRequestID)
 	r.Remote = cut(r.Remote, MaxRemote)
 	r.TraceID = cut(r.TraceID, MaxRequestID)
-	if needs := len(r.Audience) > MaxAudiences || anyLonger(r.Audience, MaxName); needs {
+	if needs := len(r.Audience) > MaxAudiences || anyLonger(r.Audience, MaxName) || !allText(r.Audience); needs {
 		n := min(len(r.Audience), MaxAudiences)
 		aud := make([]string, 0, n)
 		for i, a := range r.Audience[:n] {
@@ -106,6 +139,15 @@ func Bound(r store.AuditRecord) store.AuditRecord {
 	}
 	r.Count = max(r.Count, 1)
 	return r
+}
+
+func allText(l []string) bool {
+	for _, s := range l {
+		if text(s) != s {
+			return false
+		}
+	}
+	return true
 }
 
 func anyLonger(l []string, max int) bool {

@@ -72,3 +72,17 @@ func TestBound(t *testing.T) {
 		t.Errorf("Bound changed a small record: %+v", got)
 	}
 }
+
+// TestBoundText: bytes that are not UTF-8, and NUL, are escaped (so that
+// PostgreSQL's text columns take them); valid text is not changed, and the
+// cap applies to the escaped form.
+func TestBoundText(t *testing.T) {
+	r := audit.Bound(store.AuditRecord{ClientID: "a\xffb\x00", Subject: "héllo ✓", Audience: []string{"ok", "\xc3"},
+		Detail: strings.Repeat("\xff", 1000)})
+	if r.ClientID != `a\xffb\x00` || r.Subject != "héllo ✓" || r.Audience[0] != "ok" || r.Audience[1] != `\xc3` {
+		t.Errorf("client %q subject %q audience %q", r.ClientID, r.Subject, r.Audience)
+	}
+	if len(r.Detail) > audit.MaxDetail || !strings.HasPrefix(r.Detail, `\xff\xff`) || !utf8.ValidString(r.Detail) {
+		t.Errorf("detail %q (%d bytes)", r.Detail, len(r.Detail))
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/keybridge/sts/internal/audit"
 	"github.com/keybridge/sts/internal/store"
@@ -131,11 +130,6 @@ func (s *Store) appendChained(ctx context.Context, tx Executor, recs []store.Aud
 	for i := range recs {
 		r := audit.Bound(recs[i])
 		r.ID = 0
-		if !utf8Audience(r.Audience) {
-			// Hash the audience as it reads back from its JSON column,
-			// which replaces invalid UTF-8.
-			r.Audience, _ = sqlcodec.DecList(sqlcodec.EncList(r.Audience))
-		}
 		r.Chain = name
 		bounded[i] = r
 	}
@@ -173,15 +167,6 @@ func (s *Store) appendChained(ctx context.Context, tx Executor, recs []store.Aud
 		}
 	}
 	return head, tx.ExecBatch(ctx, s.q.InsertAudit, args)
-}
-
-func utf8Audience(l []string) bool {
-	for _, a := range l {
-		if !utf8.ValidString(a) {
-			return false
-		}
-	}
-	return true
 }
 
 // lockChain reads chain name in tx, locking its row until tx ends, and

@@ -31,6 +31,7 @@ var auditTests = []test{
 	{"ChainRetention", testAuditChainRetention},
 	{"ChainCoalesced", testAuditChainCoalesced},
 	{"ChainVerifyConcurrent", testAuditChainVerifyConcurrent},
+	{"Bytes", testAuditBytes},
 }
 
 // AppendAuditCheckpoint stores the records and the checkpoint together,

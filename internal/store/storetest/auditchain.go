@@ -48,8 +48,8 @@ func testAuditChain(t *testing.T, s store.Store) {
 		recs = append(recs, sampleAudit(i, at(time.Duration(i)*time.Second)))
 	}
 	// What is hashed is what is stored: an audience entry that is not
-	// UTF-8 (which its JSON column replaces) and an oversized field (cut)
-	// still verify.
+	// UTF-8 (escaped by audit.Bound) and an oversized field (cut) still
+	// verify.
 	recs[5].Audience = []string{"bad \xff utf-8"}
 	recs[6].Detail = strings.Repeat("d", 10000)
 	must(t, s.AppendAudit(ctx, recs[:10]))
@@ -457,4 +457,39 @@ func testAuditChainVerifyConcurrent(t *testing.T, s store.Store) {
 	if !rep.OK() {
 		t.Fatalf("Verify after: %v", rep.Problems())
 	}
+}
+
+// testAuditBytes stores a record whose every caller-controlled field holds
+// bytes a text column may refuse (not UTF-8, NUL) in one batch with a
+// well-formed record: both are stored (PostgreSQL refused the whole batch
+// before audit.Bound escaped them), every backend reads back the same
+// escaped text, and the chain verifies.
+func testAuditBytes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	bad := "x\xff\xfe y\x00z \xc3"
+	r := sampleAudit(0, at(0))
+	r.ClientID, r.AccountID, r.Subject, r.Actor = bad, bad, bad, bad
+	r.JTI, r.Detail, r.RequestID, r.Remote, r.Error, r.TraceID = bad, bad, bad, bad, bad, bad
+	r.Audience = []string{bad, "ok"}
+	good := sampleAudit(1, at(time.Second))
+	must(t, s.AppendAudit(ctx, []store.AuditRecord{r, good}))
+	got, err := s.ListAudit(ctx, store.AuditFilter{Limit: 10})
+	must(t, err)
+	if len(got) != 2 {
+		t.Fatalf("ListAudit: %d records, want 2", len(got))
+	}
+	const want = `x\xff\xfe y\x00z \xc3`
+	for _, g := range got {
+		if g.JTI == good.JTI {
+			continue
+		}
+		for name, v := range map[string]string{"client": g.ClientID, "account": g.AccountID, "subject": g.Subject,
+			"actor": g.Actor, "jti": g.JTI, "detail": g.Detail, "request id": g.RequestID, "remote": g.Remote,
+			"error": g.Error, "trace id": g.TraceID, "audience": g.Audience[0]} {
+			if v != want {
+				t.Errorf("%s stored as %q, want %q", name, v, want)
+			}
+		}
+	}
+	mustVerify(t, s, 2)
 }
