@@ -74,7 +74,7 @@ func cut(s string, max int) string {
 // PostgreSQL refuse the whole batch, and with it the records of every
 // other request in the batch.
 func text(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+	if store.ValidText(s) {
 		return s
 	}
 	var b strings.Builder
