@@ -218,6 +218,10 @@ func peekIssSub(raw string) (iss, sub string, err error) {
 	if !ok1 || !ok2 || iss == "" || sub == "" {
 		return "", "", errors.New("client_assertion has no string iss and sub")
 	}
+	if !store.ValidText(iss) || !store.ValidText(sub) {
+		// A JSON "\u0000" names no client.
+		return "", "", errors.New("client_assertion's iss or sub holds NUL")
+	}
 	return iss, sub, nil
 }
 
@@ -356,6 +360,10 @@ func (a *Assertions) Verify(ctx context.Context, r *http.Request, c *store.Clien
 	}
 	if len(jti) > 256 {
 		return failed(errors.New("private_key_jwt: jti is longer than 256 bytes"))
+	}
+	if !store.ValidText(jti) {
+		// Kept in the database, which refuses it (PostgreSQL).
+		return failed(errors.New("private_key_jwt: jti holds NUL"))
 	}
 	// Kept past exp by the leeway: as long as the assertion is accepted.
 	if err := a.o.JTIs.ConsumeJTI(ctx, jtiNamespace+c.ID, jti, v.Expiry.Add(a.o.Leeway)); err != nil {

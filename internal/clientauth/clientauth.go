@@ -100,6 +100,11 @@ func Extract(r *http.Request, form url.Values) (Credentials, *oauth.Error) {
 		if err1 != nil || err2 != nil {
 			return Credentials{}, failed(errors.Join(err1, err2))
 		}
+		if !store.ValidText(id) || !store.ValidText(secret) {
+			// No client has such an id (PostgreSQL could not even look
+			// it up), nor such a secret.
+			return Credentials{}, failed(errors.New("basic credentials are not UTF-8 text (or hold NUL)"))
+		}
 		// A client_id in the body must name the same client (RFC 6749 §3.2.1).
 		if postID != "" && postID != id {
 			return Credentials{}, oauth.NewError(oauth.ErrInvalidRequest, "client_id does not match the Authorization header")

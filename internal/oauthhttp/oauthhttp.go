@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keybridge/sts/internal/store"
 	"github.com/keybridge/sts/oauth"
 )
 
@@ -41,8 +42,10 @@ func SingleValued(name string) bool { return singleValued[name] }
 
 // ParseForm checks that r is a POST of application/x-www-form-urlencoded no
 // larger than MaxBodyBytes and parses its body. A repeated OAuth parameter
-// is invalid_request. Parameters sent without a value are removed, as if
-// omitted (RFC 6749 §3.1). Query-string parameters are never read.
+// is invalid_request, and so is a name or value that is not UTF-8 text or
+// holds NUL (see [store.ValidText]). Parameters sent without a value are
+// removed, as if omitted (RFC 6749 §3.1). Query-string parameters are
+// never read.
 func ParseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -66,6 +69,15 @@ func ParseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, oauth.NewError(oauth.ErrInvalidRequest, "the body is not valid form encoding").WithCause(err)
+	}
+	// RFC 6749 Appendix A: every parameter is Unicode text; a byte that
+	// is not UTF-8, or NUL, names nothing stored (PostgreSQL refuses it
+	// even in a lookup), so the request is malformed.
+	if k, bad := store.NonText(form); bad {
+		if !store.ValidText(k) {
+			return nil, oauth.NewError(oauth.ErrInvalidRequest, "a parameter name is not UTF-8 text, or holds NUL")
+		}
+		return nil, oauth.NewError(oauth.ErrInvalidRequest, "parameter %s is not UTF-8 text, or holds NUL", k)
 	}
 	for k, vs := range form {
 		kept := vs[:0]

@@ -73,3 +73,30 @@ func TestWriteErrorLogsCause(t *testing.T) {
 		}
 	}
 }
+
+// TestParseFormRefusesBytesNotText: a parameter name or value with a byte
+// that is not UTF-8, or NUL, is invalid_request (RFC 6749 Appendix A:
+// parameters are Unicode text); PostgreSQL would refuse it at the first
+// lookup, a server error.
+func TestParseFormRefusesBytesNotText(t *testing.T) {
+	for _, body := range []string{
+		"grant_type=client_credentials&client_id=%FF",
+		"grant_type=client_credentials&client_id=a%00b",
+		"grant_type=client_credentials&scope=api%C3",
+		"grant_type=client_credentials&resource=https://rs.example.com/%ED%A0%80", // a surrogate
+		"grant_type=client_credentials&x%FF=1",
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		_, oe := ParseForm(httptest.NewRecorder(), r)
+		if oe == nil || oe.Code != oauth.ErrInvalidRequest || oe.HTTPStatus() != http.StatusBadRequest ||
+			!strings.Contains(oe.Description, "not UTF-8 text") {
+			t.Errorf("%s: got %v, want invalid_request about UTF-8 text", body, oe)
+		}
+	}
+	r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader("grant_type=client_credentials&scope=caf%C3%A9"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if _, oe := ParseForm(httptest.NewRecorder(), r); oe != nil {
+		t.Errorf("UTF-8 text refused: %v", oe)
+	}
+}
