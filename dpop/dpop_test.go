@@ -129,6 +129,8 @@ func TestRefused(t *testing.T) {
 		{"no jwk", signRaw(t, k, jose.ES256, nil, "dpop+jwt", good()), "no jwk", ""},
 		{"signed by another key", signRaw(t, otherKey, jose.ES256, &pub, "dpop+jwt", good()), "signature", ""},
 		{"no jti", signRaw(t, k, jose.ES256, &pub, "dpop+jwt", with("jti", nil)), "jti", ""},
+		// A JSON "\u0000": a database replay store would refuse it.
+		{"NUL in jti", signRaw(t, k, jose.ES256, &pub, "dpop+jwt", with("jti", "j\x00")), "control characters", ""},
 		{"wrong htm", signRaw(t, k, jose.ES256, &pub, "dpop+jwt", with("htm", "GET")), "htm", ""},
 		{"wrong htu", signRaw(t, k, jose.ES256, &pub, "dpop+jwt", with("htu", "https://evil.example/token")), "htu", ""},
 		{"wrong htu path", signRaw(t, k, jose.ES256, &pub, "dpop+jwt", with("htu", htu+"/x")), "htu", ""},

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -136,8 +137,10 @@ func (v *Verifier) Verify(ctx context.Context, proof, htm, htu, accessToken stri
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, invalid("the proof's claims are not a JSON object of the expected types")
 	}
-	if c.JTI == "" || len(c.JTI) > maxJTI {
-		return nil, invalid("the proof needs a jti of 1 to %d characters", maxJTI)
+	if c.JTI == "" || len(c.JTI) > maxJTI || strings.ContainsFunc(c.JTI, unicode.IsControl) {
+		// A replay store may be a database: a jti with NUL (a JSON
+		// "\u0000") or another control character is refused, not kept.
+		return nil, invalid("the proof needs a jti of 1 to %d characters without control characters", maxJTI)
 	}
 	if c.HTM != htm {
 		return nil, invalid("htm %q does not match the request method %s", trunc(c.HTM), htm)
