@@ -169,6 +169,11 @@ func (s *Service) VerifyIAT(ctx context.Context, raw string) (*IAT, error) {
 	if err := json.Unmarshal(obj.UnsafePayloadWithoutVerification(), &pre); err != nil || pre.Issuer == "" {
 		return nil, invalid(fmt.Errorf("no issuer: %v", err))
 	}
+	if !store.ValidText(pre.Issuer) {
+		// A JSON "\u0000" names no account (and PostgreSQL refuses
+		// to look it up).
+		return nil, invalid(errors.New("the issuer holds NUL"))
+	}
 	a, err := s.Store.GetAccount(ctx, pre.Issuer)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalid(fmt.Errorf("unknown account %q", pre.Issuer))
@@ -214,6 +219,8 @@ func (s *Service) VerifyIAT(ctx context.Context, raw string) (*IAT, error) {
 			strings.Join(c.Audience, ", "), strings.Join(s.Audiences, " or "))
 	case c.ID == "":
 		return nil, invalidBecause("it has no jti")
+	case !store.ValidText(c.ID):
+		return nil, invalidBecause("its jti holds NUL")
 	case exp <= 0 || iat <= 0:
 		return nil, invalidBecause("exp and iat are required")
 	case now.Add(-s.Leeway).Unix() >= exp:

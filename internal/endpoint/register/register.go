@@ -680,7 +680,13 @@ var errUnknownClient = errors.New("unknown client")
 // issued for.
 func (e *Endpoint) authenticate(ctx context.Context, id, rat string) (*store.Client, error) {
 	got := clients.HashRegistrationToken(rat)
-	c, err := e.o.Store.GetClient(ctx, id)
+	var (
+		c   *store.Client
+		err error = store.ErrNotFound // an id that is not text names no client
+	)
+	if store.ValidText(id) {
+		c, err = e.o.Store.GetClient(ctx, id)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		subtle.ConstantTimeCompare(got, dummyHash)

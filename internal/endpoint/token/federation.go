@@ -400,6 +400,11 @@ func (g jwtBearer) Resolve(ctx context.Context, c *store.Client, r *Request) (*B
 		tr.add("assertion", "refused", "no jti: this server accepts each assertion once and needs its jti")
 		return nil, oauth.NewError(code, "assertion: a jti claim is required")
 	}
+	if !store.ValidText(jti) {
+		// Kept in the database, which refuses NUL (PostgreSQL).
+		tr.add("assertion", "refused", "its jti holds NUL")
+		return nil, oauth.NewError(code, "assertion: its jti holds NUL")
+	}
 	// Its jti is kept until it expires (plus the leeway): an assertion
 	// is meant to be short lived (RFC 7523 §3 item 4), and one valid for
 	// longer would hold storage for that long.
