@@ -84,6 +84,12 @@ func (p *Portal) auth(who access, h handler) http.HandlerFunc {
 			p.fail(w, r, u, errNotFound)
 			return
 		}
+		if _, bad := store.NonText(r.URL.Query()); bad || !store.ValidText(r.URL.Path) {
+			// A path or query value that is not text names no record
+			// (PostgreSQL could not even look it up).
+			p.fail(w, r, u, errNotText)
+			return
+		}
 		if r.Method == http.MethodPost {
 			if err := p.checkPost(w, r, u.csrf); err != nil {
 				p.fail(w, r, u, err)
@@ -142,8 +148,17 @@ func (p *Portal) readForm(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badRequest("Forms must be posted as application/x-www-form-urlencoded or multipart/form-data.")
 	}
+	// Every field is text: a byte that is not UTF-8, or NUL, would be
+	// refused by PostgreSQL at the first lookup or write (a server
+	// error), while SQLite would store it.
+	if _, bad := store.NonText(r.Form); bad {
+		return errNotText
+	}
 	return nil
 }
+
+// errNotText refuses a form or an address holding bytes that are not text.
+var errNotText = badRequest("The form or the address holds bytes that are not UTF-8 text, or NUL.")
 
 func hashCookie(v string) []byte {
 	h := sha256.Sum256([]byte(v))
