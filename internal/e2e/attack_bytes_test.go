@@ -295,3 +295,70 @@ func testRawBytes(t *testing.T, journal string) {
 		t.Log("audit verify: " + sc.Text())
 	}
 }
+
+// TestAttackRawBytesPortal: on PostgreSQL, a portal form, path or query
+// holding bytes that are not text (a client's name, a client id in the
+// path, an audit filter, an account in a delegation import's path, a
+// sign-in name) is answered 400 with a page saying so, never 500; the
+// portal keeps working and the server logs no error.
+func TestAttackRawBytesPortal(t *testing.T) {
+	c := newCluster(t, clusterOptions{}, "a")
+	n := c.Nodes[0]
+	var op struct {
+		Password string `json:"password"`
+	}
+	c.CLIJSON(&op, "operator", "create", "ops")
+	v := newPortalVisitor(n, "127.0.0.1")
+	if a := v.signIn(t, "ops", op.Password); !a.session {
+		t.Fatalf("sign-in: %d, no session", a.status)
+	}
+	get := func(path string) int {
+		a, err := v.do(http.MethodGet, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.status
+	}
+	if s := get("/portal/clients/new"); s != http.StatusOK || v.csrf == "" {
+		t.Fatalf("new client form: %d", s)
+	}
+	post := func(path string, f url.Values) int {
+		f.Set("csrf", v.csrf)
+		a, err := v.do(http.MethodPost, path, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.status
+	}
+	for _, tc := range []struct {
+		name   string
+		status func() int
+	}{
+		{"client name 0xff", func() int { return post("/portal/clients/new", url.Values{"name": {"radio\xff"}}) }},
+		{"client name with NUL", func() int { return post("/portal/clients/new", url.Values{"name": {"radio\x00"}}) }},
+		{"client id in the path", func() int { return get("/portal/clients/%FF") }},
+		{"client id in the path, NUL", func() int { return get("/portal/clients/a%00/delete") }},
+		{"audit filter", func() int { return get("/portal/audit?client=%FF") }},
+		{"account in a delegation import's path", func() int {
+			return post("/portal/accounts/acct-%00/delegations/import", url.Values{"proxy": {"dp:1:x"}})
+		}},
+		{"account id field", func() int { return post("/portal/clients/new", url.Values{"name": {"radio"}, "account": {"acct-\xff"}}) }},
+	} {
+		if s := tc.status(); s != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", tc.name, s)
+		}
+	}
+	w := newPortalVisitor(n, "127.0.0.1")
+	if err := w.form(); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := w.post("ops\xff", op.Password); err != nil || a.status != http.StatusBadRequest || a.session {
+		t.Errorf("sign-in with a name that is not text: %d, session %v (%v)", a.status, a.session, err)
+	}
+	if s := get("/portal/clients"); s != http.StatusOK {
+		t.Errorf("the client list afterwards: %d", s)
+	}
+	if log := n.Log(); strings.Contains(log, "level=ERROR") {
+		t.Errorf("the server logged errors:\n%s", log)
+	}
+}
