@@ -342,7 +342,9 @@ func TestAttackRawBytesPortal(t *testing.T) {
 		{"account in a delegation import's path", func() int {
 			return post("/portal/accounts/acct-%00/delegations/import", url.Values{"proxy": {"dp:1:x"}})
 		}},
-		{"account id field", func() int { return post("/portal/clients/new", url.Values{"name": {"radio"}, "account": {"acct-\xff"}}) }},
+		{"account id field", func() int {
+			return post("/portal/clients/new", url.Values{"name": {"radio"}, "account": {"acct-\xff"}})
+		}},
 	} {
 		if s := tc.status(); s != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", tc.name, s)
