@@ -118,6 +118,13 @@ func (p *Portal) checkPost(w http.ResponseWriter, r *http.Request, want string) 
 	if want == "" || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		return errForbidden
 	}
+	// Every field is text: a byte that is not UTF-8, or NUL, would be
+	// refused by PostgreSQL at the first lookup or write (a server
+	// error), while SQLite would store it. (The sign-in form checks its
+	// fields itself: a name that is not text is a malformed name.)
+	if _, bad := store.NonText(r.Form); bad {
+		return errNotText
+	}
 	return nil
 }
 
@@ -147,12 +154,6 @@ func (p *Portal) readForm(w http.ResponseWriter, r *http.Request) error {
 		}
 	default:
 		return badRequest("Forms must be posted as application/x-www-form-urlencoded or multipart/form-data.")
-	}
-	// Every field is text: a byte that is not UTF-8, or NUL, would be
-	// refused by PostgreSQL at the first lookup or write (a server
-	// error), while SQLite would store it.
-	if _, bad := store.NonText(r.Form); bad {
-		return errNotText
 	}
 	return nil
 }
