@@ -41,22 +41,22 @@ func (f *auditFilterFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.client, "client", "", "only the records of this client id")
 	cmd.Flags().StringVar(&f.account, "account", "", "only the records of this account id")
 	cmd.Flags().StringVar(&f.action, "action", "", `only this action, or the actions under it ("client" matches "client.create")`)
-	cmd.Flags().StringVar(&f.since, "since", "", "only records at or after this time (UTC): YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS] or RFC 3339")
-	cmd.Flags().StringVar(&f.until, "until", "", "only records before the end of this period (UTC): 2026-01-31 includes that day")
+	cmd.Flags().StringVar(&f.since, "since", "", "only records at or after this time (UTC): YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339, or a time ago (90m, 24h, 7d)")
+	cmd.Flags().StringVar(&f.until, "until", "", "only records before the end of this period (UTC): 2026-01-31 includes that day; or before a time ago (1h)")
 }
 
 // filter returns the store's filter: since inclusive, until including the
 // period it names, as on the portal's audit page.
-func (f *auditFilterFlags) filter() (store.AuditFilter, error) {
+func (f *auditFilterFlags) filter(now time.Time) (store.AuditFilter, error) {
 	af := store.AuditFilter{ClientID: f.client, AccountID: f.account, Action: f.action}
 	var err error
 	if f.since != "" {
-		if af.Since, _, err = portal.ParseAuditTime(f.since); err != nil {
+		if af.Since, _, err = auditTime(f.since, now); err != nil {
 			return af, fmt.Errorf("--since: %w", err)
 		}
 	}
 	if f.until != "" {
-		if _, af.Until, err = portal.ParseAuditTime(f.until); err != nil {
+		if _, af.Until, err = auditTime(f.until, now); err != nil {
 			return af, fmt.Errorf("--until: %w", err)
 		}
 	}
@@ -64,6 +64,32 @@ func (f *auditFilterFlags) filter() (store.AuditFilter, error) {
 		return af, errors.New("--until is before --since: nothing can match")
 	}
 	return af, nil
+}
+
+// auditTime reads a --since or --until value: a time as the portal's audit
+// filters take it (the instant and the end of the period it names), or a
+// time ago, as a Go duration or whole days ("90m", "24h", "7d"), which
+// names the instant now minus it.
+func auditTime(s string, now time.Time) (start, end time.Time, err error) {
+	v := strings.TrimSpace(s)
+	d, derr := time.ParseDuration(v)
+	if days, ok := strings.CutSuffix(v, "d"); ok && derr != nil {
+		if n, nerr := strconv.Atoi(days); nerr == nil && n <= 100000 {
+			d, derr = time.Duration(n)*24*time.Hour, nil
+		}
+	}
+	if derr == nil {
+		if d <= 0 {
+			return start, end, fmt.Errorf("%q: a time ago must be positive", s)
+		}
+		t := now.Add(-d)
+		return t, t, nil
+	}
+	start, end, err = portal.ParseAuditTime(s)
+	if err != nil {
+		err = fmt.Errorf("%w; or a time ago such as 90m, 24h or 7d", err)
+	}
+	return start, end, err
 }
 
 // auditView is the JSON form of a record (list, export), in the order of
@@ -166,7 +192,7 @@ func newAuditList() *cobra.Command {
 		Example: `  sts audit list --client c-1 --since 2026-12-01
   sts audit list --action token --limit 20 -o json`,
 		RunE: withData(&out, func(cmd *cobra.Command, args []string, env *setup.Env, asJSON bool) error {
-			af, err := f.filter()
+			af, err := f.filter(time.Now())
 			if err != nil {
 				return err
 			}
@@ -214,7 +240,7 @@ so a spreadsheet should import every column as text.`,
 			if format != "jsonl" && format != "csv" {
 				return fmt.Errorf("--format must be jsonl or csv, not %q", format)
 			}
-			af, err := f.filter()
+			af, err := f.filter(time.Now())
 			if err != nil {
 				return err
 			}

@@ -251,6 +251,16 @@ func testAuditCLI(t *testing.T, b *auditBackend) {
 	}
 	c.fail("--until is before --since", "audit", "list", "--since", "2021-01-01", "--until", "2020-01-01")
 	c.fail("not a date", "audit", "export", "--since", "yesterday")
+	// A time ago: the records of the last day are every one but 2020's.
+	c.okJSON(&listed, "audit", "list", "--since", "24h", "--limit", "10000", "-o", "json")
+	if len(listed) != len(all)-len(olds) {
+		t.Errorf("audit list --since 24h: %d records, want the %d of today", len(listed), len(all)-len(olds))
+	}
+	c.okJSON(&listed, "audit", "list", "--since", "3000d", "--until", "7d", "--limit", "10000", "-o", "json")
+	if len(listed) != len(olds) {
+		t.Errorf("audit list --since 3000d --until 7d: %d records, want the %d of 2020", len(listed), len(olds))
+	}
+	c.fail("a time ago must be positive", "audit", "list", "--since", "-1h")
 	c.fail("--format must be jsonl or csv", "audit", "export", "--format", "xml")
 
 	// export: every record, oldest first, as JSON lines and as CSV.
