@@ -143,7 +143,7 @@ func Bound(r store.AuditRecord) store.AuditRecord {
 
 func allText(l []string) bool {
 	for _, s := range l {
-		if text(s) != s {
+		if !store.ValidText(s) {
 			return false
 		}
 	}
